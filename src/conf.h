@@ -1,0 +1,66 @@
+/*
+ * conf.h - the configuration: what the file says, after validation and
+ * environment overrides.
+ */
+#ifndef HITCOUNTD_CONF_H
+#define HITCOUNTD_CONF_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+struct conf_listen {
+	char *l_text;                 /* as written, "0.0.0.0:5000" */
+	struct sockaddr_storage l_addr;
+	socklen_t l_addrlen;
+};
+
+struct conf {
+	char *cf_path;
+	struct conf_listen *cf_listen;
+	size_t cf_nlisten;
+	int cf_workers;               /* as configured; 0 = one per CPU */
+	char *cf_pidfile;             /* "" = none */
+	int cf_shutdown_timeout;      /* seconds */
+	int cf_keepalive_timeout;     /* seconds, 0 = no keep-alive */
+	int cf_header_timeout;        /* seconds */
+	int cf_max_connections;       /* per worker */
+	int cf_backlog;
+	int cf_max_header_size;       /* bytes */
+	int cf_max_headers;
+	int cf_log_level;             /* syslog priority */
+	struct {
+		char *host;
+		int port;
+		char *key;
+		int timeout_ms;
+		char *password;
+		int db;
+	} cf_redis;
+};
+
+/*
+ * Read and validate the config file at path, then apply the environment
+ * overrides (REDIS_HOST, REDIS_PORT).  Returns a new conf owned by the
+ * caller (free with conf_free()), or NULL with a one-line message in err,
+ * "FILE:LINE: reason" where the file is to blame.  Binds nothing.
+ */
+struct conf *conf_load(const char *path, char *err, size_t errlen);
+
+/* Free a conf from conf_load().  NULL is allowed. */
+void conf_free(struct conf *cf);
+
+/* Write cf in config-file syntax (what -T prints).  Returns 0 or -1. */
+int conf_print(const struct conf *cf, FILE *fp);
+
+/* The number of workers to run: cf_workers, or the online CPUs for 0. */
+int conf_worker_count(const struct conf *cf);
+
+/*
+ * Parse "HOST:PORT" ("[v6]:PORT", "*:PORT") into a socket address.
+ * Returns 0, or -1 with a reason in err.
+ */
+int conf_parse_listen(const char *text, struct sockaddr_storage *ss,
+    socklen_t *len, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,560 @@
+/*
+ * counter.c - every conversation with Redis: the worker's one hiredis
+ * connection, pipelined INCRs, timeouts and reconnection.
+ *
+ * Each worker owns one asynchronous hiredis connection, attached to its
+ * libevent loop.  Requests from all the worker's clients are written to it
+ * back to back (pipelined) and Redis answers in order, so a FIFO of
+ * pending operations matches each reply to its client without any
+ * allocation per request.  hiredis 0.14 has no command timeout, so the
+ * FIFO also carries the time each command was sent: when the oldest one is
+ * overdue the connection is dropped, which fails every pending command at
+ * once (the client gets 503).  A command that may have reached Redis is
+ * never sent again, so a visit is never counted twice.  Reconnection backs
+ * off from 50 ms to 500 ms, so service resumes within a second of Redis
+ * coming back.  The host name is resolved with evdns, because a blocking
+ * getaddrinfo() would stall every client of the worker.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/util.h>
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+#include <hiredis/adapters/libevent.h>
+
+#include "conf.h"
+#include "counter.h"
+#include "log.h"
+
+#define COUNTER_BACKOFF_MIN_MS  50
+#define COUNTER_BACKOFF_MAX_MS  500
+
+enum counter_state {
+	CS_IDLE,        /* waiting to retry */
+	CS_RESOLVING,   /* evdns lookup of the host */
+	CS_CONNECTING,  /* TCP connect in progress */
+	CS_READY,       /* connected */
+	CS_CLOSED       /* counter_free() under way */
+};
+
+struct counter_op {
+	counter_cb *op_cb;
+	void *op_arg;
+	uint64_t op_sent_ms;
+};
+
+struct counter {
+	struct event_base *c_base;
+	struct evdns_base *c_dns;
+	struct evdns_getaddrinfo_request *c_dnsreq;
+	const struct conf *c_cf;
+	redisAsyncContext *c_ac;
+	enum counter_state c_state;
+	struct event *c_retry_ev;       /* reconnect after a pause */
+	struct event *c_connect_ev;     /* connect deadline */
+	struct event *c_timeout_ev;     /* oldest command's deadline */
+	int c_backoff_ms;
+	int c_failing;                  /* the last attempt failed (log once) */
+	char *c_incr_cmd;               /* "INCR key", formatted once */
+	int c_incr_len;
+	char *c_get_cmd;
+	int c_get_len;
+	struct counter_op *c_ring;      /* FIFO of commands in flight */
+	size_t c_ring_cap, c_ring_head, c_ring_count;
+	uint64_t c_last_errlog_ms;
+};
+
+static void counter_connect(struct counter *c);
+
+static uint64_t
+counter_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+counter_ms_to_tv(int ms, struct timeval *tv)
+{
+	tv->tv_sec = ms / 1000;
+	tv->tv_usec = (ms % 1000) * 1000;
+}
+
+static int
+counter_ring_push(struct counter *c, counter_cb *cb, void *arg)
+{
+	struct counter_op *op;
+
+	if (c->c_ring_count == c->c_ring_cap) {
+		size_t ncap = c->c_ring_cap ? c->c_ring_cap * 2 : 64, i;
+		struct counter_op *n = malloc(ncap * sizeof(*n));
+
+		if (n == NULL)
+			return -1;
+		for (i = 0; i < c->c_ring_count; i++)
+			n[i] = c->c_ring[(c->c_ring_head + i) % c->c_ring_cap];
+		free(c->c_ring);
+		c->c_ring = n;
+		c->c_ring_cap = ncap;
+		c->c_ring_head = 0;
+	}
+	op = &c->c_ring[(c->c_ring_head + c->c_ring_count) % c->c_ring_cap];
+	op->op_cb = cb;
+	op->op_arg = arg;
+	op->op_sent_ms = counter_now_ms();
+	c->c_ring_count++;
+	return 0;
+}
+
+static struct counter_op
+counter_ring_pop(struct counter *c)
+{
+	struct counter_op op = c->c_ring[c->c_ring_head];
+
+	c->c_ring_head = (c->c_ring_head + 1) % c->c_ring_cap;
+	c->c_ring_count--;
+	return op;
+}
+
+/* Log Redis trouble at most once a second: under load it repeats per request. */
+static int
+counter_may_log(struct counter *c)
+{
+	uint64_t now = counter_now_ms();
+
+	if (now - c->c_last_errlog_ms < 1000)
+		return 0;
+	c->c_last_errlog_ms = now;
+	return 1;
+}
+
+static void
+counter_schedule_retry(struct counter *c)
+{
+	struct timeval tv;
+
+	if (c->c_state == CS_CLOSED)
+		return;
+	c->c_state = CS_IDLE;
+	if (c->c_backoff_ms == 0)
+		c->c_backoff_ms = COUNTER_BACKOFF_MIN_MS;
+	else if (c->c_backoff_ms < COUNTER_BACKOFF_MAX_MS)
+		c->c_backoff_ms *= 2;
+	if (c->c_backoff_ms > COUNTER_BACKOFF_MAX_MS)
+		c->c_backoff_ms = COUNTER_BACKOFF_MAX_MS;
+	counter_ms_to_tv(c->c_backoff_ms, &tv);
+	event_add(c->c_retry_ev, &tv);
+}
+
+static void
+counter_failed(struct counter *c, const char *what, const char *why)
+{
+	if (!c->c_failing)
+		log_warnx("redis: %s %s:%d: %s", what, c->c_cf->cf_redis.host,
+		    c->c_cf->cf_redis.port, why);
+	else
+		log_debug("redis: %s %s:%d: %s", what, c->c_cf->cf_redis.host,
+		    c->c_cf->cf_redis.port, why);
+	c->c_failing = 1;
+}
+
+/*
+ * Give up on the current connection: every command in flight fails (its
+ * client gets 503) and a reconnect is scheduled.  Not for use inside a
+ * hiredis callback, where hiredis itself owns the context.
+ */
+static void
+counter_drop(struct counter *c)
+{
+	redisAsyncContext *ac = c->c_ac;
+
+	c->c_ac = NULL;
+	event_del(c->c_connect_ev);
+	event_del(c->c_timeout_ev);
+	if (ac)
+		redisAsyncFree(ac);     /* runs the pending callbacks with NULL */
+	while (c->c_ring_count > 0) {
+		struct counter_op op = counter_ring_pop(c);
+
+		op.op_cb(op.op_arg, 0, 0);
+	}
+	counter_schedule_retry(c);
+}
+
+static void
+counter_on_retry(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	counter_connect(arg);
+}
+
+static void
+counter_on_connect_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct counter *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->c_state == CS_RESOLVING && c->c_dnsreq) {
+		struct evdns_getaddrinfo_request *req = c->c_dnsreq;
+
+		c->c_dnsreq = NULL;
+		evdns_getaddrinfo_cancel(req);
+		counter_failed(c, "cannot resolve", "timed out");
+		counter_schedule_retry(c);
+	} else if (c->c_state == CS_CONNECTING) {
+		counter_failed(c, "cannot connect to", "timed out");
+		counter_drop(c);
+	}
+}
+
+static void
+counter_on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct counter *c = arg;
+	uint64_t now = counter_now_ms(), deadline;
+	struct timeval tv;
+
+	(void)fd;
+	(void)what;
+	if (c->c_ring_count == 0 || c->c_ac == NULL)
+		return;
+	deadline = c->c_ring[c->c_ring_head].op_sent_ms +
+	    c->c_cf->cf_redis.timeout_ms;
+	if (now < deadline) {
+		counter_ms_to_tv((int)(deadline - now), &tv);
+		event_add(c->c_timeout_ev, &tv);
+		return;
+	}
+	log_warnx("redis: no reply within %d ms, dropping the connection "
+	    "(%zu commands in flight fail)", c->c_cf->cf_redis.timeout_ms,
+	    c->c_ring_count);
+	c->c_failing = 1;
+	counter_drop(c);
+}
+
+static void
+counter_on_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct counter *c = priv;
+	redisReply *reply = r;
+	struct counter_op op;
+	long long v = 0;
+	int ok = 0;
+
+	(void)ac;
+	if (c->c_ring_count == 0)
+		return;         /* cannot happen: one op per command sent */
+	op = counter_ring_pop(c);
+	if (reply == NULL) {
+		/* Connection gone; hiredis reports why in the disconnect callback. */
+	} else if (reply->type == REDIS_REPLY_INTEGER) {
+		v = reply->integer;
+		ok = 1;
+	} else if (reply->type == REDIS_REPLY_NIL) {
+		ok = 1;         /* GET of a key never incremented */
+	} else if (reply->type == REDIS_REPLY_STRING) {
+		char *end;
+
+		errno = 0;
+		v = strtoll(reply->str, &end, 10);
+		ok = errno == 0 && end != reply->str && *end == '\0';
+		if (!ok && counter_may_log(c))
+			log_warnx("redis: key '%s' does not hold an integer",
+			    c->c_cf->cf_redis.key);
+	} else if (reply->type == REDIS_REPLY_ERROR) {
+		if (counter_may_log(c))
+			log_warnx("redis: %s", reply->str);
+	} else if (counter_may_log(c))
+		log_warnx("redis: unexpected reply type %d", reply->type);
+	op.op_cb(op.op_arg, ok, v);
+}
+
+/* Replies to AUTH and SELECT: an error makes the connection useless. */
+static void
+counter_on_setup_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+	redisReply *reply = r;
+
+	(void)priv;
+	if (reply && reply->type == REDIS_REPLY_ERROR) {
+		log_warnx("redis: connection setup failed: %s", reply->str);
+		/* Inside a callback hiredis allows only this way out. */
+		redisAsyncDisconnect(ac);
+	}
+}
+
+static void
+counter_on_connected(const redisAsyncContext *ac, int status)
+{
+	struct counter *c = ac->data;
+
+	if (c == NULL || c->c_ac != ac)
+		return;
+	event_del(c->c_connect_ev);
+	if (status != REDIS_OK) {
+		counter_failed(c, "cannot connect to", ac->errstr);
+		c->c_ac = NULL;         /* hiredis frees it after we return */
+		counter_schedule_retry(c);
+		return;
+	}
+	c->c_state = CS_READY;
+	c->c_backoff_ms = 0;
+	log_info("redis: connected to %s:%d", c->c_cf->cf_redis.host,
+	    c->c_cf->cf_redis.port);
+	c->c_failing = 0;
+}
+
+static void
+counter_on_disconnected(const redisAsyncContext *ac, int status)
+{
+	struct counter *c = ac->data;
+
+	if (c == NULL || c->c_ac != ac)
+		return;         /* we dropped it ourselves */
+	c->c_ac = NULL;
+	event_del(c->c_timeout_ev);
+	if (status != REDIS_OK)
+		counter_failed(c, "lost connection to", ac->errstr);
+	else
+		c->c_failing = 1;
+	counter_schedule_retry(c);
+}
+
+static void
+counter_start_connect(struct counter *c, const char *ip)
+{
+	const struct conf *cf = c->c_cf;
+	redisAsyncContext *ac;
+	struct timeval tv;
+
+	ac = redisAsyncConnect(ip, cf->cf_redis.port);
+	if (ac == NULL) {
+		counter_failed(c, "cannot connect to", "out of memory");
+		counter_schedule_retry(c);
+		return;
+	}
+	if (ac->err) {
+		counter_failed(c, "cannot connect to", ac->errstr);
+		redisAsyncFree(ac);
+		counter_schedule_retry(c);
+		return;
+	}
+	ac->data = c;
+	if (redisLibeventAttach(ac, c->c_base) != REDIS_OK) {
+		counter_failed(c, "cannot connect to", "event attach failed");
+		redisAsyncFree(ac);
+		counter_schedule_retry(c);
+		return;
+	}
+	redisAsyncSetConnectCallback(ac, counter_on_connected);
+	redisAsyncSetDisconnectCallback(ac, counter_on_disconnected);
+	c->c_ac = ac;
+	c->c_state = CS_CONNECTING;
+	/* Queued now, these go out first once the connection is up. */
+	if (cf->cf_redis.password[0])
+		redisAsyncCommand(ac, counter_on_setup_reply, c, "AUTH %s",
+		    cf->cf_redis.password);
+	if (cf->cf_redis.db != 0)
+		redisAsyncCommand(ac, counter_on_setup_reply, c, "SELECT %d",
+		    cf->cf_redis.db);
+	counter_ms_to_tv(cf->cf_redis.timeout_ms, &tv);
+	event_add(c->c_connect_ev, &tv);
+}
+
+static void
+counter_on_resolved(int result, struct evutil_addrinfo *res, void *arg)
+{
+	struct counter *c = arg;
+	char ip[INET6_ADDRSTRLEN];
+	struct evutil_addrinfo *ai;
+	const void *addr;
+
+	if (result == EVUTIL_EAI_CANCEL)
+		return;         /* timed out or closing; already handled */
+	c->c_dnsreq = NULL;
+	if (c->c_state != CS_RESOLVING) {
+		if (res)
+			evutil_freeaddrinfo(res);
+		return;
+	}
+	event_del(c->c_connect_ev);
+	if (result != 0 || res == NULL) {
+		counter_failed(c, "cannot resolve", evutil_gai_strerror(result));
+		if (res)
+			evutil_freeaddrinfo(res);
+		counter_schedule_retry(c);
+		return;
+	}
+	/*
+	 * Prefer IPv4: "localhost" resolves to ::1 as well, and Redis is often
+	 * bound to 127.0.0.1 only.
+	 */
+	for (ai = res; ai != NULL; ai = ai->ai_next)
+		if (ai->ai_family == AF_INET)
+			break;
+	if (ai == NULL)
+		ai = res;
+	if (ai->ai_family == AF_INET6)
+		addr = &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
+	else
+		addr = &((struct sockaddr_in *)ai->ai_addr)->sin_addr;
+	evutil_inet_ntop(ai->ai_family, addr, ip, sizeof(ip));
+	evutil_freeaddrinfo(res);
+	counter_start_connect(c, ip);
+}
+
+static void
+counter_connect(struct counter *c)
+{
+	struct evutil_addrinfo hints;
+	struct evdns_getaddrinfo_request *req;
+	struct timeval tv;
+
+	if (c->c_state == CS_CLOSED)
+		return;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_protocol = IPPROTO_TCP;
+	c->c_state = CS_RESOLVING;
+	counter_ms_to_tv(c->c_cf->cf_redis.timeout_ms, &tv);
+	event_add(c->c_connect_ev, &tv);
+	/* May call counter_on_resolved() before it returns (numeric hosts). */
+	req = evdns_getaddrinfo(c->c_dns, c->c_cf->cf_redis.host, NULL, &hints,
+	    counter_on_resolved, c);
+	if (req && c->c_state == CS_RESOLVING)
+		c->c_dnsreq = req;
+}
+
+struct counter *
+counter_new(struct event_base *base, const struct conf *cf)
+{
+	struct counter *c;
+	size_t keylen = strlen(cf->cf_redis.key);
+
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return NULL;
+	c->c_base = base;
+	c->c_cf = cf;
+	c->c_state = CS_IDLE;
+	c->c_dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+	    EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	c->c_retry_ev = evtimer_new(base, counter_on_retry, c);
+	c->c_connect_ev = evtimer_new(base, counter_on_connect_timeout, c);
+	c->c_timeout_ev = evtimer_new(base, counter_on_timeout, c);
+	c->c_incr_len = redisFormatCommand(&c->c_incr_cmd, "INCR %b",
+	    cf->cf_redis.key, keylen);
+	c->c_get_len = redisFormatCommand(&c->c_get_cmd, "GET %b",
+	    cf->cf_redis.key, keylen);
+	if (c->c_dns == NULL || c->c_retry_ev == NULL ||
+	    c->c_connect_ev == NULL || c->c_timeout_ev == NULL ||
+	    c->c_incr_len <= 0 || c->c_get_len <= 0) {
+		counter_free(c);
+		return NULL;
+	}
+	counter_connect(c);
+	return c;
+}
+
+static int
+counter_send(struct counter *c, const char *cmd, int len, counter_cb *cb,
+    void *arg)
+{
+	struct timeval tv;
+
+	if (c->c_ac == NULL ||
+	    (c->c_state != CS_READY && c->c_state != CS_CONNECTING))
+		return -1;
+	if (counter_ring_push(c, cb, arg) == -1)
+		return -1;
+	if (redisAsyncFormattedCommand(c->c_ac, counter_on_reply, c, cmd,
+	    (size_t)len) != REDIS_OK) {
+		/* Disconnecting: the op was never sent; take it back. */
+		c->c_ring_count--;
+		return -1;
+	}
+	if (c->c_ring_count == 1 && !evtimer_pending(c->c_timeout_ev, NULL)) {
+		counter_ms_to_tv(c->c_cf->cf_redis.timeout_ms, &tv);
+		event_add(c->c_timeout_ev, &tv);
+	}
+	return 0;
+}
+
+int
+counter_incr(struct counter *c, counter_cb *cb, void *arg)
+{
+	return counter_send(c, c->c_incr_cmd, c->c_incr_len, cb, arg);
+}
+
+int
+counter_get(struct counter *c, counter_cb *cb, void *arg)
+{
+	return counter_send(c, c->c_get_cmd, c->c_get_len, cb, arg);
+}
+
+int
+counter_ready(const struct counter *c)
+{
+	return c->c_state == CS_READY;
+}
+
+size_t
+counter_inflight(const struct counter *c)
+{
+	return c->c_ring_count;
+}
+
+void
+counter_free(struct counter *c)
+{
+	if (c == NULL)
+		return;
+	if (c->c_dnsreq) {
+		struct evdns_getaddrinfo_request *req = c->c_dnsreq;
+
+		c->c_dnsreq = NULL;
+		c->c_state = CS_CLOSED;
+		evdns_getaddrinfo_cancel(req);
+	}
+	c->c_state = CS_CLOSED;
+	if (c->c_ac) {
+		redisAsyncContext *ac = c->c_ac;
+
+		c->c_ac = NULL;
+		redisAsyncFree(ac);
+	}
+	while (c->c_ring_count > 0) {
+		struct counter_op op = counter_ring_pop(c);
+
+		op.op_cb(op.op_arg, 0, 0);
+	}
+	if (c->c_retry_ev)
+		event_free(c->c_retry_ev);
+	if (c->c_connect_ev)
+		event_free(c->c_connect_ev);
+	if (c->c_timeout_ev)
+		event_free(c->c_timeout_ev);
+	if (c->c_dns)
+		evdns_base_free(c->c_dns, 0);
+	if (c->c_incr_cmd)
+		redisFreeCommand(c->c_incr_cmd);
+	if (c->c_get_cmd)
+		redisFreeCommand(c->c_get_cmd);
+	free(c->c_ring);
+	free(c);
+}

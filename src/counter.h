@@ -1,0 +1,50 @@
+/*
+ * counter.h - the visit counter in Redis, as seen by one worker.
+ */
+#ifndef HITCOUNTD_COUNTER_H
+#define HITCOUNTD_COUNTER_H
+
+#include <stddef.h>
+
+struct event_base;
+struct conf;
+struct counter;
+
+/*
+ * Called once per counter_incr()/counter_get() that returned 0, from the
+ * event loop: ok is 1 with the counter's value (after the increment for
+ * INCR; 0 for a missing key on GET), or 0 when Redis could not answer
+ * (down, timed out, an error reply).
+ */
+typedef void counter_cb(void *arg, int ok, long long value);
+
+/*
+ * Create the worker's counter on base and start connecting to Redis as
+ * cf->cf_redis says (resolving the host name without blocking).  cf must
+ * outlive the counter.  Returns NULL on allocation failure.
+ */
+struct counter *counter_new(struct event_base *base, const struct conf *cf);
+
+/*
+ * Send INCR key, pipelined behind whatever is in flight.  Returns 0 when
+ * the command was queued (cb will be called exactly once), or -1 when Redis
+ * is not available right now (cb is not called; answer 503 at once).
+ */
+int counter_incr(struct counter *c, counter_cb *cb, void *arg);
+
+/* Like counter_incr(), but GET key: the value without counting a visit. */
+int counter_get(struct counter *c, counter_cb *cb, void *arg);
+
+/* 1 when the Redis connection is established, else 0. */
+int counter_ready(const struct counter *c);
+
+/* Commands sent and not yet answered. */
+size_t counter_inflight(const struct counter *c);
+
+/*
+ * Close the Redis connection and free c.  Every command still in flight
+ * gets its callback with ok = 0 first.
+ */
+void counter_free(struct counter *c);
+
+#endif

@@ -1,0 +1,515 @@
+/*
+ * http.c - the HTTP/1.x wire format: parsing a request head and writing a
+ * response.
+ *
+ * The parser is strict, as RFC 9112 asks of a server that faces the
+ * internet: anything ambiguous (bare CR, NUL, obsolete line folding, a
+ * space before the colon, two Host fields, Content-Length beside
+ * Transfer-Encoding, ...) is refused rather than guessed at, because two
+ * parsers that guess differently are how requests get smuggled.  It works
+ * on a complete head in a buffer and allocates nothing; the worker keeps
+ * the bytes.  Nothing here does I/O, so the unit tests and the fuzzer
+ * drive it directly.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "http.h"
+
+/* RFC 9110 5.6.2: tchar, the characters of a token. */
+static int
+http_is_tchar(unsigned char c)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9'))
+		return 1;
+	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+/* Field-value characters: VCHAR, obs-text, SP and HTAB. */
+static int
+http_is_vchar(unsigned char c)
+{
+	return c == ' ' || c == '\t' || (c >= 0x21 && c != 0x7f);
+}
+
+static int
+http_ieq(const char *a, size_t alen, const char *lit)
+{
+	size_t n = strlen(lit);
+
+	return alen == n && strncasecmp(a, lit, n) == 0;
+}
+
+/*
+ * Find the end of the head: the empty line after the header fields.
+ * Returns the offset just past it, or 0 if it is not in buf yet.
+ */
+static size_t
+http_find_head_end(const char *buf, size_t len, size_t *scan)
+{
+	size_t i = *scan;
+
+	for (; i < len; i++) {
+		if (buf[i] != '\n')
+			continue;
+		if (i + 1 < len && buf[i + 1] == '\n')
+			return i + 2;
+		if (i + 2 < len && buf[i + 1] == '\r' && buf[i + 2] == '\n')
+			return i + 3;
+		if (i + 2 >= len)
+			break;  /* the empty line may still be arriving */
+	}
+	*scan = i;
+	return 0;
+}
+
+/* Parse a Content-Length value: digits only, no overflow. */
+static long long
+http_parse_length(const char *v, size_t len)
+{
+	long long n = 0;
+	size_t i;
+
+	if (len == 0 || len > 18)
+		return -1;
+	for (i = 0; i < len; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return -1;
+		n = n * 10 + (v[i] - '0');
+	}
+	return n;
+}
+
+/* Parse a qvalue (RFC 9110 12.4.2) as thousandths; -1 if malformed. */
+static int
+http_parse_q(const char *v, size_t len)
+{
+	int q, scale = 100;
+	size_t i;
+
+	if (len == 0 || (v[0] != '0' && v[0] != '1'))
+		return -1;
+	q = (v[0] - '0') * 1000;
+	if (len == 1)
+		return q;
+	if (v[1] != '.' || len > 5)
+		return -1;
+	for (i = 2; i < len; i++, scale /= 10) {
+		if (v[i] < '0' || v[i] > '9')
+			return -1;
+		q += (v[i] - '0') * scale;
+	}
+	return q > 1000 ? -1 : q;
+}
+
+int
+http_accept_prefers_json(const char *v, size_t len)
+{
+	/* Best quality seen for each type, with the specificity it came from. */
+	int q_json = 0, spec_json = -1, q_html = 0, spec_html = -1;
+	size_t i = 0;
+
+	while (i < len) {
+		size_t start, end, tend;
+		int q = 1000, spec;
+
+		while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+			i++;
+		start = i;
+		while (i < len && v[i] != ',')
+			i++;
+		end = i;
+		/* media range up to ';' */
+		for (tend = start; tend < end && v[tend] != ';' &&
+		    v[tend] != ' ' && v[tend] != '\t'; tend++)
+			;
+		/* parameters: look for q= */
+		{
+			size_t p = tend;
+
+			while (p < end) {
+				size_t ps, pe;
+
+				while (p < end && v[p] != ';')
+					p++;
+				if (p >= end)
+					break;
+				p++;
+				while (p < end && (v[p] == ' ' || v[p] == '\t'))
+					p++;
+				ps = p;
+				while (p < end && v[p] != ';' && v[p] != ' ' &&
+				    v[p] != '\t')
+					p++;
+				pe = p;
+				if (pe - ps >= 2 && (v[ps] == 'q' || v[ps] == 'Q')
+				    && v[ps + 1] == '=') {
+					q = http_parse_q(v + ps + 2, pe - ps - 2);
+					if (q < 0)
+						q = 0;
+				}
+			}
+		}
+		if (tend == start)
+			continue;
+		if (http_ieq(v + start, tend - start, "application/json"))
+			spec = 2;
+		else if (http_ieq(v + start, tend - start, "application/*"))
+			spec = 1;
+		else if (http_ieq(v + start, tend - start, "*/*"))
+			spec = 0;
+		else
+			spec = -1;
+		if (spec > spec_json) {
+			spec_json = spec;
+			q_json = q;
+		}
+		if (http_ieq(v + start, tend - start, "text/html"))
+			spec = 2;
+		else if (http_ieq(v + start, tend - start, "text/*"))
+			spec = 1;
+		else if (http_ieq(v + start, tend - start, "*/*"))
+			spec = 0;
+		else
+			spec = -1;
+		if (spec > spec_html) {
+			spec_html = spec;
+			q_html = q;
+		}
+	}
+	if (spec_json < 0)
+		return 0;
+	if (spec_html < 0)
+		return q_json > 0;
+	return q_json > q_html;
+}
+
+/* Does a comma-separated list field value contain token tok? */
+static int
+http_list_has(const char *v, size_t len, const char *tok)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		size_t s, e;
+
+		while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+			i++;
+		s = i;
+		while (i < len && v[i] != ',')
+			i++;
+		e = i;
+		while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+			e--;
+		if (e > s && http_ieq(v + s, e - s, tok))
+			return 1;
+	}
+	return 0;
+}
+
+/* The last coding of a Transfer-Encoding value, which must be chunked. */
+static int
+http_te_is_chunked(const char *v, size_t len)
+{
+	size_t e = len, s;
+
+	while (e > 0 && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+		e--;
+	s = e;
+	while (s > 0 && v[s - 1] != ',')
+		s--;
+	while (s < e && (v[s] == ' ' || v[s] == '\t'))
+		s++;
+	return http_ieq(v + s, e - s, "chunked");
+}
+
+/*
+ * Parse the request line at buf (len bytes, CR LF already stripped).
+ * Returns 0, or an HTTP status for the error.
+ */
+static int
+http_parse_request_line(const char *buf, size_t len, struct http_request *req)
+{
+	const char *p = buf, *end = buf + len, *m, *t, *q;
+	size_t mlen, tlen;
+
+	m = p;
+	while (p < end && http_is_tchar((unsigned char)*p))
+		p++;
+	mlen = p - m;
+	if (mlen == 0 || p >= end || *p != ' ')
+		return 400;
+	p++;
+	t = p;
+	while (p < end && (unsigned char)*p > 0x20 && *p != 0x7f)
+		p++;
+	tlen = p - t;
+	if (tlen == 0 || p >= end || *p != ' ')
+		return 400;
+	p++;
+	if (end - p != 8 || memcmp(p, "HTTP/", 5) != 0 ||
+	    p[5] < '0' || p[5] > '9' || p[6] != '.' || p[7] < '0' || p[7] > '9')
+		return 400;
+	if (p[5] != '1')
+		return 505;
+	req->r_minor = p[7] - '0';
+	if (req->r_minor > 1)
+		req->r_minor = 1;       /* a later 1.x is answered as 1.1 */
+
+	if (mlen == 3 && memcmp(m, "GET", 3) == 0)
+		req->r_method = HTTP_GET;
+	else if (mlen == 4 && memcmp(m, "HEAD", 4) == 0)
+		req->r_method = HTTP_HEAD;
+	else if (mlen == 4 && memcmp(m, "POST", 4) == 0)
+		req->r_method = HTTP_POST;
+	else
+		req->r_method = HTTP_OTHER;
+
+	/* absolute-form (RFC 9112 3.2.2): keep only the path. */
+	if (tlen > 7 && (strncasecmp(t, "http://", 7) == 0 ||
+	    (tlen > 8 && strncasecmp(t, "https://", 8) == 0))) {
+		const char *a = t + (t[4] == ':' ? 7 : 8), *s = a;
+
+		while (s < t + tlen && *s != '/' && *s != '?')
+			s++;
+		if (s == a)
+			return 400;
+		tlen -= s - t;
+		t = s;
+		if (tlen == 0 || *t == '?') {
+			req->r_path = "/";
+			req->r_pathlen = 1;
+			return 0;
+		}
+	} else if (tlen == 1 && *t == '*') {
+		if (req->r_method != HTTP_OTHER || mlen != 7 ||
+		    memcmp(m, "OPTIONS", 7) != 0)
+			return 400;
+	} else if (*t != '/')
+		return 400;
+	q = memchr(t, '?', tlen);
+	req->r_path = t;
+	req->r_pathlen = q ? (size_t)(q - t) : tlen;
+	return 0;
+}
+
+ssize_t
+http_parse_request(const char *buf, size_t len, size_t *scan,
+    const struct http_limits *lim, struct http_request *req, int *status)
+{
+	size_t head, start = 0, pos, nfields = 0;
+	int host = 0, have_cl = 0, have_te = 0, conn_close = 0, conn_ka = 0;
+	int rc;
+
+	/* RFC 9112 2.2: ignore empty lines before the request line. */
+	while (start < len && start < 16 &&
+	    (buf[start] == '\n' || (buf[start] == '\r' &&
+	    start + 1 < len && buf[start + 1] == '\n')))
+		start += buf[start] == '\r' ? 2 : 1;
+	if (*scan < start)
+		*scan = start;
+
+	head = http_find_head_end(buf, len, scan);
+	if (head == 0) {
+		if (len - start > lim->hl_max_head) {
+			*status = memchr(buf + start, '\n', len - start) ?
+			    431 : 414;
+			return -1;
+		}
+		return 0;
+	}
+	if (head - start > lim->hl_max_head) {
+		const char *nl = memchr(buf + start, '\n', head - start);
+
+		*status = (size_t)(nl - buf - start) > lim->hl_max_head ?
+		    414 : 431;
+		return -1;
+	}
+	if (memchr(buf, '\0', head) != NULL) {
+		*status = 400;
+		return -1;
+	}
+
+	memset(req, 0, sizeof(*req));
+	req->r_content_length = -1;
+
+	pos = start;
+	for (;;) {
+		const char *line = buf + pos, *nl, *colon, *v, *ve;
+		size_t llen;
+
+		nl = memchr(line, '\n', head - pos);
+		llen = nl - line;
+		pos += llen + 1;
+		if (llen > 0 && line[llen - 1] == '\r')
+			llen--;
+		if (memchr(line, '\r', llen) != NULL) {
+			*status = 400;          /* bare CR */
+			return -1;
+		}
+		if (line == buf + start) {
+			rc = http_parse_request_line(line, llen, req);
+			if (rc != 0) {
+				*status = rc;
+				return -1;
+			}
+			continue;
+		}
+		if (llen == 0)
+			break;                  /* the empty line ends the head */
+		if (++nfields > (size_t)lim->hl_max_headers) {
+			*status = 431;
+			return -1;
+		}
+		if (line[0] == ' ' || line[0] == '\t') {
+			*status = 400;          /* obs-fold */
+			return -1;
+		}
+		for (colon = line; colon < line + llen &&
+		    http_is_tchar((unsigned char)*colon); colon++)
+			;
+		if (colon == line || colon == line + llen || *colon != ':') {
+			*status = 400;
+			return -1;
+		}
+		for (v = colon + 1; v < line + llen && (*v == ' ' || *v == '\t');
+		    v++)
+			;
+		for (ve = line + llen; ve > v && (ve[-1] == ' ' ||
+		    ve[-1] == '\t'); ve--)
+			;
+		{
+			const char *c;
+
+			for (c = v; c < ve; c++)
+				if (!http_is_vchar((unsigned char)*c)) {
+					*status = 400;
+					return -1;
+				}
+		}
+		if (http_ieq(line, colon - line, "host")) {
+			if (host++) {
+				*status = 400;
+				return -1;
+			}
+		} else if (http_ieq(line, colon - line, "content-length")) {
+			long long n = http_parse_length(v, ve - v);
+
+			if (n < 0 || (have_cl && n != req->r_content_length)) {
+				*status = 400;
+				return -1;
+			}
+			have_cl = 1;
+			req->r_content_length = n;
+		} else if (http_ieq(line, colon - line, "transfer-encoding")) {
+			if (!http_te_is_chunked(v, ve - v)) {
+				*status = 501;
+				return -1;
+			}
+			have_te = 1;
+		} else if (http_ieq(line, colon - line, "connection")) {
+			conn_close |= http_list_has(v, ve - v, "close");
+			conn_ka |= http_list_has(v, ve - v, "keep-alive");
+		} else if (http_ieq(line, colon - line, "accept")) {
+			req->r_json = http_accept_prefers_json(v, ve - v);
+		} else if (http_ieq(line, colon - line, "expect")) {
+			if (!http_ieq(v, ve - v, "100-continue")) {
+				*status = 417;
+				return -1;
+			}
+			req->r_expect_continue = 1;
+		}
+	}
+	if (have_te && (have_cl || req->r_minor == 0)) {
+		*status = 400;          /* RFC 9112 6.1: smuggling vector */
+		return -1;
+	}
+	if (req->r_minor == 1 && host == 0) {
+		*status = 400;
+		return -1;
+	}
+	req->r_chunked = have_te;
+	if (req->r_minor == 1)
+		req->r_keepalive = !conn_close;
+	else
+		req->r_keepalive = conn_ka && !conn_close;
+	return (ssize_t)head;
+}
+
+const char *
+http_reason(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 417: return "Expectation Failed";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 503: return "Service Unavailable";
+	case 505: return "HTTP Version Not Supported";
+	default: return "Unknown";
+	}
+}
+
+const char *
+http_date(void)
+{
+	static char date[40];
+	static time_t cached = (time_t)-1;
+	time_t now = time(NULL);
+
+	if (now != cached) {
+		struct tm tm;
+
+		gmtime_r(&now, &tm);
+		strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+		cached = now;
+	}
+	return date;
+}
+
+size_t
+http_format_response(char *out, size_t cap, int status, const char *ctype,
+    const char *body, size_t bodylen, size_t content_length, int flags)
+{
+	int n;
+	size_t total;
+
+	n = snprintf(out, cap,
+	    "HTTP/1.1 %d %s\r\n"
+	    "Server: " PACKAGE_NAME "/" PACKAGE_VERSION "\r\n"
+	    "Date: %s\r\n"
+	    "Content-Type: %s\r\n"
+	    "Content-Length: %zu\r\n"
+	    "%s%s%s%s"
+	    "\r\n",
+	    status, http_reason(status), http_date(), ctype, content_length,
+	    (flags & HTTP_F_NOSTORE) ? "Cache-Control: no-store\r\n"
+	    "Vary: Accept\r\n" : "",
+	    (flags & HTTP_F_RETRY) ? "Retry-After: 1\r\n" : "",
+	    (flags & HTTP_F_ALLOW) ? "Allow: GET, HEAD\r\n" : "",
+	    (flags & HTTP_F_CLOSE) ? "Connection: close\r\n" :
+	    (flags & HTTP_F_KEEPALIVE) ? "Connection: keep-alive\r\n" : "");
+	if (n < 0 || (size_t)n >= cap)
+		return 0;
+	total = n;
+	if (!(flags & HTTP_F_HEAD) && bodylen > 0) {
+		if (total + bodylen > cap)
+			return 0;
+		memcpy(out + total, body, bodylen);
+		total += bodylen;
+	}
+	return total;
+}

@@ -1,0 +1,76 @@
+/*
+ * http.h - HTTP/1.x request parsing and response formatting (RFC 9112).
+ */
+#ifndef HITCOUNTD_HTTP_H
+#define HITCOUNTD_HTTP_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+enum http_method {
+	HTTP_GET = 1,
+	HTTP_HEAD,
+	HTTP_POST,
+	HTTP_OTHER
+};
+
+struct http_limits {
+	size_t hl_max_head;     /* request line + header fields, bytes */
+	int hl_max_headers;     /* header fields */
+};
+
+struct http_request {
+	int r_method;                   /* enum http_method */
+	const char *r_path;             /* points into the caller's buffer */
+	size_t r_pathlen;               /* without the query string */
+	int r_minor;                    /* HTTP/1.r_minor */
+	int r_keepalive;                /* the client allows a persistent connection */
+	int r_json;                     /* Accept prefers application/json */
+	int r_expect_continue;          /* Expect: 100-continue */
+	int r_chunked;                  /* Transfer-Encoding: chunked */
+	long long r_content_length;     /* -1 when absent */
+};
+
+/*
+ * Parse one request head (request line and header fields) at the start of
+ * buf.  *scan is where the search for the end of the head resumes; start
+ * it at 0 for a new request and keep it while more bytes arrive, so that a
+ * slow client costs linear time.
+ * Returns the length of the head (the body, if any, starts there), 0 when
+ * more bytes are needed, or -1 with *status set to the error to answer
+ * (400, 414, 417, 431, 501, 505).  req points into buf.
+ */
+ssize_t http_parse_request(const char *buf, size_t len, size_t *scan,
+    const struct http_limits *lim, struct http_request *req, int *status);
+
+/*
+ * Whether an Accept field value prefers application/json over text/html
+ * (RFC 9110 12.5.1 quality values; the most specific range wins).
+ * Returns 1 or 0.
+ */
+int http_accept_prefers_json(const char *v, size_t len);
+
+/* Flags for http_format_response(). */
+#define HTTP_F_HEAD      0x01   /* headers only (HEAD) */
+#define HTTP_F_CLOSE     0x02   /* Connection: close */
+#define HTTP_F_KEEPALIVE 0x04   /* Connection: keep-alive (HTTP/1.0 client) */
+#define HTTP_F_NOSTORE   0x08   /* Cache-Control: no-store, Vary: Accept */
+#define HTTP_F_RETRY     0x10   /* Retry-After: 1 */
+#define HTTP_F_ALLOW     0x20   /* Allow: GET, HEAD */
+
+/*
+ * Write a whole response into out (cap bytes).  content_length is what
+ * the Content-Length field says; body (bodylen bytes) is copied unless
+ * HTTP_F_HEAD is set.  Returns the length written, or 0 if it does not fit.
+ */
+size_t http_format_response(char *out, size_t cap, int status,
+    const char *ctype, const char *body, size_t bodylen,
+    size_t content_length, int flags);
+
+/* The reason phrase of a status code. */
+const char *http_reason(int status);
+
+/* The current time as an IMF-fixdate, cached for the second. */
+const char *http_date(void);
+
+#endif

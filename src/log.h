@@ -1,0 +1,57 @@
+/*
+ * log.h - logging for the master and the workers.
+ */
+#ifndef HITCOUNTD_LOG_H
+#define HITCOUNTD_LOG_H
+
+#include <stdarg.h>
+#include <syslog.h>
+
+#if defined(__GNUC__)
+#define LOG_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define LOG_NORETURN __attribute__((noreturn))
+#else
+#define LOG_PRINTF(a, b)
+#define LOG_NORETURN
+#endif
+
+/*
+ * Start logging.  With to_stderr set, lines go to stderr as
+ * "hitcountd[PID]: LEVEL: message"; otherwise to syslog, facility daemon.
+ * level is a syslog priority (LOG_ERR .. LOG_DEBUG): messages above it are
+ * dropped.  May be called again to switch destination or level.
+ */
+void log_init(int to_stderr, int level);
+
+/* Change only the level (LOG_ERR, LOG_WARNING, LOG_INFO or LOG_DEBUG). */
+void log_setlevel(int level);
+
+/* The current level. */
+int log_getlevel(void);
+
+/*
+ * Map "error", "warning", "info", "debug" to a syslog priority.
+ * Returns -1 for any other name.
+ */
+int log_level_from_name(const char *name);
+
+/* The name of a syslog priority as log_level_from_name() accepts it. */
+const char *log_level_name(int level);
+
+/* A failed system call: appends ": strerror(errno)" to the message. */
+void log_warn(const char *fmt, ...) LOG_PRINTF(1, 2);
+/* A warning without errno. */
+void log_warnx(const char *fmt, ...) LOG_PRINTF(1, 2);
+/* An error that is not fatal to the process. */
+void log_errorx(const char *fmt, ...) LOG_PRINTF(1, 2);
+void log_info(const char *fmt, ...) LOG_PRINTF(1, 2);
+void log_debug(const char *fmt, ...) LOG_PRINTF(1, 2);
+
+/*
+ * Log at error level (fatal with errno text, fatalx without) and exit 1.
+ * Only for the master before workers exist, or for a worker's start-up.
+ */
+void fatal(const char *fmt, ...) LOG_PRINTF(1, 2) LOG_NORETURN;
+void fatalx(const char *fmt, ...) LOG_PRINTF(1, 2) LOG_NORETURN;
+
+#endif

@@ -1,0 +1,876 @@
+/*
+ * worker.c - a worker's event loop: accepting, reading requests, asking
+ * the counter, writing responses.
+ *
+ * A worker serves all its clients from one libevent loop and never blocks:
+ * sockets are non-blocking, Redis is asynchronous (counter.c), and every
+ * wait has a timeout.  Requests on a connection are answered strictly in
+ * order; while a request waits for Redis, later pipelined bytes stay in the
+ * connection's buffer.  An idle keep-alive connection owns no buffer at
+ * all: reads go to a scratch buffer shared by the worker, and only bytes
+ * left over after parsing are copied to the connection, so thousands of
+ * idle clients cost little memory.  A failure on one connection closes
+ * that connection, never the worker.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "conf.h"
+#include "counter.h"
+#include "http.h"
+#include "log.h"
+#include "worker.h"
+
+#define WORKER_ACCEPT_BATCH     64
+#define WORKER_MAX_BODY         (1024 * 1024)   /* bodies we read and discard */
+#define WORKER_LINGER_MS        2000
+#define WORKER_OUT_SIZE         65536
+#define WORKER_OUT_RESERVE      2048    /* room one response always has */
+
+struct worker;
+
+struct conn {
+	struct worker *c_w;
+	int c_fd;
+	struct event c_ev;
+	short c_events;                 /* EV_READ, EV_WRITE or 0 */
+	char *c_in;                     /* unparsed bytes, NULL when none */
+	size_t c_inlen, c_incap;
+	size_t c_scan;                  /* http_parse_request() resume point */
+	char *c_out;                    /* unsent response bytes */
+	size_t c_outlen, c_outoff;
+	long long c_discard;            /* request body bytes still to skip */
+	uint64_t c_head_start_ms;       /* first byte of the pending head */
+	int c_resp_flags;               /* for the request waiting on Redis */
+	unsigned c_waiting : 1;         /* a Redis command is in flight */
+	unsigned c_json : 1;
+	unsigned c_dead : 1;            /* closed; freed when Redis answers */
+	unsigned c_close : 1;           /* close once the output is sent */
+	unsigned c_eof : 1;             /* the client sent FIN */
+	unsigned c_linger : 1;          /* draining input before close */
+	unsigned c_more : 1;            /* c_in holds requests not yet answered */
+	struct conn *c_prev, *c_next;
+};
+
+struct worker {
+	const struct conf *w_cf;
+	struct event_base *w_base;
+	struct counter *w_counter;
+	struct http_limits w_lim;
+	const int *w_fds;
+	size_t w_nfds;
+	struct event **w_listen_ev;
+	int w_accepting;
+	struct conn *w_conns;
+	int w_nconns;                   /* open client sockets */
+	int w_stopping;
+	const struct timeval *w_ka_tv, *w_hdr_tv, *w_linger_tv;
+	char *w_scratch;                /* reads land here first */
+	size_t w_scratch_size;
+	char *w_out;                    /* responses of one processing pass */
+	size_t w_outlen;
+	struct event *w_sig[4];
+	struct event *w_stop_ev;        /* deadline of a graceful stop */
+	struct event *w_resume_ev;      /* accept again after EMFILE */
+	struct event *w_parent_ev;      /* notice an orphaned worker */
+	pid_t w_ppid;
+};
+
+static void conn_on_event(evutil_socket_t, short, void *);
+static void conn_process(struct conn *, const char *, size_t);
+static void worker_check_done(struct worker *);
+
+static uint64_t
+worker_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Set what the connection waits for, and for how long. */
+static void
+conn_set_events(struct conn *c, short events, const struct timeval *tv)
+{
+	if (events != c->c_events) {
+		if (c->c_events)
+			event_del(&c->c_ev);
+		c->c_events = events;
+		if (events == 0)
+			return;
+		event_assign(&c->c_ev, c->c_w->w_base, c->c_fd,
+		    events | EV_PERSIST, conn_on_event, c);
+	}
+	if (events)
+		event_add(&c->c_ev, tv);
+}
+
+static void
+worker_set_accepting(struct worker *w, int on)
+{
+	size_t i;
+
+	if (w->w_accepting == on)
+		return;
+	for (i = 0; i < w->w_nfds; i++) {
+		if (on)
+			event_add(w->w_listen_ev[i], NULL);
+		else
+			event_del(w->w_listen_ev[i]);
+	}
+	w->w_accepting = on;
+}
+
+static void
+conn_free(struct conn *c)
+{
+	free(c->c_in);
+	free(c->c_out);
+	free(c);
+}
+
+/* Close the socket now; the conn itself goes when Redis no longer refers to it. */
+static void
+conn_close(struct conn *c)
+{
+	struct worker *w = c->c_w;
+
+	if (c->c_fd == -1)
+		return;
+	conn_set_events(c, 0, NULL);
+	close(c->c_fd);
+	c->c_fd = -1;
+	if (c->c_prev)
+		c->c_prev->c_next = c->c_next;
+	else
+		w->w_conns = c->c_next;
+	if (c->c_next)
+		c->c_next->c_prev = c->c_prev;
+	w->w_nconns--;
+	if (c->c_waiting)
+		c->c_dead = 1;
+	else
+		conn_free(c);
+	if (!w->w_stopping && !w->w_accepting &&
+	    w->w_nconns < w->w_cf->cf_max_connections &&
+	    !evtimer_pending(w->w_resume_ev, NULL))
+		worker_set_accepting(w, 1);
+	worker_check_done(w);
+}
+
+/*
+ * Close after a response that may leave unread input behind: a plain
+ * close() would then send RST, which can destroy the response before the
+ * client reads it.  Send FIN and drain for a while instead.
+ */
+static void
+conn_linger(struct conn *c)
+{
+	if (shutdown(c->c_fd, SHUT_WR) == -1 || c->c_eof) {
+		conn_close(c);
+		return;
+	}
+	c->c_linger = 1;
+	conn_set_events(c, EV_READ, c->c_w->w_linger_tv);
+}
+
+/* The connection has nothing to send: decide what it waits for next. */
+static void
+conn_idle(struct conn *c)
+{
+	struct worker *w = c->c_w;
+
+	if (c->c_close || (c->c_eof && c->c_inlen == 0 && !c->c_waiting)) {
+		conn_linger(c);
+		return;
+	}
+	if (c->c_waiting) {
+		/*
+		 * Keep reading pipelined bytes while there is room.  The counter
+		 * answers within timeout_ms, so a timeout here is ignored.
+		 */
+		if (c->c_eof || (c->c_in && c->c_inlen == c->c_incap))
+			conn_set_events(c, 0, NULL);
+		else
+			conn_set_events(c, EV_READ, w->w_hdr_tv);
+		return;
+	}
+	if (w->w_stopping && c->c_inlen == 0 && c->c_discard == 0) {
+		conn_close(c);
+		return;
+	}
+	if (c->c_inlen > 0 || c->c_discard > 0) {
+		/* A request is partly here: the header timeout runs from its start. */
+		uint64_t now = worker_now_ms(), limit, spent;
+		struct timeval tv;
+
+		if (c->c_head_start_ms == 0)
+			c->c_head_start_ms = now;
+		limit = (uint64_t)w->w_cf->cf_header_timeout * 1000;
+		spent = now - c->c_head_start_ms;
+		if (spent >= limit)
+			spent = limit - 1;
+		tv.tv_sec = (limit - spent) / 1000;
+		tv.tv_usec = ((limit - spent) % 1000) * 1000;
+		conn_set_events(c, EV_READ, &tv);
+	} else
+		conn_set_events(c, EV_READ, w->w_ka_tv);
+}
+
+/* Send what the processing pass produced, keeping what the socket refuses. */
+static void
+conn_flush(struct conn *c)
+{
+	struct worker *w = c->c_w;
+	ssize_t n;
+
+	if (c->c_outlen == 0 && w->w_outlen > 0) {
+		n = send(c->c_fd, w->w_out, w->w_outlen, MSG_NOSIGNAL);
+		if (n < 0 && errno != EAGAIN && errno != EINTR) {
+			w->w_outlen = 0;
+			conn_close(c);
+			return;
+		}
+		if (n < 0)
+			n = 0;
+		if ((size_t)n < w->w_outlen) {
+			c->c_out = malloc(w->w_outlen - n);
+			if (c->c_out == NULL) {
+				log_warn("malloc");
+				w->w_outlen = 0;
+				conn_close(c);
+				return;
+			}
+			memcpy(c->c_out, w->w_out + n, w->w_outlen - n);
+			c->c_outlen = w->w_outlen - n;
+			c->c_outoff = 0;
+		}
+		w->w_outlen = 0;
+	} else if (c->c_outlen > 0) {
+		if (w->w_outlen > 0) {
+			char *p = realloc(c->c_out, c->c_outlen + w->w_outlen);
+
+			if (p == NULL) {
+				log_warn("realloc");
+				w->w_outlen = 0;
+				conn_close(c);
+				return;
+			}
+			memcpy(p + c->c_outlen, w->w_out, w->w_outlen);
+			c->c_out = p;
+			c->c_outlen += w->w_outlen;
+			w->w_outlen = 0;
+		}
+		n = send(c->c_fd, c->c_out + c->c_outoff,
+		    c->c_outlen - c->c_outoff, MSG_NOSIGNAL);
+		if (n < 0 && errno != EAGAIN && errno != EINTR) {
+			conn_close(c);
+			return;
+		}
+		if (n > 0)
+			c->c_outoff += n;
+		if (c->c_outoff == c->c_outlen) {
+			free(c->c_out);
+			c->c_out = NULL;
+			c->c_outlen = c->c_outoff = 0;
+		}
+	}
+	if (c->c_outlen > 0)
+		conn_set_events(c, EV_WRITE, w->w_hdr_tv);
+	else if (c->c_more && !c->c_waiting && !c->c_close) {
+		/* Output drained: answer the requests that were held back. */
+		char *in = c->c_in;
+		size_t inlen = c->c_inlen;
+
+		c->c_in = NULL;
+		c->c_inlen = c->c_incap = 0;
+		conn_process(c, in, inlen);
+		free(in);
+	} else
+		conn_idle(c);
+}
+
+/* Append one response to the worker's output of this pass. */
+static void
+conn_respond(struct conn *c, int status, const char *ctype, const char *body,
+    size_t bodylen, size_t content_length, int flags)
+{
+	struct worker *w = c->c_w;
+	size_t n;
+
+	if (c->c_close)
+		return;         /* the previous response ended the connection */
+	/* conn_process() leaves WORKER_OUT_RESERVE free for each response. */
+	n = http_format_response(w->w_out + w->w_outlen,
+	    WORKER_OUT_SIZE - w->w_outlen, status, ctype, body, bodylen,
+	    content_length, flags);
+	w->w_outlen += n;
+	if (flags & HTTP_F_CLOSE)
+		c->c_close = 1;
+}
+
+static void
+conn_respond_text(struct conn *c, int status, const char *text, int flags)
+{
+	size_t len = strlen(text);
+
+	conn_respond(c, status, "text/plain; charset=utf-8", text, len, len,
+	    flags);
+}
+
+/* Format the counter page; returns its length. */
+static size_t
+conn_counter_body(char *buf, size_t cap, int json, long long n)
+{
+	int len;
+
+	if (json)
+		len = snprintf(buf, cap, "{\"visits\": %lld}", n);
+	else
+		len = snprintf(buf, cap, "Page visited %lld times", n);
+	return len < 0 ? 0 : (size_t)len;
+}
+
+static void
+conn_on_counter(void *arg, int ok, long long value)
+{
+	struct conn *c = arg;
+	int flags = c->c_resp_flags;
+	char body[64];
+	size_t len;
+
+	c->c_waiting = 0;
+	if (c->c_dead) {
+		conn_free(c);
+		return;
+	}
+	if (c->c_w->w_stopping)
+		flags = (flags & ~HTTP_F_KEEPALIVE) | HTTP_F_CLOSE;
+	if (!ok) {
+		conn_respond_text(c, 503, "Redis is unavailable\n",
+		    (flags & ~HTTP_F_NOSTORE) | HTTP_F_RETRY);
+	} else {
+		/* HEAD: announce the length the next GET would have. */
+		if (flags & HTTP_F_HEAD)
+			value++;
+		len = conn_counter_body(body, sizeof(body), c->c_json, value);
+		conn_respond(c, 200, c->c_json ? "application/json" :
+		    "text/html; charset=utf-8", body, len, len, flags);
+	}
+	/* Carry on with pipelined requests that arrived meanwhile. */
+	if (c->c_inlen > 0 && !c->c_close) {
+		char *in = c->c_in;
+		size_t inlen = c->c_inlen;
+
+		c->c_in = NULL;
+		c->c_inlen = c->c_incap = 0;
+		conn_process(c, in, inlen);
+		free(in);
+	} else
+		conn_flush(c);
+}
+
+/* Answer one parsed request; may leave it waiting on Redis. */
+static void
+conn_route(struct conn *c, const struct http_request *req, int flags)
+{
+	struct worker *w = c->c_w;
+	int rc;
+
+	if (req->r_method == HTTP_HEAD)
+		flags |= HTTP_F_HEAD;
+	if (req->r_pathlen == 1 && req->r_path[0] == '/') {
+		if (req->r_method != HTTP_GET && req->r_method != HTTP_HEAD) {
+			conn_respond_text(c, 405, "Method Not Allowed\n",
+			    flags | HTTP_F_ALLOW);
+			return;
+		}
+		c->c_resp_flags = flags | HTTP_F_NOSTORE;
+		c->c_json = req->r_json;
+		if (req->r_method == HTTP_HEAD)
+			rc = counter_get(w->w_counter, conn_on_counter, c);
+		else
+			rc = counter_incr(w->w_counter, conn_on_counter, c);
+		if (rc == 0)
+			c->c_waiting = 1;
+		else
+			conn_respond_text(c, 503, "Redis is unavailable\n",
+			    flags | HTTP_F_RETRY);
+		return;
+	}
+	if (req->r_pathlen == 8 && memcmp(req->r_path, "/healthz", 8) == 0) {
+		if (req->r_method != HTTP_GET && req->r_method != HTTP_HEAD)
+			conn_respond_text(c, 405, "Method Not Allowed\n",
+			    flags | HTTP_F_ALLOW);
+		else
+			conn_respond_text(c, 200, "ok\n", flags);
+		return;
+	}
+	conn_respond_text(c, 404, "Not Found\n", flags);
+}
+
+/*
+ * Parse and answer the requests in buf (len bytes; not the connection's
+ * own buffer), stopping at one that waits for Redis.  What is left is
+ * kept in c->c_in.  Ends by flushing the output.
+ */
+static void
+conn_process(struct conn *c, const char *buf, size_t len)
+{
+	struct worker *w = c->c_w;
+	const struct conf *cf = w->w_cf;
+	size_t off = 0;
+
+	c->c_more = 0;
+	while (off < len && !c->c_waiting && !c->c_close) {
+		struct http_request req;
+		ssize_t head;
+		int status, flags = 0;
+
+		if (w->w_outlen > WORKER_OUT_SIZE - WORKER_OUT_RESERVE ||
+		    c->c_outlen > WORKER_OUT_SIZE) {
+			/* Enough output for now: the rest once it is sent. */
+			c->c_more = 1;
+			break;
+		}
+
+		if (c->c_discard > 0) {
+			size_t skip = len - off;
+
+			if ((long long)skip > c->c_discard)
+				skip = (size_t)c->c_discard;
+			off += skip;
+			c->c_discard -= skip;
+			continue;
+		}
+		head = http_parse_request(buf + off, len - off, &c->c_scan,
+		    &w->w_lim, &req, &status);
+		if (head == 0)
+			break;
+		c->c_scan = 0;
+		c->c_head_start_ms = 0;
+		if (head < 0) {
+			char text[64];
+
+			snprintf(text, sizeof(text), "%s\n", http_reason(status));
+			conn_respond_text(c, status, text, HTTP_F_CLOSE);
+			off = len;
+			break;
+		}
+		off += head;
+		if (!req.r_keepalive || cf->cf_keepalive_timeout == 0 ||
+		    w->w_stopping || c->c_eof)
+			flags |= HTTP_F_CLOSE;
+		else if (req.r_minor == 0)
+			flags |= HTTP_F_KEEPALIVE;
+		if (req.r_chunked) {
+			/* Bodies we do not frame end the connection after the answer. */
+			flags |= HTTP_F_CLOSE;
+		} else if (req.r_content_length > 0) {
+			if (req.r_content_length > WORKER_MAX_BODY ||
+			    req.r_expect_continue)
+				flags |= HTTP_F_CLOSE;
+			else
+				c->c_discard = req.r_content_length;
+		}
+		conn_route(c, &req, flags);
+	}
+
+	/* Keep what is not yet processed. */
+	if (off < len && !c->c_close) {
+		size_t left = len - off;
+		size_t cap = (size_t)cf->cf_max_header_size + 1024;
+
+		if (cap < left)
+			cap = left;
+		c->c_in = malloc(cap);
+		if (c->c_in == NULL) {
+			log_warn("malloc");
+			w->w_outlen = 0;
+			conn_close(c);
+			return;
+		}
+		memcpy(c->c_in, buf + off, left);
+		c->c_inlen = left;
+		c->c_incap = cap;
+	}
+	conn_flush(c);
+}
+
+static void
+conn_read(struct conn *c)
+{
+	struct worker *w = c->c_w;
+	ssize_t n;
+
+	if (c->c_linger) {
+		n = recv(c->c_fd, w->w_scratch, w->w_scratch_size, 0);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			conn_close(c);
+		return;
+	}
+	if (c->c_in == NULL && !c->c_waiting) {
+		n = recv(c->c_fd, w->w_scratch, w->w_scratch_size, 0);
+		if (n > 0) {
+			conn_process(c, w->w_scratch, (size_t)n);
+			return;
+		}
+	} else {
+		if (c->c_in == NULL) {
+			c->c_incap = (size_t)w->w_cf->cf_max_header_size + 1024;
+			c->c_in = malloc(c->c_incap);
+			if (c->c_in == NULL) {
+				log_warn("malloc");
+				conn_close(c);
+				return;
+			}
+		}
+		if (c->c_inlen == c->c_incap) {
+			conn_idle(c);   /* full: wait for Redis to drain it */
+			return;
+		}
+		n = recv(c->c_fd, c->c_in + c->c_inlen, c->c_incap - c->c_inlen,
+		    0);
+		if (n > 0) {
+			c->c_inlen += n;
+			if (c->c_waiting) {
+				conn_idle(c);
+				return;
+			}
+			{
+				char *in = c->c_in;
+				size_t inlen = c->c_inlen;
+
+				c->c_in = NULL;
+				c->c_inlen = c->c_incap = 0;
+				conn_process(c, in, inlen);
+				free(in);
+			}
+			return;
+		}
+	}
+	if (n == 0) {
+		/* Half-closed: answer what was asked, then close. */
+		c->c_eof = 1;
+		if (c->c_outlen > 0)
+			conn_set_events(c, EV_WRITE, w->w_hdr_tv);
+		else if (c->c_waiting)
+			conn_idle(c);
+		else
+			conn_close(c);
+		return;
+	}
+	if (errno == EAGAIN || errno == EINTR)
+		return;
+	if (errno != ECONNRESET)
+		log_debug("recv: %s", strerror(errno));
+	conn_close(c);
+}
+
+static void
+conn_on_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	if (what & EV_TIMEOUT) {
+		if (c->c_waiting)
+			return;
+		if (c->c_linger || c->c_outlen > 0 ||
+		    (c->c_inlen == 0 && c->c_discard == 0)) {
+			conn_close(c);  /* idle keep-alive, or a client not reading */
+			return;
+		}
+		conn_respond_text(c, 408, "Request Timeout\n", HTTP_F_CLOSE);
+		free(c->c_in);
+		c->c_in = NULL;
+		c->c_inlen = c->c_incap = 0;
+		conn_flush(c);
+		return;
+	}
+	if (what & EV_WRITE)
+		conn_flush(c);
+	else if (what & EV_READ)
+		conn_read(c);
+}
+
+static void
+worker_on_accept(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	int i;
+
+	(void)what;
+	for (i = 0; i < WORKER_ACCEPT_BATCH; i++) {
+		struct conn *c;
+		int s, one = 1;
+
+		if (w->w_nconns >= w->w_cf->cf_max_connections) {
+			worker_set_accepting(w, 0);
+			return;
+		}
+		s = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (s == -1) {
+			if (errno == EAGAIN || errno == EINTR ||
+			    errno == ECONNABORTED)
+				return;
+			log_warn("accept");
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM) {
+				/* Out of descriptors: pause instead of spinning. */
+				struct timeval tv = { 0, 100000 };
+
+				worker_set_accepting(w, 0);
+				event_add(w->w_resume_ev, &tv);
+			}
+			return;
+		}
+		setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		c = calloc(1, sizeof(*c));
+		if (c == NULL) {
+			log_warn("calloc");
+			close(s);
+			return;
+		}
+		c->c_w = w;
+		c->c_fd = s;
+		c->c_next = w->w_conns;
+		if (w->w_conns)
+			w->w_conns->c_prev = c;
+		w->w_conns = c;
+		w->w_nconns++;
+		c->c_head_start_ms = worker_now_ms();
+		conn_set_events(c, EV_READ, w->w_hdr_tv);
+	}
+}
+
+static void
+worker_on_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)fd;
+	(void)what;
+	if (!w->w_stopping && w->w_nconns < w->w_cf->cf_max_connections)
+		worker_set_accepting(w, 1);
+}
+
+/* Exit the loop once a graceful stop has nothing left to finish. */
+static void
+worker_check_done(struct worker *w)
+{
+	if (w->w_stopping && w->w_nconns == 0)
+		event_base_loopbreak(w->w_base);
+}
+
+static void
+worker_stop(struct worker *w, int graceful)
+{
+	struct conn *c, *next;
+	struct timeval tv;
+	size_t i;
+
+	if (!graceful) {
+		event_base_loopbreak(w->w_base);
+		return;
+	}
+	if (w->w_stopping)
+		return;
+	w->w_stopping = 1;
+	log_debug("worker stopping, %d connections open", w->w_nconns);
+	worker_set_accepting(w, 0);
+	event_del(w->w_resume_ev);
+	for (i = 0; i < w->w_nfds; i++)
+		close(w->w_fds[i]);
+	for (c = w->w_conns; c != NULL; c = next) {
+		next = c->c_next;
+		/* Idle keep-alive connections go now; the others after their answer. */
+		if (!c->c_waiting && c->c_inlen == 0 && c->c_outlen == 0 &&
+		    c->c_discard == 0 && !c->c_linger)
+			conn_close(c);
+	}
+	tv.tv_sec = w->w_cf->cf_shutdown_timeout;
+	tv.tv_usec = 0;
+	event_add(w->w_stop_ev, &tv);
+	worker_check_done(w);
+}
+
+static void
+worker_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)what;
+	switch (sig) {
+	case SIGTERM:
+	case SIGQUIT:
+		worker_stop(w, 1);
+		break;
+	case SIGINT:
+		worker_stop(w, 0);
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+worker_on_stop_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)fd;
+	(void)what;
+	log_warnx("shutdown_timeout reached with %d connections open",
+	    w->w_nconns);
+	event_base_loopbreak(w->w_base);
+}
+
+static void
+worker_on_parent_check(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)fd;
+	(void)what;
+	if (getppid() != w->w_ppid) {
+		log_warnx("master is gone, exiting");
+		event_base_loopbreak(w->w_base);
+	}
+}
+
+static void
+worker_free(struct worker *w)
+{
+	struct conn *c, *next;
+	size_t i;
+
+	for (c = w->w_conns; c != NULL; c = next) {
+		next = c->c_next;
+		conn_close(c);
+	}
+	/* Fails what is still in flight and frees the conns it refers to. */
+	counter_free(w->w_counter);
+	for (i = 0; w->w_listen_ev && i < w->w_nfds; i++)
+		if (w->w_listen_ev[i])
+			event_free(w->w_listen_ev[i]);
+	free(w->w_listen_ev);
+	for (i = 0; i < sizeof(w->w_sig) / sizeof(w->w_sig[0]); i++)
+		if (w->w_sig[i])
+			event_free(w->w_sig[i]);
+	if (w->w_stop_ev)
+		event_free(w->w_stop_ev);
+	if (w->w_resume_ev)
+		event_free(w->w_resume_ev);
+	if (w->w_parent_ev)
+		event_free(w->w_parent_ev);
+	free(w->w_scratch);
+	free(w->w_out);
+	if (w->w_base)
+		event_base_free(w->w_base);
+}
+
+int
+worker_run(const struct conf *cf, const int *fds, size_t nfds, int ready_fd)
+{
+	static const int sigs[] = { SIGTERM, SIGQUIT, SIGINT, SIGHUP };
+	struct worker w;
+	struct timeval tv;
+	size_t i;
+	int rc = WORKER_EXIT_NORESPAWN;
+
+	memset(&w, 0, sizeof(w));
+	w.w_cf = cf;
+	w.w_fds = fds;
+	w.w_nfds = nfds;
+	w.w_ppid = getppid();
+	w.w_lim.hl_max_head = cf->cf_max_header_size;
+	w.w_lim.hl_max_headers = cf->cf_max_headers;
+	w.w_scratch_size = (size_t)cf->cf_max_header_size + 1024;
+	if (w.w_scratch_size < 16384)
+		w.w_scratch_size = 16384;
+	w.w_scratch = malloc(w.w_scratch_size);
+	w.w_out = malloc(WORKER_OUT_SIZE);
+	w.w_base = event_base_new();
+	if (w.w_scratch == NULL || w.w_out == NULL || w.w_base == NULL) {
+		log_warnx("worker: cannot initialise");
+		goto done;
+	}
+	tv.tv_sec = cf->cf_keepalive_timeout;
+	tv.tv_usec = 0;
+	w.w_ka_tv = event_base_init_common_timeout(w.w_base, &tv);
+	tv.tv_sec = cf->cf_header_timeout;
+	w.w_hdr_tv = event_base_init_common_timeout(w.w_base, &tv);
+	tv.tv_sec = WORKER_LINGER_MS / 1000;
+	tv.tv_usec = (WORKER_LINGER_MS % 1000) * 1000;
+	w.w_linger_tv = event_base_init_common_timeout(w.w_base, &tv);
+
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		w.w_sig[i] = evsignal_new(w.w_base, sigs[i], worker_on_signal,
+		    &w);
+		if (w.w_sig[i] == NULL || event_add(w.w_sig[i], NULL) == -1) {
+			log_warnx("worker: cannot install signal handlers");
+			goto done;
+		}
+	}
+	w.w_stop_ev = evtimer_new(w.w_base, worker_on_stop_deadline, &w);
+	w.w_resume_ev = evtimer_new(w.w_base, worker_on_resume, &w);
+	w.w_parent_ev = event_new(w.w_base, -1, EV_PERSIST,
+	    worker_on_parent_check, &w);
+	w.w_listen_ev = calloc(nfds, sizeof(*w.w_listen_ev));
+	if (w.w_stop_ev == NULL || w.w_resume_ev == NULL ||
+	    w.w_parent_ev == NULL || w.w_listen_ev == NULL) {
+		log_warnx("worker: cannot initialise");
+		goto done;
+	}
+	tv.tv_sec = 1;
+	tv.tv_usec = 0;
+	event_add(w.w_parent_ev, &tv);
+	for (i = 0; i < nfds; i++) {
+		w.w_listen_ev[i] = event_new(w.w_base, fds[i],
+		    EV_READ | EV_PERSIST, worker_on_accept, &w);
+		if (w.w_listen_ev[i] == NULL) {
+			log_warnx("worker: cannot initialise");
+			goto done;
+		}
+	}
+	w.w_counter = counter_new(w.w_base, cf);
+	if (w.w_counter == NULL) {
+		log_warnx("worker: cannot set up the Redis client");
+		goto done;
+	}
+	worker_set_accepting(&w, 1);
+	log_info("worker started");
+	if (ready_fd != -1) {
+		char byte = 'R';
+
+		if (write(ready_fd, &byte, 1) != 1)
+			log_warn("write");
+		close(ready_fd);
+		ready_fd = -1;
+	}
+
+	event_base_dispatch(w.w_base);
+	rc = 0;
+	log_info("worker exiting");
+done:
+	if (ready_fd != -1)
+		close(ready_fd);
+	worker_free(&w);
+	return rc;
+}

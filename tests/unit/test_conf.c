@@ -1,0 +1,229 @@
+/*
+ * test_conf.c - unit tests of the config schema, validation and the
+ * environment overrides.
+ */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
+
+#include <cmocka.h>
+
+#include "conf.h"
+
+static char path[64];
+static char err[512];
+
+/* Write text to a fresh temporary config file and load it. */
+static struct conf *
+load(const char *text)
+{
+	FILE *fp;
+	int fd;
+
+	strcpy(path, "/tmp/hitcountd-test-XXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd != -1);
+	fp = fdopen(fd, "w");
+	assert_non_null(fp);
+	fputs(text, fp);
+	fclose(fp);
+	return conf_load(path, err, sizeof(err));
+}
+
+static int
+setup(void **state)
+{
+	(void)state;
+	unsetenv("REDIS_HOST");
+	unsetenv("REDIS_PORT");
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	unlink(path);
+	return 0;
+}
+
+static void
+test_defaults(void **state)
+{
+	struct conf *cf = load("");
+
+	(void)state;
+	assert_non_null(cf);
+	assert_int_equal(cf->cf_nlisten, 1);
+	assert_string_equal(cf->cf_listen[0].l_text, "0.0.0.0:5000");
+	assert_int_equal(cf->cf_listen[0].l_addr.ss_family, AF_INET);
+	assert_int_equal(cf->cf_workers, 0);
+	assert_true(conf_worker_count(cf) >= 1);
+	assert_string_equal(cf->cf_pidfile, "/run/hitcountd.pid");
+	assert_int_equal(cf->cf_shutdown_timeout, 8);
+	assert_string_equal(cf->cf_redis.host, "redis");
+	assert_int_equal(cf->cf_redis.port, 6379);
+	assert_string_equal(cf->cf_redis.key, "visits");
+	assert_int_equal(cf->cf_redis.timeout_ms, 1000);
+	conf_free(cf);
+}
+
+static void
+test_values(void **state)
+{
+	struct conf *cf = load(
+	    "listen = {\"127.0.0.1:8080\", \"[::1]:8081\"}\n"
+	    "workers = 3\n"
+	    "redis {\n  host = \"10.0.0.1\"\n  port = 7000\n  key = \"hits\"\n}\n");
+
+	(void)state;
+	assert_non_null(cf);
+	assert_int_equal(cf->cf_nlisten, 2);
+	assert_int_equal(cf->cf_listen[1].l_addr.ss_family, AF_INET6);
+	assert_int_equal(ntohs(((struct sockaddr_in6 *)&cf->cf_listen[1].l_addr)->sin6_port), 8081);
+	assert_int_equal(conf_worker_count(cf), 3);
+	assert_string_equal(cf->cf_redis.host, "10.0.0.1");
+	assert_int_equal(cf->cf_redis.port, 7000);
+	assert_string_equal(cf->cf_redis.key, "hits");
+	conf_free(cf);
+}
+
+/* The error must name the file, the line and the key. */
+static void
+expect_error(const char *text, int line, const char *key)
+{
+	char where[128];
+	struct conf *cf = load(text);
+
+	assert_null(cf);
+	snprintf(where, sizeof(where), "%s:%d:", path, line);
+	if (strncmp(err, where, strlen(where)) != 0)
+		fail_msg("error '%s' does not start with '%s'", err, where);
+	if (strstr(err, key) == NULL)
+		fail_msg("error '%s' does not name '%s'", err, key);
+}
+
+static void
+test_errors(void **state)
+{
+	(void)state;
+	expect_error("workers = 2\nbogus = 1\n", 2, "bogus");
+	expect_error("\n\nworkers = \"many\"\n", 3, "workers");
+	expect_error("workers = -1\n", 1, "workers");
+	expect_error("redis {\n  port = 70000\n}\n", 2, "port");
+	expect_error("redis {\n  timeout_ms = 0\n}\n", 2, "timeout_ms");
+	expect_error("listen = {\"nonsense\"}\n", 1, "listen");
+	expect_error("listen = {\"1.2.3.4:99999\"}\n", 1, "listen");
+	expect_error("log_level = \"loud\"\n", 1, "log_level");
+	expect_error("redis {\n  key = \"\"\n}\n", 2, "key");
+}
+
+static void
+test_missing_file(void **state)
+{
+	(void)state;
+	assert_null(conf_load("/nonexistent/hitcountd.conf", err, sizeof(err)));
+	assert_non_null(strstr(err, "/nonexistent/hitcountd.conf"));
+}
+
+static void
+test_env_overrides(void **state)
+{
+	struct conf *cf;
+
+	(void)state;
+	setenv("REDIS_HOST", "cache.example", 1);
+	setenv("REDIS_PORT", "6400", 1);
+	cf = load("redis {\n host = \"a\"\n port = 1\n}\n");
+	assert_non_null(cf);
+	assert_string_equal(cf->cf_redis.host, "cache.example");
+	assert_int_equal(cf->cf_redis.port, 6400);
+	conf_free(cf);
+
+	/* Docker's legacy link form. */
+	unsetenv("REDIS_HOST");
+	setenv("REDIS_PORT", "tcp://172.17.0.2:6380", 1);
+	cf = load("");
+	assert_non_null(cf);
+	assert_string_equal(cf->cf_redis.host, "172.17.0.2");
+	assert_int_equal(cf->cf_redis.port, 6380);
+	conf_free(cf);
+
+	setenv("REDIS_PORT", "http", 1);
+	assert_null(load(""));
+	assert_non_null(strstr(err, "REDIS_PORT"));
+	setenv("REDIS_PORT", "0", 1);
+	assert_null(load(""));
+	unsetenv("REDIS_PORT");
+}
+
+static void
+test_listen_parse(void **state)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char why[128];
+
+	(void)state;
+	assert_int_equal(conf_parse_listen("*:5000", &ss, &len, why,
+	    sizeof(why)), 0);
+	assert_int_equal(ss.ss_family, AF_INET);
+	assert_int_equal(conf_parse_listen("[::]:5000", &ss, &len, why,
+	    sizeof(why)), 0);
+	assert_int_equal(ss.ss_family, AF_INET6);
+	assert_int_equal(conf_parse_listen("::1:5000", &ss, &len, why,
+	    sizeof(why)), -1);
+	assert_int_equal(conf_parse_listen("127.0.0.1:", &ss, &len, why,
+	    sizeof(why)), -1);
+	assert_int_equal(conf_parse_listen(":80", &ss, &len, why,
+	    sizeof(why)), -1);
+}
+
+static void
+test_print_roundtrip(void **state)
+{
+	struct conf *cf = load("workers = 5\nredis {\n password = \"s3cret\"\n}\n");
+	struct conf *again;
+	char out[] = "/tmp/hitcountd-print-XXXXXX";
+	FILE *fp;
+	int fd;
+
+	(void)state;
+	assert_non_null(cf);
+	fd = mkstemp(out);
+	fp = fdopen(fd, "w");
+	assert_int_equal(conf_print(cf, fp), 0);
+	fclose(fp);
+	/* What -T prints is itself a valid config with the same values. */
+	again = conf_load(out, err, sizeof(err));
+	assert_non_null(again);
+	assert_int_equal(again->cf_workers, 5);
+	assert_string_equal(again->cf_redis.password, "********");
+	conf_free(again);
+	conf_free(cf);
+	unlink(out);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_values, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_env_overrides, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_listen_parse, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_print_roundtrip, setup, teardown),
+	};
+
+	return cmocka_run_group_tests_name("conf", tests, NULL, NULL);
+}

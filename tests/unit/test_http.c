@@ -1,0 +1,281 @@
+/*
+ * test_http.c - unit tests of the HTTP request parser and response writer.
+ */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "http.h"
+
+static const struct http_limits lim = { 8192, 100 };
+
+/* Parse a whole request; returns the head length or -status. */
+static ssize_t
+parse(const char *s, struct http_request *req)
+{
+	size_t scan = 0;
+	int status = 0;
+	ssize_t n;
+
+	n = http_parse_request(s, strlen(s), &scan, &lim, req, &status);
+	return n < 0 ? -status : n;
+}
+
+static int
+status_of(const char *s)
+{
+	struct http_request req;
+	ssize_t n = parse(s, &req);
+
+	return n < 0 ? (int)-n : (n == 0 ? 0 : 200);
+}
+
+static void
+test_simple_get(void **state)
+{
+	const char *s = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+	struct http_request req;
+
+	(void)state;
+	assert_int_equal(parse(s, &req), strlen(s));
+	assert_int_equal(req.r_method, HTTP_GET);
+	assert_int_equal(req.r_pathlen, 1);
+	assert_memory_equal(req.r_path, "/", 1);
+	assert_int_equal(req.r_minor, 1);
+	assert_true(req.r_keepalive);
+	assert_false(req.r_json);
+	assert_int_equal(req.r_content_length, -1);
+}
+
+static void
+test_incomplete_then_complete(void **state)
+{
+	const char *s = "GET /healthz?x=1 HTTP/1.1\r\nHost: x\r\n\r\n";
+	struct http_request req;
+	size_t scan = 0, i;
+	int status = 0;
+
+	(void)state;
+	/* Fed byte by byte, it is incomplete until the very last byte. */
+	for (i = 1; i < strlen(s); i++)
+		assert_int_equal(http_parse_request(s, i, &scan, &lim, &req,
+		    &status), 0);
+	assert_int_equal(http_parse_request(s, strlen(s), &scan, &lim, &req,
+	    &status), strlen(s));
+	assert_int_equal(req.r_pathlen, 8);
+	assert_memory_equal(req.r_path, "/healthz", 8);
+}
+
+static void
+test_pipelined_heads(void **state)
+{
+	const char *s = "GET / HTTP/1.1\r\nHost: a\r\n\r\nHEAD / HTTP/1.1\r\nHost: a\r\n\r\n";
+	struct http_request req;
+	ssize_t n;
+
+	(void)state;
+	n = parse(s, &req);
+	assert_int_equal(n, 27);
+	assert_int_equal(parse(s + n, &req), strlen(s) - 27);
+	assert_int_equal(req.r_method, HTTP_HEAD);
+}
+
+static void
+test_http10_keepalive(void **state)
+{
+	struct http_request req;
+
+	(void)state;
+	assert_true(parse("GET / HTTP/1.0\r\n\r\n", &req) > 0);
+	assert_int_equal(req.r_minor, 0);
+	assert_false(req.r_keepalive);
+	assert_true(parse("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n",
+	    &req) > 0);
+	assert_true(req.r_keepalive);
+	assert_true(parse("GET / HTTP/1.1\r\nHost: a\r\nConnection: foo, close\r\n\r\n",
+	    &req) > 0);
+	assert_false(req.r_keepalive);
+}
+
+static void
+test_bare_lf_accepted(void **state)
+{
+	struct http_request req;
+
+	(void)state;
+	assert_true(parse("GET / HTTP/1.1\nHost: a\n\n", &req) > 0);
+	assert_int_equal(req.r_method, HTTP_GET);
+}
+
+static void
+test_absolute_form(void **state)
+{
+	struct http_request req;
+
+	(void)state;
+	assert_true(parse("GET http://example.com/?a=b HTTP/1.1\r\nHost: example.com\r\n\r\n",
+	    &req) > 0);
+	assert_int_equal(req.r_pathlen, 1);
+	assert_memory_equal(req.r_path, "/", 1);
+	assert_true(parse("GET http://example.com HTTP/1.1\r\nHost: e\r\n\r\n",
+	    &req) > 0);
+	assert_int_equal(req.r_pathlen, 1);
+}
+
+static void
+test_bad_requests(void **state)
+{
+	(void)state;
+	assert_int_equal(status_of("GARBAGE\r\n\r\n"), 400);
+	assert_int_equal(status_of("GET / HTTP/1.1\r\n\r\n"), 400);  /* no Host */
+	assert_int_equal(status_of("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), 400);
+	assert_int_equal(status_of("GET / HTTP/1.1\r\nHost : a\r\n\r\n"), 400);
+	assert_int_equal(status_of("GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n"), 400);
+	assert_int_equal(status_of("GET / HTTP/1.1\r\nHo\rst: a\r\n\r\n"), 400);
+	assert_int_equal(status_of("GET  / HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+	assert_int_equal(status_of("GET nopath HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+	assert_int_equal(status_of("GET / HTTP/1.1\r\nH@st: a\r\n\r\n"), 400);
+	assert_int_equal(status_of("GET / HTTP/1.1\r\nHost: a\r\nX: a\x01" "b\r\n\r\n"), 400);
+	assert_int_equal(status_of("GET / HTTP/2.0\r\nHost: a\r\n\r\n"), 505);
+	assert_int_equal(status_of("GET / HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n\r\n"), 417);
+}
+
+static void
+test_nul_rejected(void **state)
+{
+	const char s[] = "GET / HTTP/1.1\r\nHost: a\0b\r\n\r\n";
+	struct http_request req;
+	size_t scan = 0;
+	int status = 0;
+
+	(void)state;
+	assert_int_equal(http_parse_request(s, sizeof(s) - 1, &scan, &lim,
+	    &req, &status), -1);
+	assert_int_equal(status, 400);
+}
+
+static void
+test_framing(void **state)
+{
+	struct http_request req;
+
+	(void)state;
+	assert_true(parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n", &req) > 0);
+	assert_int_equal(req.r_content_length, 5);
+	assert_true(parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", &req) > 0);
+	assert_int_equal(status_of("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"), 400);
+	assert_int_equal(status_of("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n"), 400);
+	assert_int_equal(status_of("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n"), 400);
+	assert_int_equal(status_of("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"), 400);
+	assert_int_equal(status_of("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n"), 501);
+	assert_true(parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", &req) > 0);
+	assert_true(req.r_chunked);
+	assert_true(parse("POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n", &req) > 0);
+	assert_true(req.r_expect_continue);
+}
+
+static void
+test_limits(void **state)
+{
+	char big[12000];
+	struct http_limits small = { 64, 3 };
+	struct http_request req;
+	size_t scan = 0;
+	int status = 0;
+	const char *many = "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
+
+	(void)state;
+	/* A request line longer than the limit: 414, even before it ends. */
+	memset(big, 'a', sizeof(big));
+	memcpy(big, "GET /", 5);
+	assert_int_equal(http_parse_request(big, sizeof(big), &scan, &lim,
+	    &req, &status), -1);
+	assert_int_equal(status, 414);
+	/* Header fields over the size: 431. */
+	scan = 0;
+	memcpy(big, "GET / HTTP/1.1\r\nX: ", 19);
+	assert_int_equal(http_parse_request(big, sizeof(big), &scan, &lim,
+	    &req, &status), -1);
+	assert_int_equal(status, 431);
+	/* Too many fields: 431. */
+	scan = 0;
+	assert_int_equal(http_parse_request(many, strlen(many), &scan, &small,
+	    &req, &status), -1);
+	assert_int_equal(status, 431);
+}
+
+static void
+test_accept(void **state)
+{
+#define J(s) http_accept_prefers_json(s, strlen(s))
+	(void)state;
+	assert_true(J("application/json"));
+	assert_true(J("application/json, text/plain"));
+	assert_false(J("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"));
+	assert_false(J("*/*"));
+	assert_false(J(""));
+	assert_true(J("text/html;q=0.5, application/json"));
+	assert_false(J("application/json;q=0.5, text/html"));
+	assert_false(J("application/json;q=0"));
+	assert_true(J("application/*"));
+	assert_true(J("APPLICATION/JSON"));
+#undef J
+}
+
+static void
+test_format_response(void **state)
+{
+	char out[512];
+	size_t n;
+
+	(void)state;
+	n = http_format_response(out, sizeof(out), 200,
+	    "text/html; charset=utf-8", "Page visited 7 times", 20, 20,
+	    HTTP_F_NOSTORE);
+	assert_true(n > 0);
+	out[n] = '\0';
+	assert_non_null(strstr(out, "HTTP/1.1 200 OK\r\n"));
+	assert_non_null(strstr(out, "Content-Length: 20\r\n"));
+	assert_non_null(strstr(out, "Date: "));
+	assert_non_null(strstr(out, "Cache-Control: no-store\r\n"));
+	assert_null(strstr(out, "Connection:"));
+	assert_string_equal(out + n - 24, "\r\n\r\nPage visited 7 times");
+
+	n = http_format_response(out, sizeof(out), 405, "text/plain", "x", 1, 1,
+	    HTTP_F_ALLOW | HTTP_F_HEAD | HTTP_F_CLOSE);
+	out[n] = '\0';
+	assert_non_null(strstr(out, "Allow: GET, HEAD\r\n"));
+	assert_non_null(strstr(out, "Connection: close\r\n"));
+	assert_string_equal(out + n - 4, "\r\n\r\n");   /* HEAD: no body */
+
+	/* Too small a buffer: nothing is written. */
+	assert_int_equal(http_format_response(out, 16, 200, "text/plain",
+	    "x", 1, 1, 0), 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_simple_get),
+		cmocka_unit_test(test_incomplete_then_complete),
+		cmocka_unit_test(test_pipelined_heads),
+		cmocka_unit_test(test_http10_keepalive),
+		cmocka_unit_test(test_bare_lf_accepted),
+		cmocka_unit_test(test_absolute_form),
+		cmocka_unit_test(test_bad_requests),
+		cmocka_unit_test(test_nul_rejected),
+		cmocka_unit_test(test_framing),
+		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_accept),
+		cmocka_unit_test(test_format_response),
+	};
+
+	return cmocka_run_group_tests_name("http", tests, NULL, NULL);
+}
