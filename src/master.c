@@ -697,10 +697,10 @@ master_run(struct conf *cf)
 			log_warn("ppoll");
 		master_read_ready(&m, pfd, npfd);
 
-		if (got_chld) {
-			got_chld = 0;
-			master_reap(&m);
-		}
+		/*
+		 * Stop requests first: Ctrl-C reaches the workers too, and their
+		 * exit must not be taken for a crash and replaced.
+		 */
 		if (got_int) {
 			got_int = 0;
 			master_begin_stop(&m, 2);
@@ -709,6 +709,10 @@ master_run(struct conf *cf)
 			got_term = 0;
 			/* A second TERM during a graceful stop makes it fast. */
 			master_begin_stop(&m, m.m_stopping ? 2 : 1);
+		}
+		if (got_chld) {
+			got_chld = 0;
+			master_reap(&m);
 		}
 		if (got_hup) {
 			got_hup = 0;

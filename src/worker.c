@@ -83,7 +83,7 @@ struct worker {
 	size_t w_scratch_size;
 	char *w_out;                    /* responses of one processing pass */
 	size_t w_outlen;
-	struct event *w_sig[4];
+	struct event *w_sig[5];
 	struct event *w_stop_ev;        /* deadline of a graceful stop */
 	struct event *w_resume_ev;      /* accept again after EMFILE */
 	struct event *w_parent_ev;      /* notice an orphaned worker */
@@ -724,7 +724,11 @@ worker_on_signal(evutil_socket_t sig, short what, void *arg)
 	case SIGINT:
 		worker_stop(w, 0);
 		break;
-	default:
+	case SIGUSR1:
+		/* The worker writes no log file of its own yet: nothing to reopen. */
+		log_debug("USR1: nothing to reopen");
+		break;
+	default:        /* HUP is the master's business */
 		break;
 	}
 }
@@ -788,7 +792,7 @@ worker_free(struct worker *w)
 int
 worker_run(const struct conf *cf, const int *fds, size_t nfds, int ready_fd)
 {
-	static const int sigs[] = { SIGTERM, SIGQUIT, SIGINT, SIGHUP };
+	static const int sigs[] = { SIGTERM, SIGQUIT, SIGINT, SIGHUP, SIGUSR1 };
 	struct worker w;
 	struct timeval tv;
 	size_t i;

@@ -25,6 +25,7 @@ static char err[512];
 static struct conf *
 load(const char *text)
 {
+	struct conf *cf;
 	FILE *fp;
 	int fd;
 
@@ -35,7 +36,9 @@ load(const char *text)
 	assert_non_null(fp);
 	fputs(text, fp);
 	fclose(fp);
-	return conf_load(path, err, sizeof(err));
+	cf = conf_load(path, err, sizeof(err));
+	unlink(path);   /* err keeps the name */
+	return cf;
 }
 
 static int
@@ -44,14 +47,6 @@ setup(void **state)
 	(void)state;
 	unsetenv("REDIS_HOST");
 	unsetenv("REDIS_PORT");
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	(void)state;
-	unlink(path);
 	return 0;
 }
 
@@ -216,13 +211,13 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_values, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_env_overrides, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_listen_parse, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_print_roundtrip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_defaults, setup, NULL),
+		cmocka_unit_test_setup_teardown(test_values, setup, NULL),
+		cmocka_unit_test_setup_teardown(test_errors, setup, NULL),
+		cmocka_unit_test_setup_teardown(test_missing_file, setup, NULL),
+		cmocka_unit_test_setup_teardown(test_env_overrides, setup, NULL),
+		cmocka_unit_test_setup_teardown(test_listen_parse, setup, NULL),
+		cmocka_unit_test_setup_teardown(test_print_roundtrip, setup, NULL),
 	};
 
 	return cmocka_run_group_tests_name("conf", tests, NULL, NULL);
