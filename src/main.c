@@ -1,7 +1,7 @@
 /*
  * main.c - command line, configuration check, detaching, pidfile.
  *
- * hitcountd [-dDtTVh] [-f file]: everything up to the fork of the workers
+ * hitcountd [-dDHtTVh] [-f file]: everything up to the fork of the workers
  * happens here or in master_listen(), so every start-up error (a bad
  * config, a port in use, a second instance) reaches the terminal and the
  * exit status before the daemon detaches.
@@ -21,6 +21,7 @@
 #include "conf.h"
 #include "log.h"
 #include "master.h"
+#include "probe.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
@@ -30,10 +31,11 @@
 static void
 usage(FILE *fp)
 {
-	fprintf(fp, "usage: hitcountd [-dDtTVh] [-f file]\n"
+	fprintf(fp, "usage: hitcountd [-dDHtTVh] [-f file]\n"
 	    "  -f file  configuration file (default %s)\n"
 	    "  -D       do not detach; log to stderr\n"
 	    "  -d       debug: do not detach, verbose log to stderr\n"
+	    "  -H       health check: ask the running daemon's /healthz\n"
 	    "  -t       check the configuration file and exit\n"
 	    "  -T       print the effective configuration and exit\n"
 	    "  -V       print the version and exit\n"
@@ -136,13 +138,13 @@ int
 main(int argc, char *argv[])
 {
 	const char *path = DEFAULT_CONF;
-	int ch, foreground = 0, debug = 0, test = 0, dump = 0;
+	int ch, foreground = 0, debug = 0, test = 0, dump = 0, health = 0;
 	int pidfd = -1, rc;
 	char *pidpath = NULL;
 	struct conf *cf;
 	char err[512];
 
-	while ((ch = getopt(argc, argv, "dDf:hTtV")) != -1) {
+	while ((ch = getopt(argc, argv, "dDf:HhTtV")) != -1) {
 		switch (ch) {
 		case 'd':
 			debug = foreground = 1;
@@ -152,6 +154,9 @@ main(int argc, char *argv[])
 			break;
 		case 'f':
 			path = optarg;
+			break;
+		case 'H':
+			health = 1;
 			break;
 		case 'h':
 			usage(stdout);
@@ -179,6 +184,11 @@ main(int argc, char *argv[])
 	if (cf == NULL) {
 		fprintf(stderr, "%s\n", err);
 		return 1;
+	}
+	if (health) {
+		rc = probe_healthz(cf, 3000);
+		conf_free(cf);
+		return rc;
 	}
 	if (test || dump) {
 		if (dump && conf_print(cf, stdout) == -1)
