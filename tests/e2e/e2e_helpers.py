@@ -1,0 +1,274 @@
+"""Helpers shared by the hitcountd end-to-end tests (stdlib only).
+
+Everything here talks to real processes over 127.0.0.1: a raw HTTP/1.x
+client (so that pipelining, HTTP/1.0 and malformed requests can be sent
+byte for byte), a thin http.client wrapper, process helpers based on
+/proc, and a polling helper (no fixed sleeps).
+"""
+
+import http.client
+import os
+import re
+import signal
+import socket
+import time
+
+VERSION = "0.1.0"
+SERVER_HEADER = "hitcountd/" + VERSION
+BODY_RE = re.compile(r"^Page visited (\d+) times$")
+
+
+# --------------------------------------------------------------------------
+# generic helpers
+# --------------------------------------------------------------------------
+
+def free_port():
+    """A TCP port that was free on 127.0.0.1 a moment ago."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def wait_for(predicate, timeout, interval=0.05, what="condition"):
+    """Poll predicate() until it returns a truthy value; return that value.
+
+    Raises AssertionError (test failure) when the deadline passes.
+    """
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # keep polling, report the last error
+            last_exc = exc
+        if time.monotonic() >= deadline:
+            msg = "timed out after %.1f s waiting for %s" % (timeout, what)
+            if last_exc is not None:
+                msg += " (last error: %r)" % (last_exc,)
+            raise AssertionError(msg)
+        time.sleep(interval)
+
+
+def visits_from_body(body):
+    """N from b'Page visited N times'; AssertionError otherwise."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    m = BODY_RE.match(text)
+    assert m, "unexpected body %r" % (text,)
+    return int(m.group(1))
+
+
+# --------------------------------------------------------------------------
+# processes
+# --------------------------------------------------------------------------
+
+def proc_stat(pid):
+    """(state, ppid) of a process from /proc/PID/stat, or None if gone."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            data = f.read().decode("ascii", "replace")
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # comm may contain spaces and parentheses: split after the last ')'
+    rest = data[data.rindex(")") + 2:].split()
+    return rest[0], int(rest[1])
+
+
+def pid_alive(pid):
+    """True if pid exists and is not a zombie."""
+    st = proc_stat(pid)
+    return st is not None and st[0] not in ("Z", "X")
+
+
+def children_of(pid):
+    """PIDs of the live (non-zombie) children of pid."""
+    kids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        st = proc_stat(int(name))
+        if st is not None and st[1] == pid and st[0] not in ("Z", "X"):
+            kids.append(int(name))
+    return sorted(kids)
+
+
+def kill_pid(pid, sig=signal.SIGKILL):
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+# --------------------------------------------------------------------------
+# HTTP through http.client
+# --------------------------------------------------------------------------
+
+class Reply:
+    """A parsed HTTP response."""
+
+    def __init__(self, status, reason, headers, body, version=None):
+        self.status = status
+        self.reason = reason
+        self.headers = headers          # list of (name, value)
+        self.body = body                # bytes
+        self.version = version          # e.g. "HTTP/1.1" (raw client only)
+
+    def header(self, name):
+        """Value of the first header called name (case-insensitive) or None."""
+        lname = name.lower()
+        for k, v in self.headers:
+            if k.lower() == lname:
+                return v
+        return None
+
+    def header_all(self, name):
+        lname = name.lower()
+        return [v for k, v in self.headers if k.lower() == lname]
+
+    @property
+    def text(self):
+        return self.body.decode("utf-8", "replace")
+
+    def __repr__(self):
+        return "<Reply %s %s headers=%r body=%r>" % (
+            self.status, self.reason, self.headers, self.body[:200])
+
+
+def http_request(port, method="GET", path="/", headers=None, body=None,
+                 timeout=10.0):
+    """One request on a fresh connection; returns a Reply."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        data = r.read()
+        return Reply(r.status, r.reason, list(r.getheaders()), data)
+    finally:
+        conn.close()
+
+
+def get(port, path="/", headers=None, timeout=10.0):
+    return http_request(port, "GET", path, headers=headers, timeout=timeout)
+
+
+# --------------------------------------------------------------------------
+# raw HTTP/1.x client
+# --------------------------------------------------------------------------
+
+class ConnectionClosed(Exception):
+    """The peer closed the connection before a complete response."""
+
+
+class RawClient:
+    """A byte-level HTTP/1.x client on one TCP connection."""
+
+    def __init__(self, port, timeout=10.0, host="127.0.0.1"):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.settimeout(timeout)
+        self.buf = b""
+        self.timeout = timeout
+
+    # -- io ---------------------------------------------------------------
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode("latin-1")
+        self.sock.sendall(data)
+
+    def _fill(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionClosed("connection closed by server "
+                                   "(buffered: %r)" % (self.buf[:200],))
+        self.buf += chunk
+
+    def read_response(self, head=False):
+        """Parse one response from the stream.  head=True: no body expected."""
+        while b"\r\n\r\n" not in self.buf:
+            self._fill()
+        raw_head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = raw_head.decode("latin-1").split("\r\n")
+        status_line = lines[0]
+        parts = status_line.split(" ", 2)
+        assert len(parts) >= 2 and parts[0].startswith("HTTP/1."), \
+            "bad status line %r" % (status_line,)
+        version = parts[0]
+        status = int(parts[1])
+        reason = parts[2] if len(parts) > 2 else ""
+        headers = []
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            assert sep, "bad header line %r" % (line,)
+            headers.append((name.strip(), value.strip()))
+        reply = Reply(status, reason, headers, b"", version)
+        if head or status in (204, 304) or 100 <= status < 200:
+            return reply
+        clen = reply.header("Content-Length")
+        if clen is None:
+            # no length: the body runs until close
+            try:
+                while True:
+                    self._fill()
+            except ConnectionClosed:
+                pass
+            reply.body, self.buf = self.buf, b""
+            return reply
+        n = int(clen)
+        while len(self.buf) < n:
+            self._fill()
+        reply.body, self.buf = self.buf[:n], self.buf[n:]
+        return reply
+
+    def request(self, method="GET", path="/", headers=None,
+                version="HTTP/1.1", host="test"):
+        """Send one request (Host added for HTTP/1.1 unless host is None)."""
+        lines = ["%s %s %s" % (method, path, version)]
+        if host is not None:
+            lines.append("Host: %s" % host)
+        for k, v in (headers or {}).items():
+            lines.append("%s: %s" % (k, v))
+        self.send("\r\n".join(lines) + "\r\n\r\n")
+        return self.read_response(head=(method == "HEAD"))
+
+    def wait_closed(self, timeout):
+        """Wait until the server closes the connection.
+
+        Returns (closed, extra_bytes, elapsed): closed is True if EOF (or a
+        reset) was seen within timeout; extra_bytes is whatever data arrived
+        before it.
+        """
+        start = time.monotonic()
+        deadline = start + timeout
+        extra = self.buf
+        self.buf = b""
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False, extra, time.monotonic() - start
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                return False, extra, time.monotonic() - start
+            except ConnectionResetError:
+                return True, extra, time.monotonic() - start
+            finally:
+                self.sock.settimeout(self.timeout)
+            if not chunk:
+                return True, extra, time.monotonic() - start
+            extra += chunk
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
