@@ -11,8 +11,10 @@
 #include "config.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <limits.h>
 #include <netdb.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +49,9 @@ static cfg_opt_t conf_opts[] = {
 	CFG_INT("max_header_size", 8192, CFGF_NONE),
 	CFG_INT("max_headers", 100, CFGF_NONE),
 	CFG_STR("log_level", "info", CFGF_NONE),
+	CFG_STR("user", "nobody", CFGF_NONE),
+	CFG_STR("group", "", CFGF_NONE),
+	CFG_BOOL("allow_root", cfg_false, CFGF_NONE),
 	CFG_SEC("redis", conf_redis_opts, CFGF_NONE),
 	CFG_END()
 };
@@ -157,6 +162,30 @@ conf_validate_listen(cfg_t *cfg, cfg_opt_t *opt)
 			cfg_error(cfg, "option 'listen': %s", why);
 			return -1;
 		}
+	}
+	return 0;
+}
+
+static int
+conf_validate_user(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *s = cfg_opt_getnstr(opt, cfg_opt_size(opt) - 1);
+
+	if (s && *s && getpwnam(s) == NULL) {
+		cfg_error(cfg, "option 'user': no such user '%s'", s);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+conf_validate_group(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *s = cfg_opt_getnstr(opt, cfg_opt_size(opt) - 1);
+
+	if (s && *s && getgrnam(s) == NULL) {
+		cfg_error(cfg, "option 'group': no such group '%s'", s);
+		return -1;
 	}
 	return 0;
 }
@@ -301,6 +330,40 @@ conf_apply_env(cfg_t *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * The uid and gid the workers run as when the daemon starts as root:
+ * user's, with group overriding user's primary group.
+ */
+static int
+conf_resolve_ids(struct conf *cf, char *err, size_t errlen)
+{
+	struct passwd *pw;
+	struct group *gr;
+
+	cf->cf_uid = 0;
+	cf->cf_gid = 0;
+	if (cf->cf_user[0]) {
+		pw = getpwnam(cf->cf_user);
+		if (pw == NULL) {
+			snprintf(err, errlen, "%s: no such user '%s'",
+			    cf->cf_path, cf->cf_user);
+			return -1;
+		}
+		cf->cf_uid = pw->pw_uid;
+		cf->cf_gid = pw->pw_gid;
+	}
+	if (cf->cf_group[0]) {
+		gr = getgrnam(cf->cf_group);
+		if (gr == NULL) {
+			snprintf(err, errlen, "%s: no such group '%s'",
+			    cf->cf_path, cf->cf_group);
+			return -1;
+		}
+		cf->cf_gid = gr->gr_gid;
+	}
+	return 0;
+}
+
 static char *
 conf_strdup(const char *s)
 {
@@ -340,6 +403,8 @@ conf_load(const char *path, char *err, size_t errlen)
 	}
 	cfg_set_validate_func(cfg, "listen", conf_validate_listen);
 	cfg_set_validate_func(cfg, "log_level", conf_validate_log_level);
+	cfg_set_validate_func(cfg, "user", conf_validate_user);
+	cfg_set_validate_func(cfg, "group", conf_validate_group);
 	cfg_set_validate_func(cfg, "redis|host", conf_validate_nonempty);
 	cfg_set_validate_func(cfg, "redis|key", conf_validate_nonempty);
 
@@ -386,6 +451,19 @@ conf_load(const char *path, char *err, size_t errlen)
 	cf->cf_max_header_size = cfg_getint(cfg, "max_header_size");
 	cf->cf_max_headers = cfg_getint(cfg, "max_headers");
 	cf->cf_log_level = log_level_from_name(cfg_getstr(cfg, "log_level"));
+	cf->cf_user = conf_strdup(cfg_getstr(cfg, "user"));
+	cf->cf_group = conf_strdup(cfg_getstr(cfg, "group"));
+	cf->cf_allow_root = cfg_getbool(cfg, "allow_root");
+	if (cf->cf_user == NULL || cf->cf_group == NULL)
+		goto nomem;
+	if (conf_resolve_ids(cf, err, errlen) == -1)
+		goto fail;
+	if (geteuid() == 0 && cf->cf_uid == 0 && !cf->cf_allow_root) {
+		snprintf(err, errlen, "%s: refusing to run workers as root: set "
+		    "'user' to an unprivileged user, or allow_root = true",
+		    path);
+		goto fail;
+	}
 	redis = cfg_getsec(cfg, "redis");
 	cf->cf_redis.host = conf_strdup(cfg_getstr(redis, "host"));
 	cf->cf_redis.port = cfg_getint(redis, "port");
@@ -423,6 +501,8 @@ conf_free(struct conf *cf)
 	free(cf->cf_listen);
 	free(cf->cf_path);
 	free(cf->cf_pidfile);
+	free(cf->cf_user);
+	free(cf->cf_group);
 	free(cf->cf_redis.host);
 	free(cf->cf_redis.key);
 	free(cf->cf_redis.password);
@@ -466,6 +546,11 @@ conf_print(const struct conf *cf, FILE *fp)
 	fprintf(fp, "max_header_size = %d\n", cf->cf_max_header_size);
 	fprintf(fp, "max_headers = %d\n", cf->cf_max_headers);
 	fprintf(fp, "log_level = \"%s\"\n", log_level_name(cf->cf_log_level));
+	fputs("user = ", fp);
+	conf_print_str(fp, cf->cf_user);
+	fputs("\ngroup = ", fp);
+	conf_print_str(fp, cf->cf_group);
+	fprintf(fp, "\nallow_root = %s\n", cf->cf_allow_root ? "true" : "false");
 	fputs("redis {\n    host = ", fp);
 	conf_print_str(fp, cf->cf_redis.host);
 	fprintf(fp, "\n    port = %d\n    key = ", cf->cf_redis.port);

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 struct conf_listen {
 	char *l_text;                 /* as written, "0.0.0.0:5000" */
@@ -29,6 +30,11 @@ struct conf {
 	int cf_max_header_size;       /* bytes */
 	int cf_max_headers;
 	int cf_log_level;             /* syslog priority */
+	char *cf_user;                /* workers' user when started as root */
+	char *cf_group;               /* "" = the user's primary group */
+	int cf_allow_root;            /* workers may run as root */
+	uid_t cf_uid;                 /* resolved from cf_user (0 if "") */
+	gid_t cf_gid;
 	struct {
 		char *host;
 		int port;

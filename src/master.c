@@ -26,8 +26,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <grp.h>
 #include <unistd.h>
+#include <netdb.h>
 #include <netinet/in.h>
+#include <arpa/inet.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -78,6 +81,9 @@ static volatile sig_atomic_t got_chld, got_hup, got_term, got_int, got_usr1;
 static volatile sig_atomic_t got_ttin, got_ttou, got_usr2, got_winch;
 
 int master_debug;
+
+/* Set when the listening sockets came from the service manager. */
+static int master_activated;
 
 /* The sockets bound by master_listen(), handed to master_run(). */
 static struct mlisten *pending_listen;
@@ -197,6 +203,12 @@ master_bind_conf(struct mlisten **lp, size_t *np, const struct conf *cf,
 	size_t i, j, start = *np;
 	struct mlisten *l;
 
+	if (master_activated) {
+		/* The service manager owns the sockets: every generation uses them. */
+		for (i = 0; i < *np; i++)
+			(*lp)[i].l_gen = gen;
+		return 0;
+	}
 	l = realloc(*lp, (*np + cf->cf_nlisten) * sizeof(*l));
 	if (l == NULL) {
 		log_warn("realloc");
@@ -234,9 +246,87 @@ fail:
 	return -1;
 }
 
+/*
+ * Socket activation (sd_listen_fds(3) protocol): the service manager
+ * passes LISTEN_FDS listening sockets from fd 3 on, for the process named
+ * by LISTEN_PID.  Returns the number adopted, 0 if none were passed, or -1.
+ */
+static int
+master_adopt_sockets(void)
+{
+	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+	struct mlisten *l;
+	int n, i;
+
+	if (pid == NULL || fds == NULL || atol(pid) != (long)getpid())
+		return 0;
+	n = atoi(fds);
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	if (n < 1 || n > 64) {
+		log_warnx("LISTEN_FDS=%s: not a number of sockets", fds);
+		return -1;
+	}
+	l = calloc(n, sizeof(*l));
+	if (l == NULL) {
+		log_warn("calloc");
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss), olen;
+		char host[INET6_ADDRSTRLEN], port[8], text[80];
+		int fd = 3 + i, on = 0;
+
+		olen = sizeof(on);
+		if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &olen) == -1 ||
+		    !on) {
+			log_warnx("socket activation: fd %d is not a listening "
+			    "socket", fd);
+			goto fail;
+		}
+		if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == -1 ||
+		    fcntl(fd, F_SETFD, FD_CLOEXEC) == -1) {
+			log_warn("fcntl fd %d", fd);
+			goto fail;
+		}
+		if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
+		    getnameinfo((struct sockaddr *)&ss, len, host, sizeof(host),
+		    port, sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+			snprintf(text, sizeof(text), ss.ss_family == AF_INET6 ?
+			    "[%s]:%s" : "%s:%s", host, port);
+		else
+			snprintf(text, sizeof(text), "fd %d", fd);
+		l[i].l_fd = fd;
+		l[i].l_text = strdup(text);
+		if (l[i].l_text == NULL)
+			goto fail;
+		log_info("socket activation: listening on %s (fd %d)", text, fd);
+	}
+	pending_listen = l;
+	pending_nlisten = n;
+	master_activated = 1;
+	return n;
+fail:
+	for (i = 0; i < n; i++)
+		free(l[i].l_text);
+	free(l);
+	return -1;
+}
+
 int
 master_listen(struct conf *cf)
 {
+	int n = master_adopt_sockets();
+
+	if (n == -1)
+		return -1;
+	if (n > 0) {
+		log_info("socket activation: the 'listen' addresses of %s are "
+		    "not used", cf->cf_path);
+		return 0;
+	}
 	return master_bind_conf(&pending_listen, &pending_nlisten, cf, 0);
 }
 
@@ -270,12 +360,37 @@ master_child_setup(struct master *m)
 		sigaction(master_signals[i], &sa, NULL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	/* An orphan must never keep port 5000: die with the master. */
-	if (prctl(PR_SET_PDEATHSIG, SIGINT) == -1)
-		log_warn("prctl");
 	for (i = 0; i < m->m_nw; i++)
 		if (m->m_w[i].w_ready_fd != -1)
 			close(m->m_w[i].w_ready_fd);
+}
+
+/*
+ * Started as root: become cf's user before serving anything.  The master
+ * keeps root to remove the pidfile and rebind on reload.  Returns 0 or -1.
+ */
+static int
+master_drop_privileges(const struct conf *cf)
+{
+	if (geteuid() != 0 || cf->cf_uid == 0)
+		return 0;
+	if (setgroups(1, &cf->cf_gid) == -1) {
+		log_warn("setgroups");
+		return -1;
+	}
+	if (setgid(cf->cf_gid) == -1) {
+		log_warn("setgid %ld", (long)cf->cf_gid);
+		return -1;
+	}
+	if (setuid(cf->cf_uid) == -1) {
+		log_warn("setuid %ld", (long)cf->cf_uid);
+		return -1;
+	}
+	if (setuid(0) != -1) {
+		log_warnx("could still regain root after dropping privileges");
+		return -1;
+	}
+	return 0;
 }
 
 /* Fork one worker of generation gen with configuration cf. */
@@ -314,6 +429,14 @@ master_spawn(struct master *m, const struct conf *cf, int gen)
 
 		close(pipefd[0]);
 		master_child_setup(m);
+		if (master_drop_privileges(cf) == -1)
+			_exit(WORKER_EXIT_NORESPAWN);
+		/*
+		 * An orphan must never keep port 5000: die with the master.  Set
+		 * after setuid(), which clears it.
+		 */
+		if (prctl(PR_SET_PDEATHSIG, SIGINT) == -1)
+			log_warn("prctl");
 		if (getppid() != master_pid)
 			_exit(0);       /* the master died before prctl() */
 		fds = master_gen_fds(m, gen, &nfds);
