@@ -92,6 +92,7 @@ struct worker {
 
 static void conn_on_event(evutil_socket_t, short, void *);
 static void conn_process(struct conn *, const char *, size_t);
+static void conn_process_buffered(struct conn *);
 static void worker_check_done(struct worker *);
 
 static uint64_t
@@ -292,16 +293,9 @@ conn_flush(struct conn *c)
 	}
 	if (c->c_outlen > 0)
 		conn_set_events(c, EV_WRITE, w->w_hdr_tv);
-	else if (c->c_more && !c->c_waiting && !c->c_close) {
-		/* Output drained: answer the requests that were held back. */
-		char *in = c->c_in;
-		size_t inlen = c->c_inlen;
-
-		c->c_in = NULL;
-		c->c_inlen = c->c_incap = 0;
-		conn_process(c, in, inlen);
-		free(in);
-	} else
+	else if (c->c_more && !c->c_waiting && !c->c_close)
+		conn_process_buffered(c);       /* answer what was held back */
+	else
 		conn_idle(c);
 }
 
@@ -373,15 +367,9 @@ conn_on_counter(void *arg, int ok, long long value)
 		    "text/html; charset=utf-8", body, len, len, flags);
 	}
 	/* Carry on with pipelined requests that arrived meanwhile. */
-	if (c->c_inlen > 0 && !c->c_close) {
-		char *in = c->c_in;
-		size_t inlen = c->c_inlen;
-
-		c->c_in = NULL;
-		c->c_inlen = c->c_incap = 0;
-		conn_process(c, in, inlen);
-		free(in);
-	} else
+	if (c->c_inlen > 0 && !c->c_close)
+		conn_process_buffered(c);
+	else
 		conn_flush(c);
 }
 
@@ -512,6 +500,19 @@ conn_process(struct conn *c, const char *buf, size_t len)
 	conn_flush(c);
 }
 
+/* Process the bytes the connection holds (conn_process() re-stores the rest). */
+static void
+conn_process_buffered(struct conn *c)
+{
+	char *in = c->c_in;
+	size_t inlen = c->c_inlen;
+
+	c->c_in = NULL;
+	c->c_inlen = c->c_incap = 0;
+	conn_process(c, in, inlen);
+	free(in);
+}
+
 static void
 conn_read(struct conn *c)
 {
@@ -552,15 +553,7 @@ conn_read(struct conn *c)
 				conn_idle(c);
 				return;
 			}
-			{
-				char *in = c->c_in;
-				size_t inlen = c->c_inlen;
-
-				c->c_in = NULL;
-				c->c_inlen = c->c_incap = 0;
-				conn_process(c, in, inlen);
-				free(in);
-			}
+			conn_process_buffered(c);
 			return;
 		}
 	}
