@@ -441,6 +441,160 @@ http_parse_request(const char *buf, size_t len, size_t *scan,
 	return (ssize_t)head;
 }
 
+enum {
+	CH_SIZE = 0,    /* hex digits of the chunk size */
+	CH_EXT,         /* chunk extensions, up to the end of the line */
+	CH_SIZE_LF,     /* LF after the CR of the size line */
+	CH_DATA,
+	CH_DATA_CR,     /* the CRLF after the data */
+	CH_DATA_LF,
+	CH_TRAILER,     /* at the start of a trailer line (or the end) */
+	CH_TRAILER_LINE,
+	CH_TRAILER_LF,  /* LF after the CR of a trailer line */
+	CH_END_LF       /* LF of the final empty line */
+};
+
+static int
+http_hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+ssize_t
+http_chunked_skip(struct http_chunked *st, const char *buf, size_t len,
+    unsigned long long max_total, int *done)
+{
+	size_t i = 0;
+
+	*done = 0;
+	while (i < len) {
+		char c = buf[i];
+
+		switch (st->ch_state) {
+		case CH_SIZE: {
+			int v = http_hexval(c);
+
+			if (v >= 0) {
+				/* 15 hex digits already exceed any sane body. */
+				if (++st->ch_linelen > 15)
+					return -1;
+				st->ch_left = st->ch_left * 16 + v;
+				i++;
+				break;
+			}
+			if (st->ch_linelen == 0)
+				return -1;      /* no digits */
+			if (c == ';' || c == ' ' || c == '\t')
+				st->ch_state = CH_EXT;
+			else if (c == '\r')
+				st->ch_state = CH_SIZE_LF;
+			else if (c == '\n')
+				goto size_done;
+			else
+				return -1;
+			i++;
+			break;
+		}
+		case CH_EXT:
+			if (++st->ch_linelen > HTTP_CHUNK_LINE_MAX || c == '\0')
+				return -1;
+			if (c == '\r')
+				st->ch_state = CH_SIZE_LF;
+			else if (c == '\n')
+				goto size_done;
+			i++;
+			break;
+		case CH_SIZE_LF:
+			if (c != '\n')
+				return -1;      /* bare CR */
+		size_done:
+			i++;
+			st->ch_linelen = 0;
+			if (st->ch_left == 0) {
+				st->ch_state = CH_TRAILER;
+				break;
+			}
+			st->ch_total += st->ch_left;
+			if (st->ch_total > max_total)
+				return -1;
+			st->ch_state = CH_DATA;
+			break;
+		case CH_DATA: {
+			size_t n = len - i;
+
+			if (n > st->ch_left)
+				n = (size_t)st->ch_left;
+			i += n;
+			st->ch_left -= n;
+			if (st->ch_left == 0)
+				st->ch_state = CH_DATA_CR;
+			break;
+		}
+		case CH_DATA_CR:
+			if (c == '\r')
+				st->ch_state = CH_DATA_LF;
+			else if (c == '\n')
+				st->ch_state = CH_SIZE;
+			else
+				return -1;
+			i++;
+			break;
+		case CH_DATA_LF:
+			if (c != '\n')
+				return -1;
+			st->ch_state = CH_SIZE;
+			i++;
+			break;
+		case CH_TRAILER:
+			i++;
+			if (c == '\r')
+				st->ch_state = CH_END_LF;
+			else if (c == '\n') {
+				*done = 1;
+				memset(st, 0, sizeof(*st));
+				return (ssize_t)i;
+			} else if (c == '\0')
+				return -1;
+			else {
+				st->ch_linelen = 1;
+				st->ch_state = CH_TRAILER_LINE;
+			}
+			break;
+		case CH_TRAILER_LINE:
+			if (++st->ch_linelen > HTTP_CHUNK_LINE_MAX || c == '\0' ||
+			    ++st->ch_total > max_total)
+				return -1;
+			if (c == '\r')
+				st->ch_state = CH_TRAILER_LF;
+			else if (c == '\n')
+				st->ch_state = CH_TRAILER;
+			i++;
+			break;
+		case CH_TRAILER_LF:
+			if (c != '\n')
+				return -1;
+			st->ch_state = CH_TRAILER;
+			i++;
+			break;
+		case CH_END_LF:
+			if (c != '\n')
+				return -1;
+			*done = 1;
+			memset(st, 0, sizeof(*st));
+			return (ssize_t)(i + 1);
+		default:
+			return -1;
+		}
+	}
+	return (ssize_t)i;
+}
+
 const char *
 http_reason(int status)
 {

@@ -50,6 +50,27 @@ ssize_t http_parse_request(const char *buf, size_t len, size_t *scan,
  */
 int http_accept_prefers_json(const char *v, size_t len);
 
+/* Where a chunked request body (RFC 9112 7.1) is being skipped. */
+struct http_chunked {
+	int ch_state;
+	unsigned long long ch_left;     /* data bytes left in this chunk */
+	size_t ch_linelen;              /* bytes of the current size/trailer line */
+	unsigned long long ch_total;    /* data bytes seen so far */
+};
+
+/* The longest chunk-size line or trailer line accepted. */
+#define HTTP_CHUNK_LINE_MAX 4096
+
+/*
+ * Skip a chunked body: consume as much of buf as belongs to it.  Start
+ * with *st zeroed.  Returns the number of bytes consumed, with *done set
+ * once the last chunk and the trailer section have been consumed, or -1
+ * if the framing is malformed (answer 400 and close: the next request
+ * cannot be found).  max_total bounds the data bytes (-1 beyond it too).
+ */
+ssize_t http_chunked_skip(struct http_chunked *st, const char *buf,
+    size_t len, unsigned long long max_total, int *done);
+
 /* Flags for http_format_response(). */
 #define HTTP_F_HEAD      0x01   /* headers only (HEAD) */
 #define HTTP_F_CLOSE     0x02   /* Connection: close */

@@ -443,7 +443,9 @@ master_spawn(struct master *m, const struct conf *cf, int gen)
 		if (fds == NULL)
 			_exit(WORKER_EXIT_NORESPAWN);
 		rc = worker_run(cf, fds, nfds, pipefd[1]);
-		_exit(rc);
+		free(fds);
+		/* exit(), not _exit(): leak checkers report at exit. */
+		exit(rc);
 	}
 	close(pipefd[1]);
 	w = &m->m_w[m->m_nw++];

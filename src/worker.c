@@ -38,6 +38,13 @@
 #define WORKER_ACCEPT_BATCH     64
 #define WORKER_MAX_BODY         (1024 * 1024)   /* bodies we read and discard */
 #define WORKER_LINGER_MS        2000
+/*
+ * On a graceful stop an idle keep-alive connection may already carry the
+ * client's next request; closing it at once would fail that request (a
+ * reload under load would cost requests).  It gets this long to send one,
+ * which is answered with "Connection: close", before it is closed.
+ */
+#define WORKER_STOP_GRACE_MS    1000
 #define WORKER_OUT_SIZE         65536
 #define WORKER_OUT_RESERVE      2048    /* room one response always has */
 
@@ -54,6 +61,7 @@ struct conn {
 	char *c_out;                    /* unsent response bytes */
 	size_t c_outlen, c_outoff;
 	long long c_discard;            /* request body bytes still to skip */
+	struct http_chunked c_chunk;    /* a chunked body being skipped */
 	uint64_t c_head_start_ms;       /* first byte of the pending head */
 	int c_resp_flags;               /* for the request waiting on Redis */
 	unsigned c_waiting : 1;         /* a Redis command is in flight */
@@ -63,6 +71,7 @@ struct conn {
 	unsigned c_eof : 1;             /* the client sent FIN */
 	unsigned c_linger : 1;          /* draining input before close */
 	unsigned c_more : 1;            /* c_in holds requests not yet answered */
+	unsigned c_chunked : 1;         /* skipping a chunked body */
 	struct conn *c_prev, *c_next;
 };
 
@@ -78,7 +87,7 @@ struct worker {
 	struct conn *w_conns;
 	int w_nconns;                   /* open client sockets */
 	int w_stopping;
-	const struct timeval *w_ka_tv, *w_hdr_tv, *w_linger_tv;
+	const struct timeval *w_ka_tv, *w_hdr_tv, *w_linger_tv, *w_grace_tv;
 	char *w_scratch;                /* reads land here first */
 	size_t w_scratch_size;
 	char *w_out;                    /* responses of one processing pass */
@@ -211,11 +220,12 @@ conn_idle(struct conn *c)
 			conn_set_events(c, EV_READ, w->w_hdr_tv);
 		return;
 	}
-	if (w->w_stopping && c->c_inlen == 0 && c->c_discard == 0) {
-		conn_close(c);
+	if (w->w_stopping && c->c_inlen == 0 && c->c_discard == 0 &&
+	    !c->c_chunked) {
+		conn_set_events(c, EV_READ, w->w_grace_tv);
 		return;
 	}
-	if (c->c_inlen > 0 || c->c_discard > 0) {
+	if (c->c_inlen > 0 || c->c_discard > 0 || c->c_chunked) {
 		/* A request is partly here: the header timeout runs from its start. */
 		uint64_t now = worker_now_ms(), limit, spent;
 		struct timeval tv;
@@ -316,6 +326,17 @@ conn_respond(struct conn *c, int status, const char *ctype, const char *body,
 	w->w_outlen += n;
 	if (flags & HTTP_F_CLOSE)
 		c->c_close = 1;
+}
+
+/* Append bytes that are already a response (an interim 1xx). */
+static void
+conn_respond_raw(struct conn *c, const char *text)
+{
+	struct worker *w = c->c_w;
+	size_t len = strlen(text);
+
+	memcpy(w->w_out + w->w_outlen, text, len);
+	w->w_outlen += len;
 }
 
 static void
@@ -446,6 +467,22 @@ conn_process(struct conn *c, const char *buf, size_t len)
 			c->c_discard -= skip;
 			continue;
 		}
+		if (c->c_chunked) {
+			ssize_t n;
+			int done;
+
+			n = http_chunked_skip(&c->c_chunk, buf + off, len - off,
+			    WORKER_MAX_BODY, &done);
+			if (n < 0) {
+				/* Its answer is out; the next request cannot be found. */
+				c->c_close = 1;
+				off = len;
+				break;
+			}
+			off += n;
+			c->c_chunked = !done;
+			continue;
+		}
 		head = http_parse_request(buf + off, len - off, &c->c_scan,
 		    &w->w_lim, &req, &status);
 		if (head == 0)
@@ -466,16 +503,26 @@ conn_process(struct conn *c, const char *buf, size_t len)
 			flags |= HTTP_F_CLOSE;
 		else if (req.r_minor == 0)
 			flags |= HTTP_F_KEEPALIVE;
-		if (req.r_chunked) {
-			/* Bodies we do not frame end the connection after the answer. */
-			flags |= HTTP_F_CLOSE;
-		} else if (req.r_content_length > 0) {
-			if (req.r_content_length > WORKER_MAX_BODY ||
-			    req.r_expect_continue)
-				flags |= HTTP_F_CLOSE;
-			else
-				c->c_discard = req.r_content_length;
+		/*
+		 * No resource here takes a body: it is read and thrown away, so
+		 * that the next request on the connection starts at the right
+		 * byte.  A body too large to be worth reading ends the connection.
+		 */
+		if (req.r_content_length > WORKER_MAX_BODY) {
+			conn_respond_text(c, 413, "Content Too Large\n",
+			    HTTP_F_CLOSE);
+			off = len;
+			break;
 		}
+		if (req.r_chunked) {
+			memset(&c->c_chunk, 0, sizeof(c->c_chunk));
+			c->c_chunked = 1;
+		} else if (req.r_content_length > 0)
+			c->c_discard = req.r_content_length;
+		/* The client waits for a go-ahead before it sends the body. */
+		if (req.r_expect_continue && off == len &&
+		    (c->c_chunked || c->c_discard > 0))
+			conn_respond_raw(c, "HTTP/1.1 100 Continue\r\n\r\n");
 		conn_route(c, &req, flags);
 	}
 
@@ -585,7 +632,7 @@ conn_on_event(evutil_socket_t fd, short what, void *arg)
 		if (c->c_waiting)
 			return;
 		if (c->c_linger || c->c_outlen > 0 ||
-		    (c->c_inlen == 0 && c->c_discard == 0)) {
+		    (c->c_inlen == 0 && c->c_discard == 0 && !c->c_chunked)) {
 			conn_close(c);  /* idle keep-alive, or a client not reading */
 			return;
 		}
@@ -692,10 +739,13 @@ worker_stop(struct worker *w, int graceful)
 		close(w->w_fds[i]);
 	for (c = w->w_conns; c != NULL; c = next) {
 		next = c->c_next;
-		/* Idle keep-alive connections go now; the others after their answer. */
+		/*
+		 * Idle keep-alive connections get a short grace for a request
+		 * already on its way; the others close after their answer.
+		 */
 		if (!c->c_waiting && c->c_inlen == 0 && c->c_outlen == 0 &&
-		    c->c_discard == 0 && !c->c_linger)
-			conn_close(c);
+		    c->c_discard == 0 && !c->c_chunked && !c->c_linger)
+			conn_set_events(c, EV_READ, w->w_grace_tv);
 	}
 	tv.tv_sec = w->w_cf->cf_shutdown_timeout;
 	tv.tv_usec = 0;
@@ -816,6 +866,9 @@ worker_run(const struct conf *cf, const int *fds, size_t nfds, int ready_fd)
 	tv.tv_sec = WORKER_LINGER_MS / 1000;
 	tv.tv_usec = (WORKER_LINGER_MS % 1000) * 1000;
 	w.w_linger_tv = event_base_init_common_timeout(w.w_base, &tv);
+	tv.tv_sec = WORKER_STOP_GRACE_MS / 1000;
+	tv.tv_usec = (WORKER_STOP_GRACE_MS % 1000) * 1000;
+	w.w_grace_tv = event_base_init_common_timeout(w.w_base, &tv);
 
 	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
 		w.w_sig[i] = evsignal_new(w.w_base, sigs[i], worker_on_signal,

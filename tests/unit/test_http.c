@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -259,6 +260,69 @@ test_format_response(void **state)
 	    "x", 1, 1, 0), 0);
 }
 
+/* Feed a chunked body in pieces of step bytes; returns bytes used or -1. */
+static ssize_t
+chunked(const char *s, size_t step, int *done)
+{
+	struct http_chunked st;
+	size_t off = 0, len = strlen(s);
+
+	memset(&st, 0, sizeof(st));
+	*done = 0;
+	while (off < len && !*done) {
+		size_t n = len - off < step ? len - off : step;
+		ssize_t used = http_chunked_skip(&st, s + off, n, 1024, done);
+
+		if (used < 0)
+			return -1;
+		off += (size_t)used;
+	}
+	return (ssize_t)off;
+}
+
+static void
+test_chunked(void **state)
+{
+	const char *body = "5;name=val\r\nhello\r\n1A\r\nabcdefghijklmnopqrstuvwxyz\r\n"
+	    "0\r\nX-Trailer: 1\r\n\r\n";
+	char both[256];
+	size_t step;
+	int done;
+
+	(void)state;
+	/* Whatever the segmentation, the body ends at the same byte. */
+	for (step = 1; step <= strlen(body); step++) {
+		assert_int_equal(chunked(body, step, &done), strlen(body));
+		assert_true(done);
+	}
+	/* The next pipelined request is not eaten. */
+	snprintf(both, sizeof(both), "%sGET / HTTP/1.1\r\n", body);
+	assert_int_equal(chunked(both, 7, &done), strlen(body));
+	assert_true(done);
+	assert_int_equal(chunked("0\r\n\r\n", 1, &done), 5);
+	assert_true(done);
+	assert_int_equal(chunked("3\nabc\n0\n\n", 2, &done), 9);
+	assert_true(done);
+	/* Incomplete: everything consumed, not done. */
+	assert_int_equal(chunked("5\r\nhel", 3, &done), 6);
+	assert_false(done);
+}
+
+static void
+test_chunked_bad(void **state)
+{
+	int done;
+
+	(void)state;
+	assert_int_equal(chunked("zz\r\n", 1, &done), -1);
+	assert_int_equal(chunked("\r\n", 1, &done), -1);
+	assert_int_equal(chunked("5\rhello\r\n", 1, &done), -1);      /* bare CR */
+	assert_int_equal(chunked("3\r\nabcX\r\n", 1, &done), -1);    /* no CRLF after data */
+	assert_int_equal(chunked("fffffffffffffffff\r\n", 4, &done), -1); /* overflow */
+	assert_int_equal(chunked("801\r\n", 4, &done), -1);           /* over max_total */
+	assert_int_equal(chunked("-1\r\n", 1, &done), -1);
+}
+
 int
 main(void)
 {
@@ -275,6 +339,8 @@ main(void)
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_accept),
 		cmocka_unit_test(test_format_response),
+		cmocka_unit_test(test_chunked),
+		cmocka_unit_test(test_chunked_bad),
 	};
 
 	return cmocka_run_group_tests_name("http", tests, NULL, NULL);
