@@ -14,6 +14,13 @@
  * off from 50 ms to 500 ms, so service resumes within a second of Redis
  * coming back.  The host name is resolved with evdns, because a blocking
  * getaddrinfo() would stall every client of the worker.
+ *
+ * hiredis is tied to the loop by its own small adapter rather than the
+ * stock libevent one: commands queued while a loop turn handles its
+ * clients are written together by one send() at the end of the turn,
+ * instead of waiting a turn for the socket to report writable (an
+ * epoll_ctl pair and a wakeup per turn).  Only when the socket is full,
+ * or while connecting, does it wait for EV_WRITE.
  */
 #include "config.h"
 
@@ -30,7 +37,6 @@
 #include <event2/util.h>
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
-#include <hiredis/adapters/libevent.h>
 
 #include "conf.h"
 #include "counter.h"
@@ -51,6 +57,15 @@ struct counter_op {
 	counter_cb *op_cb;
 	void *op_arg;
 	uint64_t op_sent_ms;
+};
+
+/* The event hooks of one hiredis connection. */
+struct counter_io {
+	redisAsyncContext *io_ac;
+	struct event *io_read;          /* EV_READ | EV_PERSIST */
+	struct event *io_write;         /* EV_WRITE: socket full, or connecting */
+	struct event *io_flush;         /* activated: write at the end of the turn */
+	int io_flushing;
 };
 
 struct counter {
@@ -335,6 +350,126 @@ counter_on_disconnected(const redisAsyncContext *ac, int status)
 }
 
 static void
+counter_io_on_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct counter_io *io = arg;
+
+	(void)fd;
+	(void)what;
+	redisAsyncHandleRead(io->io_ac);
+}
+
+static void
+counter_io_on_write(evutil_socket_t fd, short what, void *arg)
+{
+	struct counter_io *io = arg;
+
+	(void)fd;
+	(void)what;
+	io->io_flushing = 1;
+	redisAsyncHandleWrite(io->io_ac);
+	/* io may be gone: hiredis frees the context on a write error. */
+}
+
+static void
+counter_io_on_flush(evutil_socket_t fd, short what, void *arg)
+{
+	struct counter_io *io = arg;
+
+	(void)fd;
+	(void)what;
+	io->io_flushing = 1;
+	redisAsyncHandleWrite(io->io_ac);
+}
+
+static void
+counter_io_add_read(void *arg)
+{
+	struct counter_io *io = arg;
+
+	event_add(io->io_read, NULL);
+}
+
+static void
+counter_io_del_read(void *arg)
+{
+	struct counter_io *io = arg;
+
+	event_del(io->io_read);
+}
+
+static void
+counter_io_add_write(void *arg)
+{
+	struct counter_io *io = arg;
+
+	/*
+	 * While connecting, writable means connected: wait for it.  Inside a
+	 * write that could not finish, the socket is full: wait for room.
+	 * Otherwise write at the end of this loop turn.
+	 */
+	if (!(io->io_ac->c.flags & REDIS_CONNECTED) || io->io_flushing) {
+		io->io_flushing = 0;
+		event_add(io->io_write, NULL);
+	} else if (!event_pending(io->io_write, EV_WRITE, NULL))
+		event_active(io->io_flush, EV_WRITE, 1);
+}
+
+static void
+counter_io_del_write(void *arg)
+{
+	struct counter_io *io = arg;
+
+	io->io_flushing = 0;
+	event_del(io->io_write);
+	event_del(io->io_flush);
+}
+
+static void
+counter_io_cleanup(void *arg)
+{
+	struct counter_io *io = arg;
+
+	if (io->io_read)
+		event_free(io->io_read);
+	if (io->io_write)
+		event_free(io->io_write);
+	if (io->io_flush)
+		event_free(io->io_flush);
+	free(io);
+}
+
+/* Attach ac to the loop with the hooks above.  Returns 0 or -1. */
+static int
+counter_attach(struct counter *c, redisAsyncContext *ac)
+{
+	struct counter_io *io;
+	int fd = ac->c.fd;
+
+	io = calloc(1, sizeof(*io));
+	if (io == NULL)
+		return -1;
+	io->io_ac = ac;
+	io->io_read = event_new(c->c_base, fd, EV_READ | EV_PERSIST,
+	    counter_io_on_read, io);
+	io->io_write = event_new(c->c_base, fd, EV_WRITE, counter_io_on_write,
+	    io);
+	io->io_flush = event_new(c->c_base, -1, 0, counter_io_on_flush, io);
+	if (io->io_read == NULL || io->io_write == NULL ||
+	    io->io_flush == NULL) {
+		counter_io_cleanup(io);
+		return -1;
+	}
+	ac->ev.data = io;
+	ac->ev.addRead = counter_io_add_read;
+	ac->ev.delRead = counter_io_del_read;
+	ac->ev.addWrite = counter_io_add_write;
+	ac->ev.delWrite = counter_io_del_write;
+	ac->ev.cleanup = counter_io_cleanup;
+	return 0;
+}
+
+static void
 counter_start_connect(struct counter *c, const char *ip)
 {
 	const struct conf *cf = c->c_cf;
@@ -354,7 +489,7 @@ counter_start_connect(struct counter *c, const char *ip)
 		return;
 	}
 	ac->data = c;
-	if (redisLibeventAttach(ac, c->c_base) != REDIS_OK) {
+	if (counter_attach(c, ac) == -1) {
 		counter_failed(c, "cannot connect to", "event attach failed");
 		redisAsyncFree(ac);
 		counter_schedule_retry(c);
