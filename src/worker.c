@@ -24,6 +24,7 @@
 #include <unistd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 
 #include <event2/event.h>
@@ -35,7 +36,7 @@
 #include "log.h"
 #include "worker.h"
 
-#define WORKER_ACCEPT_BATCH     64
+#define WORKER_ACCEPT_BATCH     8
 #define WORKER_MAX_BODY         (1024 * 1024)   /* bodies we read and discard */
 #define WORKER_LINGER_MS        2000
 /*
@@ -83,6 +84,8 @@ struct worker {
 	const int *w_fds;
 	size_t w_nfds;
 	struct event **w_listen_ev;
+	size_t w_nlisten_ev;
+	int w_accept_epfd;              /* EPOLLEXCLUSIVE set of the listeners */
 	int w_accepting;
 	struct conn *w_conns;
 	int w_nconns;                   /* open client sockets */
@@ -137,7 +140,7 @@ worker_set_accepting(struct worker *w, int on)
 
 	if (w->w_accepting == on)
 		return;
-	for (i = 0; i < w->w_nfds; i++) {
+	for (i = 0; i < w->w_nlisten_ev; i++) {
 		if (on)
 			event_add(w->w_listen_ev[i], NULL);
 		else
@@ -649,13 +652,12 @@ conn_on_event(evutil_socket_t fd, short what, void *arg)
 		conn_read(c);
 }
 
+/* Accept a batch of connections from listening socket fd. */
 static void
-worker_on_accept(evutil_socket_t fd, short what, void *arg)
+worker_accept_from(struct worker *w, int fd)
 {
-	struct worker *w = arg;
 	int i;
 
-	(void)what;
 	for (i = 0; i < WORKER_ACCEPT_BATCH; i++) {
 		struct conn *c;
 		int s, one = 1;
@@ -697,6 +699,77 @@ worker_on_accept(evutil_socket_t fd, short what, void *arg)
 		c->c_head_start_ms = worker_now_ms();
 		conn_set_events(c, EV_READ, w->w_hdr_tv);
 	}
+}
+
+static void
+worker_on_accept(evutil_socket_t fd, short what, void *arg)
+{
+	(void)what;
+	worker_accept_from(arg, fd);
+}
+
+/* The exclusive set is readable: accept from the listeners that are. */
+static void
+worker_on_accept_set(evutil_socket_t fd, short what, void *arg)
+{
+	struct epoll_event evs[16];
+	int i, n;
+
+	(void)what;
+	n = epoll_wait(fd, evs, 16, 0);
+	for (i = 0; i < n; i++) {
+		struct epoll_event ev = evs[i];
+
+		worker_accept_from(arg, ev.data.fd);
+		/*
+		 * The kernel wakes the first exclusive waiter it finds, so one
+		 * worker would take every connection.  Re-registering puts this
+		 * worker at the back of the queue: connections go round.
+		 */
+		ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+		if (epoll_ctl(fd, EPOLL_CTL_DEL, ev.data.fd, NULL) == -1 ||
+		    epoll_ctl(fd, EPOLL_CTL_ADD, ev.data.fd, &ev) == -1)
+			log_warn("epoll_ctl");
+	}
+}
+
+/*
+ * Wake only one worker per new connection.  Every worker polls the same
+ * listening sockets; with plain epoll each connection wakes them all and
+ * all but one find nothing to accept.  libevent 2.1 cannot ask for
+ * EPOLLEXCLUSIVE, so the listeners go into an epoll set of the worker's
+ * own, registered exclusive, and that set is what the loop watches.
+ * Returns 0, or -1 if the kernel will not (the caller polls the sockets).
+ */
+static int
+worker_listen_exclusive(struct worker *w)
+{
+	size_t i;
+
+	w->w_accept_epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (w->w_accept_epfd == -1)
+		return -1;
+	for (i = 0; i < w->w_nfds; i++) {
+		struct epoll_event ev;
+
+		memset(&ev, 0, sizeof(ev));
+		ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+		ev.data.fd = w->w_fds[i];
+		if (epoll_ctl(w->w_accept_epfd, EPOLL_CTL_ADD, w->w_fds[i],
+		    &ev) == -1) {
+			log_debug("epoll_ctl EPOLLEXCLUSIVE: %s",
+			    strerror(errno));
+			close(w->w_accept_epfd);
+			w->w_accept_epfd = -1;
+			return -1;
+		}
+	}
+	w->w_listen_ev[0] = event_new(w->w_base, w->w_accept_epfd,
+	    EV_READ | EV_PERSIST, worker_on_accept_set, w);
+	if (w->w_listen_ev[0] == NULL)
+		return -1;
+	w->w_nlisten_ev = 1;
+	return 0;
 }
 
 static void
@@ -817,6 +890,8 @@ worker_free(struct worker *w)
 		if (w->w_listen_ev[i])
 			event_free(w->w_listen_ev[i]);
 	free(w->w_listen_ev);
+	if (w->w_accept_epfd != -1)
+		close(w->w_accept_epfd);
 	for (i = 0; i < sizeof(w->w_sig) / sizeof(w->w_sig[0]); i++)
 		if (w->w_sig[i])
 			event_free(w->w_sig[i]);
@@ -842,6 +917,7 @@ worker_run(const struct conf *cf, const int *fds, size_t nfds, int ready_fd)
 	int rc = WORKER_EXIT_NORESPAWN;
 
 	memset(&w, 0, sizeof(w));
+	w.w_accept_epfd = -1;
 	w.w_cf = cf;
 	w.w_fds = fds;
 	w.w_nfds = nfds;
@@ -891,12 +967,15 @@ worker_run(const struct conf *cf, const int *fds, size_t nfds, int ready_fd)
 	tv.tv_sec = 1;
 	tv.tv_usec = 0;
 	event_add(w.w_parent_ev, &tv);
-	for (i = 0; i < nfds; i++) {
-		w.w_listen_ev[i] = event_new(w.w_base, fds[i],
-		    EV_READ | EV_PERSIST, worker_on_accept, &w);
-		if (w.w_listen_ev[i] == NULL) {
-			log_warnx("worker: cannot initialise");
-			goto done;
+	if (worker_listen_exclusive(&w) == -1) {
+		for (i = 0; i < nfds; i++) {
+			w.w_listen_ev[i] = event_new(w.w_base, fds[i],
+			    EV_READ | EV_PERSIST, worker_on_accept, &w);
+			if (w.w_listen_ev[i] == NULL) {
+				log_warnx("worker: cannot initialise");
+				goto done;
+			}
+			w.w_nlisten_ev = i + 1;
 		}
 	}
 	w.w_counter = counter_new(w.w_base, cf);
