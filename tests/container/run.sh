@@ -1,0 +1,610 @@
+#!/bin/bash
+# tests/container/run.sh - the Dockerfile and docker-compose.yml on a real
+# Docker engine, on a Debian 12 machine that cannot pull from Docker Hub.
+#
+#  1. installs docker.io, docker-compose, debootstrap and curl from Debian
+#     when missing, and starts a private dockerd (own data-root, exec-root,
+#     socket, no iptables, no default bridge) that only this script uses;
+#  2. makes debian:bookworm-slim locally (debootstrap --variant=minbase,
+#     then docker import; the tarball is cached in $HITCOUNTD_CI_CACHE,
+#     default /var/cache/hitcountd-ci) and builds a stand-in for the
+#     official redis:7 image from Debian's redis-server
+#     (tests/container/redis/), so that nothing is pulled;
+#  3. runs the manual commands of the Flask + Redis document with hitcountd
+#     as the web image: network create, run redis, build, run web, three
+#     visits, the health check, docker logs, docker stop, cleanup;
+#  4. runs docker-compose.yml with Debian 12's docker-compose (1.29): build,
+#     depends_on/service_healthy, both health checks, restart policy,
+#     persistence of the counter across `down` + `up` (named volume,
+#     appendonly), graceful stop.
+#
+# Prints one "PASS name" / "FAIL name" line per check and a summary line
+# "N passed, N failed"; exits 0 only if every check passed.  Everything it
+# started (containers, networks, volumes, images, its dockerd and
+# containerd) is removed or stopped, by PID, on every exit path.  Builds
+# run with --network host: the private dockerd has no NAT.
+#
+# Usage (as root): tests/container/run.sh
+# Environment:
+#   HITCOUNTD_CI_CACHE      cache directory (default /var/cache/hitcountd-ci)
+#   HITCOUNTD_DEBIAN_MIRROR debootstrap mirror (default http://deb.debian.org/debian)
+#   HITCOUNTD_ROOTFS_MAX_AGE_DAYS  rebuild the cached rootfs after this (30)
+#   HITCOUNTD_CONTAINER_BUDGET  seconds the run may take before cleanup (900);
+#                           every command is bounded by what is left of it
+#   KEEP_LOGS=1             keep the log directory even when all passed
+set -u
+export LC_ALL=C
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+cache=${HITCOUNTD_CI_CACHE:-/var/cache/hitcountd-ci}
+mirror=${HITCOUNTD_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+max_age=${HITCOUNTD_ROOTFS_MAX_AGE_DAYS:-30}
+
+# Names used by the manual commands and the compose file.  REDIS_IMAGE
+# must be the image name docker-compose.yml uses.
+REDIS_IMAGE=redis:7
+BASE_IMAGE=debian:bookworm-slim
+WEB_IMAGE=hitcountd
+NET=hitcountd-net
+PROJECT=hitcountdct
+
+t_start=$(date +%s)
+budget=${HITCOUNTD_CONTAINER_BUDGET:-900}
+deadline=$((t_start + budget))
+npass=0
+nfail=0
+dockerd_pid=
+dir=
+finished=
+compose_used=
+
+logs=$(mktemp -d /tmp/hitcountd-container-logs.XXXXXX)
+
+pass() { echo "PASS $1"; npass=$((npass + 1)); }
+fail() {
+	echo "FAIL $1${2:+ ($2)}"
+	nfail=$((nfail + 1))
+}
+# check NAME COMMAND...: PASS if the command succeeds.
+check() {
+	local name=$1
+	shift
+	if "$@" >> "$logs/$name.log" 2>&1; then
+		pass "$name"
+	else
+		fail "$name" "see $logs/$name.log"
+		tail -n 25 "$logs/$name.log" | sed 's/^/    /'
+	fi
+}
+note() { echo "# $*"; }
+elapsed() { echo $(($(date +%s) - t_start)); }
+
+# Seconds a command may take: DT (default 120), but no later than the
+# deadline of the whole run (cleanup, which sets in_cleanup, excepted).
+tmo() {
+	local t=${DT:-120} left=$((deadline - $(date +%s)))
+	if [ -z "${in_cleanup:-}" ] && [ "$left" -lt "$t" ]; then
+		t=$((left > 1 ? left : 1))
+	fi
+	echo "$t"
+}
+# The Debian docker CLI, not whatever else is first in PATH; bounded.
+docker() { timeout "$(tmo)" /usr/bin/docker "$@"; }
+compose() {
+	timeout "$(tmo)" docker-compose -p "$PROJECT" \
+	    -f "$top/docker-compose.yml" -f "$here/compose.build-host-network.yml" "$@"
+}
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+http_get() {            # http_get PORT PATH: body on stdout
+	curl -sS --max-time 5 "http://127.0.0.1:$1$2"
+}
+http_status() {         # http_status PORT PATH [curl args]: status code
+	local port=$1 path=$2
+	shift 2
+	curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$@" "http://127.0.0.1:$port$path"
+}
+# wait_for SECONDS COMMAND...: until the command succeeds
+wait_for() {
+	local deadline=$(($(date +%s) + $1))
+	shift
+	until "$@" > /dev/null 2>&1; do
+		[ "$(date +%s)" -ge "$deadline" ] && return 1
+		sleep 0.5
+	done
+}
+health_is() {           # health_is CONTAINER STATUS
+	[ "$(docker inspect -f '{{.State.Health.Status}}' "$1" 2>/dev/null)" = "$2" ]
+}
+redis_ready() {         # HEAD / is 200 once the web container reaches Redis
+	[ "$(http_status "$1" / -I)" = 200 ]
+}
+
+# ---------------------------------------------------------------- cleanup
+cleanup() {
+	[ -n "$finished" ] && return
+	finished=1
+	in_cleanup=1
+	set +e
+	if [ "$(date +%s)" -gt "$deadline" ]; then
+		fail time-budget "over $budget s before cleanup"
+	else
+		pass time-budget
+	fi
+	echo "# cleanup"
+	if [ -n "$dockerd_pid" ] && kill -0 "$dockerd_pid" 2>/dev/null; then
+		local bridges ids
+		if [ -n "$compose_used" ]; then
+			DT=120 compose down -v --rmi local -t 5 >> "$logs/cleanup.log" 2>&1
+		fi
+		ids=$(docker ps -aq)
+		[ -n "$ids" ] && docker rm -f $ids >> "$logs/cleanup.log" 2>&1
+		ids=$(docker volume ls -q)
+		[ -n "$ids" ] && docker volume rm $ids >> "$logs/cleanup.log" 2>&1
+		bridges=$(docker network ls -q --filter driver=bridge)
+		for id in $bridges; do
+			docker network rm "$id" >> "$logs/cleanup.log" 2>&1
+		done
+		docker image prune -a -f >> "$logs/cleanup.log" 2>&1
+		for _ in 1 2 3; do      # children before parents
+			ids=$(docker images -aq | sort -u)
+			[ -z "$ids" ] && break
+			docker rmi -f $ids >> "$logs/cleanup.log" 2>&1
+		done
+		if [ -z "$(docker ps -aq)" ] && [ -z "$(docker volume ls -q)" ] &&
+		    [ -z "$(docker network ls -q --filter driver=bridge)" ] &&
+		    [ -z "$(docker images -aq)" ]; then
+			pass cleanup-containers-volumes-networks-images
+		else
+			fail cleanup-containers-volumes-networks-images
+		fi
+		# Stop the private dockerd (it stops its containerd).
+		local cpid
+		cpid=$(cat "$dir/exec/containerd/containerd.pid" 2>/dev/null)
+		kill -TERM "$dockerd_pid"
+		for _ in $(seq 60); do
+			kill -0 "$dockerd_pid" 2>/dev/null || break
+			sleep 0.5
+		done
+		if kill -0 "$dockerd_pid" 2>/dev/null; then
+			kill -KILL "$dockerd_pid"
+			fail dockerd-stopped "did not stop on TERM within 30 s"
+		else
+			pass dockerd-stopped
+		fi
+		wait "$dockerd_pid" 2>/dev/null
+		if [ -n "$cpid" ] && kill -0 "$cpid" 2>/dev/null; then
+			sleep 2
+			kill -0 "$cpid" 2>/dev/null && kill -KILL "$cpid"
+		fi
+		for id in $bridges; do
+			ip link show "br-${id:0:12}" > /dev/null 2>&1 &&
+			    ip link del "br-${id:0:12}"
+		done
+	fi
+	if [ -n "${ip_forward_before:-}" ]; then
+		if [ "$(cat /proc/sys/net/ipv4/ip_forward)" = "$ip_forward_before" ]; then
+			pass host-ip-forward-unchanged
+		else
+			fail host-ip-forward-unchanged "restored to $ip_forward_before"
+			echo "$ip_forward_before" > /proc/sys/net/ipv4/ip_forward
+		fi
+	fi
+	if [ -n "$dir" ] && [ -d "$dir" ]; then
+		# Whatever dockerd left mounted under its directories.
+		findmnt -rn -o TARGET | grep "^$dir/" | sort -r | while read -r m; do
+			umount -l "$m"
+		done
+		rm -rf --one-file-system "$dir"
+	fi
+	echo "# total time: $(elapsed) s"
+	echo "$npass passed, $nfail failed"
+	if [ "$nfail" -eq 0 ] && [ -z "${KEEP_LOGS:-}" ]; then
+		rm -rf "$logs"
+	else
+		echo "# logs: $logs"
+	fi
+}
+trap 'cleanup; [ "$nfail" -eq 0 ] && [ -n "$all_done" ]; exit $?' EXIT
+trap 'fail interrupted "signal"; exit 1' INT TERM HUP
+all_done=
+
+abort() {               # a prerequisite failed: nothing after it can run
+	fail "$1" "${2:-}"
+	exit 1
+}
+
+# ------------------------------------------------------ 1. prerequisites
+[ "$(id -u)" -eq 0 ] || abort prerequisites "must run as root (dockerd, debootstrap)"
+missing=
+for p in docker.io docker-compose debootstrap curl iproute2 python3; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+	    missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+	note "installing$missing"
+	if ! { DEBIAN_FRONTEND=noninteractive timeout "$(DT=600 tmo)" apt-get update -qq &&
+	    DEBIAN_FRONTEND=noninteractive timeout "$(DT=600 tmo)" apt-get install -y -qq \
+	    --no-install-recommends $missing; } >> "$logs/apt.log" 2>&1; then
+		tail -n 20 "$logs/apt.log"
+		abort prerequisites "apt-get install$missing"
+	fi
+fi
+note "$(/usr/sbin/dockerd --version), $(docker-compose version --short 2>/dev/null | sed 's/^/docker-compose /')"
+
+# A private dockerd: short paths (unix socket length), no iptables and no
+# ip_forward (the host's firewall and sysctls are left alone: containers
+# on one bridge and the userland port proxy need neither), no default
+# bridge (nothing left behind);
+# user-defined bridge networks work as usual (from an address pool apart
+# from a system dockerd's), builds use --network host.
+ip_forward_before=$(cat /proc/sys/net/ipv4/ip_forward)
+dir=$(mktemp -d /tmp/hcct.XXXXXX)
+mkdir -p "$dir/data" "$dir/exec" "$dir/cli"
+echo '{}' > "$dir/daemon.json"
+export DOCKER_HOST="unix://$dir/docker.sock"
+export DOCKER_CONFIG="$dir/cli"
+export DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0
+unset COMPOSE_FILE COMPOSE_PROJECT_NAME HITCOUNTD_PUBLISH
+/usr/sbin/dockerd --config-file "$dir/daemon.json" \
+    --iptables=false --ip6tables=false --ip-forward=false --bridge=none \
+    --default-address-pool base=172.30.0.0/16,size=24 \
+    --storage-driver=overlay2 --data-root "$dir/data" --exec-root "$dir/exec" \
+    -H "$DOCKER_HOST" --pidfile "$dir/dockerd.pid" > "$logs/dockerd.log" 2>&1 &
+dockerd_pid=$!
+if wait_for 60 docker version; then
+	pass dockerd-started
+else
+	tail -n 30 "$logs/dockerd.log"
+	abort dockerd-started "no answer on $DOCKER_HOST within 60 s"
+fi
+
+# ---------------------------------------------------- 2. the base images
+rootfs_tar=$cache/debian-bookworm-slim-rootfs.tar.gz
+make_rootfs() {
+	local root="$dir/rootfs"
+	timeout "$(DT=900 tmo)" debootstrap --variant=minbase bookworm "$root" "$mirror" || return 1
+	# As the official image: the updates and security suites, and the
+	# slim variant's apt and dpkg settings.
+	rm -f "$root/etc/apt/sources.list"
+	cat > "$root/etc/apt/sources.list.d/debian.sources" <<-EOF
+	Types: deb
+	URIs: http://deb.debian.org/debian
+	Suites: bookworm bookworm-updates
+	Components: main
+	Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+	Types: deb
+	URIs: http://deb.debian.org/debian-security
+	Suites: bookworm-security
+	Components: main
+	Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+	EOF
+	cat > "$root/etc/apt/apt.conf.d/docker-clean" <<-'EOF'
+	DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+	APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+	Dir::Cache::pkgcache "";
+	Dir::Cache::srcpkgcache "";
+	EOF
+	echo 'Acquire::Languages "none";' > "$root/etc/apt/apt.conf.d/docker-no-languages"
+	cat > "$root/etc/dpkg/dpkg.cfg.d/docker" <<-'EOF'
+	path-exclude /usr/share/doc/*
+	path-include /usr/share/doc/*/copyright
+	path-exclude /usr/share/man/*
+	path-exclude /usr/share/info/*
+	path-exclude /usr/share/locale/*
+	path-include /usr/share/locale/locale.alias
+	EOF
+	# ... and what those settings keep out of later installs.
+	find "$root/usr/share/doc" -mindepth 1 ! -type d ! -name copyright -delete
+	find "$root/usr/share/doc" -mindepth 1 -type d -empty -delete
+	rm -rf "$root"/usr/share/man/* "$root"/usr/share/info/*
+	find "$root/usr/share/locale" -mindepth 1 -maxdepth 1 ! -name locale.alias \
+	    -exec rm -rf {} +
+	rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* \
+	    "$root"/var/log/*.log "$root"/var/log/apt/* "$root/debootstrap"
+	mkdir -p "$cache"
+	tar --numeric-owner -C "$root" -c . | gzip -1 > "$rootfs_tar.tmp" &&
+	    mv "$rootfs_tar.tmp" "$rootfs_tar"
+	local rc=$?
+	rm -rf --one-file-system "$root"
+	return $rc
+}
+if [ -s "$rootfs_tar" ] && [ -n "$(find "$rootfs_tar" -mtime -"$max_age")" ] &&
+    gzip -t "$rootfs_tar" 2>/dev/null; then
+	note "base rootfs from the cache: $rootfs_tar"
+else
+	note "debootstrap --variant=minbase bookworm (cached afterwards in $cache)"
+	rm -f "$rootfs_tar"
+	check debootstrap-rootfs make_rootfs
+	[ -s "$rootfs_tar" ] || abort base-image "no rootfs tarball"
+fi
+DT=300 check base-image-import docker import --change 'CMD ["bash"]' "$rootfs_tar" "$BASE_IMAGE"
+DT=900 check redis-standin-build docker build --network host -t "$REDIS_IMAGE" "$here/redis"
+docker image inspect "$BASE_IMAGE" > /dev/null 2>&1 &&
+    docker image inspect "$REDIS_IMAGE" > /dev/null 2>&1 ||
+    abort base-images "$BASE_IMAGE or $REDIS_IMAGE missing"
+
+# ---------------------------------- 3. the document's manual commands
+note "manual commands: docker network create / run redis / build / run web"
+port=$(free_port)
+cd "$top" || abort top "cd $top"
+check manual-network-create docker network create "$NET"
+check manual-run-redis docker run -d --name redis --network "$NET" "$REDIS_IMAGE"
+t0=$(date +%s)
+DT=900 check manual-build docker build --network host -t "$WEB_IMAGE" .
+note "docker build took $(($(date +%s) - t0)) s"
+docker image inspect "$WEB_IMAGE" > /dev/null 2>&1 || abort manual-build "no image"
+check manual-run-web docker run -d --name web --network "$NET" \
+    -p "127.0.0.1:$port:5000" "$WEB_IMAGE"
+
+check manual-web-answers wait_for 30 http_get "$port" /healthz
+check manual-web-reaches-redis wait_for 30 redis_ready "$port"
+for n in 1 2 3; do
+	body=$(http_get "$port" /)
+	if [ "$body" = "Page visited $n times" ]; then
+		pass "manual-visit-$n"
+	else
+		fail "manual-visit-$n" "got: $body"
+	fi
+done
+v=$(docker exec redis redis-cli GET visits 2>&1)
+[ "$v" = 3 ] && pass manual-redis-cli-get-visits || fail manual-redis-cli-get-visits "got: $v"
+ps_out=$(docker ps --format '{{.Names}} {{.Image}} {{.Status}}')
+echo "$ps_out" | sed 's/^/# docker ps: /'
+echo "$ps_out" | grep -q "^web $WEB_IMAGE Up" && echo "$ps_out" | grep -q "^redis $REDIS_IMAGE Up" &&
+    pass manual-docker-ps-both-up || fail manual-docker-ps-both-up
+
+# The image: non-root, hitcountd as PID 1 in exec form, no curl, no
+# compiler, man pages and configuration present.
+uid=$(docker exec web id -u 2>&1)
+[ "$uid" = 10001 ] && pass image-runs-as-non-root || fail image-runs-as-non-root "uid $uid"
+pid1=$(docker exec web cat /proc/1/cmdline 2>&1 | tr '\0' ' ')
+pid1_uid=$(docker exec web awk '/^Uid:/ {print $2}' /proc/1/status 2>&1)
+case $pid1 in
+"/usr/local/sbin/hitcountd -D -f /etc/hitcountd.conf ")
+	[ "$pid1_uid" = 10001 ] && pass image-pid1-is-hitcountd ||
+	    fail image-pid1-is-hitcountd "uid $pid1_uid" ;;
+*) fail image-pid1-is-hitcountd "PID 1: $pid1" ;;
+esac
+ep=$(docker image inspect -f '{{json .Config.Entrypoint}} {{json .Config.Cmd}} {{json .Config.ExposedPorts}} {{.Config.User}}' "$WEB_IMAGE")
+note "image: $ep"
+[ "$ep" = '["/usr/local/sbin/hitcountd"] ["-D","-f","/etc/hitcountd.conf"] {"5000/tcp":{}} 10001:10001' ] &&
+    pass image-exec-form-entrypoint-expose-user || fail image-exec-form-entrypoint-expose-user "$ep"
+hc=$(docker image inspect -f '{{json .Config.Healthcheck.Test}}' "$WEB_IMAGE")
+[ "$hc" = '["CMD","/usr/local/sbin/hitcountd","-H","-f","/etc/hitcountd.conf"]' ] &&
+    pass image-healthcheck-without-curl || fail image-healthcheck-without-curl "$hc"
+check image-no-curl-wget-compiler-devpkgs docker run --rm --network none \
+    --entrypoint /bin/sh "$WEB_IMAGE" -c \
+    'for c in curl wget gcc cc make autoconf python3; do
+	if command -v $c; then echo "found $c"; exit 1; fi
+     done
+     if dpkg-query -W -f "\${Package}\n" | grep -- "-dev\$"; then exit 1; fi
+     exit 0'
+check image-has-binary-config-man-pages docker run --rm --network none \
+    --entrypoint /bin/sh "$WEB_IMAGE" -c \
+    'test -x /usr/local/sbin/hitcountd &&
+     test -s /usr/local/share/man/man8/hitcountd.8 &&
+     test -s /usr/local/share/man/man5/hitcountd.conf.5 &&
+     hitcountd -t -f /etc/hitcountd.conf && hitcountd -V'
+note "image size: $(docker image inspect -f '{{.Size}}' "$WEB_IMAGE" | awk '{printf "%.1f MB", $1/1e6}')," \
+    "base $(docker image inspect -f '{{.Size}}' "$BASE_IMAGE" | awk '{printf "%.1f MB", $1/1e6}')"
+
+# The HEALTHCHECK of the Dockerfile (interval 10 s).
+check manual-web-healthcheck-healthy wait_for 45 health_is web healthy
+
+# .dockerignore: the context holds no .git and no build output (the
+# in-tree build, if any, is in $top).
+check dockerignore-keeps-outputs-out docker build --network none --no-cache \
+    -t hitcountd-context-check -f - . <<-EOF
+	FROM $BASE_IMAGE
+	COPY . /ctx
+	RUN ls -A /ctx /ctx/src && test ! -e /ctx/.git && test ! -e /ctx/src/hitcountd && \
+	    test ! -e /ctx/Makefile && test ! -e /ctx/configure && test ! -e /ctx/config.status && \
+	    test -z "\$(find /ctx -name '*.o' -o -name '*.log' -o -name '*.tar.gz' -o -name .deps)" && \
+	    test ! -e /ctx/tests && test ! -e /ctx/Dockerfile && test -f /ctx/src/main.c && test -f /ctx/configure.ac && \
+	    test -f /ctx/etc/hitcountd-container.conf && test -f /ctx/m4/.gitkeep
+	EOF
+docker rmi -f hitcountd-context-check > /dev/null 2>&1
+
+# Layer caching: a changed source file rebuilds from the sources on;
+# the dependency layers (apt-get of both stages, autogen) come from the
+# cache.  Built from a copy of the context with one source file touched.
+layer_cache() {
+	local ctx="$dir/ctx" out="$logs/layer-cache-build.out"
+	rm -rf "$ctx" && mkdir -p "$ctx" &&
+	    tar -C "$top" --exclude=./.git -c . | tar -C "$ctx" -x &&
+	    echo '/* layer cache test */' >> "$ctx/src/main.c" || return 1
+	DT=600 docker build --network host -t hitcountd-layercache "$ctx" > "$out" 2>&1 || return 1
+	# classic builder: "Step i/n : INSTR" followed by " ---> Using cache"
+	awk '/^Step [0-9]+\/[0-9]+ : /{step=$0; sub(/^Step [0-9]+\/[0-9]+ : /, "", step); next}
+	     / ---> Using cache/ {print "CACHED " step; step=""; next}
+	     / ---> Running in / {if (step != "") print "RAN " step; step=""}' "$out"
+}
+lc=$(layer_cache)
+echo "$lc" > "$logs/layer-cache.log"
+if echo "$lc" | grep -q '^CACHED RUN apt-get update.*libhiredis-dev' &&
+    echo "$lc" | grep -q '^CACHED RUN apt-get update.*libhiredis0.14' &&
+    echo "$lc" | grep -q '^CACHED RUN ./autogen.sh' &&
+    echo "$lc" | grep -q '^RAN RUN ./configure'; then
+	pass dockerfile-layer-cache-deps-before-sources
+else
+	fail dockerfile-layer-cache-deps-before-sources "see $logs/layer-cache.log"
+	sed 's/^/    /' "$logs/layer-cache.log"
+fi
+docker rmi -f hitcountd-layercache > /dev/null 2>&1
+rm -rf "$dir/ctx"
+
+# docker logs web: hitcountd's own lines, from PID 1, on stderr.
+docker logs web > "$logs/web-before-stop.log" 2>&1
+if grep -q '^hitcountd\[1\]: info: hitcountd 0\.1\.0 started, [0-9]* workers' "$logs/web-before-stop.log" &&
+    grep -q '^hitcountd\[[0-9]*\]: info: worker started' "$logs/web-before-stop.log"; then
+	pass manual-docker-logs-web
+else
+	fail manual-docker-logs-web "$(head -c 300 "$logs/web-before-stop.log")"
+fi
+
+# docker stop web: TERM to PID 1, graceful exit 0, well under the 10 s
+# after which Docker would SIGKILL (exit 137).
+t0=$(date +%s%N)
+docker stop web > /dev/null 2>&1
+ms=$((($(date +%s%N) - t0) / 1000000))
+code=$(docker inspect -f '{{.State.ExitCode}}' web)
+note "docker stop web: ${ms} ms, exit code $code"
+[ "$code" = 0 ] && [ "$ms" -lt 5000 ] && pass manual-docker-stop-web-graceful ||
+    fail manual-docker-stop-web-graceful "${ms} ms, exit code $code"
+docker logs web > "$logs/web-after-stop.log" 2>&1
+grep -q 'graceful stop' "$logs/web-after-stop.log" && pass manual-docker-logs-graceful-stop ||
+    fail manual-docker-logs-graceful-stop "no 'graceful stop' in docker logs web"
+sed 's/^/# docker logs web: /' "$logs/web-after-stop.log" | head -n 12
+
+# The document's cleanup commands.  Like the official image, the
+# stand-in declares VOLUME /data, so `docker rm` without -v leaves the
+# redis container's anonymous volume behind; it is removed here.
+redis_vols=$(docker inspect -f '{{range .Mounts}}{{.Name}} {{end}}' redis)
+check manual-cleanup sh -c "timeout 60 /usr/bin/docker stop web redis &&
+    timeout 60 /usr/bin/docker rm web redis &&
+    timeout 60 /usr/bin/docker network rm $NET &&
+    timeout 60 /usr/bin/docker rmi $WEB_IMAGE"
+[ -n "$redis_vols" ] && note "docker rm web redis left the anonymous volume of /data: $redis_vols" &&
+    docker volume rm $redis_vols > /dev/null 2>&1
+
+# ------------------------------------------------- 4. docker-compose.yml
+note "docker-compose.yml with $(docker-compose version --short 2>/dev/null | sed 's/^/docker-compose /')"
+cport=$(free_port)
+export HITCOUNTD_PUBLISH="127.0.0.1:$cport"
+compose_used=1
+# As users run it: the file alone, no variables (port 5000 on all
+# addresses), validated against the Compose Specification schema that
+# docker-compose 1.29 carries (compose/config/compose_spec.json).
+users_config() {
+	env -u HITCOUNTD_PUBLISH timeout 60 docker-compose -f "$top/docker-compose.yml" config > "$logs/compose-config-users.yml" &&
+	    ! grep -q '^version:' "$top/docker-compose.yml" &&
+	    python3 - "$logs/compose-config-users.yml" <<-'PY'
+	import sys, yaml
+	c = yaml.safe_load(open(sys.argv[1]))
+	web, redis = c["services"]["web"], c["services"]["redis"]
+	(p,) = web["ports"]
+	assert p == "5000:5000" or (p["target"] == 5000 and int(p["published"]) == 5000
+	                            and "host_ip" not in p), p
+	assert web["depends_on"] == {"redis": {"condition": "service_healthy"}}, web["depends_on"]
+	assert web["restart"] == redis["restart"] == "unless-stopped"
+	assert web["environment"] == {"REDIS_HOST": "redis", "REDIS_PORT": "6379"}, web["environment"]
+	assert "network" not in web["build"], web["build"]
+	assert redis["image"] == "redis:7"
+	assert redis["command"] == ["redis-server", "--appendonly", "yes"]
+	assert "redis-data" in c["volumes"]
+	for s in (web, redis):
+	    assert s["healthcheck"]["test"][0] == "CMD", s["healthcheck"]
+	print("ok")
+	PY
+}
+check compose-file-valid-as-users-run-it users_config
+check compose-config-valid-with-test-override compose config -q
+compose config > "$logs/compose-config.yml" 2>&1
+# The web image built by docker-compose itself, with no cache, so that
+# its apt-get really runs (it can only reach the archive through the
+# build's network: host of the override).
+t0=$(date +%s)
+DT=900 check compose-build-no-cache compose build --no-cache web
+note "docker-compose build --no-cache took $(($(date +%s) - t0)) s"
+t_up=$(date +%s)
+DT=900 check compose-up compose up -d --build
+web_c=$(compose ps -q web)
+redis_c=$(compose ps -q redis)
+note "docker-compose up took $(($(date +%s) - t_up)) s"
+[ -n "$web_c" ] && [ -n "$redis_c" ] || abort compose-containers "web or redis missing"
+
+check compose-web-reaches-redis wait_for 60 redis_ready "$cport"
+for n in 1 2 3; do
+	body=$(http_get "$cport" /)
+	[ "$body" = "Page visited $n times" ] && pass "compose-visit-$n" ||
+	    fail "compose-visit-$n" "got: $body"
+done
+check compose-redis-healthcheck-healthy wait_for 60 health_is "$redis_c" healthy
+check compose-web-healthcheck-healthy wait_for 60 health_is "$web_c" healthy
+
+# depends_on condition: service_healthy: web started only after the
+# redis container reported healthy.
+docker events --since "$t_up" --until "$(date +%s)" \
+    --format '{{.TimeNano}} {{.Status}} {{.Actor.Attributes.name}}' > "$logs/compose-events.log" 2>&1
+rh=$(awk -v n="${PROJECT}_redis_1" '$2 == "health_status:" && $3 == "healthy" && $4 == n {print $1; exit}' "$logs/compose-events.log")
+ws=$(awk -v n="${PROJECT}_web_1" '$2 == "start" && $3 == n {print $1; exit}' "$logs/compose-events.log")
+if [ -n "$rh" ] && [ -n "$ws" ] && [ "$ws" -ge "$rh" ]; then
+	pass compose-depends-on-service-healthy
+else
+	fail compose-depends-on-service-healthy "redis healthy at ${rh:-?}, web started at ${ws:-?}"
+	cat "$logs/compose-events.log"
+fi
+
+pol=$(docker inspect -f '{{.HostConfig.RestartPolicy.Name}}' "$web_c" "$redis_c" | tr '\n' ' ')
+[ "$pol" = "unless-stopped unless-stopped " ] && pass compose-restart-unless-stopped ||
+    fail compose-restart-unless-stopped "$pol"
+envs=$(docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$web_c")
+echo "$envs" | grep -qx REDIS_HOST=redis && echo "$envs" | grep -qx REDIS_PORT=6379 &&
+    pass compose-web-redis-env || fail compose-web-redis-env "$(echo $envs)"
+pub=$(docker port "$web_c" 5000/tcp)
+[ "$pub" = "127.0.0.1:$cport" ] && pass compose-web-published-5000 || fail compose-web-published-5000 "$pub"
+aof=$(docker exec "$redis_c" redis-cli CONFIG GET appendonly | tr '\n' ' ')
+mnt=$(docker inspect -f '{{range .Mounts}}{{.Type}} {{.Name}} {{.Destination}}{{end}}' "$redis_c")
+if [ "$aof" = "appendonly yes " ] && [ "$mnt" = "volume ${PROJECT}_redis-data /data" ] &&
+    docker exec "$redis_c" test -d /data/appendonlydir; then
+	pass compose-redis-appendonly-named-volume
+else
+	fail compose-redis-appendonly-named-volume "$aof / $mnt"
+fi
+docker exec "$web_c" cat /proc/1/comm 2>&1 | grep -qx hitcountd &&
+    pass compose-web-pid1-is-hitcountd || fail compose-web-pid1-is-hitcountd
+
+# restart: unless-stopped: hitcountd killed (not by docker stop) comes back.
+hpid=$(docker inspect -f '{{.State.Pid}}' "$web_c")
+restarted() {
+	[ "$(docker inspect -f '{{.State.Running}} {{.RestartCount}}' "$web_c")" = "true 1" ] &&
+	    redis_ready "$cport"
+}
+if [ -n "$hpid" ] && [ "$hpid" -gt 1 ] && kill -KILL "$hpid" && wait_for 30 restarted; then
+	body=$(http_get "$cport" /)
+	[ "$body" = "Page visited 4 times" ] && pass compose-web-restarted-after-crash ||
+	    fail compose-web-restarted-after-crash "after restart: $body"
+else
+	fail compose-web-restarted-after-crash "$(docker inspect -f '{{.State.Status}} {{.RestartCount}}' "$web_c")"
+fi
+
+docker-compose -p "$PROJECT" logs --no-color web > "$logs/compose-web-logs.log" 2>&1
+grep -q 'hitcountd\[1\]: info: hitcountd 0\.1\.0 started' "$logs/compose-web-logs.log" &&
+    pass compose-logs-web || fail compose-logs-web
+
+# Graceful stop of both services.
+t0=$(date +%s%N)
+DT=60 compose stop > "$logs/compose-stop.log" 2>&1
+ms=$((($(date +%s%N) - t0) / 1000000))
+codes=$(docker inspect -f '{{.State.ExitCode}}' "$web_c" "$redis_c" | tr '\n' ' ')
+note "docker-compose stop: ${ms} ms, exit codes (web redis) $codes"
+[ "$codes" = "0 0 " ] && [ "$ms" -lt 10000 ] && pass compose-stop-graceful ||
+    fail compose-stop-graceful "${ms} ms, exit codes $codes"
+
+# Persistence: `down` removes the containers and the network, keeps the
+# named volume; `up` again and the counter goes on from 4.
+check compose-down compose down -t 5
+vols=$(docker volume ls -q --filter "label=com.docker.compose.project=$PROJECT")
+[ "$vols" = "${PROJECT}_redis-data" ] && pass compose-down-keeps-volume ||
+    fail compose-down-keeps-volume "volumes: $(echo $vols)"
+[ -z "$(docker ps -aq)" ] && pass compose-down-removes-containers ||
+    fail compose-down-removes-containers
+DT=300 check compose-up-again compose up -d
+check compose-web-reaches-redis-again wait_for 60 redis_ready "$cport"
+body=$(http_get "$cport" /)
+[ "$body" = "Page visited 5 times" ] && pass compose-counter-survives-down-up ||
+    fail compose-counter-survives-down-up "got: $body"
+
+# down -v: the volume goes too.
+DT=120 check compose-down-volumes-images compose down -v --rmi local -t 5
+[ -z "$(docker volume ls -q --filter "label=com.docker.compose.project=$PROJECT")" ] &&
+    [ -z "$(docker ps -aq)" ] && pass compose-down-v-removes-volume || fail compose-down-v-removes-volume
+compose_used=
+
+all_done=1
+exit 0
