@@ -347,7 +347,7 @@ master_gen_fds(struct master *m, int gen, size_t *n)
 }
 
 static void
-master_child_setup(struct master *m)
+master_child_setup(struct master *m, int gen)
 {
 	struct sigaction sa;
 	sigset_t none;
@@ -363,6 +363,14 @@ master_child_setup(struct master *m)
 	for (i = 0; i < m->m_nw; i++)
 		if (m->m_w[i].w_ready_fd != -1)
 			close(m->m_w[i].w_ready_fd);
+	/*
+	 * Sockets of the old generation stay open in the master during a
+	 * reload; a copy here would keep an address accepting connections
+	 * that nobody answers once the old workers are gone.
+	 */
+	for (i = 0; i < m->m_nlisten; i++)
+		if (m->m_listen[i].l_gen != gen)
+			close(m->m_listen[i].l_fd);
 }
 
 /*
@@ -428,7 +436,7 @@ master_spawn(struct master *m, const struct conf *cf, int gen)
 		int rc;
 
 		close(pipefd[0]);
-		master_child_setup(m);
+		master_child_setup(m, gen);
 		if (master_drop_privileges(cf) == -1)
 			_exit(WORKER_EXIT_NORESPAWN);
 		/*
@@ -864,9 +872,13 @@ master_run(struct conf *cf)
 				log_info("TTOU: %d workers", m.m_want);
 			}
 		}
-		if (got_usr2 || got_winch) {
-			log_info("%s ignored", got_usr2 ? "USR2" : "WINCH");
-			got_usr2 = got_winch = 0;
+		if (got_usr2) {
+			got_usr2 = 0;
+			log_info("USR2 ignored (no binary upgrade)");
+		}
+		if (got_winch) {
+			got_winch = 0;
+			log_info("WINCH ignored");
 		}
 
 		now = master_now_ms();
