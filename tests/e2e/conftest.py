@@ -242,8 +242,19 @@ def render_config(settings):
     return "\n".join(lines) + "\n"
 
 
+def _merge_settings(settings, overrides):
+    """Merge config overrides into settings (redis={...} merges sections)."""
+    for k, v in overrides.items():
+        if isinstance(v, dict) and isinstance(settings.get(k), dict):
+            settings[k] = dict(settings[k], **v)
+        else:
+            settings[k] = v
+    return settings
+
+
 class Daemon:
-    def __init__(self, binary, workdir, redis, overrides, env, args):
+    def __init__(self, binary, workdir, redis, overrides, env, args,
+                 prefix=None, pass_fds=()):
         self.binary = binary
         self.workdir = workdir
         self.port = free_port()
@@ -258,11 +269,7 @@ class Daemon:
             "redis": {"host": "127.0.0.1",
                       "port": redis.port if redis else 6379},
         }
-        for k, v in overrides.items():
-            if isinstance(v, dict) and isinstance(settings.get(k), dict):
-                settings[k] = dict(settings[k], **v)
-            else:
-                settings[k] = v
+        _merge_settings(settings, overrides)
         self.settings = settings
         # health checks and tests use the first listen address
         if settings.get("listen"):
@@ -274,6 +281,8 @@ class Daemon:
             f.write(render_config(settings))
         self.env = env or {}
         self.args = list(args)
+        self.prefix = list(prefix or [])     # e.g. a sh wrapper that execs
+        self.pass_fds = tuple(pass_fds)
         self.proc = None
         self.returncode = None
         self.needed_sigkill = False
@@ -287,6 +296,19 @@ class Daemon:
         with open(self.conf) as f:
             return f.read()
 
+    def reconfigure(self, **overrides):
+        """Rewrite the config file with overrides merged into the current
+        settings (same rules as daemon_factory); the running daemon reads
+        it on its next SIGHUP.  self.port is left alone."""
+        _merge_settings(self.settings, overrides)
+        with open(self.conf, "w") as f:
+            f.write(render_config(self.settings))
+
+    def write_config_text(self, text):
+        """Replace the config file with raw text (e.g. a broken one)."""
+        with open(self.conf, "w") as f:
+            f.write(text)
+
     def log(self):
         try:
             with open(self.logpath, "r", errors="replace") as f:
@@ -298,9 +320,10 @@ class Daemon:
         logf = open(self.logpath, "ab")
         try:
             self.proc = subprocess.Popen(
-                [self.binary] + self.args + ["-f", self.conf],
+                self.prefix + [self.binary] + self.args + ["-f", self.conf],
                 stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
-                env=clean_env(self.env), cwd=self.workdir)
+                env=clean_env(self.env), cwd=self.workdir,
+                pass_fds=self.pass_fds)
         finally:
             logf.close()
         if wait:
@@ -359,20 +382,24 @@ class Daemon:
 
 @pytest.fixture
 def daemon_factory(hitcountd_bin, redis_server, tmp_path):
-    """daemon_factory(wait=True, env=None, args=("-D",), **config_overrides)
+    """daemon_factory(wait=True, env=None, args=("-D",), prefix=None,
+                      pass_fds=(), **config_overrides)
 
     config_overrides are top-level keys of the config file; redis={...}
     is merged into the redis section; a value of None removes a key.
+    prefix: argv put before the binary (a wrapper that execs it, so that
+    the PID stays the daemon's); pass_fds: descriptors the wrapper inherits.
     """
     started = []
     counter = [0]
 
-    def factory(wait=True, env=None, args=("-D",), **overrides):
+    def factory(wait=True, env=None, args=("-D",), prefix=None, pass_fds=(),
+                **overrides):
         counter[0] += 1
         workdir = tmp_path / ("hitcountd%d" % counter[0])
         workdir.mkdir()
         d = Daemon(hitcountd_bin, str(workdir), redis_server, overrides,
-                   env, args)
+                   env, args, prefix=prefix, pass_fds=pass_fds)
         started.append(d)
         d.start(wait=wait)
         return d

@@ -103,6 +103,37 @@ def kill_pid(pid, sig=signal.SIGKILL):
         pass
 
 
+def proc_ids(pid):
+    """{"Uid": [real, eff, saved, fs], "Gid": [...], "Groups": [...]} from
+    /proc/PID/status, or None if the process is gone."""
+    ids = {}
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key in ("Uid", "Gid", "Groups"):
+                    ids[key] = [int(x) for x in value.split()]
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return ids
+
+
+def port_refuses(port, host="127.0.0.1", timeout=1.0):
+    """True if a TCP connect to host:port is refused (nobody listens)."""
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                      socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect((host, port))
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+    return False
+
+
 # --------------------------------------------------------------------------
 # HTTP through http.client
 # --------------------------------------------------------------------------
