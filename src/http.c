@@ -13,6 +13,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -20,14 +21,29 @@
 
 #include "http.h"
 
-/* RFC 9110 5.6.2: tchar, the characters of a token. */
+/* RFC 9110 5.6.2: tchar, the characters of a token, as a table. */
+static const unsigned char http_tchar[256] = {
+	['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1,
+	['*'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1,
+	['`'] = 1, ['|'] = 1, ['~'] = 1,
+	['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1,
+	['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+	['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
+	['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1,
+	['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
+	['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+	['Y'] = 1, ['Z'] = 1,
+	['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+	['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1,
+	['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
+	['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+	['y'] = 1, ['z'] = 1,
+};
+
 static int
 http_is_tchar(unsigned char c)
 {
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	    (c >= '0' && c <= '9'))
-		return 1;
-	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+	return http_tchar[c];
 }
 
 /* Field-value characters: VCHAR, obs-text, SP and HTAB. */
@@ -212,20 +228,56 @@ http_list_has(const char *v, size_t len, const char *tok)
 	return 0;
 }
 
-/* The last coding of a Transfer-Encoding value, which must be chunked. */
+/*
+ * Transfer-Encoding: only chunked alone is understood; any other coding
+ * (gzip, chunked) gets 501 rather than a body we would frame wrongly.
+ */
 static int
 http_te_is_chunked(const char *v, size_t len)
 {
-	size_t e = len, s;
+	return http_ieq(v, len, "chunked");
+}
 
-	while (e > 0 && (v[e - 1] == ' ' || v[e - 1] == '\t'))
-		e--;
-	s = e;
-	while (s > 0 && v[s - 1] != ',')
-		s--;
-	while (s < e && (v[s] == ' ' || v[s] == '\t'))
-		s++;
-	return http_ieq(v + s, e - s, "chunked");
+/*
+ * RFC 9112 3.2: Host is uri-host [ ":" port ]; anything else is a 400.
+ * An empty value is allowed (a target without authority).
+ */
+static int
+http_valid_host(const char *v, size_t len)
+{
+	size_t i = 0;
+
+	if (len > 0 && v[0] == '[') {
+		for (i = 1; i < len && v[i] != ']'; i++)
+			if (!isxdigit((unsigned char)v[i]) && v[i] != ':' &&
+			    v[i] != '.')
+				return 0;
+		if (i == len || i == 1)
+			return 0;
+		i++;
+	} else {
+		for (; i < len && v[i] != ':'; i++) {
+			unsigned char c = (unsigned char)v[i];
+
+			if (isalnum(c) || strchr("-._~!$&'()*+,;=", c))
+				continue;
+			if (c == '%' && i + 2 < len &&
+			    isxdigit((unsigned char)v[i + 1]) &&
+			    isxdigit((unsigned char)v[i + 2])) {
+				i += 2;
+				continue;
+			}
+			return 0;
+		}
+	}
+	if (i == len)
+		return 1;
+	if (v[i] != ':')
+		return 0;
+	for (i++; i < len; i++)
+		if (!isdigit((unsigned char)v[i]))
+			return 0;
+	return 1;
 }
 
 /*
@@ -302,7 +354,7 @@ ssize_t
 http_parse_request(const char *buf, size_t len, size_t *scan,
     const struct http_limits *lim, struct http_request *req, int *status)
 {
-	size_t head, start = 0, pos, nfields = 0;
+	size_t head, start = 0, pos, nfields = 0, nlen;
 	int host = 0, have_cl = 0, have_te = 0, conn_close = 0, conn_ka = 0;
 	int rc;
 
@@ -392,8 +444,13 @@ http_parse_request(const char *buf, size_t len, size_t *scan,
 					return -1;
 				}
 		}
-		if (http_ieq(line, colon - line, "host")) {
-			if (host++) {
+		/* Only a few names matter; their lengths tell them apart cheaply. */
+		nlen = colon - line;
+		if (nlen != 4 && nlen != 6 && nlen != 10 && nlen != 14 &&
+		    nlen != 17)
+			continue;
+		if (http_ieq(line, nlen, "host")) {
+			if (host++ || !http_valid_host(v, ve - v)) {
 				*status = 400;
 				return -1;
 			}
@@ -620,7 +677,7 @@ http_reason(int status)
 const char *
 http_date(void)
 {
-	static char date[40];
+	static char date[HTTP_DATE_LEN + 1];
 	static time_t cached = (time_t)-1;
 	time_t now = time(NULL);
 
@@ -634,36 +691,70 @@ http_date(void)
 	return date;
 }
 
+/* Copy n bytes to p and return the end: the response is built with memcpy. */
+static char *
+http_put(char *p, const char *s, size_t n)
+{
+	memcpy(p, s, n);
+	return p + n;
+}
+
+#define HTTP_PUT_LIT(p, lit) http_put((p), (lit), sizeof(lit) - 1)
+
+size_t
+http_format_uint(char *buf, unsigned long long v)
+{
+	char tmp[24];
+	size_t n = 0, i;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	for (i = 0; i < n; i++)
+		buf[i] = tmp[n - 1 - i];
+	return n;
+}
+
+/*
+ * Built by hand rather than with snprintf(), which took a third of a
+ * worker's instructions per request in a callgrind profile.
+ */
 size_t
 http_format_response(char *out, size_t cap, int status, const char *ctype,
     const char *body, size_t bodylen, size_t content_length, int flags)
 {
-	int n;
-	size_t total;
+	const char *reason = http_reason(status);
+	size_t ctlen = strlen(ctype), rlen = strlen(reason);
+	char *p = out;
 
-	n = snprintf(out, cap,
-	    "HTTP/1.1 %d %s\r\n"
-	    "Server: " PACKAGE_NAME "/" PACKAGE_VERSION "\r\n"
-	    "Date: %s\r\n"
-	    "Content-Type: %s\r\n"
-	    "Content-Length: %zu\r\n"
-	    "%s%s%s%s"
-	    "\r\n",
-	    status, http_reason(status), http_date(), ctype, content_length,
-	    (flags & HTTP_F_NOSTORE) ? "Cache-Control: no-store\r\n"
-	    "Vary: Accept\r\n" : "",
-	    (flags & HTTP_F_RETRY) ? "Retry-After: 1\r\n" : "",
-	    (flags & HTTP_F_ALLOW) ? "Allow: GET, HEAD\r\n" : "",
-	    (flags & HTTP_F_CLOSE) ? "Connection: close\r\n" :
-	    (flags & HTTP_F_KEEPALIVE) ? "Connection: keep-alive\r\n" : "");
-	if (n < 0 || (size_t)n >= cap)
+	/* Every fixed part, the longest optional ones and the body. */
+	if (cap < 256 + rlen + ctlen + ((flags & HTTP_F_HEAD) ? 0 : bodylen))
 		return 0;
-	total = n;
-	if (!(flags & HTTP_F_HEAD) && bodylen > 0) {
-		if (total + bodylen > cap)
-			return 0;
-		memcpy(out + total, body, bodylen);
-		total += bodylen;
-	}
-	return total;
+	p = HTTP_PUT_LIT(p, "HTTP/1.1 ");
+	p += http_format_uint(p, (unsigned)status);
+	*p++ = ' ';
+	p = http_put(p, reason, rlen);
+	p = HTTP_PUT_LIT(p, "\r\nServer: " PACKAGE_NAME "/" PACKAGE_VERSION
+	    "\r\nDate: ");
+	p = http_put(p, http_date(), HTTP_DATE_LEN);
+	p = HTTP_PUT_LIT(p, "\r\nContent-Type: ");
+	p = http_put(p, ctype, ctlen);
+	p = HTTP_PUT_LIT(p, "\r\nContent-Length: ");
+	p += http_format_uint(p, content_length);
+	p = HTTP_PUT_LIT(p, "\r\n");
+	if (flags & HTTP_F_NOSTORE)
+		p = HTTP_PUT_LIT(p, "Cache-Control: no-store\r\nVary: Accept\r\n");
+	if (flags & HTTP_F_RETRY)
+		p = HTTP_PUT_LIT(p, "Retry-After: 1\r\n");
+	if (flags & HTTP_F_ALLOW)
+		p = HTTP_PUT_LIT(p, "Allow: GET, HEAD\r\n");
+	if (flags & HTTP_F_CLOSE)
+		p = HTTP_PUT_LIT(p, "Connection: close\r\n");
+	else if (flags & HTTP_F_KEEPALIVE)
+		p = HTTP_PUT_LIT(p, "Connection: keep-alive\r\n");
+	p = HTTP_PUT_LIT(p, "\r\n");
+	if (!(flags & HTTP_F_HEAD) && bodylen > 0)
+		p = http_put(p, body, bodylen);
+	return (size_t)(p - out);
 }

@@ -56,6 +56,7 @@ struct conn {
 	int c_fd;
 	struct event c_ev;
 	short c_events;                 /* EV_READ, EV_WRITE or 0 */
+	const struct timeval *c_tv;     /* its common timeout, NULL if other */
 	char *c_in;                     /* unparsed bytes, NULL when none */
 	size_t c_inlen, c_incap;
 	size_t c_scan;                  /* http_parse_request() resume point */
@@ -116,10 +117,19 @@ worker_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Set what the connection waits for, and for how long. */
+/*
+ * Set what the connection waits for, and for how long.  tv is one of the
+ * worker's common timeouts, or a one-off (common 0).  Setting again what
+ * is already set costs nothing: a persistent event's timeout restarts by
+ * itself each time the event fires.
+ */
 static void
-conn_set_events(struct conn *c, short events, const struct timeval *tv)
+conn_set_events_tv(struct conn *c, short events, const struct timeval *tv,
+    int common)
 {
+	if (events == c->c_events && common && tv == c->c_tv)
+		return;
+	c->c_tv = common ? tv : NULL;
 	if (events != c->c_events) {
 		if (c->c_events)
 			event_del(&c->c_ev);
@@ -131,6 +141,12 @@ conn_set_events(struct conn *c, short events, const struct timeval *tv)
 	}
 	if (events)
 		event_add(&c->c_ev, tv);
+}
+
+static void
+conn_set_events(struct conn *c, short events, const struct timeval *tv)
+{
+	conn_set_events_tv(c, events, tv, 1);
 }
 
 static void
@@ -219,7 +235,7 @@ conn_idle(struct conn *c)
 		 */
 		if (c->c_eof || (c->c_in && c->c_inlen == c->c_incap))
 			conn_set_events(c, 0, NULL);
-		else
+		else if (c->c_events != EV_READ)
 			conn_set_events(c, EV_READ, w->w_hdr_tv);
 		return;
 	}
@@ -241,9 +257,11 @@ conn_idle(struct conn *c)
 			spent = limit - 1;
 		tv.tv_sec = (limit - spent) / 1000;
 		tv.tv_usec = ((limit - spent) % 1000) * 1000;
-		conn_set_events(c, EV_READ, &tv);
-	} else
+		conn_set_events_tv(c, EV_READ, &tv, 0);
+	} else {
+		c->c_head_start_ms = 0;         /* the next head starts afresh */
 		conn_set_events(c, EV_READ, w->w_ka_tv);
+	}
 }
 
 /* Send what the processing pass produced, keeping what the socket refuses. */
@@ -351,17 +369,35 @@ conn_respond_text(struct conn *c, int status, const char *text, int flags)
 	    flags);
 }
 
-/* Format the counter page; returns its length. */
+/* Format the counter page into buf (64 bytes); returns its length. */
 static size_t
-conn_counter_body(char *buf, size_t cap, int json, long long n)
+conn_counter_body(char *buf, int json, long long n)
 {
-	int len;
+	static const char page[] = "Page visited ", times[] = " times";
+	static const char jsonp[] = "{\"visits\": ";
+	size_t len;
+	char *p = buf;
 
+	if (json) {
+		memcpy(p, jsonp, sizeof(jsonp) - 1);
+		p += sizeof(jsonp) - 1;
+	} else {
+		memcpy(p, page, sizeof(page) - 1);
+		p += sizeof(page) - 1;
+	}
+	if (n < 0) {
+		*p++ = '-';
+		p += http_format_uint(p, -(unsigned long long)n);
+	} else
+		p += http_format_uint(p, (unsigned long long)n);
 	if (json)
-		len = snprintf(buf, cap, "{\"visits\": %lld}", n);
-	else
-		len = snprintf(buf, cap, "Page visited %lld times", n);
-	return len < 0 ? 0 : (size_t)len;
+		*p++ = '}';
+	else {
+		memcpy(p, times, sizeof(times) - 1);
+		p += sizeof(times) - 1;
+	}
+	len = (size_t)(p - buf);
+	return len;
 }
 
 static void
@@ -386,7 +422,7 @@ conn_on_counter(void *arg, int ok, long long value)
 		/* HEAD: announce the length the next GET would have. */
 		if (flags & HTTP_F_HEAD)
 			value++;
-		len = conn_counter_body(body, sizeof(body), c->c_json, value);
+		len = conn_counter_body(body, c->c_json, value);
 		conn_respond(c, 200, c->c_json ? "application/json" :
 		    "text/html; charset=utf-8", body, len, len, flags);
 	}
@@ -523,7 +559,7 @@ conn_process(struct conn *c, const char *buf, size_t len)
 		} else if (req.r_content_length > 0)
 			c->c_discard = req.r_content_length;
 		/* The client waits for a go-ahead before it sends the body. */
-		if (req.r_expect_continue && off == len &&
+		if (req.r_expect_continue && req.r_minor == 1 && off == len &&
 		    (c->c_chunked || c->c_discard > 0))
 			conn_respond_raw(c, "HTTP/1.1 100 Continue\r\n\r\n");
 		conn_route(c, &req, flags);

@@ -145,6 +145,14 @@ test_bad_requests(void **state)
 	assert_int_equal(status_of("GET / HTTP/1.1\r\nHost: a\r\nX: a\x01" "b\r\n\r\n"), 400);
 	assert_int_equal(status_of("GET / HTTP/2.0\r\nHost: a\r\n\r\n"), 505);
 	assert_int_equal(status_of("GET / HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n\r\n"), 417);
+	assert_int_equal(status_of("GET / HTTP/1.1\r\nHost: a b\r\n\r\n"), 400);
+	assert_int_equal(status_of("GET / HTTP/1.1\r\nHost: user@h\r\n\r\n"), 400);
+	assert_int_equal(status_of("GET / HTTP/1.1\r\nHost: h:8x\r\n\r\n"), 400);
+	assert_int_equal(status_of("GET / HTTP/1.1\r\nHost: [::1\r\n\r\n"), 400);
+	assert_int_equal(status_of("GET / HTTP/1.1\r\nHost: [::1]:5000\r\n\r\n"), 200);
+	assert_int_equal(status_of("GET / HTTP/1.1\r\nHost: my-host.example:80\r\n\r\n"), 200);
+	assert_int_equal(status_of("GET / HTTP/1.1\r\nHost:\r\n\r\n"), 200);
+	assert_int_equal(status_of("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"), 501);
 }
 
 static void
