@@ -52,6 +52,11 @@ static cfg_opt_t conf_opts[] = {
 	CFG_STR("user", "nobody", CFGF_NONE),
 	CFG_STR("group", "", CFGF_NONE),
 	CFG_BOOL("allow_root", cfg_false, CFGF_NONE),
+	CFG_STR("log_format", "text", CFGF_NONE),
+	CFG_STR("access_log", "", CFGF_NONE),
+	CFG_STR("metrics_path", "/metrics", CFGF_NONE),
+	CFG_STR("readyz_path", "/readyz", CFGF_NONE),
+	CFG_STR_LIST("metrics_listen", "{}", CFGF_NONE),
 	CFG_SEC("redis", conf_redis_opts, CFGF_NONE),
 	CFG_END()
 };
@@ -151,7 +156,7 @@ conf_validate_listen(cfg_t *cfg, cfg_opt_t *opt)
 	char why[256];
 	unsigned int i;
 
-	if (cfg_opt_size(opt) == 0) {
+	if (cfg_opt_size(opt) == 0 && strcmp(opt->name, "listen") == 0) {
 		cfg_error(cfg, "option 'listen' needs at least one address");
 		return -1;
 	}
@@ -159,7 +164,7 @@ conf_validate_listen(cfg_t *cfg, cfg_opt_t *opt)
 		const char *s = cfg_opt_getnstr(opt, i);
 
 		if (conf_parse_listen(s, &ss, &len, why, sizeof(why)) == -1) {
-			cfg_error(cfg, "option 'listen': %s", why);
+			cfg_error(cfg, "option '%s': %s", opt->name, why);
 			return -1;
 		}
 	}
@@ -185,6 +190,40 @@ conf_validate_group(cfg_t *cfg, cfg_opt_t *opt)
 
 	if (s && *s && getgrnam(s) == NULL) {
 		cfg_error(cfg, "option 'group': no such group '%s'", s);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+conf_validate_log_format(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *s = cfg_opt_getnstr(opt, cfg_opt_size(opt) - 1);
+
+	if (log_format_from_name(s) == -1) {
+		cfg_error(cfg, "option 'log_format': '%s' is not one of "
+		    "text, kv, json", s);
+		return -1;
+	}
+	return 0;
+}
+
+/* A path to serve: "" (off) or starting with '/' and free of spaces. */
+static int
+conf_validate_path(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *s = cfg_opt_getnstr(opt, cfg_opt_size(opt) - 1);
+	const char *c;
+
+	if (*s == '\0')
+		return 0;
+	for (c = s; *c; c++)
+		if ((unsigned char)*c <= 0x20 || *c == '?' || *c == 0x7f)
+			break;
+	if (*s != '/' || *c != '\0' || strcmp(s, "/") == 0 ||
+	    strcmp(s, "/healthz") == 0) {
+		cfg_error(cfg, "option '%s': '%s' is not a path of its own "
+		    "(\"/name\", or \"\" to turn it off)", opt->name, s);
 		return -1;
 	}
 	return 0;
@@ -375,7 +414,7 @@ conf_load(const char *path, char *err, size_t errlen)
 {
 	struct conf *cf = NULL;
 	cfg_t *cfg, *redis;
-	size_t i;
+	size_t i, nadmin;
 	int rc;
 
 	conf_errbuf = err;
@@ -402,6 +441,10 @@ conf_load(const char *path, char *err, size_t errlen)
 		cfg_set_validate_func(cfg, name, conf_validate_int);
 	}
 	cfg_set_validate_func(cfg, "listen", conf_validate_listen);
+	cfg_set_validate_func(cfg, "metrics_listen", conf_validate_listen);
+	cfg_set_validate_func(cfg, "log_format", conf_validate_log_format);
+	cfg_set_validate_func(cfg, "metrics_path", conf_validate_path);
+	cfg_set_validate_func(cfg, "readyz_path", conf_validate_path);
 	cfg_set_validate_func(cfg, "log_level", conf_validate_log_level);
 	cfg_set_validate_func(cfg, "user", conf_validate_user);
 	cfg_set_validate_func(cfg, "group", conf_validate_group);
@@ -427,14 +470,20 @@ conf_load(const char *path, char *err, size_t errlen)
 	if (cf == NULL)
 		goto nomem;
 	cf->cf_path = strdup(path);
-	cf->cf_nlisten = cfg_size(cfg, "listen");
+	nadmin = cfg_size(cfg, "metrics_listen");
+	cf->cf_nlisten = cfg_size(cfg, "listen") + nadmin;
 	cf->cf_listen = calloc(cf->cf_nlisten, sizeof(*cf->cf_listen));
 	if (cf->cf_path == NULL || cf->cf_listen == NULL)
 		goto nomem;
 	for (i = 0; i < cf->cf_nlisten; i++) {
 		struct conf_listen *l = &cf->cf_listen[i];
+		size_t npub = cf->cf_nlisten - nadmin;
 
-		l->l_text = strdup(cfg_getnstr(cfg, "listen", i));
+		/* The public addresses first: -H asks the first one. */
+		l->l_admin = i >= npub;
+		l->l_text = strdup(l->l_admin ?
+		    cfg_getnstr(cfg, "metrics_listen", i - npub) :
+		    cfg_getnstr(cfg, "listen", i));
 		if (l->l_text == NULL)
 			goto nomem;
 		if (conf_parse_listen(l->l_text, &l->l_addr, &l->l_addrlen,
@@ -454,6 +503,13 @@ conf_load(const char *path, char *err, size_t errlen)
 	cf->cf_user = conf_strdup(cfg_getstr(cfg, "user"));
 	cf->cf_group = conf_strdup(cfg_getstr(cfg, "group"));
 	cf->cf_allow_root = cfg_getbool(cfg, "allow_root");
+	cf->cf_log_format = log_format_from_name(cfg_getstr(cfg, "log_format"));
+	cf->cf_access_log = conf_strdup(cfg_getstr(cfg, "access_log"));
+	cf->cf_metrics_path = conf_strdup(cfg_getstr(cfg, "metrics_path"));
+	cf->cf_readyz_path = conf_strdup(cfg_getstr(cfg, "readyz_path"));
+	if (cf->cf_access_log == NULL || cf->cf_metrics_path == NULL ||
+	    cf->cf_readyz_path == NULL)
+		goto nomem;
 	if (cf->cf_user == NULL || cf->cf_group == NULL)
 		goto nomem;
 	if (conf_resolve_ids(cf, err, errlen) == -1)
@@ -503,6 +559,9 @@ conf_free(struct conf *cf)
 	free(cf->cf_pidfile);
 	free(cf->cf_user);
 	free(cf->cf_group);
+	free(cf->cf_access_log);
+	free(cf->cf_metrics_path);
+	free(cf->cf_readyz_path);
 	free(cf->cf_redis.host);
 	free(cf->cf_redis.key);
 	free(cf->cf_redis.password);
@@ -522,19 +581,31 @@ conf_print_str(FILE *fp, const char *s)
 	fputc('"', fp);
 }
 
+/* Print the addresses of one kind (admin or not) as a list option. */
+static void
+conf_print_list(FILE *fp, const char *name, const struct conf *cf, int admin)
+{
+	size_t i;
+	int first = 1;
+
+	fprintf(fp, "%s = {", name);
+	for (i = 0; i < cf->cf_nlisten; i++) {
+		if (cf->cf_listen[i].l_admin != admin)
+			continue;
+		if (!first)
+			fputs(", ", fp);
+		conf_print_str(fp, cf->cf_listen[i].l_text);
+		first = 0;
+	}
+	fputs("}\n", fp);
+}
+
 int
 conf_print(const struct conf *cf, FILE *fp)
 {
-	size_t i;
-
 	fprintf(fp, "# effective configuration of %s\n", cf->cf_path);
-	fputs("listen = {", fp);
-	for (i = 0; i < cf->cf_nlisten; i++) {
-		if (i)
-			fputs(", ", fp);
-		conf_print_str(fp, cf->cf_listen[i].l_text);
-	}
-	fputs("}\n", fp);
+	conf_print_list(fp, "listen", cf, 0);
+	conf_print_list(fp, "metrics_listen", cf, 1);
 	fprintf(fp, "workers = %d\n", cf->cf_workers);
 	fputs("pidfile = ", fp);
 	conf_print_str(fp, cf->cf_pidfile);
@@ -551,6 +622,14 @@ conf_print(const struct conf *cf, FILE *fp)
 	fputs("\ngroup = ", fp);
 	conf_print_str(fp, cf->cf_group);
 	fprintf(fp, "\nallow_root = %s\n", cf->cf_allow_root ? "true" : "false");
+	fprintf(fp, "log_format = \"%s\"\n", log_format_name(cf->cf_log_format));
+	fputs("access_log = ", fp);
+	conf_print_str(fp, cf->cf_access_log);
+	fputs("\nmetrics_path = ", fp);
+	conf_print_str(fp, cf->cf_metrics_path);
+	fputs("\nreadyz_path = ", fp);
+	conf_print_str(fp, cf->cf_readyz_path);
+	fputs("\n", fp);
 	fputs("redis {\n    host = ", fp);
 	conf_print_str(fp, cf->cf_redis.host);
 	fprintf(fp, "\n    port = %d\n    key = ", cf->cf_redis.port);

@@ -12,13 +12,14 @@
 
 struct conf_listen {
 	char *l_text;                 /* as written, "0.0.0.0:5000" */
+	int l_admin;                  /* from metrics_listen: no counter page */
 	struct sockaddr_storage l_addr;
 	socklen_t l_addrlen;
 };
 
 struct conf {
 	char *cf_path;
-	struct conf_listen *cf_listen;
+	struct conf_listen *cf_listen;  /* listen, then metrics_listen */
 	size_t cf_nlisten;
 	int cf_workers;               /* as configured; 0 = one per CPU */
 	char *cf_pidfile;             /* "" = none */
@@ -35,6 +36,10 @@ struct conf {
 	int cf_allow_root;            /* workers may run as root */
 	uid_t cf_uid;                 /* resolved from cf_user (0 if "") */
 	gid_t cf_gid;
+	int cf_log_format;            /* LOG_FORMAT_* */
+	char *cf_access_log;          /* "" off, "stderr", or a file */
+	char *cf_metrics_path;        /* "" = not served */
+	char *cf_readyz_path;         /* "" = not served */
 	struct {
 		char *host;
 		int port;

@@ -41,6 +41,7 @@
 #include "conf.h"
 #include "counter.h"
 #include "log.h"
+#include "metrics.h"
 
 #define COUNTER_BACKOFF_MIN_MS  50
 #define COUNTER_BACKOFF_MAX_MS  500
@@ -56,7 +57,7 @@ enum counter_state {
 struct counter_op {
 	counter_cb *op_cb;
 	void *op_arg;
-	uint64_t op_sent_ms;
+	uint64_t op_sent_us;
 };
 
 /* The event hooks of one hiredis connection. */
@@ -87,17 +88,24 @@ struct counter {
 	struct counter_op *c_ring;      /* FIFO of commands in flight */
 	size_t c_ring_cap, c_ring_head, c_ring_count;
 	uint64_t c_last_errlog_ms;
+	int c_connected_before;         /* a later connect is a reconnect */
 };
 
 static void counter_connect(struct counter *c);
 
 static uint64_t
-counter_now_ms(void)
+counter_now_us(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (uint64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static uint64_t
+counter_now_ms(void)
+{
+	return counter_now_us() / 1000;
 }
 
 static void
@@ -128,7 +136,7 @@ counter_ring_push(struct counter *c, counter_cb *cb, void *arg)
 	op = &c->c_ring[(c->c_ring_head + c->c_ring_count) % c->c_ring_cap];
 	op->op_cb = cb;
 	op->op_arg = arg;
-	op->op_sent_ms = counter_now_ms();
+	op->op_sent_us = counter_now_us();
 	c->c_ring_count++;
 	return 0;
 }
@@ -203,6 +211,7 @@ counter_drop(struct counter *c)
 	while (c->c_ring_count > 0) {
 		struct counter_op op = counter_ring_pop(c);
 
+		METRICS_ADD(mw_redis_errors, 1);
 		op.op_cb(op.op_arg, 0, 0);
 	}
 	counter_schedule_retry(c);
@@ -240,17 +249,17 @@ static void
 counter_on_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct counter *c = arg;
-	uint64_t now = counter_now_ms(), deadline;
+	uint64_t now = counter_now_us(), deadline;
 	struct timeval tv;
 
 	(void)fd;
 	(void)what;
 	if (c->c_ring_count == 0 || c->c_ac == NULL)
 		return;
-	deadline = c->c_ring[c->c_ring_head].op_sent_ms +
-	    c->c_cf->cf_redis.timeout_ms;
+	deadline = c->c_ring[c->c_ring_head].op_sent_us +
+	    (uint64_t)c->c_cf->cf_redis.timeout_ms * 1000;
 	if (now < deadline) {
-		counter_ms_to_tv((int)(deadline - now), &tv);
+		counter_ms_to_tv((int)((deadline - now + 999) / 1000), &tv);
 		event_add(c->c_timeout_ev, &tv);
 		return;
 	}
@@ -274,6 +283,8 @@ counter_on_reply(redisAsyncContext *ac, void *r, void *priv)
 	if (c->c_ring_count == 0)
 		return;         /* cannot happen: one op per command sent */
 	op = counter_ring_pop(c);
+	if (reply != NULL)
+		metrics_observe_rtt(counter_now_us() - op.op_sent_us);
 	if (reply == NULL) {
 		/* Connection gone; hiredis reports why in the disconnect callback. */
 	} else if (reply->type == REDIS_REPLY_INTEGER) {
@@ -295,6 +306,8 @@ counter_on_reply(redisAsyncContext *ac, void *r, void *priv)
 			log_warnx("redis: %s", reply->str);
 	} else if (counter_may_log(c))
 		log_warnx("redis: unexpected reply type %d", reply->type);
+	if (!ok)
+		METRICS_ADD(mw_redis_errors, 1);
 	op.op_cb(op.op_arg, ok, v);
 }
 
@@ -328,6 +341,9 @@ counter_on_connected(const redisAsyncContext *ac, int status)
 	}
 	c->c_state = CS_READY;
 	c->c_backoff_ms = 0;
+	if (c->c_connected_before)
+		METRICS_ADD(mw_redis_reconnects, 1);
+	c->c_connected_before = 1;
 	log_info("redis: connected to %s:%d", c->c_cf->cf_redis.host,
 	    c->c_cf->cf_redis.port);
 	c->c_failing = 0;

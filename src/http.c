@@ -405,6 +405,8 @@ http_parse_request(const char *buf, size_t len, size_t *scan,
 			return -1;
 		}
 		if (line == buf + start) {
+			req->r_line = line;
+			req->r_line_len = llen;
 			rc = http_parse_request_line(line, llen, req);
 			if (rc != 0) {
 				*status = rc;
@@ -446,15 +448,15 @@ http_parse_request(const char *buf, size_t len, size_t *scan,
 		}
 		/* Only a few names matter; their lengths tell them apart cheaply. */
 		nlen = colon - line;
-		if (nlen != 4 && nlen != 6 && nlen != 10 && nlen != 14 &&
-		    nlen != 17)
+		if (nlen != 4 && nlen != 6 && nlen != 7 && nlen != 10 &&
+		    nlen != 14 && nlen != 17)
 			continue;
 		if (http_ieq(line, nlen, "host")) {
 			if (host++ || !http_valid_host(v, ve - v)) {
 				*status = 400;
 				return -1;
 			}
-		} else if (http_ieq(line, colon - line, "content-length")) {
+		} else if (http_ieq(line, nlen, "content-length")) {
 			long long n = http_parse_length(v, ve - v);
 
 			if (n < 0 || (have_cl && n != req->r_content_length)) {
@@ -463,18 +465,24 @@ http_parse_request(const char *buf, size_t len, size_t *scan,
 			}
 			have_cl = 1;
 			req->r_content_length = n;
-		} else if (http_ieq(line, colon - line, "transfer-encoding")) {
+		} else if (http_ieq(line, nlen, "transfer-encoding")) {
 			if (!http_te_is_chunked(v, ve - v)) {
 				*status = 501;
 				return -1;
 			}
 			have_te = 1;
-		} else if (http_ieq(line, colon - line, "connection")) {
+		} else if (http_ieq(line, nlen, "connection")) {
 			conn_close |= http_list_has(v, ve - v, "close");
 			conn_ka |= http_list_has(v, ve - v, "keep-alive");
-		} else if (http_ieq(line, colon - line, "accept")) {
+		} else if (http_ieq(line, nlen, "referer")) {
+			req->r_referer = v;
+			req->r_referer_len = ve - v;
+		} else if (http_ieq(line, nlen, "user-agent")) {
+			req->r_agent = v;
+			req->r_agent_len = ve - v;
+		} else if (http_ieq(line, nlen, "accept")) {
 			req->r_json = http_accept_prefers_json(v, ve - v);
-		} else if (http_ieq(line, colon - line, "expect")) {
+		} else if (http_ieq(line, nlen, "expect")) {
 			if (!http_ieq(v, ve - v, "100-continue")) {
 				*status = 417;
 				return -1;

@@ -29,6 +29,12 @@ struct http_request {
 	int r_expect_continue;          /* Expect: 100-continue */
 	int r_chunked;                  /* Transfer-Encoding: chunked */
 	long long r_content_length;     /* -1 when absent */
+	const char *r_line;             /* the request line, for the access log */
+	size_t r_line_len;
+	const char *r_referer;          /* NULL when absent */
+	size_t r_referer_len;
+	const char *r_agent;            /* User-Agent; NULL when absent */
+	size_t r_agent_len;
 };
 
 /*

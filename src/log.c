@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -21,6 +22,9 @@
 static int log_to_stderr = 1;
 static int log_level = LOG_INFO;
 static int log_syslog_open;
+static int log_format = LOG_FORMAT_TEXT;
+
+static const char *const log_formats[] = { "text", "kv", "json" };
 
 static const struct {
 	const char *name;
@@ -77,20 +81,109 @@ log_level_name(int level)
 	return "info";
 }
 
+int
+log_format_from_name(const char *name)
+{
+	int i;
+
+	for (i = 0; i < 3; i++)
+		if (strcmp(name, log_formats[i]) == 0)
+			return i;
+	return -1;
+}
+
+const char *
+log_format_name(int format)
+{
+	return format >= 0 && format < 3 ? log_formats[format] : "text";
+}
+
+void
+log_setformat(int format)
+{
+	log_format = format;
+}
+
+/*
+ * Copy s into out as the inside of a double-quoted string: backslash
+ * escapes for quote, backslash and control characters, valid for JSON and
+ * for a key="value" pair alike.  Returns the length written.
+ */
+static size_t
+log_escape(char *out, size_t cap, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0;
+
+	for (; *s && n + 7 < cap; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\') {
+			out[n++] = '\\';
+			out[n++] = (char)c;
+		} else if (c < 0x20) {
+			memcpy(out + n, "\\u00", 4);
+			out[n + 4] = hex[c >> 4];
+			out[n + 5] = hex[c & 15];
+			n += 6;
+		} else
+			out[n++] = (char)c;
+	}
+	out[n] = '\0';
+	return n;
+}
+
+/* Write one structured line (kv or json) for msg into line. */
+static int
+log_structured(char *line, size_t cap, int level, const char *msg)
+{
+	char esc[2200], ts[32];
+	struct timespec now;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+	log_escape(esc, sizeof(esc), msg);
+	if (log_format == LOG_FORMAT_JSON)
+		return snprintf(line, cap, "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\","
+		    "\"pid\":%ld,\"msg\":\"%s\"}\n", ts, now.tv_nsec / 1000000,
+		    log_level_name(level), (long)getpid(), esc);
+	return snprintf(line, cap, "ts=%s.%03ldZ level=%s pid=%ld msg=\"%s\"\n",
+	    ts, now.tv_nsec / 1000000, log_level_name(level), (long)getpid(),
+	    esc);
+}
+
 static void
 log_vwrite(int level, const char *errtext, const char *fmt, va_list ap)
 {
-	char msg[1024];
-	int saved = errno;
+	char msg[1024], full[1200], line[2400];
+	int saved = errno, n;
 
 	if (level > log_level)
 		return;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (log_format != LOG_FORMAT_TEXT) {
+		snprintf(full, sizeof(full), "%s%s%s", msg, errtext ? ": " : "",
+		    errtext ? errtext : "");
+		n = log_structured(line, sizeof(line), level, full);
+		if (n > (int)sizeof(line) - 1) {
+			n = sizeof(line) - 1;
+			line[n - 1] = '\n';
+		}
+		if (log_to_stderr) {
+			if (n > 0 && write(STDERR_FILENO, line, n) < 0) {
+				/* Nowhere left to report it. */
+			}
+		} else {
+			line[n > 0 ? n - 1 : 0] = '\0';
+			syslog(level, "%s", line);
+		}
+		errno = saved;
+		return;
+	}
 	if (log_to_stderr) {
 		/* One write per line so lines of several processes never interleave. */
-		char line[1200];
-		int n;
-
 		n = snprintf(line, sizeof(line), "hitcountd[%ld]: %s: %s%s%s\n",
 		    (long)getpid(), log_level_name(level), msg,
 		    errtext ? ": " : "", errtext ? errtext : "");

@@ -38,6 +38,18 @@ int log_level_from_name(const char *name);
 /* The name of a syslog priority as log_level_from_name() accepts it. */
 const char *log_level_name(int level);
 
+/* Line formats: readable text, key=value pairs, or one JSON object. */
+#define LOG_FORMAT_TEXT 0
+#define LOG_FORMAT_KV   1
+#define LOG_FORMAT_JSON 2
+
+/* "text", "kv" or "json" to LOG_FORMAT_*, or -1. */
+int log_format_from_name(const char *name);
+const char *log_format_name(int format);
+
+/* Choose the line format of the log. */
+void log_setformat(int format);
+
 /* A failed system call: appends ": strerror(errno)" to the message. */
 void log_warn(const char *fmt, ...) LOG_PRINTF(1, 2);
 /* A warning without errno. */

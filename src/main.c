@@ -204,6 +204,7 @@ main(int argc, char *argv[])
 
 	master_debug = debug;
 	log_init(1, debug ? LOG_DEBUG : cf->cf_log_level);
+	log_setformat(cf->cf_log_format);
 	if (cf->cf_pidfile[0] != '\0') {
 		pidpath = strdup(cf->cf_pidfile);
 		if (pidpath == NULL)

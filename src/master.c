@@ -39,6 +39,7 @@
 #include "conf.h"
 #include "log.h"
 #include "master.h"
+#include "metrics.h"
 #include "worker.h"
 
 #define MASTER_STORM_DEATHS     5       /* this many unexpected deaths ... */
@@ -49,11 +50,13 @@
 struct mlisten {
 	char *l_text;
 	int l_fd;
+	int l_admin;                    /* a metrics_listen address */
 	int l_gen;                      /* last generation that uses it */
 };
 
 struct mworker {
 	pid_t w_pid;
+	int w_slot;                     /* its metrics slot, or -1 */
 	int w_gen;
 	int w_ready_fd;                 /* read end; -1 once ready or gone */
 	int w_ready;
@@ -76,6 +79,8 @@ struct master {
 	size_t m_ndeaths;
 	int m_exit;
 };
+
+static int master_prepare_access_log(const struct conf *);
 
 static volatile sig_atomic_t got_chld, got_hup, got_term, got_int, got_usr1;
 static volatile sig_atomic_t got_ttin, got_ttou, got_usr2, got_winch;
@@ -219,12 +224,14 @@ master_bind_conf(struct mlisten **lp, size_t *np, const struct conf *cf,
 		const struct conf_listen *cl = &cf->cf_listen[i];
 
 		for (j = 0; j < *np; j++)
-			if (strcmp(l[j].l_text, cl->l_text) == 0)
+			if (strcmp(l[j].l_text, cl->l_text) == 0 &&
+			    l[j].l_admin == cl->l_admin)
 				break;
 		if (j < *np) {
 			l[j].l_gen = gen;
 			continue;
 		}
+		l[*np].l_admin = cl->l_admin;
 		l[*np].l_fd = master_bind_one(cl, cf->cf_backlog);
 		l[*np].l_text = strdup(cl->l_text);
 		l[*np].l_gen = gen;
@@ -330,19 +337,24 @@ master_listen(struct conf *cf)
 	return master_bind_conf(&pending_listen, &pending_nlisten, cf, 0);
 }
 
-/* The sockets of generation gen, in an array the worker can keep. */
+/*
+ * The sockets of generation gen, in an array the worker can keep, and
+ * after them (fds + m_nlisten) which of them are metrics_listen ones.
+ */
 static int *
 master_gen_fds(struct master *m, int gen, size_t *n)
 {
-	int *fds = calloc(m->m_nlisten ? m->m_nlisten : 1, sizeof(*fds));
-	size_t i;
+	size_t cap = m->m_nlisten ? m->m_nlisten : 1, i;
+	int *fds = calloc(2 * cap, sizeof(*fds));
 
 	*n = 0;
 	if (fds == NULL)
 		return NULL;
 	for (i = 0; i < m->m_nlisten; i++)
-		if (m->m_listen[i].l_gen == gen)
+		if (m->m_listen[i].l_gen == gen) {
+			fds[cap + *n] = m->m_listen[i].l_admin;
 			fds[(*n)++] = m->m_listen[i].l_fd;
+		}
 	return fds;
 }
 
@@ -406,7 +418,7 @@ static int
 master_spawn(struct master *m, const struct conf *cf, int gen)
 {
 	struct mworker *w;
-	int pipefd[2], *fds;
+	int pipefd[2], *fds, slot;
 	pid_t master_pid = getpid(), pid;
 	size_t nfds;
 
@@ -425,9 +437,11 @@ master_spawn(struct master *m, const struct conf *cf, int gen)
 		log_warn("pipe2");
 		return -1;
 	}
+	slot = metrics_slot_reserve();
 	pid = fork();
 	if (pid == -1) {
 		log_warn("fork");
+		metrics_slot_release(slot);
 		close(pipefd[0]);
 		close(pipefd[1]);
 		return -1;
@@ -450,7 +464,9 @@ master_spawn(struct master *m, const struct conf *cf, int gen)
 		fds = master_gen_fds(m, gen, &nfds);
 		if (fds == NULL)
 			_exit(WORKER_EXIT_NORESPAWN);
-		rc = worker_run(cf, fds, nfds, pipefd[1]);
+		metrics_slot_use(slot);
+		rc = worker_run(cf, fds, fds + (m->m_nlisten ? m->m_nlisten : 1),
+		    nfds, pipefd[1]);
 		free(fds);
 		/* exit(), not _exit(): leak checkers report at exit. */
 		exit(rc);
@@ -460,6 +476,8 @@ master_spawn(struct master *m, const struct conf *cf, int gen)
 	memset(w, 0, sizeof(*w));
 	w->w_pid = pid;
 	w->w_gen = gen;
+	w->w_slot = slot;
+	metrics_slot_attach(slot, pid, gen);
 	w->w_ready_fd = pipefd[0];
 	log_debug("spawned worker %ld (generation %d)", (long)pid, gen);
 	return 0;
@@ -584,6 +602,7 @@ master_reap(struct master *m)
 			continue;
 		w = m->m_w[i];
 		m->m_w[i] = m->m_w[--m->m_nw];
+		metrics_slot_release(w.w_slot);
 		if (w.w_ready_fd != -1)
 			close(w.w_ready_fd);
 		if (w.w_stopping) {
@@ -613,7 +632,35 @@ master_reap(struct master *m)
 			master_begin_stop(m, 2);
 			continue;
 		}
+		if (w.w_gen == m->m_gen)
+			metrics_worker_restart();       /* master_maintain() replaces it */
 	}
+}
+
+/*
+ * The workers append to the access log file, and may no longer be root
+ * when they open it: create it here and hand it to their user, as a
+ * root master can.  Also how a bad path is reported at start.
+ * Returns 0 or -1.
+ */
+static int
+master_prepare_access_log(const struct conf *cf)
+{
+	const char *path = cf->cf_access_log;
+	int fd;
+
+	if (path[0] == '\0' || strcmp(path, "stderr") == 0)
+		return 0;
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (fd == -1) {
+		log_warn("access_log %s", path);
+		return -1;
+	}
+	if (geteuid() == 0 && cf->cf_uid != 0 &&
+	    fchown(fd, cf->cf_uid, cf->cf_gid) == -1)
+		log_warn("chown %s", path);
+	close(fd);
+	return 0;
 }
 
 /* Keep the current generation at m_want workers. */
@@ -665,6 +712,15 @@ master_begin_reload(struct master *m)
 	if (cf == NULL) {
 		log_warnx("reload failed, keeping the running configuration: "
 		    "%s", err);
+		metrics_reload(0);
+		master_notify("READY=1");
+		return;
+	}
+	if (master_prepare_access_log(cf) == -1) {
+		log_warnx("reload failed, keeping the running configuration: "
+		    "cannot open the access log");
+		metrics_reload(0);
+		conf_free(cf);
 		master_notify("READY=1");
 		return;
 	}
@@ -672,12 +728,14 @@ master_begin_reload(struct master *m)
 	if (master_bind_conf(&m->m_listen, &m->m_nlisten, cf, gen) == -1) {
 		log_warnx("reload failed, keeping the running configuration: "
 		    "cannot listen");
+		metrics_reload(0);
 		conf_free(cf);
 		master_notify("READY=1");
 		return;
 	}
 	if (!master_debug)
 		log_setlevel(cf->cf_log_level);
+	log_setformat(cf->cf_log_format);
 	n = conf_worker_count(cf);
 	for (i = 0; i < n; i++)
 		if (master_spawn(m, cf, gen) == -1)
@@ -701,6 +759,8 @@ master_finish_reload(struct master *m)
 	m->m_want = conf_worker_count(m->m_cf);
 	master_stop_gen(m, old, SIGTERM);
 	master_close_unused(m);
+	metrics_set_generation(m->m_gen);
+	metrics_reload(1);
 	log_info("reload succeeded: %d workers of generation %d serving",
 	    m->m_want, m->m_gen);
 	master_notify("READY=1");
@@ -714,6 +774,7 @@ master_abort_reload(struct master *m, const char *why)
 	size_t i;
 
 	log_warnx("reload failed, keeping the running workers: %s", why);
+	metrics_reload(0);
 	master_stop_gen(m, gen, SIGKILL);
 	for (i = 0; i < m->m_nlisten; i++)
 		if (m->m_listen[i].l_gen == gen)
@@ -794,6 +855,10 @@ master_run(struct conf *cf)
 		sigaction(master_signals[i], &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if (metrics_init() == -1 || master_prepare_access_log(cf) == -1) {
+		conf_free(cf);
+		return 1;
+	}
 	log_info("%s %s started, %d workers", PACKAGE_NAME, PACKAGE_VERSION,
 	    m.m_want);
 	master_maintain(&m);
@@ -855,6 +920,7 @@ master_run(struct conf *cf)
 		if (got_usr1) {
 			got_usr1 = 0;
 			log_info("USR1: reopening log files");
+			master_prepare_access_log(m.m_cf);
 			for (i = 0; i < m.m_nw; i++)
 				master_signal_worker(&m.m_w[i], SIGUSR1);
 		}

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
@@ -32,8 +33,10 @@
 
 #include "conf.h"
 #include "counter.h"
+#include "accesslog.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "worker.h"
 
 #define WORKER_ACCEPT_BATCH     8
@@ -47,7 +50,8 @@
  */
 #define WORKER_STOP_GRACE_MS    1000
 #define WORKER_OUT_SIZE         65536
-#define WORKER_OUT_RESERVE      2048    /* room one response always has */
+#define WORKER_OUT_RESERVE      16384   /* room one response always has */
+#define WORKER_METRICS_MAX      12288   /* the /metrics body */
 
 struct worker;
 
@@ -74,7 +78,20 @@ struct conn {
 	unsigned c_linger : 1;          /* draining input before close */
 	unsigned c_more : 1;            /* c_in holds requests not yet answered */
 	unsigned c_chunked : 1;         /* skipping a chunked body */
+	unsigned c_admin : 1;           /* came in on a metrics_listen address */
+	char *c_log;                    /* request line, Referer, User-Agent */
+	size_t c_logcap;
+	unsigned short c_log_req, c_log_ref, c_log_ua;  /* their lengths */
+	unsigned char c_log_has;        /* bit 0 Referer, bit 1 User-Agent */
+	char c_client[INET6_ADDRSTRLEN];
 	struct conn *c_prev, *c_next;
+};
+
+/* A listening socket as the worker sees it. */
+struct wlisten {
+	struct worker *wl_w;
+	int wl_fd;
+	int wl_admin;
 };
 
 struct worker {
@@ -84,6 +101,10 @@ struct worker {
 	struct http_limits w_lim;
 	const int *w_fds;
 	size_t w_nfds;
+	struct wlisten *w_wl;
+	int w_has_admin;                /* /metrics only on admin listeners */
+	char *w_metrics;                /* where /metrics is rendered */
+	struct event *w_logflush_ev;
 	struct event **w_listen_ev;
 	size_t w_nlisten_ev;
 	int w_accept_epfd;              /* EPOLLEXCLUSIVE set of the listeners */
@@ -170,6 +191,7 @@ conn_free(struct conn *c)
 {
 	free(c->c_in);
 	free(c->c_out);
+	free(c->c_log);
 	free(c);
 }
 
@@ -184,6 +206,7 @@ conn_close(struct conn *c)
 	conn_set_events(c, 0, NULL);
 	close(c->c_fd);
 	c->c_fd = -1;
+	METRICS_ADD(mw_conns_open, -1);
 	if (c->c_prev)
 		c->c_prev->c_next = c->c_next;
 	else
@@ -330,6 +353,63 @@ conn_flush(struct conn *c)
 		conn_idle(c);
 }
 
+/*
+ * Keep what the access log needs of a request: the request may wait for
+ * Redis while the bytes it points into move.  The buffer is reused from
+ * request to request.
+ */
+static void
+conn_log_keep(struct conn *c, const struct http_request *req)
+{
+	size_t req_len = req->r_line_len > 2048 ? 2048 : req->r_line_len;
+	size_t ref_len = req->r_referer_len > 1024 ? 1024 : req->r_referer_len;
+	size_t ua_len = req->r_agent_len > 1024 ? 1024 : req->r_agent_len;
+	size_t need = req_len + ref_len + ua_len;
+
+	if (need > c->c_logcap) {
+		char *p = realloc(c->c_log, need);
+
+		if (p == NULL) {
+			c->c_log_req = c->c_log_ref = c->c_log_ua = 0;
+			c->c_log_has = 0;
+			return;
+		}
+		c->c_log = p;
+		c->c_logcap = need;
+	}
+	if (req_len)
+		memcpy(c->c_log, req->r_line, req_len);
+	if (ref_len)
+		memcpy(c->c_log + req_len, req->r_referer, ref_len);
+	if (ua_len)
+		memcpy(c->c_log + req_len + ref_len, req->r_agent, ua_len);
+	c->c_log_req = req_len;
+	c->c_log_ref = ref_len;
+	c->c_log_ua = ua_len;
+	c->c_log_has = (req->r_referer ? 1 : 0) | (req->r_agent ? 2 : 0);
+}
+
+/* One access log line for the response being sent. */
+static void
+conn_log(struct conn *c, int status, long long bytes)
+{
+	struct accesslog_entry e;
+
+	e.a_client = c->c_client[0] ? c->c_client : "-";
+	e.a_request = c->c_log_req ? c->c_log : NULL;
+	e.a_request_len = c->c_log_req;
+	e.a_referer = (c->c_log_has & 1) ? c->c_log + c->c_log_req : NULL;
+	e.a_referer_len = c->c_log_ref;
+	e.a_agent = (c->c_log_has & 2) ?
+	    c->c_log + c->c_log_req + c->c_log_ref : NULL;
+	e.a_agent_len = c->c_log_ua;
+	e.a_status = status;
+	e.a_bytes = bytes;
+	accesslog_write(&e);
+	c->c_log_req = c->c_log_ref = c->c_log_ua = 0;
+	c->c_log_has = 0;
+}
+
 /* Append one response to the worker's output of this pass. */
 static void
 conn_respond(struct conn *c, int status, const char *ctype, const char *body,
@@ -347,6 +427,10 @@ conn_respond(struct conn *c, int status, const char *ctype, const char *body,
 	w->w_outlen += n;
 	if (flags & HTTP_F_CLOSE)
 		c->c_close = 1;
+	metrics_count_status(status);
+	if (accesslog_enabled())
+		conn_log(c, status, (flags & HTTP_F_HEAD) ? 0 :
+		    (long long)bodylen);
 }
 
 /* Append bytes that are already a response (an interim 1xx). */
@@ -422,6 +506,8 @@ conn_on_counter(void *arg, int ok, long long value)
 		/* HEAD: announce the length the next GET would have. */
 		if (flags & HTTP_F_HEAD)
 			value++;
+		else
+			METRICS_ADD(mw_visits, 1);
 		len = conn_counter_body(body, c->c_json, value);
 		conn_respond(c, 200, c->c_json ? "application/json" :
 		    "text/html; charset=utf-8", body, len, len, flags);
@@ -433,6 +519,15 @@ conn_on_counter(void *arg, int ok, long long value)
 		conn_flush(c);
 }
 
+/* Is the request's path the configured path p ("" never matches)? */
+static int
+conn_path_is(const struct http_request *req, const char *p)
+{
+	size_t n = strlen(p);
+
+	return n > 0 && req->r_pathlen == n && memcmp(req->r_path, p, n) == 0;
+}
+
 /* Answer one parsed request; may leave it waiting on Redis. */
 static void
 conn_route(struct conn *c, const struct http_request *req, int flags)
@@ -442,7 +537,7 @@ conn_route(struct conn *c, const struct http_request *req, int flags)
 
 	if (req->r_method == HTTP_HEAD)
 		flags |= HTTP_F_HEAD;
-	if (req->r_pathlen == 1 && req->r_path[0] == '/') {
+	if (req->r_pathlen == 1 && req->r_path[0] == '/' && !c->c_admin) {
 		if (req->r_method != HTTP_GET && req->r_method != HTTP_HEAD) {
 			conn_respond_text(c, 405, "Method Not Allowed\n",
 			    flags | HTTP_F_ALLOW);
@@ -467,6 +562,35 @@ conn_route(struct conn *c, const struct http_request *req, int flags)
 			    flags | HTTP_F_ALLOW);
 		else
 			conn_respond_text(c, 200, "ok\n", flags);
+		return;
+	}
+	if (conn_path_is(req, w->w_cf->cf_readyz_path)) {
+		if (req->r_method != HTTP_GET && req->r_method != HTTP_HEAD)
+			conn_respond_text(c, 405, "Method Not Allowed\n",
+			    flags | HTTP_F_ALLOW);
+		else if (counter_ready(w->w_counter))
+			conn_respond_text(c, 200, "ready\n", flags);
+		else
+			conn_respond_text(c, 503, "Redis is unavailable\n",
+			    flags | HTTP_F_RETRY);
+		return;
+	}
+	if (conn_path_is(req, w->w_cf->cf_metrics_path) &&
+	    (c->c_admin || !w->w_has_admin)) {
+		size_t len;
+
+		if (req->r_method != HTTP_GET && req->r_method != HTTP_HEAD) {
+			conn_respond_text(c, 405, "Method Not Allowed\n",
+			    flags | HTTP_F_ALLOW);
+			return;
+		}
+		len = metrics_render(w->w_metrics, WORKER_METRICS_MAX);
+		if (len == 0)
+			conn_respond_text(c, 500, "Internal Server Error\n",
+			    flags);
+		else
+			conn_respond(c, 200, METRICS_CONTENT_TYPE, w->w_metrics,
+			    len, len, flags);
 		return;
 	}
 	conn_respond_text(c, 404, "Not Found\n", flags);
@@ -562,6 +686,8 @@ conn_process(struct conn *c, const char *buf, size_t len)
 		if (req.r_expect_continue && req.r_minor == 1 && off == len &&
 		    (c->c_chunked || c->c_discard > 0))
 			conn_respond_raw(c, "HTTP/1.1 100 Continue\r\n\r\n");
+		if (accesslog_enabled())
+			conn_log_keep(c, &req);
 		conn_route(c, &req, flags);
 	}
 
@@ -688,13 +814,34 @@ conn_on_event(evutil_socket_t fd, short what, void *arg)
 		conn_read(c);
 }
 
-/* Accept a batch of connections from listening socket fd. */
+/* The client's address as the access log shows it. */
 static void
-worker_accept_from(struct worker *w, int fd)
+worker_client_text(const struct sockaddr_storage *ss, char *buf, size_t len)
 {
-	int i;
+	const void *a;
+
+	if (ss->ss_family == AF_INET6)
+		a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+	else if (ss->ss_family == AF_INET)
+		a = &((const struct sockaddr_in *)ss)->sin_addr;
+	else {
+		snprintf(buf, len, "-");
+		return;
+	}
+	if (inet_ntop(ss->ss_family, a, buf, len) == NULL)
+		snprintf(buf, len, "-");
+}
+
+/* Accept a batch of connections from one listening socket. */
+static void
+worker_accept_from(struct wlisten *wl)
+{
+	struct worker *w = wl->wl_w;
+	int fd = wl->wl_fd, i;
 
 	for (i = 0; i < WORKER_ACCEPT_BATCH; i++) {
+		struct sockaddr_storage ss;
+		socklen_t sslen;
 		struct conn *c;
 		int s, one = 1;
 
@@ -702,7 +849,9 @@ worker_accept_from(struct worker *w, int fd)
 			worker_set_accepting(w, 0);
 			return;
 		}
-		s = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		sslen = sizeof(ss);
+		s = accept4(fd, (struct sockaddr *)&ss, &sslen,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (s == -1) {
 			if (errno == EAGAIN || errno == EINTR ||
 			    errno == ECONNABORTED)
@@ -727,6 +876,11 @@ worker_accept_from(struct worker *w, int fd)
 		}
 		c->c_w = w;
 		c->c_fd = s;
+		c->c_admin = wl->wl_admin;
+		if (accesslog_enabled())
+			worker_client_text(&ss, c->c_client,
+			    sizeof(c->c_client));
+		METRICS_ADD(mw_conns_open, 1);
 		c->c_next = w->w_conns;
 		if (w->w_conns)
 			w->w_conns->c_prev = c;
@@ -740,8 +894,9 @@ worker_accept_from(struct worker *w, int fd)
 static void
 worker_on_accept(evutil_socket_t fd, short what, void *arg)
 {
+	(void)fd;
 	(void)what;
-	worker_accept_from(arg, fd);
+	worker_accept_from(arg);
 }
 
 /* The exclusive set is readable: accept from the listeners that are. */
@@ -752,19 +907,21 @@ worker_on_accept_set(evutil_socket_t fd, short what, void *arg)
 	int i, n;
 
 	(void)what;
+	(void)arg;
 	n = epoll_wait(fd, evs, 16, 0);
 	for (i = 0; i < n; i++) {
 		struct epoll_event ev = evs[i];
+		struct wlisten *wl = ev.data.ptr;
 
-		worker_accept_from(arg, ev.data.fd);
+		worker_accept_from(wl);
 		/*
 		 * The kernel wakes the first exclusive waiter it finds, so one
 		 * worker would take every connection.  Re-registering puts this
 		 * worker at the back of the queue: connections go round.
 		 */
 		ev.events = EPOLLIN | EPOLLEXCLUSIVE;
-		if (epoll_ctl(fd, EPOLL_CTL_DEL, ev.data.fd, NULL) == -1 ||
-		    epoll_ctl(fd, EPOLL_CTL_ADD, ev.data.fd, &ev) == -1)
+		if (epoll_ctl(fd, EPOLL_CTL_DEL, wl->wl_fd, NULL) == -1 ||
+		    epoll_ctl(fd, EPOLL_CTL_ADD, wl->wl_fd, &ev) == -1)
 			log_warn("epoll_ctl");
 	}
 }
@@ -790,7 +947,7 @@ worker_listen_exclusive(struct worker *w)
 
 		memset(&ev, 0, sizeof(ev));
 		ev.events = EPOLLIN | EPOLLEXCLUSIVE;
-		ev.data.fd = w->w_fds[i];
+		ev.data.ptr = &w->w_wl[i];
 		if (epoll_ctl(w->w_accept_epfd, EPOLL_CTL_ADD, w->w_fds[i],
 		    &ev) == -1) {
 			log_debug("epoll_ctl EPOLLEXCLUSIVE: %s",
@@ -877,8 +1034,8 @@ worker_on_signal(evutil_socket_t sig, short what, void *arg)
 		worker_stop(w, 0);
 		break;
 	case SIGUSR1:
-		/* The worker writes no log file of its own yet: nothing to reopen. */
-		log_debug("USR1: nothing to reopen");
+		if (accesslog_reopen() == 0)
+			log_debug("USR1: access log reopened");
 		break;
 	default:        /* HUP is the master's business */
 		break;
@@ -937,14 +1094,29 @@ worker_free(struct worker *w)
 		event_free(w->w_resume_ev);
 	if (w->w_parent_ev)
 		event_free(w->w_parent_ev);
+	if (w->w_logflush_ev)
+		event_free(w->w_logflush_ev);
+	accesslog_close();
+	free(w->w_wl);
+	free(w->w_metrics);
 	free(w->w_scratch);
 	free(w->w_out);
 	if (w->w_base)
 		event_base_free(w->w_base);
 }
 
+static void
+worker_on_logflush(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	accesslog_flush();
+}
+
 int
-worker_run(const struct conf *cf, const int *fds, size_t nfds, int ready_fd)
+worker_run(const struct conf *cf, const int *fds, const int *admin,
+    size_t nfds, int ready_fd)
 {
 	static const int sigs[] = { SIGTERM, SIGQUIT, SIGINT, SIGHUP, SIGUSR1 };
 	struct worker w;
@@ -995,18 +1167,32 @@ worker_run(const struct conf *cf, const int *fds, size_t nfds, int ready_fd)
 	w.w_parent_ev = event_new(w.w_base, -1, EV_PERSIST,
 	    worker_on_parent_check, &w);
 	w.w_listen_ev = calloc(nfds, sizeof(*w.w_listen_ev));
+	w.w_wl = calloc(nfds, sizeof(*w.w_wl));
+	w.w_metrics = malloc(WORKER_METRICS_MAX);
+	w.w_logflush_ev = event_new(w.w_base, -1, EV_PERSIST,
+	    worker_on_logflush, &w);
 	if (w.w_stop_ev == NULL || w.w_resume_ev == NULL ||
-	    w.w_parent_ev == NULL || w.w_listen_ev == NULL) {
+	    w.w_parent_ev == NULL || w.w_listen_ev == NULL ||
+	    w.w_wl == NULL || w.w_metrics == NULL || w.w_logflush_ev == NULL) {
 		log_warnx("worker: cannot initialise");
 		goto done;
 	}
 	tv.tv_sec = 1;
 	tv.tv_usec = 0;
 	event_add(w.w_parent_ev, &tv);
+	event_add(w.w_logflush_ev, &tv);
+	for (i = 0; i < nfds; i++) {
+		w.w_wl[i].wl_w = &w;
+		w.w_wl[i].wl_fd = fds[i];
+		w.w_wl[i].wl_admin = admin[i];
+		w.w_has_admin |= admin[i];
+	}
+	if (accesslog_open(cf->cf_access_log) == -1)
+		goto done;
 	if (worker_listen_exclusive(&w) == -1) {
 		for (i = 0; i < nfds; i++) {
 			w.w_listen_ev[i] = event_new(w.w_base, fds[i],
-			    EV_READ | EV_PERSIST, worker_on_accept, &w);
+			    EV_READ | EV_PERSIST, worker_on_accept, &w.w_wl[i]);
 			if (w.w_listen_ev[i] == NULL) {
 				log_warnx("worker: cannot initialise");
 				goto done;

@@ -14,11 +14,12 @@ struct conf;
 /*
  * Run a worker in the current (freshly forked) process: connect to Redis,
  * take connections from the listening sockets fds[0..nfds-1] and serve
- * them until SIGTERM/SIGQUIT (graceful) or SIGINT (immediate).  ready_fd,
- * if not -1, gets one byte once the worker is serving, then is closed.
+ * them until SIGTERM/SIGQUIT (graceful) or SIGINT (immediate).  admin[i]
+ * marks a metrics_listen socket (no counter page there).  ready_fd, if
+ * not -1, gets one byte once the worker is serving, then is closed.
  * Returns the process exit status.
  */
-int worker_run(const struct conf *cf, const int *fds, size_t nfds,
-    int ready_fd);
+int worker_run(const struct conf *cf, const int *fds, const int *admin,
+    size_t nfds, int ready_fd);
 
 #endif

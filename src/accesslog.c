@@ -1,0 +1,202 @@
+/*
+ * accesslog.c - one line per request in the combined log format.
+ *
+ * Lines are collected in a buffer and written with one write() when it
+ * fills, once a second, and when the worker stops; a slow disk then costs
+ * the event loop at most one write of a buffer, never a write per request.
+ * The log is a file (opened with O_APPEND, so the lines of several
+ * workers never mix within a write) or stderr.  USR1 reopens the file by
+ * name, for logrotate.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "accesslog.h"
+#include "log.h"
+
+#define ACCESSLOG_BUF   32768
+#define ACCESSLOG_FLUSH 28672   /* flush when a line might not fit */
+
+static char *accesslog_path;    /* NULL when logging to stderr */
+static int accesslog_fd = -1;
+static char *accesslog_buf;
+static size_t accesslog_len;
+
+int
+accesslog_open(const char *spec)
+{
+	accesslog_close();
+	if (spec == NULL || *spec == '\0')
+		return 0;
+	accesslog_buf = malloc(ACCESSLOG_BUF);
+	if (accesslog_buf == NULL) {
+		log_warn("malloc");
+		return -1;
+	}
+	if (strcmp(spec, "stderr") == 0) {
+		accesslog_fd = STDERR_FILENO;
+		return 0;
+	}
+	accesslog_path = strdup(spec);
+	if (accesslog_path == NULL) {
+		log_warn("strdup");
+		return -1;
+	}
+	accesslog_fd = open(spec, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+	    0640);
+	if (accesslog_fd == -1) {
+		log_warn("access_log %s", spec);
+		return -1;
+	}
+	return 0;
+}
+
+int
+accesslog_enabled(void)
+{
+	return accesslog_fd != -1;
+}
+
+void
+accesslog_flush(void)
+{
+	size_t off = 0;
+
+	while (accesslog_fd != -1 && off < accesslog_len) {
+		ssize_t n = write(accesslog_fd, accesslog_buf + off,
+		    accesslog_len - off);
+
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			log_warn("access_log write");
+			break;  /* the lines are dropped, the worker goes on */
+		}
+		off += n;
+	}
+	accesslog_len = 0;
+}
+
+int
+accesslog_reopen(void)
+{
+	int fd;
+
+	accesslog_flush();
+	if (accesslog_path == NULL)
+		return 0;
+	fd = open(accesslog_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+	    0640);
+	if (fd == -1) {
+		log_warn("access_log %s", accesslog_path);
+		return -1;      /* keep writing to the old file */
+	}
+	close(accesslog_fd);
+	accesslog_fd = fd;
+	return 0;
+}
+
+void
+accesslog_close(void)
+{
+	accesslog_flush();
+	if (accesslog_fd != -1 && accesslog_fd != STDERR_FILENO)
+		close(accesslog_fd);
+	accesslog_fd = -1;
+	free(accesslog_path);
+	accesslog_path = NULL;
+	free(accesslog_buf);
+	accesslog_buf = NULL;
+	accesslog_len = 0;
+}
+
+/* The [10/Oct/2000:13:55:36 +0000] part, cached for the second. */
+static const char *
+accesslog_time(void)
+{
+	static char buf[40];
+	static time_t cached = (time_t)-1;
+	time_t now = time(NULL);
+
+	if (now != cached) {
+		struct tm tm;
+
+		localtime_r(&now, &tm);
+		strftime(buf, sizeof(buf), "%d/%b/%Y:%H:%M:%S %z", &tm);
+		cached = now;
+	}
+	return buf;
+}
+
+/*
+ * Copy a client-supplied value into a quoted field, escaping what would
+ * let a client forge or break a log line.
+ */
+static size_t
+accesslog_quote(char *out, size_t cap, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0, i;
+
+	if (s == NULL || len == 0) {
+		if (cap > 1)
+			out[n++] = '-';
+		return n;
+	}
+	for (i = 0; i < len && n + 4 < cap; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '"' || c == '\\' || c < 0x20 || c >= 0x7f) {
+			out[n++] = '\\';
+			out[n++] = 'x';
+			out[n++] = hex[c >> 4];
+			out[n++] = hex[c & 15];
+		} else
+			out[n++] = (char)c;
+	}
+	return n;
+}
+
+void
+accesslog_write(const struct accesslog_entry *e)
+{
+	char line[3 * 1024];
+	size_t n;
+	int k;
+
+	if (accesslog_fd == -1)
+		return;
+	k = snprintf(line, sizeof(line), "%s - - [%s] \"", e->a_client,
+	    accesslog_time());
+	if (k < 0)
+		return;
+	n = (size_t)k;
+	n += accesslog_quote(line + n, 1024, e->a_request, e->a_request_len);
+	if (e->a_bytes >= 0)
+		k = snprintf(line + n, sizeof(line) - n, "\" %d %lld \"",
+		    e->a_status, e->a_bytes);
+	else
+		k = snprintf(line + n, sizeof(line) - n, "\" %d - \"",
+		    e->a_status);
+	if (k < 0)
+		return;
+	n += (size_t)k;
+	n += accesslog_quote(line + n, 700, e->a_referer, e->a_referer_len);
+	line[n++] = '"';
+	line[n++] = ' ';
+	line[n++] = '"';
+	n += accesslog_quote(line + n, 700, e->a_agent, e->a_agent_len);
+	line[n++] = '"';
+	line[n++] = '\n';
+	if (accesslog_len + n > ACCESSLOG_FLUSH)
+		accesslog_flush();
+	memcpy(accesslog_buf + accesslog_len, line, n);
+	accesslog_len += n;
+}

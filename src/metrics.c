@@ -1,0 +1,338 @@
+/*
+ * metrics.c - the numbers behind GET /metrics.
+ *
+ * The master maps one shared anonymous region before it forks any worker.
+ * Each worker gets a slot of its own and bumps its counters there with
+ * plain stores: one writer per slot, so the hot path takes no lock and no
+ * atomic read-modify-write.  Whichever worker answers /metrics reads all
+ * slots and adds them up.  When a worker exits, the master folds its
+ * slot into running totals before freeing it, so counters never go back
+ * across reloads and restarts; a sequence number around the fold lets a
+ * reader that raced with it simply read again.
+ */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "log.h"
+#include "metrics.h"
+
+#define METRICS_SLOTS 1024      /* two generations of 256 workers, and more */
+
+struct metrics_slot {
+	pid_t ms_pid;           /* 0 free, -1 reserved, else the worker */
+	int ms_gen;
+	struct metrics_worker ms_w;
+} __attribute__((aligned(64)));
+
+struct metrics_shm {
+	uint64_t m_seq;                 /* odd while the master folds a slot */
+	uint64_t m_reloads_ok;
+	uint64_t m_reloads_failed;
+	uint64_t m_worker_restarts;
+	int m_gen;
+	struct metrics_worker m_retired;        /* workers that have exited */
+	struct metrics_slot m_slots[METRICS_SLOTS];
+};
+
+struct metrics_worker *metrics_self;
+static struct metrics_shm *metrics_shm;
+
+static const uint64_t metrics_rtt_bounds[] = METRICS_RTT_BOUNDS;
+
+static const struct {
+	int status;
+	enum metrics_code code;
+} metrics_codes[] = {
+	{ 200, MC_200 }, { 400, MC_400 }, { 404, MC_404 }, { 405, MC_405 },
+	{ 408, MC_408 }, { 413, MC_413 }, { 414, MC_414 }, { 417, MC_417 },
+	{ 431, MC_431 }, { 501, MC_501 }, { 503, MC_503 }, { 505, MC_505 },
+};
+
+#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+
+int
+metrics_init(void)
+{
+	void *p;
+
+	p = mmap(NULL, sizeof(struct metrics_shm), PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) {
+		log_warn("mmap");
+		return -1;
+	}
+	metrics_shm = p;        /* zero-filled by the kernel */
+	return 0;
+}
+
+int
+metrics_slot_reserve(void)
+{
+	int i;
+
+	if (metrics_shm == NULL)
+		return -1;
+	for (i = 0; i < METRICS_SLOTS; i++) {
+		struct metrics_slot *s = &metrics_shm->m_slots[i];
+
+		if (LOAD(s->ms_pid) == 0) {
+			memset(&s->ms_w, 0, sizeof(s->ms_w));
+			STORE(s->ms_pid, -1);
+			return i;
+		}
+	}
+	log_warnx("metrics: no free slot; this worker is not counted");
+	return -1;
+}
+
+void
+metrics_slot_attach(int slot, pid_t pid, int gen)
+{
+	if (metrics_shm == NULL || slot < 0)
+		return;
+	STORE(metrics_shm->m_slots[slot].ms_gen, gen);
+	STORE(metrics_shm->m_slots[slot].ms_pid, pid);
+}
+
+void
+metrics_slot_use(int slot)
+{
+	metrics_self = (metrics_shm && slot >= 0) ?
+	    &metrics_shm->m_slots[slot].ms_w : NULL;
+}
+
+/* dst += src for every counter (not for the gauges). */
+static void
+metrics_add(struct metrics_worker *dst, const struct metrics_worker *src)
+{
+	int i;
+
+	for (i = 0; i < MC_N; i++)
+		dst->mw_requests[i] += LOAD(src->mw_requests[i]);
+	dst->mw_visits += LOAD(src->mw_visits);
+	dst->mw_redis_errors += LOAD(src->mw_redis_errors);
+	dst->mw_redis_reconnects += LOAD(src->mw_redis_reconnects);
+	for (i = 0; i < METRICS_RTT_N; i++)
+		dst->mw_rtt_bucket[i] += LOAD(src->mw_rtt_bucket[i]);
+	dst->mw_rtt_sum_us += LOAD(src->mw_rtt_sum_us);
+	dst->mw_rtt_count += LOAD(src->mw_rtt_count);
+}
+
+void
+metrics_slot_release(int slot)
+{
+	struct metrics_shm *m = metrics_shm;
+
+	if (m == NULL || slot < 0)
+		return;
+	__atomic_add_fetch(&m->m_seq, 1, __ATOMIC_SEQ_CST);
+	metrics_add(&m->m_retired, &m->m_slots[slot].ms_w);
+	memset(&m->m_slots[slot].ms_w, 0, sizeof(m->m_slots[slot].ms_w));
+	__atomic_add_fetch(&m->m_seq, 1, __ATOMIC_SEQ_CST);
+	STORE(m->m_slots[slot].ms_pid, 0);
+}
+
+void
+metrics_set_generation(int gen)
+{
+	if (metrics_shm)
+		STORE(metrics_shm->m_gen, gen);
+}
+
+void
+metrics_reload(int ok)
+{
+	if (metrics_shm == NULL)
+		return;
+	if (ok)
+		STORE(metrics_shm->m_reloads_ok, metrics_shm->m_reloads_ok + 1);
+	else
+		STORE(metrics_shm->m_reloads_failed,
+		    metrics_shm->m_reloads_failed + 1);
+}
+
+void
+metrics_worker_restart(void)
+{
+	if (metrics_shm)
+		STORE(metrics_shm->m_worker_restarts,
+		    metrics_shm->m_worker_restarts + 1);
+}
+
+void
+metrics_count_status(int status)
+{
+	size_t i;
+
+	if (metrics_self == NULL)
+		return;
+	for (i = 0; i < sizeof(metrics_codes) / sizeof(metrics_codes[0]); i++)
+		if (metrics_codes[i].status == status) {
+			METRICS_ADD(mw_requests[metrics_codes[i].code], 1);
+			return;
+		}
+	METRICS_ADD(mw_requests[MC_OTHER], 1);
+}
+
+void
+metrics_observe_rtt(uint64_t us)
+{
+	int i;
+
+	if (metrics_self == NULL)
+		return;
+	for (i = 0; i < METRICS_RTT_N - 1; i++)
+		if (us <= metrics_rtt_bounds[i])
+			break;
+	METRICS_ADD(mw_rtt_bucket[i], 1);
+	METRICS_ADD(mw_rtt_sum_us, us);
+	METRICS_ADD(mw_rtt_count, 1);
+}
+
+/* A consistent sum of every counter, and the gauges. */
+static void
+metrics_snapshot(struct metrics_worker *sum, int *workers)
+{
+	struct metrics_shm *m = metrics_shm;
+	uint64_t seq;
+	int i, gen;
+
+	do {
+		while ((seq = __atomic_load_n(&m->m_seq, __ATOMIC_SEQ_CST)) & 1)
+			;       /* the master is folding a slot: a few stores */
+		memset(sum, 0, sizeof(*sum));
+		*workers = 0;
+		gen = LOAD(m->m_gen);
+		metrics_add(sum, &m->m_retired);
+		for (i = 0; i < METRICS_SLOTS; i++) {
+			struct metrics_slot *s = &m->m_slots[i];
+			pid_t pid = LOAD(s->ms_pid);
+
+			if (pid == 0)
+				continue;
+			metrics_add(sum, &s->ms_w);
+			sum->mw_conns_open += LOAD(s->ms_w.mw_conns_open);
+			if (pid > 0 && LOAD(s->ms_gen) == gen)
+				(*workers)++;
+		}
+	} while (__atomic_load_n(&m->m_seq, __ATOMIC_SEQ_CST) != seq);
+}
+
+struct metrics_out {
+	char *o_buf;
+	size_t o_cap, o_len;
+	int o_full;
+};
+
+static void
+metrics_printf(struct metrics_out *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+metrics_printf(struct metrics_out *o, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (o->o_full)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(o->o_buf + o->o_len, o->o_cap - o->o_len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= o->o_cap - o->o_len)
+		o->o_full = 1;
+	else
+		o->o_len += n;
+}
+
+static void
+metrics_header(struct metrics_out *o, const char *name, const char *type,
+    const char *help)
+{
+	metrics_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
+	    type);
+}
+
+size_t
+metrics_render(char *buf, size_t cap)
+{
+	struct metrics_out o = { buf, cap, 0, 0 };
+	struct metrics_worker s;
+	uint64_t cum = 0;
+	int workers, i;
+	size_t j;
+
+	if (metrics_shm == NULL || cap == 0)
+		return 0;
+	metrics_snapshot(&s, &workers);
+
+	metrics_header(&o, "hitcountd_http_requests_total", "counter",
+	    "HTTP requests answered, by status code.");
+	for (j = 0; j < sizeof(metrics_codes) / sizeof(metrics_codes[0]); j++)
+		metrics_printf(&o, "hitcountd_http_requests_total{code=\"%d\"} "
+		    "%llu\n", metrics_codes[j].status,
+		    (unsigned long long)s.mw_requests[metrics_codes[j].code]);
+	metrics_printf(&o, "hitcountd_http_requests_total{code=\"other\"} "
+	    "%llu\n", (unsigned long long)s.mw_requests[MC_OTHER]);
+
+	metrics_header(&o, "hitcountd_visits_total", "counter",
+	    "Visits counted: GET / answered with the result of INCR.");
+	metrics_printf(&o, "hitcountd_visits_total %llu\n",
+	    (unsigned long long)s.mw_visits);
+	metrics_header(&o, "hitcountd_redis_errors_total", "counter",
+	    "Redis commands that failed: error reply, timeout or lost "
+	    "connection.");
+	metrics_printf(&o, "hitcountd_redis_errors_total %llu\n",
+	    (unsigned long long)s.mw_redis_errors);
+	metrics_header(&o, "hitcountd_redis_reconnects_total", "counter",
+	    "Redis connections established again after one was lost.");
+	metrics_printf(&o, "hitcountd_redis_reconnects_total %llu\n",
+	    (unsigned long long)s.mw_redis_reconnects);
+
+	metrics_header(&o, "hitcountd_redis_roundtrip_seconds", "histogram",
+	    "Time from sending a Redis command to reading its reply.");
+	for (i = 0; i < METRICS_RTT_N; i++) {
+		cum += s.mw_rtt_bucket[i];
+		if (i < METRICS_RTT_N - 1)
+			metrics_printf(&o, "hitcountd_redis_roundtrip_seconds_"
+			    "bucket{le=\"%g\"} %llu\n",
+			    metrics_rtt_bounds[i] / 1e6,
+			    (unsigned long long)cum);
+		else
+			metrics_printf(&o, "hitcountd_redis_roundtrip_seconds_"
+			    "bucket{le=\"+Inf\"} %llu\n",
+			    (unsigned long long)cum);
+	}
+	metrics_printf(&o, "hitcountd_redis_roundtrip_seconds_sum %.6f\n",
+	    s.mw_rtt_sum_us / 1e6);
+	metrics_printf(&o, "hitcountd_redis_roundtrip_seconds_count %llu\n",
+	    (unsigned long long)s.mw_rtt_count);
+
+	metrics_header(&o, "hitcountd_connections_open", "gauge",
+	    "Client connections open in all workers.");
+	metrics_printf(&o, "hitcountd_connections_open %llu\n",
+	    (unsigned long long)s.mw_conns_open);
+	metrics_header(&o, "hitcountd_workers", "gauge",
+	    "Workers of the current generation alive.");
+	metrics_printf(&o, "hitcountd_workers %d\n", workers);
+	metrics_header(&o, "hitcountd_reloads_total", "counter",
+	    "Configuration reloads (HUP), by result.");
+	metrics_printf(&o, "hitcountd_reloads_total{result=\"success\"} %llu\n"
+	    "hitcountd_reloads_total{result=\"failure\"} %llu\n",
+	    (unsigned long long)LOAD(metrics_shm->m_reloads_ok),
+	    (unsigned long long)LOAD(metrics_shm->m_reloads_failed));
+	metrics_header(&o, "hitcountd_worker_restarts_total", "counter",
+	    "Workers replaced after an unexpected exit.");
+	metrics_printf(&o, "hitcountd_worker_restarts_total %llu\n",
+	    (unsigned long long)LOAD(metrics_shm->m_worker_restarts));
+	metrics_header(&o, "hitcountd_build_info", "gauge",
+	    "Always 1; the labels say which build is running.");
+	metrics_printf(&o, "hitcountd_build_info{version=\"%s\"} 1\n",
+	    PACKAGE_VERSION);
+	return o.o_full ? 0 : o.o_len;
+}

@@ -1,0 +1,90 @@
+/*
+ * metrics.h - counters shared by the master and the workers, rendered in
+ * the Prometheus text format.
+ */
+#ifndef HITCOUNTD_METRICS_H
+#define HITCOUNTD_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Status codes counted one by one; anything else counts as "other". */
+enum metrics_code {
+	MC_200, MC_400, MC_404, MC_405, MC_408, MC_413, MC_414, MC_417,
+	MC_431, MC_501, MC_503, MC_505, MC_OTHER, MC_N
+};
+
+/* Upper bounds of the Redis round-trip histogram, in microseconds. */
+#define METRICS_RTT_BOUNDS { 100, 250, 500, 1000, 2500, 5000, 10000, \
+	25000, 50000, 100000, 250000, 500000, 1000000 }
+#define METRICS_RTT_N 14        /* the bounds above and +Inf */
+
+/* One worker's counters.  Only that worker writes them. */
+struct metrics_worker {
+	uint64_t mw_requests[MC_N];
+	uint64_t mw_visits;
+	uint64_t mw_redis_errors;
+	uint64_t mw_redis_reconnects;
+	uint64_t mw_rtt_bucket[METRICS_RTT_N];  /* not cumulative */
+	uint64_t mw_rtt_sum_us;
+	uint64_t mw_rtt_count;
+	uint64_t mw_conns_open;                 /* a gauge */
+};
+
+/* The calling worker's counters (NULL in the master and in tests). */
+extern struct metrics_worker *metrics_self;
+
+/*
+ * Bump a counter of this worker.  A single writer needs no atomic
+ * read-modify-write; the relaxed store keeps readers in other processes
+ * from seeing a torn value.
+ */
+#define METRICS_ADD(field, n) do {                                      \
+	if (metrics_self != NULL)                                       \
+		__atomic_store_n(&metrics_self->field,                  \
+		    metrics_self->field + (n), __ATOMIC_RELAXED);       \
+} while (0)
+
+/*
+ * Create the shared region (master, before the first fork).  It lives as
+ * long as the master, so counts survive reloads.  Returns 0 or -1.
+ */
+int metrics_init(void);
+
+/* Reserve a zeroed slot for a worker about to be forked: index or -1. */
+int metrics_slot_reserve(void);
+
+/* Record who holds slot (master, after fork), in which generation. */
+void metrics_slot_attach(int slot, pid_t pid, int gen);
+
+/* In the forked worker: count into slot from now on. */
+void metrics_slot_use(int slot);
+
+/*
+ * The worker of slot is gone (master, after reaping): its counters are
+ * kept in the running totals and the slot is freed.
+ */
+void metrics_slot_release(int slot);
+
+/* Master-side events. */
+void metrics_set_generation(int gen);
+void metrics_reload(int ok);
+void metrics_worker_restart(void);
+
+/* Count one answer with the given HTTP status. */
+void metrics_count_status(int status);
+
+/* Count one Redis round trip of us microseconds. */
+void metrics_observe_rtt(uint64_t us);
+
+/*
+ * Write every metric in the Prometheus text exposition format 0.0.4 into
+ * buf.  Returns the length, or 0 if cap is too small.
+ */
+size_t metrics_render(char *buf, size_t cap);
+
+/* The Content-Type of metrics_render()'s output. */
+#define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+#endif
