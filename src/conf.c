@@ -34,6 +34,10 @@ static cfg_opt_t conf_redis_opts[] = {
 	CFG_INT("timeout_ms", 1000, CFGF_NONE),
 	CFG_STR("password", "", CFGF_NONE),
 	CFG_INT("db", 0, CFGF_NONE),
+	CFG_STR_LIST("sentinels", "{}", CFGF_NONE),
+	CFG_STR("master_name", "mymaster", CFGF_NONE),
+	CFG_STR("sentinel_password", "", CFGF_NONE),
+	CFG_INT("min_replicas_acked", 0, CFGF_NONE),
 	CFG_END()
 };
 
@@ -77,6 +81,7 @@ static const struct {
 	{ "port", 1, 65535 },
 	{ "timeout_ms", 1, 600000 },
 	{ "db", 0, 1000000 },
+	{ "min_replicas_acked", 0, 100 },
 };
 
 /* libconfuse's error function has no user pointer: parsing is single-threaded. */
@@ -191,6 +196,59 @@ conf_validate_group(cfg_t *cfg, cfg_opt_t *opt)
 	if (s && *s && getgrnam(s) == NULL) {
 		cfg_error(cfg, "option 'group': no such group '%s'", s);
 		return -1;
+	}
+	return 0;
+}
+
+int
+conf_split_hostport(const char *text, char *host, size_t hostlen, int *port)
+{
+	const char *colon, *h = text;
+	size_t n;
+	char *end;
+	long p;
+
+	if (text[0] == '[') {
+		const char *close = strchr(text, ']');
+
+		if (close == NULL || close[1] != ':')
+			return -1;
+		h = text + 1;
+		n = close - h;
+		colon = close + 1;
+	} else {
+		colon = strrchr(text, ':');
+		if (colon == NULL || strchr(text, ':') != colon)
+			return -1;
+		n = colon - text;
+	}
+	if (n == 0 || n >= hostlen)
+		return -1;
+	memcpy(host, h, n);
+	host[n] = '\0';
+	errno = 0;
+	p = strtol(colon + 1, &end, 10);
+	if (colon[1] == '\0' || *end != '\0' || errno || p < 1 || p > 65535)
+		return -1;
+	*port = (int)p;
+	return 0;
+}
+
+static int
+conf_validate_sentinels(cfg_t *cfg, cfg_opt_t *opt)
+{
+	char host[256];
+	unsigned int i;
+	int port;
+
+	for (i = 0; i < cfg_opt_size(opt); i++) {
+		const char *s = cfg_opt_getnstr(opt, i);
+
+		if (conf_split_hostport(s, host, sizeof(host), &port) == -1) {
+			cfg_error(cfg, "option 'sentinels': '%s' is not "
+			    "HOST:PORT", s);
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -434,7 +492,8 @@ conf_load(const char *path, char *err, size_t errlen)
 		char full[64];
 
 		if (strcmp(name, "port") == 0 || strcmp(name, "timeout_ms") == 0
-		    || strcmp(name, "db") == 0) {
+		    || strcmp(name, "db") == 0 ||
+		    strcmp(name, "min_replicas_acked") == 0) {
 			snprintf(full, sizeof(full), "redis|%s", name);
 			name = full;
 		}
@@ -450,6 +509,8 @@ conf_load(const char *path, char *err, size_t errlen)
 	cfg_set_validate_func(cfg, "group", conf_validate_group);
 	cfg_set_validate_func(cfg, "redis|host", conf_validate_nonempty);
 	cfg_set_validate_func(cfg, "redis|key", conf_validate_nonempty);
+	cfg_set_validate_func(cfg, "redis|master_name", conf_validate_nonempty);
+	cfg_set_validate_func(cfg, "redis|sentinels", conf_validate_sentinels);
 
 	errno = 0;
 	rc = cfg_parse(cfg, path);
@@ -527,6 +588,27 @@ conf_load(const char *path, char *err, size_t errlen)
 	cf->cf_redis.timeout_ms = cfg_getint(redis, "timeout_ms");
 	cf->cf_redis.password = conf_strdup(cfg_getstr(redis, "password"));
 	cf->cf_redis.db = cfg_getint(redis, "db");
+	cf->cf_redis.nsentinels = cfg_size(redis, "sentinels");
+	if (cf->cf_redis.nsentinels > 0) {
+		cf->cf_redis.sentinels = calloc(cf->cf_redis.nsentinels,
+		    sizeof(*cf->cf_redis.sentinels));
+		if (cf->cf_redis.sentinels == NULL)
+			goto nomem;
+		for (i = 0; i < cf->cf_redis.nsentinels; i++) {
+			cf->cf_redis.sentinels[i] =
+			    strdup(cfg_getnstr(redis, "sentinels", i));
+			if (cf->cf_redis.sentinels[i] == NULL)
+				goto nomem;
+		}
+	}
+	cf->cf_redis.master_name = conf_strdup(cfg_getstr(redis, "master_name"));
+	cf->cf_redis.sentinel_password =
+	    conf_strdup(cfg_getstr(redis, "sentinel_password"));
+	cf->cf_redis.min_replicas_acked = cfg_getint(redis,
+	    "min_replicas_acked");
+	if (cf->cf_redis.master_name == NULL ||
+	    cf->cf_redis.sentinel_password == NULL)
+		goto nomem;
 	if (cf->cf_pidfile == NULL || cf->cf_redis.host == NULL ||
 	    cf->cf_redis.key == NULL || cf->cf_redis.password == NULL)
 		goto nomem;
@@ -565,6 +647,11 @@ conf_free(struct conf *cf)
 	free(cf->cf_redis.host);
 	free(cf->cf_redis.key);
 	free(cf->cf_redis.password);
+	for (i = 0; cf->cf_redis.sentinels && i < cf->cf_redis.nsentinels; i++)
+		free(cf->cf_redis.sentinels[i]);
+	free(cf->cf_redis.sentinels);
+	free(cf->cf_redis.master_name);
+	free(cf->cf_redis.sentinel_password);
 	free(cf);
 }
 
@@ -603,6 +690,8 @@ conf_print_list(FILE *fp, const char *name, const struct conf *cf, int admin)
 int
 conf_print(const struct conf *cf, FILE *fp)
 {
+	size_t i;
+
 	fprintf(fp, "# effective configuration of %s\n", cf->cf_path);
 	conf_print_list(fp, "listen", cf, 0);
 	conf_print_list(fp, "metrics_listen", cf, 1);
@@ -638,7 +727,18 @@ conf_print(const struct conf *cf, FILE *fp)
 	    cf->cf_redis.timeout_ms);
 	/* Never echo a secret: -T output ends up in bug reports. */
 	conf_print_str(fp, cf->cf_redis.password[0] ? "********" : "");
-	fprintf(fp, "\n    db = %d\n}\n", cf->cf_redis.db);
+	fprintf(fp, "\n    db = %d\n    sentinels = {", cf->cf_redis.db);
+	for (i = 0; i < cf->cf_redis.nsentinels; i++) {
+		if (i)
+			fputs(", ", fp);
+		conf_print_str(fp, cf->cf_redis.sentinels[i]);
+	}
+	fputs("}\n    master_name = ", fp);
+	conf_print_str(fp, cf->cf_redis.master_name);
+	fputs("\n    sentinel_password = ", fp);
+	conf_print_str(fp, cf->cf_redis.sentinel_password[0] ? "********" : "");
+	fprintf(fp, "\n    min_replicas_acked = %d\n}\n",
+	    cf->cf_redis.min_replicas_acked);
 	return ferror(fp) ? -1 : 0;
 }
 

@@ -47,6 +47,11 @@ struct conf {
 		int timeout_ms;
 		char *password;
 		int db;
+		char **sentinels;     /* "host:port"; none = use host/port */
+		size_t nsentinels;
+		char *master_name;
+		char *sentinel_password;
+		int min_replicas_acked;  /* > 0: confirm INCRs with WAIT */
 	} cf_redis;
 };
 
@@ -63,6 +68,13 @@ void conf_free(struct conf *cf);
 
 /* Write cf in config-file syntax (what -T prints).  Returns 0 or -1. */
 int conf_print(const struct conf *cf, FILE *fp);
+
+/*
+ * Split "HOST:PORT" ("[v6]:PORT") without resolving anything.
+ * Returns 0, or -1 if it is not of that form.
+ */
+int conf_split_hostport(const char *text, char *host, size_t hostlen,
+    int *port);
 
 /* The number of workers to run: cf_workers, or the online CPUs for 0. */
 int conf_worker_count(const struct conf *cf);

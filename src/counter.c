@@ -48,6 +48,7 @@
 
 enum counter_state {
 	CS_IDLE,        /* waiting to retry */
+	CS_ASKING,      /* asking a sentinel where the primary is */
 	CS_RESOLVING,   /* evdns lookup of the host */
 	CS_CONNECTING,  /* TCP connect in progress */
 	CS_READY,       /* connected */
@@ -55,9 +56,17 @@ enum counter_state {
 };
 
 struct counter_op {
-	counter_cb *op_cb;
+	counter_cb *op_cb;              /* NULL: a WAIT, confirming the held */
 	void *op_arg;
 	uint64_t op_sent_us;
+	int op_hold;                    /* an INCR to confirm with WAIT */
+};
+
+/* An INCR answered, waiting for WAIT to say replicas have it. */
+struct counter_held {
+	counter_cb *h_cb;
+	void *h_arg;
+	long long h_value;
 };
 
 /* The event hooks of one hiredis connection. */
@@ -89,9 +98,27 @@ struct counter {
 	size_t c_ring_cap, c_ring_head, c_ring_count;
 	uint64_t c_last_errlog_ms;
 	int c_connected_before;         /* a later connect is a reconnect */
+	char c_host[256];               /* where the primary is now */
+	int c_port;
+	redisAsyncContext *c_sac;       /* the sentinel being asked */
+	size_t c_sentinel;              /* which one */
+	struct event *c_wait_ev;        /* append WAIT at the end of the turn */
+	int c_wait_pending;             /* INCRs sent since the last WAIT */
+	struct counter_held *c_held;
+	size_t c_nheld, c_heldcap;
+	char *c_wait_cmd;
+	int c_wait_len;
 };
 
 static void counter_connect(struct counter *c);
+static void counter_on_wait_ev(evutil_socket_t fd, short what, void *arg);
+static void counter_resolve(struct counter *c);
+static int counter_hold(struct counter *c, const struct counter_op *op,
+    long long v);
+static void counter_on_wait_reply(struct counter *c, redisReply *reply);
+static void counter_on_role_reply(redisAsyncContext *ac, void *r,
+    void *priv);
+static void counter_release_held(struct counter *c, int ok);
 
 static uint64_t
 counter_now_us(void)
@@ -185,12 +212,28 @@ static void
 counter_failed(struct counter *c, const char *what, const char *why)
 {
 	if (!c->c_failing)
-		log_warnx("redis: %s %s:%d: %s", what, c->c_cf->cf_redis.host,
-		    c->c_cf->cf_redis.port, why);
+		log_warnx("redis: %s %s:%d: %s", what, c->c_host, c->c_port,
+		    why);
 	else
-		log_debug("redis: %s %s:%d: %s", what, c->c_cf->cf_redis.host,
-		    c->c_cf->cf_redis.port, why);
+		log_debug("redis: %s %s:%d: %s", what, c->c_host, c->c_port,
+		    why);
 	c->c_failing = 1;
+}
+
+/* Fail whatever is still in flight or held back (the connection is gone). */
+static void
+counter_fail_all(struct counter *c)
+{
+	while (c->c_ring_count > 0) {
+		struct counter_op op = counter_ring_pop(c);
+
+		if (op.op_cb == NULL)
+			continue;       /* a WAIT */
+		METRICS_ADD(mw_redis_errors, 1);
+		op.op_cb(op.op_arg, 0, 0);
+	}
+	counter_release_held(c, 0);
+	c->c_wait_pending = 0;
 }
 
 /*
@@ -208,12 +251,7 @@ counter_drop(struct counter *c)
 	event_del(c->c_timeout_ev);
 	if (ac)
 		redisAsyncFree(ac);     /* runs the pending callbacks with NULL */
-	while (c->c_ring_count > 0) {
-		struct counter_op op = counter_ring_pop(c);
-
-		METRICS_ADD(mw_redis_errors, 1);
-		op.op_cb(op.op_arg, 0, 0);
-	}
+	counter_fail_all(c);
 	counter_schedule_retry(c);
 }
 
@@ -232,7 +270,15 @@ counter_on_connect_timeout(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (c->c_state == CS_RESOLVING && c->c_dnsreq) {
+	if (c->c_state == CS_ASKING && c->c_sac) {
+		redisAsyncContext *sac = c->c_sac;
+
+		c->c_sac = NULL;
+		redisAsyncFree(sac);
+		counter_failed(c, "no answer from sentinel", "timed out");
+		c->c_sentinel++;
+		counter_schedule_retry(c);
+	} else if (c->c_state == CS_RESOLVING && c->c_dnsreq) {
 		struct evdns_getaddrinfo_request *req = c->c_dnsreq;
 
 		c->c_dnsreq = NULL;
@@ -279,12 +325,15 @@ counter_on_reply(redisAsyncContext *ac, void *r, void *priv)
 	long long v = 0;
 	int ok = 0;
 
-	(void)ac;
 	if (c->c_ring_count == 0)
 		return;         /* cannot happen: one op per command sent */
 	op = counter_ring_pop(c);
 	if (reply != NULL)
 		metrics_observe_rtt(counter_now_us() - op.op_sent_us);
+	if (op.op_cb == NULL) {
+		counter_on_wait_reply(c, reply);
+		return;
+	}
 	if (reply == NULL) {
 		/* Connection gone; hiredis reports why in the disconnect callback. */
 	} else if (reply->type == REDIS_REPLY_INTEGER) {
@@ -304,11 +353,100 @@ counter_on_reply(redisAsyncContext *ac, void *r, void *priv)
 	} else if (reply->type == REDIS_REPLY_ERROR) {
 		if (counter_may_log(c))
 			log_warnx("redis: %s", reply->str);
+		/*
+		 * A replica now (a failover happened): find the primary again.
+		 * Inside a callback hiredis allows only this way out.
+		 */
+		if (strncmp(reply->str, "READONLY", 8) == 0 && c->c_ac == ac)
+			redisAsyncDisconnect(ac);
 	} else if (counter_may_log(c))
 		log_warnx("redis: unexpected reply type %d", reply->type);
 	if (!ok)
 		METRICS_ADD(mw_redis_errors, 1);
+	if (ok && op.op_hold && counter_hold(c, &op, v) == 0)
+		return;         /* answered when WAIT confirms it */
 	op.op_cb(op.op_arg, ok, v);
+}
+
+/* Keep an INCR's answer until the WAIT behind it returns. */
+static int
+counter_hold(struct counter *c, const struct counter_op *op, long long v)
+{
+	struct counter_held *h;
+
+	if (c->c_nheld == c->c_heldcap) {
+		size_t ncap = c->c_heldcap ? c->c_heldcap * 2 : 64;
+
+		h = realloc(c->c_held, ncap * sizeof(*h));
+		if (h == NULL)
+			return -1;
+		c->c_held = h;
+		c->c_heldcap = ncap;
+	}
+	h = &c->c_held[c->c_nheld++];
+	h->h_cb = op->op_cb;
+	h->h_arg = op->op_arg;
+	h->h_value = v;
+	return 0;
+}
+
+/* Answer the held INCRs: confirmed (ok) or not. */
+static void
+counter_release_held(struct counter *c, int ok)
+{
+	size_t i, n = c->c_nheld;
+
+	c->c_nheld = 0;         /* callbacks may send new INCRs */
+	for (i = 0; i < n; i++) {
+		struct counter_held h = c->c_held[i];
+
+		if (!ok)
+			METRICS_ADD(mw_redis_errors, 1);
+		h.h_cb(h.h_arg, ok, h.h_value);
+	}
+}
+
+/*
+ * The reply to WAIT: how many replicas have every write sent before it.
+ * Too few, and the visits held back are not acknowledged (503): they are
+ * in the primary, but would not survive its loss.
+ */
+static void
+counter_on_wait_reply(struct counter *c, redisReply *reply)
+{
+	int need = c->c_cf->cf_redis.min_replicas_acked;
+
+	if (reply && reply->type == REDIS_REPLY_INTEGER &&
+	    reply->integer >= need) {
+		counter_release_held(c, 1);
+		return;
+	}
+	if (counter_may_log(c)) {
+		if (reply && reply->type == REDIS_REPLY_INTEGER)
+			log_warnx("redis: WAIT: %lld of %d replicas acknowledged "
+			    "in time", reply->integer, need);
+		else if (reply && reply->type == REDIS_REPLY_ERROR)
+			log_warnx("redis: WAIT: %s", reply->str);
+	}
+	counter_release_held(c, 0);
+}
+
+/* What a sentinel named must really be the primary (it may be stale). */
+static void
+counter_on_role_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct counter *c = priv;
+	redisReply *reply = r;
+
+	if (reply == NULL)
+		return;
+	if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+	    reply->element[0]->type == REDIS_REPLY_STRING &&
+	    strcmp(reply->element[0]->str, "master") == 0)
+		return;
+	log_warnx("redis: %s:%d is not the primary; asking the sentinels "
+	    "again", c->c_host, c->c_port);
+	redisAsyncDisconnect(ac);
 }
 
 /* Replies to AUTH and SELECT: an error makes the connection useless. */
@@ -344,8 +482,9 @@ counter_on_connected(const redisAsyncContext *ac, int status)
 	if (c->c_connected_before)
 		METRICS_ADD(mw_redis_reconnects, 1);
 	c->c_connected_before = 1;
-	log_info("redis: connected to %s:%d", c->c_cf->cf_redis.host,
-	    c->c_cf->cf_redis.port);
+	log_info("redis: connected to %s:%d%s", c->c_host, c->c_port,
+	    c->c_cf->cf_redis.nsentinels ? " (the primary, says the sentinel)" :
+	    "");
 	c->c_failing = 0;
 }
 
@@ -358,6 +497,7 @@ counter_on_disconnected(const redisAsyncContext *ac, int status)
 		return;         /* we dropped it ourselves */
 	c->c_ac = NULL;
 	event_del(c->c_timeout_ev);
+	counter_fail_all(c);
 	if (status != REDIS_OK)
 		counter_failed(c, "lost connection to", ac->errstr);
 	else
@@ -492,7 +632,7 @@ counter_start_connect(struct counter *c, const char *ip)
 	redisAsyncContext *ac;
 	struct timeval tv;
 
-	ac = redisAsyncConnect(ip, cf->cf_redis.port);
+	ac = redisAsyncConnect(ip, c->c_port);
 	if (ac == NULL) {
 		counter_failed(c, "cannot connect to", "out of memory");
 		counter_schedule_retry(c);
@@ -522,6 +662,8 @@ counter_start_connect(struct counter *c, const char *ip)
 	if (cf->cf_redis.db != 0)
 		redisAsyncCommand(ac, counter_on_setup_reply, c, "SELECT %d",
 		    cf->cf_redis.db);
+	if (cf->cf_redis.nsentinels > 0)
+		redisAsyncCommand(ac, counter_on_role_reply, c, "ROLE");
 	counter_ms_to_tv(cf->cf_redis.timeout_ms, &tv);
 	event_add(c->c_connect_ev, &tv);
 }
@@ -569,7 +711,7 @@ counter_on_resolved(int result, struct evutil_addrinfo *res, void *arg)
 }
 
 static void
-counter_connect(struct counter *c)
+counter_resolve(struct counter *c)
 {
 	struct evutil_addrinfo hints;
 	struct evdns_getaddrinfo_request *req;
@@ -585,10 +727,127 @@ counter_connect(struct counter *c)
 	counter_ms_to_tv(c->c_cf->cf_redis.timeout_ms, &tv);
 	event_add(c->c_connect_ev, &tv);
 	/* May call counter_on_resolved() before it returns (numeric hosts). */
-	req = evdns_getaddrinfo(c->c_dns, c->c_cf->cf_redis.host, NULL, &hints,
+	req = evdns_getaddrinfo(c->c_dns, c->c_host, NULL, &hints,
 	    counter_on_resolved, c);
 	if (req && c->c_state == CS_RESOLVING)
 		c->c_dnsreq = req;
+}
+
+static void
+counter_on_sentinel_disconnected(const redisAsyncContext *ac, int status)
+{
+	struct counter *c = ac->data;
+
+	(void)status;
+	if (c != NULL && c->c_sac == ac)
+		c->c_sac = NULL;
+}
+
+static void
+counter_on_sentinel_connected(const redisAsyncContext *ac, int status)
+{
+	struct counter *c = ac->data;
+
+	if (c == NULL || c->c_sac != ac || status == REDIS_OK)
+		return;
+	c->c_sac = NULL;        /* hiredis frees it */
+	event_del(c->c_connect_ev);
+	counter_failed(c, "cannot reach sentinel", ac->errstr);
+	c->c_sentinel++;
+	counter_schedule_retry(c);
+}
+
+/* SENTINEL get-master-addr-by-name: ["ip", "port"], or nil if unknown. */
+static void
+counter_on_sentinel_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct counter *c = priv;
+	redisReply *reply = r;
+	long port;
+
+	if (reply == NULL || c->c_sac != ac)
+		return;
+	c->c_sac = NULL;
+	redisAsyncDisconnect(ac);
+	event_del(c->c_connect_ev);
+	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+	    reply->element[0]->type != REDIS_REPLY_STRING ||
+	    reply->element[1]->type != REDIS_REPLY_STRING ||
+	    strlen(reply->element[0]->str) >= sizeof(c->c_host) ||
+	    (port = strtol(reply->element[1]->str, NULL, 10)) < 1 ||
+	    port > 65535) {
+		counter_failed(c, "sentinel has no primary for",
+		    reply->type == REDIS_REPLY_ERROR ? reply->str :
+		    c->c_cf->cf_redis.master_name);
+		c->c_sentinel++;
+		counter_schedule_retry(c);
+		return;
+	}
+	if (strcmp(c->c_host, reply->element[0]->str) != 0 ||
+	    c->c_port != (int)port)
+		log_info("redis: the sentinels say the primary of '%s' is "
+		    "%s:%ld", c->c_cf->cf_redis.master_name,
+		    reply->element[0]->str, port);
+	strcpy(c->c_host, reply->element[0]->str);
+	c->c_port = (int)port;
+	counter_resolve(c);
+}
+
+/*
+ * Ask the next sentinel where the primary is.  Sentinels are given as
+ * addresses (they are what is asked when names may be moving), so no
+ * lookup is done here.
+ */
+static void
+counter_ask_sentinel(struct counter *c)
+{
+	const struct conf *cf = c->c_cf;
+	const char *spec = cf->cf_redis.sentinels[c->c_sentinel %
+	    cf->cf_redis.nsentinels];
+	redisAsyncContext *ac;
+	struct timeval tv;
+	char host[256];
+	int port;
+
+	if (conf_split_hostport(spec, host, sizeof(host), &port) == -1) {
+		counter_failed(c, "bad sentinel", spec);
+		c->c_sentinel++;
+		counter_schedule_retry(c);
+		return;
+	}
+	c->c_state = CS_ASKING;
+	ac = redisAsyncConnect(host, port);
+	if (ac == NULL || ac->err || counter_attach(c, ac) == -1) {
+		counter_failed(c, "cannot reach sentinel", ac && ac->err ?
+		    ac->errstr : "out of memory");
+		if (ac)
+			redisAsyncFree(ac);
+		c->c_sentinel++;
+		counter_schedule_retry(c);
+		return;
+	}
+	ac->data = c;
+	redisAsyncSetConnectCallback(ac, counter_on_sentinel_connected);
+	redisAsyncSetDisconnectCallback(ac, counter_on_sentinel_disconnected);
+	c->c_sac = ac;
+	if (cf->cf_redis.sentinel_password[0])
+		redisAsyncCommand(ac, NULL, NULL, "AUTH %s",
+		    cf->cf_redis.sentinel_password);
+	redisAsyncCommand(ac, counter_on_sentinel_reply, c,
+	    "SENTINEL get-master-addr-by-name %s", cf->cf_redis.master_name);
+	counter_ms_to_tv(cf->cf_redis.timeout_ms, &tv);
+	event_add(c->c_connect_ev, &tv);
+}
+
+static void
+counter_connect(struct counter *c)
+{
+	if (c->c_state == CS_CLOSED)
+		return;
+	if (c->c_cf->cf_redis.nsentinels > 0)
+		counter_ask_sentinel(c);
+	else
+		counter_resolve(c);
 }
 
 struct counter *
@@ -603,6 +862,15 @@ counter_new(struct event_base *base, const struct conf *cf)
 	c->c_base = base;
 	c->c_cf = cf;
 	c->c_state = CS_IDLE;
+	snprintf(c->c_host, sizeof(c->c_host), "%s", cf->cf_redis.host);
+	c->c_port = cf->cf_redis.port;
+	if (cf->cf_redis.nsentinels > 0)
+		snprintf(c->c_host, sizeof(c->c_host), "(%s)",
+		    cf->cf_redis.master_name);
+	c->c_wait_ev = event_new(base, -1, 0, counter_on_wait_ev, c);
+	c->c_wait_len = redisFormatCommand(&c->c_wait_cmd, "WAIT %d %d",
+	    cf->cf_redis.min_replicas_acked,
+	    cf->cf_redis.timeout_ms / 2 > 0 ? cf->cf_redis.timeout_ms / 2 : 1);
 	c->c_dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
 	    EVDNS_BASE_DISABLE_WHEN_INACTIVE);
 	c->c_retry_ev = evtimer_new(base, counter_on_retry, c);
@@ -614,6 +882,7 @@ counter_new(struct event_base *base, const struct conf *cf)
 	    cf->cf_redis.key, keylen);
 	if (c->c_dns == NULL || c->c_retry_ev == NULL ||
 	    c->c_connect_ev == NULL || c->c_timeout_ev == NULL ||
+	    c->c_wait_ev == NULL || c->c_wait_len <= 0 ||
 	    c->c_incr_len <= 0 || c->c_get_len <= 0) {
 		counter_free(c);
 		return NULL;
@@ -622,9 +891,31 @@ counter_new(struct event_base *base, const struct conf *cf)
 	return c;
 }
 
+/*
+ * End of a loop turn with INCRs to confirm (min_replicas_acked): one WAIT
+ * behind them all.  Scheduled before the turn's writes are flushed, so it
+ * goes out in the same send().
+ */
+static void
+counter_on_wait_ev(evutil_socket_t fd, short what, void *arg)
+{
+	struct counter *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (!c->c_wait_pending)
+		return;
+	c->c_wait_pending = 0;
+	if (c->c_ac == NULL || counter_ring_push(c, NULL, NULL) == -1)
+		return;         /* the held INCRs fail with the connection */
+	if (redisAsyncFormattedCommand(c->c_ac, counter_on_reply, c,
+	    c->c_wait_cmd, (size_t)c->c_wait_len) != REDIS_OK)
+		c->c_ring_count--;
+}
+
 static int
 counter_send(struct counter *c, const char *cmd, int len, counter_cb *cb,
-    void *arg)
+    void *arg, int hold)
 {
 	struct timeval tv;
 
@@ -633,6 +924,12 @@ counter_send(struct counter *c, const char *cmd, int len, counter_cb *cb,
 		return -1;
 	if (counter_ring_push(c, cb, arg) == -1)
 		return -1;
+	c->c_ring[(c->c_ring_head + c->c_ring_count - 1) % c->c_ring_cap].op_hold =
+	    hold;
+	if (hold && !c->c_wait_pending) {
+		c->c_wait_pending = 1;
+		event_active(c->c_wait_ev, 0, 1);
+	}
 	if (redisAsyncFormattedCommand(c->c_ac, counter_on_reply, c, cmd,
 	    (size_t)len) != REDIS_OK) {
 		/* Disconnecting: the op was never sent; take it back. */
@@ -649,13 +946,14 @@ counter_send(struct counter *c, const char *cmd, int len, counter_cb *cb,
 int
 counter_incr(struct counter *c, counter_cb *cb, void *arg)
 {
-	return counter_send(c, c->c_incr_cmd, c->c_incr_len, cb, arg);
+	return counter_send(c, c->c_incr_cmd, c->c_incr_len, cb, arg,
+	    c->c_cf->cf_redis.min_replicas_acked > 0);
 }
 
 int
 counter_get(struct counter *c, counter_cb *cb, void *arg)
 {
-	return counter_send(c, c->c_get_cmd, c->c_get_len, cb, arg);
+	return counter_send(c, c->c_get_cmd, c->c_get_len, cb, arg, 0);
 }
 
 int
@@ -683,17 +981,24 @@ counter_free(struct counter *c)
 		evdns_getaddrinfo_cancel(req);
 	}
 	c->c_state = CS_CLOSED;
+	if (c->c_sac) {
+		redisAsyncContext *sac = c->c_sac;
+
+		c->c_sac = NULL;
+		redisAsyncFree(sac);
+	}
 	if (c->c_ac) {
 		redisAsyncContext *ac = c->c_ac;
 
 		c->c_ac = NULL;
 		redisAsyncFree(ac);
 	}
-	while (c->c_ring_count > 0) {
-		struct counter_op op = counter_ring_pop(c);
-
-		op.op_cb(op.op_arg, 0, 0);
-	}
+	counter_fail_all(c);
+	if (c->c_wait_ev)
+		event_free(c->c_wait_ev);
+	if (c->c_wait_cmd)
+		redisFreeCommand(c->c_wait_cmd);
+	free(c->c_held);
 	if (c->c_retry_ev)
 		event_free(c->c_retry_ev);
 	if (c->c_connect_ev)
