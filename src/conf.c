@@ -461,6 +461,43 @@ conf_resolve_ids(struct conf *cf, char *err, size_t errlen)
 	return 0;
 }
 
+/* Rules between keys, which the per-key validators cannot see. */
+static int
+conf_check_consistency(const struct conf *cf, char *err, size_t errlen)
+{
+	size_t i, j;
+
+	for (i = 0; i < cf->cf_nlisten; i++)
+		for (j = i + 1; j < cf->cf_nlisten; j++) {
+			const struct conf_listen *a = &cf->cf_listen[i];
+			const struct conf_listen *b = &cf->cf_listen[j];
+
+			if (a->l_admin == b->l_admin ||
+			    a->l_addrlen != b->l_addrlen ||
+			    memcmp(&a->l_addr, &b->l_addr, a->l_addrlen) != 0)
+				continue;
+			snprintf(err, errlen, "%s: option 'metrics_listen': '%s' "
+			    "is also a 'listen' address", cf->cf_path,
+			    b->l_text);
+			return -1;
+		}
+	if (cf->cf_metrics_path[0] &&
+	    strcmp(cf->cf_metrics_path, cf->cf_readyz_path) == 0) {
+		snprintf(err, errlen, "%s: options 'metrics_path' and "
+		    "'readyz_path' are both '%s'", cf->cf_path,
+		    cf->cf_metrics_path);
+		return -1;
+	}
+	if (cf->cf_access_log[0] && strcmp(cf->cf_access_log, "stderr") != 0 &&
+	    cf->cf_access_log[0] != '/') {
+		snprintf(err, errlen, "%s: option 'access_log': '%s' is not an "
+		    "absolute path (the daemon runs in /)", cf->cf_path,
+		    cf->cf_access_log);
+		return -1;
+	}
+	return 0;
+}
+
 static char *
 conf_strdup(const char *s)
 {
@@ -574,6 +611,8 @@ conf_load(const char *path, char *err, size_t errlen)
 	if (cf->cf_user == NULL || cf->cf_group == NULL)
 		goto nomem;
 	if (conf_resolve_ids(cf, err, errlen) == -1)
+		goto fail;
+	if (conf_check_consistency(cf, err, errlen) == -1)
 		goto fail;
 	if (geteuid() == 0 && cf->cf_uid == 0 && !cf->cf_allow_root) {
 		snprintf(err, errlen, "%s: refusing to run workers as root: set "

@@ -205,34 +205,36 @@ main(int argc, char *argv[])
 	master_debug = debug;
 	log_init(1, debug ? LOG_DEBUG : cf->cf_log_level);
 	log_setformat(cf->cf_log_format);
+	rc = 1;
 	if (cf->cf_pidfile[0] != '\0') {
 		pidpath = strdup(cf->cf_pidfile);
 		if (pidpath == NULL)
 			fatal("strdup");
 		pidfd = main_pidfile_lock(pidpath);
 		if (pidfd == -1)
-			return 1;
+			goto out;       /* not ours to remove */
 	}
 	main_raise_nofile();
 	if (master_listen(cf) == -1) {
-		if (pidpath)
-			unlink(pidpath);
-		return 1;
+		log_errorx("cannot listen on every address; not starting");
+		goto out_pidfile;
 	}
 	if (!foreground) {
 		if (main_daemonize() == -1)
 			fatal("daemonize");
 		log_init(0, debug ? LOG_DEBUG : cf->cf_log_level);
 	}
-	if (pidfd != -1 && main_pidfile_write(pidfd, pidpath) == -1) {
-		unlink(pidpath);
-		return 1;
-	}
+	if (pidfd != -1 && main_pidfile_write(pidfd, pidpath) == -1)
+		goto out_pidfile;
 	rc = master_run(cf);    /* owns cf from here */
+	cf = NULL;
+out_pidfile:
 	if (pidfd != -1) {
 		unlink(pidpath);
 		close(pidfd);
 	}
+out:
+	conf_free(cf);
 	free(pidpath);
 	return rc;
 }

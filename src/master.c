@@ -37,6 +37,7 @@
 #include <sys/wait.h>
 
 #include "conf.h"
+#include "accesslog.h"
 #include "log.h"
 #include "master.h"
 #include "metrics.h"
@@ -437,7 +438,7 @@ master_spawn(struct master *m, const struct conf *cf, int gen)
 		log_warn("pipe2");
 		return -1;
 	}
-	slot = metrics_slot_reserve();
+	slot = metrics_slot_reserve(gen);
 	pid = fork();
 	if (pid == -1) {
 		log_warn("fork");
@@ -451,7 +452,13 @@ master_spawn(struct master *m, const struct conf *cf, int gen)
 
 		close(pipefd[0]);
 		master_child_setup(m, gen);
-		if (master_drop_privileges(cf) == -1)
+		/*
+		 * Opened while still root: the log's directory need not be open
+		 * to the workers' user (a reopen on USR1 as that user may fail,
+		 * and then the worker keeps the file it has).
+		 */
+		if (accesslog_open(cf->cf_access_log) == -1 ||
+		    master_drop_privileges(cf) == -1)
 			_exit(WORKER_EXIT_NORESPAWN);
 		/*
 		 * An orphan must never keep port 5000: die with the master.  Set

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "metrics.h"
@@ -71,7 +72,7 @@ metrics_init(void)
 }
 
 int
-metrics_slot_reserve(void)
+metrics_slot_reserve(int gen)
 {
 	int i;
 
@@ -82,6 +83,7 @@ metrics_slot_reserve(void)
 
 		if (LOAD(s->ms_pid) == 0) {
 			memset(&s->ms_w, 0, sizeof(s->ms_w));
+			STORE(s->ms_gen, gen);
 			STORE(s->ms_pid, -1);
 			return i;
 		}
@@ -104,6 +106,9 @@ metrics_slot_use(int slot)
 {
 	metrics_self = (metrics_shm && slot >= 0) ?
 	    &metrics_shm->m_slots[slot].ms_w : NULL;
+	/* The worker may serve before the master, back from fork(), says so. */
+	if (metrics_self)
+		STORE(metrics_shm->m_slots[slot].ms_pid, getpid());
 }
 
 /* dst += src for every counter (not for the gauges). */

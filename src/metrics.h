@@ -52,13 +52,13 @@ extern struct metrics_worker *metrics_self;
  */
 int metrics_init(void);
 
-/* Reserve a zeroed slot for a worker about to be forked: index or -1. */
-int metrics_slot_reserve(void);
+/* Reserve a zeroed slot for a worker of gen about to be forked: index or -1. */
+int metrics_slot_reserve(int gen);
 
 /* Record who holds slot (master, after fork), in which generation. */
 void metrics_slot_attach(int slot, pid_t pid, int gen);
 
-/* In the forked worker: count into slot from now on. */
+/* In the forked worker: count into slot from now on, as this process. */
 void metrics_slot_use(int slot);
 
 /*

@@ -1187,7 +1187,8 @@ worker_run(const struct conf *cf, const int *fds, const int *admin,
 		w.w_wl[i].wl_admin = admin[i];
 		w.w_has_admin |= admin[i];
 	}
-	if (accesslog_open(cf->cf_access_log) == -1)
+	/* Normally opened by the master's child before it gave up root. */
+	if (!accesslog_enabled() && accesslog_open(cf->cf_access_log) == -1)
 		goto done;
 	if (worker_listen_exclusive(&w) == -1) {
 		for (i = 0; i < nfds; i++) {
