@@ -303,3 +303,37 @@ class RawClient:
 
     def __exit__(self, *exc):
         self.close()
+
+
+# --------------------------------------------------------------------------
+# Prometheus text format (GET /metrics)
+# --------------------------------------------------------------------------
+
+_METRIC_LINE_RE = re.compile(
+    r"^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{([^}]*)\})?\s+(\S+)")
+_LABEL_RE = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text):
+    """{(name, frozenset(labels.items())): float} from a Prometheus text
+    exposition (comments and blank lines are skipped)."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    samples = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = _METRIC_LINE_RE.match(line)
+        assert m, "bad metrics line %r" % (line,)
+        labels = frozenset(_LABEL_RE.findall(m.group(2) or ""))
+        samples[(m.group(1), labels)] = float(m.group(3))
+    return samples
+
+
+def metric_value(text, name, **labels):
+    """Value of one sample, e.g. metric_value(t, "hitcountd_http_requests_total",
+    code="200"); AssertionError if it is missing."""
+    samples = parse_metrics(text)
+    key = (name, frozenset(labels.items()))
+    assert key in samples, "metric %s%r not found" % (name, labels)
+    return samples[key]
