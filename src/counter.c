@@ -104,6 +104,9 @@ struct counter {
 	size_t c_sentinel;              /* which one */
 	struct event *c_wait_ev;        /* append WAIT at the end of the turn */
 	int c_wait_pending;             /* INCRs sent since the last WAIT */
+	int c_wait_inflight;            /* a WAIT is out: the next one waits */
+	struct event *c_check_ev;       /* re-ask the sentinels once a second */
+	int c_checking;                 /* c_sac is a check, not a connect */
 	struct counter_held *c_held;
 	size_t c_nheld, c_heldcap;
 	char *c_wait_cmd;
@@ -112,6 +115,8 @@ struct counter {
 
 static void counter_connect(struct counter *c);
 static void counter_on_wait_ev(evutil_socket_t fd, short what, void *arg);
+static void counter_send_wait(struct counter *c);
+static void counter_ask_sentinel(struct counter *c, int check);
 static void counter_resolve(struct counter *c);
 static int counter_hold(struct counter *c, const struct counter_op *op,
     long long v);
@@ -234,6 +239,7 @@ counter_fail_all(struct counter *c)
 	}
 	counter_release_held(c, 0);
 	c->c_wait_pending = 0;
+	c->c_wait_inflight = 0;
 }
 
 /*
@@ -270,7 +276,14 @@ counter_on_connect_timeout(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (c->c_state == CS_ASKING && c->c_sac) {
+	if (c->c_checking && c->c_sac) {
+		redisAsyncContext *sac = c->c_sac;
+
+		c->c_sac = NULL;
+		c->c_checking = 0;
+		redisAsyncFree(sac);
+		c->c_sentinel++;        /* ask another one next time */
+	} else if (c->c_state == CS_ASKING && c->c_sac) {
 		redisAsyncContext *sac = c->c_sac;
 
 		c->c_sac = NULL;
@@ -416,9 +429,11 @@ counter_on_wait_reply(struct counter *c, redisReply *reply)
 {
 	int need = c->c_cf->cf_redis.min_replicas_acked;
 
+	c->c_wait_inflight = 0;
 	if (reply && reply->type == REDIS_REPLY_INTEGER &&
 	    reply->integer >= need) {
 		counter_release_held(c, 1);
+		counter_send_wait(c);
 		return;
 	}
 	if (counter_may_log(c)) {
@@ -429,6 +444,8 @@ counter_on_wait_reply(struct counter *c, redisReply *reply)
 			log_warnx("redis: WAIT: %s", reply->str);
 	}
 	counter_release_held(c, 0);
+	if (reply != NULL)
+		counter_send_wait(c);
 }
 
 /* What a sentinel named must really be the primary (it may be stale). */
@@ -752,9 +769,50 @@ counter_on_sentinel_connected(const redisAsyncContext *ac, int status)
 		return;
 	c->c_sac = NULL;        /* hiredis frees it */
 	event_del(c->c_connect_ev);
+	if (c->c_checking) {
+		c->c_checking = 0;
+		c->c_sentinel++;
+		return;
+	}
 	counter_failed(c, "cannot reach sentinel", ac->errstr);
 	c->c_sentinel++;
 	counter_schedule_retry(c);
+}
+
+/*
+ * The periodic question got an answer.  A planned failover (SENTINEL
+ * FAILOVER) can leave the old primary writable for seconds without a
+ * dropped connection or a READONLY reply; what the workers write to it
+ * then is lost when it is demoted.  So follow the sentinels' word.
+ */
+static void
+counter_check_reply(struct counter *c, redisReply *reply)
+{
+	if (c->c_state != CS_READY || reply->type != REDIS_REPLY_ARRAY ||
+	    reply->elements != 2 ||
+	    reply->element[0]->type != REDIS_REPLY_STRING ||
+	    reply->element[1]->type != REDIS_REPLY_STRING)
+		return;
+	if (strcmp(reply->element[0]->str, c->c_host) == 0 &&
+	    atoi(reply->element[1]->str) == c->c_port)
+		return;
+	log_warnx("redis: the sentinels moved the primary of '%s' to %s:%s; "
+	    "leaving %s:%d", c->c_cf->cf_redis.master_name,
+	    reply->element[0]->str, reply->element[1]->str, c->c_host,
+	    c->c_port);
+	c->c_failing = 1;
+	counter_drop(c);        /* a different connection than the sentinel's */
+}
+
+static void
+counter_on_check(evutil_socket_t fd, short what, void *arg)
+{
+	struct counter *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->c_state == CS_READY && c->c_sac == NULL)
+		counter_ask_sentinel(c, 1);
 }
 
 /* SENTINEL get-master-addr-by-name: ["ip", "port"], or nil if unknown. */
@@ -770,6 +828,11 @@ counter_on_sentinel_reply(redisAsyncContext *ac, void *r, void *priv)
 	c->c_sac = NULL;
 	redisAsyncDisconnect(ac);
 	event_del(c->c_connect_ev);
+	if (c->c_checking) {
+		c->c_checking = 0;
+		counter_check_reply(c, reply);
+		return;
+	}
 	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
 	    reply->element[0]->type != REDIS_REPLY_STRING ||
 	    reply->element[1]->type != REDIS_REPLY_STRING ||
@@ -799,7 +862,7 @@ counter_on_sentinel_reply(redisAsyncContext *ac, void *r, void *priv)
  * lookup is done here.
  */
 static void
-counter_ask_sentinel(struct counter *c)
+counter_ask_sentinel(struct counter *c, int check)
 {
 	const struct conf *cf = c->c_cf;
 	const char *spec = cf->cf_redis.sentinels[c->c_sentinel %
@@ -810,22 +873,37 @@ counter_ask_sentinel(struct counter *c)
 	int port;
 
 	if (conf_split_hostport(spec, host, sizeof(host), &port) == -1) {
-		counter_failed(c, "bad sentinel", spec);
 		c->c_sentinel++;
+		if (check)
+			return;
+		counter_failed(c, "bad sentinel", spec);
 		counter_schedule_retry(c);
 		return;
 	}
-	c->c_state = CS_ASKING;
+	if (!check) {
+		c->c_state = CS_ASKING;
+		if (c->c_sac) {
+			/* A periodic check still out: this question replaces it. */
+			redisAsyncContext *old = c->c_sac;
+
+			c->c_sac = NULL;
+			c->c_checking = 0;
+			redisAsyncFree(old);
+		}
+	}
 	ac = redisAsyncConnect(host, port);
 	if (ac == NULL || ac->err || counter_attach(c, ac) == -1) {
-		counter_failed(c, "cannot reach sentinel", ac && ac->err ?
-		    ac->errstr : "out of memory");
+		if (!check)
+			counter_failed(c, "cannot reach sentinel", ac && ac->err ?
+			    ac->errstr : "out of memory");
 		if (ac)
 			redisAsyncFree(ac);
 		c->c_sentinel++;
-		counter_schedule_retry(c);
+		if (!check)
+			counter_schedule_retry(c);
 		return;
 	}
+	c->c_checking = check;
 	ac->data = c;
 	redisAsyncSetConnectCallback(ac, counter_on_sentinel_connected);
 	redisAsyncSetDisconnectCallback(ac, counter_on_sentinel_disconnected);
@@ -845,7 +923,7 @@ counter_connect(struct counter *c)
 	if (c->c_state == CS_CLOSED)
 		return;
 	if (c->c_cf->cf_redis.nsentinels > 0)
-		counter_ask_sentinel(c);
+		counter_ask_sentinel(c, 0);
 	else
 		counter_resolve(c);
 }
@@ -868,9 +946,21 @@ counter_new(struct event_base *base, const struct conf *cf)
 		snprintf(c->c_host, sizeof(c->c_host), "(%s)",
 		    cf->cf_redis.master_name);
 	c->c_wait_ev = event_new(base, -1, 0, counter_on_wait_ev, c);
+	if (cf->cf_redis.nsentinels > 0) {
+		struct timeval one = { 1, 0 };
+
+		c->c_check_ev = event_new(base, -1, EV_PERSIST, counter_on_check,
+		    c);
+		if (c->c_check_ev)
+			event_add(c->c_check_ev, &one);
+	}
+	/*
+	 * A third of timeout_ms: INCRs sent while a WAIT is out wait for it,
+	 * then for their own WAIT, and must still be answered in timeout_ms.
+	 */
 	c->c_wait_len = redisFormatCommand(&c->c_wait_cmd, "WAIT %d %d",
 	    cf->cf_redis.min_replicas_acked,
-	    cf->cf_redis.timeout_ms / 2 > 0 ? cf->cf_redis.timeout_ms / 2 : 1);
+	    cf->cf_redis.timeout_ms / 3 > 0 ? cf->cf_redis.timeout_ms / 3 : 1);
 	c->c_dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
 	    EVDNS_BASE_DISABLE_WHEN_INACTIVE);
 	c->c_retry_ev = evtimer_new(base, counter_on_retry, c);
@@ -897,20 +987,32 @@ counter_new(struct event_base *base, const struct conf *cf)
  * goes out in the same send().
  */
 static void
-counter_on_wait_ev(evutil_socket_t fd, short what, void *arg)
+counter_send_wait(struct counter *c)
 {
-	struct counter *c = arg;
-
-	(void)fd;
-	(void)what;
-	if (!c->c_wait_pending)
+	/*
+	 * One WAIT at a time: the server holds everything behind a WAIT until
+	 * it returns, so WAITs queued back to back would add up past
+	 * timeout_ms.  INCRs sent meanwhile get the next one.
+	 */
+	if (!c->c_wait_pending || c->c_wait_inflight)
 		return;
 	c->c_wait_pending = 0;
 	if (c->c_ac == NULL || counter_ring_push(c, NULL, NULL) == -1)
 		return;         /* the held INCRs fail with the connection */
 	if (redisAsyncFormattedCommand(c->c_ac, counter_on_reply, c,
-	    c->c_wait_cmd, (size_t)c->c_wait_len) != REDIS_OK)
+	    c->c_wait_cmd, (size_t)c->c_wait_len) != REDIS_OK) {
 		c->c_ring_count--;
+		return;
+	}
+	c->c_wait_inflight = 1;
+}
+
+static void
+counter_on_wait_ev(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	counter_send_wait(arg);
 }
 
 static int
@@ -996,6 +1098,8 @@ counter_free(struct counter *c)
 	counter_fail_all(c);
 	if (c->c_wait_ev)
 		event_free(c->c_wait_ev);
+	if (c->c_check_ev)
+		event_free(c->c_check_ev);
 	if (c->c_wait_cmd)
 		redisFreeCommand(c->c_wait_cmd);
 	free(c->c_held);
