@@ -331,8 +331,9 @@ def parse_metrics(text):
 
 
 def metric_value(text, name, **labels):
-    """Value of one sample, e.g. metric_value(t, "hitcountd_http_requests_total",
-    code="200"); AssertionError if it is missing."""
+    """Value of one sample, e.g.
+    metric_value(text, "hitcountd_http_requests_total", code="200");
+    AssertionError if it is missing."""
     samples = parse_metrics(text)
     key = (name, frozenset(labels.items()))
     assert key in samples, "metric %s%r not found" % (name, labels)
