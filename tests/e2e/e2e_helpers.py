@@ -338,3 +338,73 @@ def metric_value(text, name, **labels):
     key = (name, frozenset(labels.items()))
     assert key in samples, "metric %s%r not found" % (name, labels)
     return samples[key]
+
+
+def keepalive_load(port, n_conn, per_conn, timeout,
+                   request=b"GET / HTTP/1.1\r\nHost: load\r\n\r\n"):
+    """n_conn threads, each sending per_conn requests one after another on
+    its own persistent connection (all start together), within timeout
+    seconds.  Returns (statuses, values, errors, elapsed, hung): counts
+    per status, the visit numbers of the 200 answers, what went wrong (a
+    dropped connection, or the server closing a keep-alive connection),
+    the time taken, and whether any client thread was still running."""
+    import threading
+    import time
+
+    results = [None] * n_conn
+    barrier = threading.Barrier(n_conn)
+    deadline = time.monotonic() + timeout
+
+    def client(i):
+        statuses, values, errors = {}, [], []
+        c = None
+        try:
+            c = RawClient(port, timeout=30)
+            barrier.wait(30)
+            done = 0
+            while done < per_conn and time.monotonic() < deadline:
+                try:
+                    c.send(request)
+                    r = c.read_response()
+                except (OSError, ConnectionClosed) as exc:
+                    errors.append(repr(exc))
+                    c.close()
+                    c = RawClient(port, timeout=30)
+                    done += 1
+                    continue
+                statuses[r.status] = statuses.get(r.status, 0) + 1
+                if r.status == 200:
+                    values.append(visits_from_body(r.body))
+                if (r.header("Connection") or "").lower() == "close":
+                    errors.append("the server closed a keep-alive "
+                                  "connection")
+                    c.close()
+                    c = RawClient(port, timeout=30)
+                done += 1
+        except Exception as exc:           # noqa: B902 - reported
+            errors.append("client %d: %r" % (i, exc))
+        finally:
+            if c is not None:
+                c.close()
+            results[i] = (statuses, values, errors)
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=client, args=(i,), daemon=True)
+               for i in range(n_conn)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(max(1, deadline - time.monotonic() + 5))
+    elapsed = time.monotonic() - t0
+    hung = any(t.is_alive() for t in threads)
+
+    statuses, values, errors = {}, [], []
+    for res in results:
+        if res is None:
+            continue
+        st, vals, errs = res
+        for k, v in st.items():
+            statuses[k] = statuses.get(k, 0) + v
+        values.extend(vals)
+        errors.extend(errs)
+    return statuses, values, errors, elapsed, hung

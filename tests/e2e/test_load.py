@@ -4,7 +4,8 @@ in the middle of a load."""
 import threading
 import time
 
-from e2e_helpers import ConnectionClosed, RawClient, visits_from_body, wait_for
+from e2e_helpers import (ConnectionClosed, RawClient, keepalive_load,
+                         visits_from_body, wait_for)
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: load\r\n\r\n"
 
@@ -13,58 +14,9 @@ def test_load_exact_count(daemon_factory, redis_server):
     d = daemon_factory(workers=2)
     n_conn, per_conn = 50, 400
     total = n_conn * per_conn
-    results = [None] * n_conn
-    barrier = threading.Barrier(n_conn)
-    deadline = time.monotonic() + 120
-
-    def client(i):
-        statuses, values, errors = {}, [], []
-        c = None
-        try:
-            c = RawClient(d.port, timeout=30)
-            barrier.wait(30)
-            done = 0
-            while done < per_conn and time.monotonic() < deadline:
-                try:
-                    c.send(REQUEST)
-                    r = c.read_response()
-                except (OSError, ConnectionClosed) as exc:
-                    errors.append(repr(exc))
-                    c.close()
-                    c = RawClient(d.port, timeout=30)
-                    done += 1
-                    continue
-                statuses[r.status] = statuses.get(r.status, 0) + 1
-                if r.status == 200:
-                    values.append(visits_from_body(r.body))
-                if (r.header("Connection") or "").lower() == "close":
-                    errors.append("server closed a keep-alive connection")
-                    c.close()
-                    c = RawClient(d.port, timeout=30)
-                done += 1
-        except Exception as exc:           # noqa: B902 - reported below
-            errors.append("client %d: %r" % (i, exc))
-        finally:
-            if c is not None:
-                c.close()
-            results[i] = (statuses, values, errors)
-
-    t0 = time.monotonic()
-    threads = [threading.Thread(target=client, args=(i,), daemon=True)
-               for i in range(n_conn)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(max(1, deadline - time.monotonic() + 5))
-    elapsed = time.monotonic() - t0
-    assert not any(t.is_alive() for t in threads), "load clients hung"
-
-    statuses, values, errors = {}, [], []
-    for st, vals, errs in results:
-        for k, v in st.items():
-            statuses[k] = statuses.get(k, 0) + v
-        values.extend(vals)
-        errors.extend(errs)
+    statuses, values, errors, elapsed, hung = keepalive_load(
+        d.port, n_conn, per_conn, 120)
+    assert not hung, "load clients hung"
     n200 = statuses.get(200, 0)
     print("load: %d requests in %.1f s, statuses %r, %d errors"
           % (total, elapsed, statuses, len(errors)))

@@ -40,6 +40,7 @@ import time
 import pytest
 
 from e2e_helpers import (ConnectionClosed, RawClient, children_of, free_port,
+                         keepalive_load,
                          get, kill_pid, metric_value, pid_alive,
                          visits_from_body, wait_for)
 
@@ -464,58 +465,9 @@ def _nginx_load(ng, instances, redis_server):
 
     n_conn, per_conn = 50, 600
     total = n_conn * per_conn
-    results = [None] * n_conn
-    barrier = threading.Barrier(n_conn)
-    deadline = time.monotonic() + 60
-
-    def client(i):
-        statuses, values, errors = {}, [], []
-        c = None
-        try:
-            c = RawClient(ng.port, timeout=30)
-            barrier.wait(30)
-            done = 0
-            while done < per_conn and time.monotonic() < deadline:
-                try:
-                    c.send(REQUEST)
-                    r = c.read_response()
-                except (OSError, ConnectionClosed) as exc:
-                    errors.append(repr(exc))
-                    c.close()
-                    c = RawClient(ng.port, timeout=30)
-                    done += 1
-                    continue
-                statuses[r.status] = statuses.get(r.status, 0) + 1
-                if r.status == 200:
-                    values.append(visits_from_body(r.body))
-                if (r.header("Connection") or "").lower() == "close":
-                    errors.append("nginx closed a keep-alive connection")
-                    c.close()
-                    c = RawClient(ng.port, timeout=30)
-                done += 1
-        except Exception as exc:           # noqa: B902 - reported below
-            errors.append("client %d: %r" % (i, exc))
-        finally:
-            if c is not None:
-                c.close()
-            results[i] = (statuses, values, errors)
-
-    t0 = time.monotonic()
-    threads = [threading.Thread(target=client, args=(i,), daemon=True)
-               for i in range(n_conn)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(max(1, deadline - time.monotonic() + 5))
-    elapsed = time.monotonic() - t0
-    assert not any(t.is_alive() for t in threads), "load clients hung"
-
-    statuses, values, errors = {}, [], []
-    for st, vals, errs in results:
-        for k, v in st.items():
-            statuses[k] = statuses.get(k, 0) + v
-        values.extend(vals)
-        errors.extend(errs)
+    statuses, values, errors, elapsed, hung = keepalive_load(
+        ng.port, n_conn, per_conn, 60)
+    assert not hung, "load clients hung"
     n200 = statuses.get(200, 0)
 
     s2 = [_scrape(d.port) for d in instances]
