@@ -70,15 +70,21 @@ http_find_head_end(const char *buf, size_t len, size_t *scan)
 {
 	size_t i = *scan;
 
-	for (; i < len; i++) {
-		if (buf[i] != '\n')
-			continue;
+	while (i < len) {
+		const char *nl = memchr(buf + i, '\n', len - i);
+
+		if (nl == NULL) {
+			i = len;
+			break;
+		}
+		i = (size_t)(nl - buf);
 		if (i + 1 < len && buf[i + 1] == '\n')
 			return i + 2;
 		if (i + 2 < len && buf[i + 1] == '\r' && buf[i + 2] == '\n')
 			return i + 3;
 		if (i + 2 >= len)
 			break;  /* the empty line may still be arriving */
+		i++;
 	}
 	*scan = i;
 	return 0;
@@ -238,6 +244,19 @@ http_te_is_chunked(const char *v, size_t len)
 	return http_ieq(v, len, "chunked");
 }
 
+/* RFC 3986 reg-name characters other than pct-encoded: unreserved, sub-delims. */
+static unsigned char http_regname[256];
+
+static void
+http_regname_init(void)
+{
+	static const char extra[] = "-._~!$&'()*+,;=";
+	int c;
+
+	for (c = 0; c < 256; c++)
+		http_regname[c] = isalnum(c) || (c != 0 && strchr(extra, c));
+}
+
 /*
  * RFC 9112 3.2: Host is uri-host [ ":" port ]; anything else is a 400.
  * An empty value is allowed (a target without authority).
@@ -245,8 +264,13 @@ http_te_is_chunked(const char *v, size_t len)
 static int
 http_valid_host(const char *v, size_t len)
 {
+	static int ready;
 	size_t i = 0;
 
+	if (!ready) {
+		http_regname_init();
+		ready = 1;
+	}
 	if (len > 0 && v[0] == '[') {
 		for (i = 1; i < len && v[i] != ']'; i++)
 			if (!isxdigit((unsigned char)v[i]) && v[i] != ':' &&
@@ -259,7 +283,7 @@ http_valid_host(const char *v, size_t len)
 		for (; i < len && v[i] != ':'; i++) {
 			unsigned char c = (unsigned char)v[i];
 
-			if (isalnum(c) || strchr("-._~!$&'()*+,;=", c))
+			if (http_regname[c])
 				continue;
 			if (c == '%' && i + 2 < len &&
 			    isxdigit((unsigned char)v[i + 1]) &&
@@ -739,10 +763,14 @@ http_format_response(char *out, size_t cap, int status, const char *ctype,
 	/* Every fixed part, the longest optional ones and the body. */
 	if (cap < 256 + rlen + ctlen + ((flags & HTTP_F_HEAD) ? 0 : bodylen))
 		return 0;
-	p = HTTP_PUT_LIT(p, "HTTP/1.1 ");
-	p += http_format_uint(p, (unsigned)status);
-	*p++ = ' ';
-	p = http_put(p, reason, rlen);
+	if (status == 200)
+		p = HTTP_PUT_LIT(p, "HTTP/1.1 200 OK");
+	else {
+		p = HTTP_PUT_LIT(p, "HTTP/1.1 ");
+		p += http_format_uint(p, (unsigned)status);
+		*p++ = ' ';
+		p = http_put(p, reason, rlen);
+	}
 	p = HTTP_PUT_LIT(p, "\r\nServer: " PACKAGE_NAME "/" PACKAGE_VERSION
 	    "\r\nDate: ");
 	p = http_put(p, http_date(), HTTP_DATE_LEN);

@@ -172,16 +172,26 @@ metrics_worker_restart(void)
 void
 metrics_count_status(int status)
 {
-	size_t i;
+	enum metrics_code code;
 
 	if (metrics_self == NULL)
 		return;
-	for (i = 0; i < sizeof(metrics_codes) / sizeof(metrics_codes[0]); i++)
-		if (metrics_codes[i].status == status) {
-			METRICS_ADD(mw_requests[metrics_codes[i].code], 1);
-			return;
-		}
-	METRICS_ADD(mw_requests[MC_OTHER], 1);
+	switch (status) {
+	case 200: code = MC_200; break;
+	case 400: code = MC_400; break;
+	case 404: code = MC_404; break;
+	case 405: code = MC_405; break;
+	case 408: code = MC_408; break;
+	case 413: code = MC_413; break;
+	case 414: code = MC_414; break;
+	case 417: code = MC_417; break;
+	case 431: code = MC_431; break;
+	case 501: code = MC_501; break;
+	case 503: code = MC_503; break;
+	case 505: code = MC_505; break;
+	default: code = MC_OTHER; break;
+	}
+	METRICS_ADD(mw_requests[code], 1);
 }
 
 void
