@@ -532,6 +532,7 @@ counter_io_on_read(evutil_socket_t fd, short what, void *arg)
 	redisAsyncHandleRead(io->io_ac);
 }
 
+/* The socket is writable, or the loop turn ends with commands queued. */
 static void
 counter_io_on_write(evutil_socket_t fd, short what, void *arg)
 {
@@ -542,17 +543,6 @@ counter_io_on_write(evutil_socket_t fd, short what, void *arg)
 	io->io_flushing = 1;
 	redisAsyncHandleWrite(io->io_ac);
 	/* io may be gone: hiredis frees the context on a write error. */
-}
-
-static void
-counter_io_on_flush(evutil_socket_t fd, short what, void *arg)
-{
-	struct counter_io *io = arg;
-
-	(void)fd;
-	(void)what;
-	io->io_flushing = 1;
-	redisAsyncHandleWrite(io->io_ac);
 }
 
 static void
@@ -654,7 +644,7 @@ counter_attach(struct counter *c, redisAsyncContext *ac)
 	    counter_io_on_read, io);
 	io->io_write = event_new(c->c_base, fd, EV_WRITE, counter_io_on_write,
 	    io);
-	io->io_flush = event_new(c->c_base, -1, 0, counter_io_on_flush, io);
+	io->io_flush = event_new(c->c_base, -1, 0, counter_io_on_write, io);
 	if (io->io_read == NULL || io->io_write == NULL ||
 	    io->io_flush == NULL) {
 		counter_io_cleanup(io);

@@ -390,13 +390,20 @@ def daemon_factory(hitcountd_bin, redis_server, tmp_path):
     prefix: argv put before the binary (a wrapper that execs it, so that
     the PID stays the daemon's); pass_fds: descriptors the wrapper inherits.
     """
+    yield from _daemons(hitcountd_bin, tmp_path, redis_server, "hitcountd")
+
+
+def _daemons(hitcountd_bin, tmp_path, redis_server, name):
+    """The body of daemon_factory and bare_daemon_factory: yields the
+    factory, then stops every daemon it started and fails the test if one
+    needed SIGKILL, kept running, or logged a sanitizer report."""
     started = []
     counter = [0]
 
     def factory(wait=True, env=None, args=("-D",), prefix=None, pass_fds=(),
                 **overrides):
         counter[0] += 1
-        workdir = tmp_path / ("hitcountd%d" % counter[0])
+        workdir = tmp_path / ("%s%d" % (name, counter[0]))
         workdir.mkdir()
         d = Daemon(hitcountd_bin, str(workdir), redis_server, overrides,
                    env, args, prefix=prefix, pass_fds=pass_fds)
@@ -435,35 +442,4 @@ def bare_daemon_factory(hitcountd_bin, tmp_path):
     """Like daemon_factory, but no redis_server is started: the caller's
     redis={...} override says where Redis is (e.g. sentinels).  The default
     host and port are still written unless overridden with None."""
-    started = []
-    counter = [0]
-
-    def factory(wait=True, env=None, args=("-D",), prefix=None, pass_fds=(),
-                **overrides):
-        counter[0] += 1
-        workdir = tmp_path / ("bare-hitcountd%d" % counter[0])
-        workdir.mkdir()
-        d = Daemon(hitcountd_bin, str(workdir), None, overrides, env, args,
-                   prefix=prefix, pass_fds=pass_fds)
-        started.append(d)
-        d.start(wait=wait)
-        return d
-
-    yield factory
-
-    problems = []
-    for d in reversed(started):
-        if d.proc is None:
-            continue
-        already = d.proc.poll() is not None
-        d.stop()
-        if not already and d.needed_sigkill:
-            problems.append("master %d did not exit within 10 s of SIGTERM "
-                            "(killed); log:\n%s" % (d.pid, d.log()))
-        log = d.log()
-        for marker in SANITIZER_MARKERS:
-            if marker in log:
-                problems.append("sanitizer report in the log of %d:\n%s"
-                                % (d.pid, log[-6000:]))
-                break
-    assert not problems, "\n".join(problems)
+    yield from _daemons(hitcountd_bin, tmp_path, None, "bare-hitcountd")
