@@ -20,7 +20,7 @@ import time
 import pytest
 
 from e2e_helpers import (children_of, free_port, get, kill_pid, pid_alive,
-                         wait_for)
+                         read_log, wait_for)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 START_TIMEOUT = float(os.environ.get("E2E_START_TIMEOUT", "5"))
@@ -179,11 +179,7 @@ class RedisServer:
         return int(out) if out else 0
 
     def log(self):
-        try:
-            with open(self.logpath, "r", errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
+        return read_log(self.logpath)
 
     def teardown(self):
         if self.proc is None:
@@ -310,11 +306,7 @@ class Daemon:
             f.write(text)
 
     def log(self):
-        try:
-            with open(self.logpath, "r", errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
+        return read_log(self.logpath)
 
     def start(self, wait=True):
         logf = open(self.logpath, "ab")

@@ -408,3 +408,12 @@ def keepalive_load(port, n_conn, per_conn, timeout,
         values.extend(vals)
         errors.extend(errs)
     return statuses, values, errors, elapsed, hung
+
+
+def read_log(path):
+    """The text of a server's log file so far ("" before it exists)."""
+    try:
+        with open(path, "r", errors="replace") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""

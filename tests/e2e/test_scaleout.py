@@ -40,7 +40,7 @@ import time
 import pytest
 
 from e2e_helpers import (ConnectionClosed, RawClient, children_of, free_port,
-                         keepalive_load,
+                         keepalive_load, read_log,
                          get, kill_pid, metric_value, pid_alive,
                          visits_from_body, wait_for)
 
@@ -168,11 +168,7 @@ class Proc:
                                          cwd=self.dir)
 
     def log(self):
-        try:
-            with open(self.logpath, "r", errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
+        return read_log(self.logpath)
 
     def check_alive(self):
         if self.proc.poll() is not None:
