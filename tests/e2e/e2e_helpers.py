@@ -18,6 +18,7 @@ import time
 VERSION = "0.1.0"
 SERVER_HEADER = "hitcountd/" + VERSION
 BODY_RE = re.compile(r"^Page visited (\d+) times$")
+WRK = os.environ.get("WRK_BIN", "/usr/bin/wrk")
 
 
 # --------------------------------------------------------------------------

@@ -17,14 +17,11 @@ import time
 
 import pytest
 
-from e2e_helpers import (assert_gone, children_of, fire_requests, free_port,
+from e2e_helpers import (WRK, assert_gone, children_of, fire_requests, free_port,
                          get, join_all, kill_pid,
                          listeners_of, parse_wrk, pid_alive,
                          port_refuses, proc_ids, serves, visits_from_body,
                          wait_exit, wait_for, wait_log)
-
-WRK = os.environ.get("WRK_BIN", "/usr/bin/wrk")
-
 
 # --------------------------------------------------------------------------
 # helpers local to the lifecycle tests
