@@ -1020,6 +1020,26 @@ worker_stop(struct worker *w, int graceful)
 	worker_check_done(w);
 }
 
+/* Do what the master asked (channel.c), or what a signal meant the same. */
+static void
+worker_command(struct worker *w, int msg)
+{
+	switch (msg) {
+	case CHANNEL_STOP:
+		worker_stop(w, 1);
+		break;
+	case CHANNEL_HALT:
+		worker_stop(w, 0);
+		break;
+	case CHANNEL_REOPEN:
+		if (accesslog_reopen() == 0)
+			log_debug("access log reopened");
+		break;
+	default:
+		log_warnx("channel: unknown command 0x%02x", (unsigned)msg);
+	}
+}
+
 /*
  * Signals reaching a worker directly (Ctrl-C, `systemctl kill`, or the
  * master's fallback when the channel is gone) mean what the channel's
@@ -1028,22 +1048,9 @@ worker_stop(struct worker *w, int graceful)
 static void
 worker_on_signal(evutil_socket_t sig, short what, void *arg)
 {
-	struct worker *w = arg;
-
 	(void)what;
-	switch (sig) {
-	case SIGTERM:
-	case SIGQUIT:
-		worker_stop(w, 1);
-		break;
-	case SIGINT:
-		worker_stop(w, 0);
-		break;
-	case SIGUSR1:
-		if (accesslog_reopen() == 0)
-			log_debug("USR1: access log reopened");
-		break;
-	}
+	worker_command(arg, sig == SIGINT ? CHANNEL_HALT :
+	    sig == SIGUSR1 ? CHANNEL_REOPEN : CHANNEL_STOP);
 }
 
 /*
@@ -1083,23 +1090,8 @@ worker_on_channel(evutil_socket_t fd, short what, void *arg)
 		worker_stop(w, 0);
 		return;
 	}
-	for (i = 0; i < n; i++) {
-		switch (buf[i]) {
-		case CHANNEL_STOP:
-			worker_stop(w, 1);
-			break;
-		case CHANNEL_HALT:
-			worker_stop(w, 0);
-			break;
-		case CHANNEL_REOPEN:
-			if (accesslog_reopen() == 0)
-				log_debug("access log reopened");
-			break;
-		default:
-			log_warnx("channel: unknown command 0x%02x",
-			    (unsigned char)buf[i]);
-		}
-	}
+	for (i = 0; i < n; i++)
+		worker_command(w, (unsigned char)buf[i]);
 }
 
 static void

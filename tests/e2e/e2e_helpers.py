@@ -499,6 +499,23 @@ def listeners_of(port):
     return sorted(pids)
 
 
+def assert_wrk_lost_nothing(out, visits, conns, log=""):
+    """wrk's report shows no error and no non-2xx answer, and Redis counted
+    every completed response: wrk counts only those, and at its end at most
+    one request per connection may be in flight (counted by Redis, not by
+    wrk), never fewer.  Returns the parsed report."""
+    st = parse_wrk(out)
+    assert st["non2xx"] == 0, "non-2xx answers:\n%s" % out
+    if st["socket_errors"] is not None:
+        assert not any(st["socket_errors"].values()), \
+            "connection errors: %r\n%s\nlog tail:\n%s" % (
+                st["socket_errors"], out, log[-3000:])
+    assert st["requests"] > 0, out
+    assert st["requests"] <= visits <= st["requests"] + conns, \
+        (st["requests"], visits)
+    return st
+
+
 def parse_wrk(out):
     m = re.search(r"^\s*(\d+) requests in ([\d.]+)(m?s)", out, re.M)
     assert m, "cannot parse wrk output:\n%s" % out
