@@ -184,37 +184,32 @@ master_notify(const char *fmt, ...)
 	close(fd);
 }
 
-static int
-master_worker_ignores_signal(int sig)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(master_worker_ignores) /
-	    sizeof(master_worker_ignores[0]); i++)
-		if (master_worker_ignores[i] == sig)
-			return 1;
-	return 0;
-}
-
-/*
- * In a freshly forked worker.  The master's signals stay blocked, as they
- * were at the fork, until worker_run() has its own handlers in place: a
- * TERM arriving in between waits instead of killing the worker.
- */
-static void
-master_child_setup(struct master *m, unsigned use)
+void
+master_child_signals(void)
 {
 	struct sigaction sa;
-	size_t i;
+	size_t i, j;
 
 	memset(&sa, 0, sizeof(sa));
 	sigemptyset(&sa.sa_mask);
 	for (i = 0; i < MASTER_NSIGNALS; i++) {
-		sa.sa_handler = master_worker_ignores_signal(master_signals[i]) ?
-		    SIG_IGN : SIG_DFL;
+		sa.sa_handler = SIG_DFL;
+		for (j = 0; j < sizeof(master_worker_ignores) /
+		    sizeof(master_worker_ignores[0]); j++)
+			if (master_worker_ignores[j] == master_signals[i])
+				sa.sa_handler = SIG_IGN;
 		if (sigaction(master_signals[i], &sa, NULL) == -1)
 			log_warn("sigaction");
 	}
+}
+
+/* In a freshly forked worker: only what it needs of the master's state. */
+static void
+master_child_setup(struct master *m, unsigned use)
+{
+	size_t i;
+
+	master_child_signals();
 	for (i = 0; i < m->m_nw; i++)
 		if (m->m_w[i].w_chan != -1)
 			close(m->m_w[i].w_chan);
@@ -701,6 +696,14 @@ master_begin_upgrade(struct master *m)
 		    "not upgrading");
 		return;
 	}
+	/*
+	 * Not before this master serves: a USR2 sent to every process of the
+	 * service also reaches the new master of the upgrade it started.
+	 */
+	if (!m->m_ready_notified) {
+		log_warnx("USR2: not serving yet; not upgrading");
+		return;
+	}
 	if (pidfile_rename_oldbin() == -1)
 		return;
 	if (upgrade_start(m->m_ls, &m->m_up_pid, &m->m_up_fd) == -1) {
@@ -967,6 +970,9 @@ master_setup_signals(sigset_t *unblocked)
 		log_warn("sigprocmask");
 		return -1;
 	}
+	/* A binary upgrade starts the new master with them blocked. */
+	for (i = 0; i < MASTER_NSIGNALS; i++)
+		sigdelset(unblocked, master_signals[i]);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = master_on_signal;
 	sigemptyset(&sa.sa_mask);

@@ -24,6 +24,7 @@
 
 #include "listen.h"
 #include "log.h"
+#include "master.h"
 #include "upgrade.h"
 
 #define UPGRADE_ENV_FD          "HITCOUNTD_UPGRADE_FD"
@@ -57,12 +58,10 @@ upgrade_exec(const struct listen_set *ls, int report_fd)
 {
 	char names[64 * 8], num[32];
 	int n = (int)ls->ls_n, i, high, copy[64];
-	sigset_t none;
 	size_t off = 0;
 
-	sigemptyset(&none);
-	if (sigprocmask(SIG_SETMASK, &none, NULL) == -1)
-		log_warn("sigprocmask");
+	/* `systemctl kill` may reach the new master before its handlers. */
+	master_child_signals();
 	if (n > (int)(sizeof(copy) / sizeof(copy[0])))
 		_exit(127);
 	high = 3 + n;

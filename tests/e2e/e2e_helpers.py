@@ -99,6 +99,48 @@ def children_of(pid):
     return sorted(kids)
 
 
+def direct_children(pid):
+    """The children of pid as the kernel lists them for its main thread:
+    much quicker than children_of()'s walk over /proc, quick enough to see
+    a process within a fraction of a millisecond of its fork."""
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            return [int(p) for p in f.read().split()]
+    except (FileNotFoundError, ProcessLookupError):
+        return []
+
+
+def descendants_of(pid):
+    """PIDs of the descendants of pid, at any depth."""
+    found, todo = [], [pid]
+    while todo:
+        kids = direct_children(todo.pop())
+        found.extend(kids)
+        todo.extend(kids)
+    return sorted(found)
+
+
+def signal_tree(pid, sig, seconds=0.0):
+    """sig to pid and every descendant, once each, as `systemctl kill`
+    does to a unit's cgroup: it goes over the processes again until a pass
+    finds none it has not signalled, so a process forked meanwhile (a new
+    worker, or a binary upgrade's new master) gets the signal too.  With
+    seconds, keep looking for new processes that long.  Returns the pids
+    signalled."""
+    sent = set()
+    deadline = time.monotonic() + seconds
+    while True:
+        new = [p for p in [pid] + descendants_of(pid) if p not in sent]
+        for p in new:
+            try:
+                os.kill(p, sig)
+            except ProcessLookupError:
+                pass
+            sent.add(p)
+        if not new and time.monotonic() >= deadline:
+            return sorted(sent)
+
+
 def kill_pid(pid, sig=signal.SIGKILL):
     try:
         os.kill(pid, sig)

@@ -17,9 +17,9 @@ import time
 
 import pytest
 
-from e2e_helpers import (assert_gone, children_of, fire_requests, join_all,
-                         pid_alive, port_refuses, serves, wait_exit, wait_for,
-                         wait_log)
+from e2e_helpers import (assert_gone, fire_requests, join_all, pid_alive,
+                         port_refuses, serves, signal_tree, wait_exit,
+                         wait_for, wait_log)
 
 # What each signal does to the number of workers when sent to all.
 SAFE_SIGNALS = [
@@ -29,13 +29,7 @@ SAFE_SIGNALS = [
 
 def signal_all(d, sig):
     """sig to the master and each of its workers, as systemctl kill does."""
-    pids = [d.pid] + children_of(d.pid)
-    for p in pids:
-        try:
-            os.kill(p, sig)
-        except ProcessLookupError:
-            pass
-    return pids
+    return signal_tree(d.pid, sig)
 
 
 def worker_deaths(d):
