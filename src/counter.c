@@ -111,9 +111,24 @@ struct counter {
 	size_t c_nheld, c_heldcap;
 	char *c_wait_cmd;
 	int c_wait_len;
+	counter_settled_cb *c_settled;  /* until the first attempt ends */
+	void *c_settled_arg;
 };
 
 static void counter_connect(struct counter *c);
+
+/* The first attempt to reach Redis ended, one way or the other. */
+static void
+counter_settle(struct counter *c)
+{
+	counter_settled_cb *cb = c->c_settled;
+
+	if (cb != NULL) {
+		c->c_settled = NULL;
+		cb(c->c_settled_arg);
+	}
+}
+
 static void counter_on_wait_ev(evutil_socket_t fd, short what, void *arg);
 static void counter_send_wait(struct counter *c);
 static void counter_ask_sentinel(struct counter *c, int check);
@@ -216,6 +231,7 @@ counter_schedule_retry(struct counter *c)
 static void
 counter_failed(struct counter *c, const char *what, const char *why)
 {
+	counter_settle(c);
 	if (!c->c_failing)
 		log_warnx("redis: %s %s:%d: %s", what, c->c_host, c->c_port,
 		    why);
@@ -496,6 +512,7 @@ counter_on_connected(const redisAsyncContext *ac, int status)
 	}
 	c->c_state = CS_READY;
 	c->c_backoff_ms = 0;
+	counter_settle(c);
 	if (c->c_connected_before)
 		METRICS_ADD(mw_redis_reconnects, 1);
 	c->c_connected_before = 1;
@@ -955,7 +972,8 @@ counter_connect(struct counter *c)
 }
 
 struct counter *
-counter_new(struct event_base *base, const struct conf *cf)
+counter_new(struct event_base *base, const struct conf *cf,
+    counter_settled_cb *settled, void *arg)
 {
 	struct counter *c;
 	size_t keylen = strlen(cf->cf_redis.key);
@@ -966,6 +984,8 @@ counter_new(struct event_base *base, const struct conf *cf)
 	c->c_base = base;
 	c->c_cf = cf;
 	c->c_state = CS_IDLE;
+	c->c_settled = settled;
+	c->c_settled_arg = arg;
 	snprintf(c->c_host, sizeof(c->c_host), "%s", cf->cf_redis.host);
 	c->c_port = cf->cf_redis.port;
 	if (cf->cf_redis.nsentinels > 0)

@@ -18,12 +18,21 @@ struct counter;
  */
 typedef void counter_cb(void *arg, int ok, long long value);
 
+/* See counter_new(). */
+typedef void counter_settled_cb(void *arg);
+
 /*
  * Create the worker's counter on base and start connecting to Redis as
  * cf->cf_redis says (resolving the host name without blocking).  cf must
- * outlive the counter.  Returns NULL on allocation failure.
+ * outlive the counter.  settled, if not NULL, is called once, from the
+ * event loop or before counter_new() returns, when the first attempt to
+ * reach Redis has ended: connected, or failed (refused, unresolvable, or
+ * after connect_timeout_ms).  Until then commands would fail at once for
+ * want of a connection, so a new worker waits for it before it takes
+ * clients.  Returns NULL on allocation failure.
  */
-struct counter *counter_new(struct event_base *base, const struct conf *cf);
+struct counter *counter_new(struct event_base *base, const struct conf *cf,
+    counter_settled_cb *settled, void *arg);
 
 /*
  * Send INCR key, pipelined behind whatever is in flight.  Returns 0 when

@@ -1144,6 +1144,24 @@ worker_on_logflush(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
+ * The first attempt to reach Redis has ended: only now take clients and
+ * tell the master this worker serves.  A worker that took clients while
+ * it was still resolving the Redis host would answer them 503, which a
+ * reload or a new worker (TTIN) must not cost.
+ */
+static void
+worker_on_counter_settled(void *arg)
+{
+	struct worker *w = arg;
+
+	if (!w->w_stopping)
+		worker_set_accepting(w, 1);
+	log_info("worker started");
+	if (w->w_chan != -1 && channel_send(w->w_chan, CHANNEL_READY) == -1)
+		log_warn("channel");
+}
+
+/*
  * The worker's own events: signals, the channel, timers.  The signals
  * were blocked since the fork (master.c); they are let in only now that
  * their handlers are in place.  Returns 0 or -1.
@@ -1254,15 +1272,11 @@ worker_run(const struct conf *cf, const int *fds, const int *admin,
 			w.w_nlisten_ev = i + 1;
 		}
 	}
-	w.w_counter = counter_new(w.w_base, cf);
+	w.w_counter = counter_new(w.w_base, cf, worker_on_counter_settled, &w);
 	if (w.w_counter == NULL) {
 		log_warnx("worker: cannot set up the Redis client");
 		goto done;
 	}
-	worker_set_accepting(&w, 1);
-	log_info("worker started");
-	if (chan != -1 && channel_send(chan, CHANNEL_READY) == -1)
-		log_warn("channel");
 
 	event_base_dispatch(w.w_base);
 	rc = 0;
