@@ -14,7 +14,8 @@
 #     as the web image: network create, run redis, build, run web, three
 #     visits, the health check, docker logs, docker stop, cleanup; and
 #     checks the image: only what runs (FROM scratch), at most 15 MB over
-#     its base, and `docker run --read-only` serving and healthy;
+#     its base, `docker run --read-only` serving and healthy, and the
+#     master's signals through `docker kill -s HUP / TTIN / TTOU`;
 #  4. runs docker-compose.yml with Debian 12's docker-compose (1.29): build,
 #     depends_on/service_healthy, both health checks, restart policy,
 #     persistence of the counter across `down` + `up` (named volume,
@@ -490,6 +491,70 @@ else
 fi
 docker rmi -f hitcountd-layercache > /dev/null 2>&1
 rm -rf "$dir/ctx"
+
+# Signals to PID 1, as under systemd (ExecReload: hitcountd -t, then
+# kill -HUP $MAINPID): HUP starts a new generation of workers and stops
+# the old one; TTIN adds a worker, TTOU takes one away.  Observed from
+# the host (the master's children in docker top) and on /metrics
+# (hitcountd_workers, hitcountd_reloads_total); visits go on counting.
+note "signals: docker kill -s HUP / TTIN / TTOU web"
+workers_of() {          # workers_of CONTAINER: host PIDs of the master's children
+	local m
+	m=$(docker inspect -f '{{.State.Pid}}' "$1") || return 1
+	docker top "$1" -o pid,ppid | awk -v m="$m" 'NR > 1 && $2 == m {print $1}' | sort -n | tr '\n' ' '
+}
+metric() {              # metric PORT NAME: its value on /metrics
+	http_get "$1" /metrics | awk -v n="$2" '$1 == n {print $2; exit}'
+}
+nworkers() { workers_of web | wc -w; }
+visit_counted() {       # visit_counted PORT: GET / answers the next count
+	local v0 body v1
+	v0=$(docker exec redis redis-cli GET visits) || return 1
+	body=$(http_get "$1" /)
+	v1=$(docker exec redis redis-cli GET visits)
+	echo "visits $v0, GET / answered: $body, visits $v1"
+	[ "$body" = "Page visited $((v0 + 1)) times" ] && [ "$v1" = $((v0 + 1)) ]
+}
+nw=$(docker logs web 2>&1 | sed -n 's/^hitcountd\[1\]: info: hitcountd .* started, \([0-9]*\) workers$/\1/p' | head -n 1)
+w0=$(workers_of web)
+master0=$(docker inspect -f '{{.State.Pid}} {{.RestartCount}}' web)
+note "workers of web (host PIDs): $w0 (configured: ${nw:-?})"
+if [ -n "$nw" ] && [ "$(nworkers)" = "$nw" ] && [ "$(metric "$port" hitcountd_workers)" = "$nw" ]; then
+	pass signal-workers-as-configured
+else
+	fail signal-workers-as-configured "docker top: $w0, metrics: $(metric "$port" hitcountd_workers), log: $nw"
+	nw=$(nworkers)
+fi
+hup_done() {            # as many workers, none of the old ones, one reload
+	local now p
+	now=$(workers_of web)
+	echo "workers: $now"
+	[ "$(echo $now | wc -w)" = "$nw" ] || return 1
+	for p in $now; do
+		case " $w0 " in *" $p "*) return 1 ;; esac
+	done
+	[ "$(metric "$port" 'hitcountd_reloads_total{result="success"}')" = 1 ] &&
+	    [ "$(metric "$port" hitcountd_workers)" = "$nw" ] &&
+	    [ "$(docker inspect -f '{{.State.Pid}} {{.RestartCount}}' web)" = "$master0" ]
+}
+check signal-hup-config-test docker exec web /usr/local/sbin/hitcountd -t -f /etc/hitcountd.conf
+docker kill -s HUP web > /dev/null
+check signal-hup-replaces-workers wait_for 20 hup_done
+check signal-hup-visits-go-on visit_counted "$port"
+check signal-hup-logged sh -c "timeout 30 /usr/bin/docker logs web > '$logs/web-hup.log' 2>&1 &&
+    grep -q '^hitcountd\[1\]: info: reload succeeded: $nw workers of generation [0-9]* serving' '$logs/web-hup.log'"
+docker kill -s TTIN web > /dev/null
+n_is() {                # n_is N: N workers in docker top and on /metrics
+	[ "$(nworkers)" = "$1" ] && [ "$(metric "$port" hitcountd_workers)" = "$1" ]
+}
+check signal-ttin-adds-worker wait_for 15 n_is $((nw + 1))
+check signal-ttin-visits-go-on visit_counted "$port"
+docker kill -s TTOU web > /dev/null
+check signal-ttou-removes-worker wait_for 15 n_is "$nw"
+check signal-ttou-visits-go-on visit_counted "$port"
+check signal-ttin-ttou-logged sh -c "timeout 30 /usr/bin/docker logs web > '$logs/web-signals.log' 2>&1 &&
+    grep -q '^hitcountd\[1\]: info: TTIN: $((nw + 1)) workers' '$logs/web-signals.log' &&
+    grep -q '^hitcountd\[1\]: info: TTOU: $nw workers' '$logs/web-signals.log'"
 
 # docker logs web: hitcountd's own lines, from PID 1, on stderr.
 docker logs web > "$logs/web-before-stop.log" 2>&1
