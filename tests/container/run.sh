@@ -12,11 +12,15 @@
 #     (tests/container/redis/), so that nothing is pulled;
 #  3. runs the manual commands of the Flask + Redis document with hitcountd
 #     as the web image: network create, run redis, build, run web, three
-#     visits, the health check, docker logs, docker stop, cleanup;
-#  4. runs docker-compose.yml with Debian 12's docker-compose (1.29): build,
-#     depends_on/service_healthy, both health checks, restart policy,
-#     persistence of the counter across `down` + `up` (named volume,
-#     appendonly), graceful stop.
+#     visits, the health check, docker logs, docker stop, cleanup; and
+#     checks the image: only what runs (FROM scratch), at most 15 MB over
+#     its base, `docker run --read-only` serving and healthy, and the
+#     master's signals through `docker kill -s HUP / TTIN / TTOU`;
+#  4. runs docker-compose.yml with Compose v1 (Debian 12's docker-compose
+#     1.29) and v2 (Debian 13's, fetched by .ci/compose-v2, as `docker
+#     compose`), checks named -v1 / -v2: build, depends_on/service_healthy,
+#     both health checks, restart policy, persistence of the counter
+#     across `down` + `up` (named volume, appendonly), graceful stop.
 #
 # Prints one "PASS name" / "FAIL name" line per check and a summary line
 # "N passed, N failed"; exits 0 only if every check passed.  Everything it
@@ -26,9 +30,11 @@
 #
 # Usage (as root): tests/container/run.sh
 # Environment:
-#   HITCOUNTD_CI_CACHE      cache directory (default /var/cache/hitcountd-ci)
+#   HITCOUNTD_CI_CACHE      cache directory (default /var/cache/hitcountd-ci):
+#                           the base rootfs tarball and Compose v2
 #   HITCOUNTD_DEBIAN_MIRROR debootstrap mirror (default http://deb.debian.org/debian)
-#   HITCOUNTD_ROOTFS_MAX_AGE_DAYS  rebuild the cached rootfs after this (30)
+#   HITCOUNTD_ROOTFS_MAX_AGE_DAYS  rebuild the cached rootfs, fetch Compose
+#                           v2 again, after this many days (30)
 #   HITCOUNTD_CONTAINER_BUDGET  seconds the run may take before cleanup (900);
 #                           every command is bounded by what is left of it
 #   KEEP_LOGS=1             keep the log directory even when all passed
@@ -91,8 +97,19 @@ tmo() {
 }
 # The Debian docker CLI, not whatever else is first in PATH; bounded.
 docker() { timeout "$(tmo)" /usr/bin/docker "$@"; }
+# Compose v1 (docker-compose 1.29, Debian 12) or v2 (`docker compose`,
+# the CLI plugin of Debian 13's docker-compose in $DOCKER_CONFIG/cli-plugins),
+# as compose_flavor says; bounded.
+compose_flavor=v1
+compose_cmd() {
+	if [ "$compose_flavor" = v2 ]; then
+		timeout "$(tmo)" /usr/bin/docker compose "$@"
+	else
+		timeout "$(tmo)" /usr/bin/docker-compose "$@"
+	fi
+}
 compose() {
-	timeout "$(tmo)" docker-compose -p "$PROJECT" \
+	compose_cmd -p "$PROJECT" \
 	    -f "$top/docker-compose.yml" -f "$here/compose.build-host-network.yml" "$@"
 }
 
@@ -262,6 +279,29 @@ else
 	abort dockerd-started "no answer on $DOCKER_HOST within 60 s"
 fi
 
+# Compose v2: Debian 13's docker-compose (a Go CLI plugin that Debian
+# 12's libc runs), fetched with a private apt state by .ci/compose-v2
+# into $cache/compose-v2 (again after max_age days) and installed as a
+# plugin of this run's DOCKER_CONFIG only: `docker compose`.
+# DOCKER_BUILDKIT=0 makes it use the classic builder, like 1.29.
+compose_v2=
+v2dir=$cache/compose-v2
+# (sources.list is written by each fetch, not by a use of the cache)
+if [ -n "$(find "$v2dir/sources.list" -mtime +"$max_age" 2>/dev/null)" ]; then
+	rm -rf "$v2dir/root"
+fi
+if v2=$(timeout "$(DT=300 tmo)" "$top/.ci/compose-v2" "$v2dir" 2> "$logs/compose-v2-fetch.log") &&
+    mkdir -p "$DOCKER_CONFIG/cli-plugins" && ln -sf "$v2" "$DOCKER_CONFIG/cli-plugins/docker-compose" &&
+    compose_v2=$(timeout 30 /usr/bin/docker compose version --short 2>> "$logs/compose-v2-fetch.log") &&
+    [ -n "$compose_v2" ]; then
+	pass compose-v2-plugin
+	note "Compose v2: docker compose $compose_v2 ($v2)"
+else
+	compose_v2=
+	fail compose-v2-plugin "see $logs/compose-v2-fetch.log"
+	tail -n 20 "$logs/compose-v2-fetch.log" | sed 's/^/    /'
+fi
+
 # ---------------------------------------------------- 2. the base images
 rootfs_tar=$cache/debian-bookworm-slim-rootfs.tar.gz
 make_rootfs() {
@@ -340,6 +380,9 @@ note "docker build took $(($(date +%s) - t0)) s"
 docker image inspect "$WEB_IMAGE" > /dev/null 2>&1 || abort manual-build "no image"
 check manual-run-web docker run -d --name web --network "$NET" \
     -p "127.0.0.1:$port:5000" "$WEB_IMAGE"
+port_ro=$(free_port)
+check readonly-run-web docker run -d --read-only --name web-ro --network "$NET" \
+    -p "127.0.0.1:$port_ro:5000" "$WEB_IMAGE"
 
 check manual-web-answers wait_for 30 http_get "$port" /healthz
 check manual-web-reaches-redis wait_for 30 redis_ready "$port"
@@ -358,16 +401,19 @@ echo "$ps_out" | sed 's/^/# docker ps: /'
 echo "$ps_out" | grep -q "^web $WEB_IMAGE Up" && echo "$ps_out" | grep -q "^redis $REDIS_IMAGE Up" &&
     pass manual-docker-ps-both-up || fail manual-docker-ps-both-up
 
-# The image: non-root, hitcountd as PID 1 in exec form, no curl, no
-# compiler, man pages and configuration present.
-uid=$(docker exec web id -u 2>&1)
-[ "$uid" = 10001 ] && pass image-runs-as-non-root || fail image-runs-as-non-root "uid $uid"
-pid1=$(docker exec web cat /proc/1/cmdline 2>&1 | tr '\0' ' ')
-pid1_uid=$(docker exec web awk '/^Uid:/ {print $2}' /proc/1/status 2>&1)
+# The image: non-root, hitcountd as PID 1 in exec form.  There is no
+# shell in it (FROM scratch), so processes are looked at from the host:
+# docker top, and /proc of the container's PID 1 (this script is root).
+hpid=$(docker inspect -f '{{.State.Pid}}' web)
+uids=$(docker top web -o pid,uid 2>&1 | awk 'NR > 1 {print $2}' | sort -u | tr '\n' ' ')
+[ "$uids" = "10001 " ] && pass image-runs-as-non-root || fail image-runs-as-non-root "uids: $uids"
+pid1=$(tr '\0' ' ' < "/proc/$hpid/cmdline" 2>&1)
+pid1_uid=$(awk '/^Uid:/ {print $2}' "/proc/$hpid/status" 2>&1)
+pid1_ns=$(awk '/^NSpid:/ {print $NF}' "/proc/$hpid/status" 2>&1)
 case $pid1 in
 "/usr/local/sbin/hitcountd -D -f /etc/hitcountd.conf ")
-	[ "$pid1_uid" = 10001 ] && pass image-pid1-is-hitcountd ||
-	    fail image-pid1-is-hitcountd "uid $pid1_uid" ;;
+	[ "$pid1_uid" = 10001 ] && [ "$pid1_ns" = 1 ] && pass image-pid1-is-hitcountd ||
+	    fail image-pid1-is-hitcountd "uid $pid1_uid, pid $pid1_ns in the container" ;;
 *) fail image-pid1-is-hitcountd "PID 1: $pid1" ;;
 esac
 ep=$(docker image inspect -f '{{json .Config.Entrypoint}} {{json .Config.Cmd}} {{json .Config.ExposedPorts}} {{.Config.User}}' "$WEB_IMAGE")
@@ -377,21 +423,67 @@ note "image: $ep"
 hc=$(docker image inspect -f '{{json .Config.Healthcheck.Test}}' "$WEB_IMAGE")
 [ "$hc" = '["CMD","/usr/local/sbin/hitcountd","-H","-f","/etc/hitcountd.conf"]' ] &&
     pass image-healthcheck-without-curl || fail image-healthcheck-without-curl "$hc"
-check image-no-curl-wget-compiler-devpkgs docker run --rm --network none \
-    --entrypoint /bin/sh "$WEB_IMAGE" -c \
-    'for c in curl wget gcc cc make autoconf python3; do
-	if command -v $c; then echo "found $c"; exit 1; fi
-     done
-     if dpkg-query -W -f "\${Package}\n" | grep -- "-dev\$"; then exit 1; fi
-     exit 0'
-check image-has-binary-config-man-pages docker run --rm --network none \
-    --entrypoint /bin/sh "$WEB_IMAGE" -c \
-    'test -x /usr/local/sbin/hitcountd &&
-     test -s /usr/local/share/man/man8/hitcountd.8 &&
-     test -s /usr/local/share/man/man5/hitcountd.conf.5 &&
-     hitcountd -t -f /etc/hitcountd.conf && hitcountd -V'
-note "image size: $(docker image inspect -f '{{.Size}}' "$WEB_IMAGE" | awk '{printf "%.1f MB", $1/1e6}')," \
-    "base $(docker image inspect -f '{{.Size}}' "$BASE_IMAGE" | awk '{printf "%.1f MB", $1/1e6}')"
+# Only what runs: the binary, the shared libraries and loader, the
+# configuration, passwd/group/nsswitch.conf and the libraries' copyright
+# files; nothing else (no shell, curl, compiler, package manager).  The
+# files of a created container, less what Docker itself adds to every
+# container (/.dockerenv, /etc/hosts, mtab etc., /dev, /proc, /sys).
+image_files() {
+	local c rc
+	c=$(docker create --network none "$WEB_IMAGE") || return 1
+	docker export "$c" | tar -t > "$logs/image-files.txt"
+	rc=$?
+	docker rm "$c" > /dev/null
+	[ "$rc" = 0 ] || return 1
+	sed 's,^\./,,; s,/$,,' "$logs/image-files.txt" | sort -u |
+	    grep -Ev '^(\.dockerenv|etc/(hosts|hostname|resolv\.conf|mtab)|dev(/.*)?|proc|sys)$' > "$logs/image-files-own.txt"
+	cat "$logs/image-files-own.txt"
+	! grep -Ev '^(etc|lib|lib64|usr|usr/local|usr/local/sbin|usr/share|usr/share/doc|usr/share/doc/[^/]+|(usr/)?lib/x86_64-linux-gnu|etc/(hitcountd\.conf|passwd|group|nsswitch\.conf)|usr/local/sbin/hitcountd|lib64/ld-linux-x86-64\.so\.2|(usr/)?lib/x86_64-linux-gnu/lib(c|hiredis|confuse|event-2\.1)\.so[.0-9]*|usr/share/doc/[^/]+/copyright)$' \
+	    "$logs/image-files-own.txt"
+}
+check image-holds-only-what-runs image_files
+check image-has-binary-and-config sh -c "timeout 60 /usr/bin/docker run --rm --network none $WEB_IMAGE -t -f /etc/hitcountd.conf &&
+    timeout 60 /usr/bin/docker run --rm --network none $WEB_IMAGE -V"
+# The runtime stage's size over the image it starts from: the whole
+# image when that is scratch (no layer in common with the base), else
+# what it adds to debian:bookworm-slim.  At most 15 MB.
+web_size=$(docker image inspect -f '{{.Size}}' "$WEB_IMAGE")
+base_size=$(docker image inspect -f '{{.Size}}' "$BASE_IMAGE")
+base_l1=$(docker image inspect -f '{{index .RootFS.Layers 0}}' "$BASE_IMAGE")
+web_l1=$(docker image inspect -f '{{index .RootFS.Layers 0}}' "$WEB_IMAGE")
+if [ "$base_l1" = "$web_l1" ]; then over=$((web_size - base_size)); else over=$web_size; fi
+note "image size: $(awk -v b="$web_size" 'BEGIN {printf "%.1f MB", b/1e6}'), base $BASE_IMAGE" \
+    "$(awk -v b="$base_size" 'BEGIN {printf "%.1f MB", b/1e6}'), over the base" \
+    "$(awk -v b="$over" 'BEGIN {printf "%.2f MB", b/1e6}')$([ "$base_l1" = "$web_l1" ] || echo ' (FROM scratch)')"
+[ -n "$web_size" ] && [ -n "$base_size" ] && [ "$over" -le 15000000 ] &&
+    pass image-size-at-most-15mb-over-base || fail image-size-at-most-15mb-over-base "$over bytes"
+
+# docker run --read-only: the daemon writes nothing (no pidfile, logs
+# and access log on stderr, metrics in shared anonymous memory), so no
+# --tmpfs.  Started with web, so that both health checks run meanwhile.
+check readonly-web-healthcheck-healthy wait_for 45 health_is web-ro healthy
+ro=$(docker inspect -f '{{.HostConfig.ReadonlyRootfs}} {{.State.Running}} {{.RestartCount}}' web-ro)
+[ "$ro" = "true true 0" ] && pass readonly-rootfs-running || fail readonly-rootfs-running "$ro"
+check readonly-web-reaches-redis wait_for 30 redis_ready "$port_ro"
+v0=$(docker exec redis redis-cli GET visits 2>&1)
+body=$(http_get "$port_ro" /)
+v1=$(docker exec redis redis-cli GET visits 2>&1)
+[ "$body" = "Page visited $((v0 + 1)) times" ] && [ "$v1" = $((v0 + 1)) ] &&
+    pass readonly-web-serves-visits || fail readonly-web-serves-visits "$v0 then $body, $v1"
+docker logs web-ro > "$logs/web-ro.log" 2>&1
+if grep -q '^hitcountd\[1\]: info: hitcountd 0\.1\.0 started' "$logs/web-ro.log" &&
+    ! grep -Eiq 'read-only|warn|error' "$logs/web-ro.log"; then
+	pass readonly-logs-no-errors
+else
+	fail readonly-logs-no-errors "see $logs/web-ro.log"
+fi
+t0=$(date +%s%N)
+docker stop web-ro > /dev/null 2>&1
+ms=$((($(date +%s%N) - t0) / 1000000))
+code=$(docker inspect -f '{{.State.ExitCode}}' web-ro)
+[ "$code" = 0 ] && [ "$ms" -lt 5000 ] && pass readonly-docker-stop-graceful ||
+    fail readonly-docker-stop-graceful "${ms} ms, exit code $code"
+docker rm web-ro > /dev/null 2>&1
 
 # The HEALTHCHECK of the Dockerfile (interval 10 s).
 check manual-web-healthcheck-healthy wait_for 45 health_is web healthy
@@ -411,8 +503,8 @@ check dockerignore-keeps-outputs-out docker build --network none --no-cache \
 docker rmi -f hitcountd-context-check > /dev/null 2>&1
 
 # Layer caching: a changed source file rebuilds from the sources on;
-# the dependency layers (apt-get of both stages, autogen) come from the
-# cache.  Built from a copy of the context with one source file touched.
+# the dependency layers (apt-get, autogen) come from the cache.  Built
+# from a copy of the context with one source file touched.
 layer_cache() {
 	local ctx="$dir/ctx" out="$logs/layer-cache-build.out"
 	rm -rf "$ctx" && mkdir -p "$ctx" &&
@@ -427,7 +519,6 @@ layer_cache() {
 lc=$(layer_cache)
 echo "$lc" > "$logs/layer-cache.log"
 if echo "$lc" | grep -q '^CACHED RUN apt-get update.*libhiredis-dev' &&
-    echo "$lc" | grep -q '^CACHED RUN apt-get update.*libhiredis0.14' &&
     echo "$lc" | grep -q '^CACHED RUN ./autogen.sh' &&
     echo "$lc" | grep -q '^RAN RUN ./configure'; then
 	pass dockerfile-layer-cache-deps-before-sources
@@ -437,6 +528,70 @@ else
 fi
 docker rmi -f hitcountd-layercache > /dev/null 2>&1
 rm -rf "$dir/ctx"
+
+# Signals to PID 1, as under systemd (ExecReload: hitcountd -t, then
+# kill -HUP $MAINPID): HUP starts a new generation of workers and stops
+# the old one; TTIN adds a worker, TTOU takes one away.  Observed from
+# the host (the master's children in docker top) and on /metrics
+# (hitcountd_workers, hitcountd_reloads_total); visits go on counting.
+note "signals: docker kill -s HUP / TTIN / TTOU web"
+workers_of() {          # workers_of CONTAINER: host PIDs of the master's children
+	local m
+	m=$(docker inspect -f '{{.State.Pid}}' "$1") || return 1
+	docker top "$1" -o pid,ppid | awk -v m="$m" 'NR > 1 && $2 == m {print $1}' | sort -n | tr '\n' ' '
+}
+metric() {              # metric PORT NAME: its value on /metrics
+	http_get "$1" /metrics | awk -v n="$2" '$1 == n {print $2; exit}'
+}
+nworkers() { workers_of web | wc -w; }
+visit_counted() {       # visit_counted PORT: GET / answers the next count
+	local v0 body v1
+	v0=$(docker exec redis redis-cli GET visits) || return 1
+	body=$(http_get "$1" /)
+	v1=$(docker exec redis redis-cli GET visits)
+	echo "visits $v0, GET / answered: $body, visits $v1"
+	[ "$body" = "Page visited $((v0 + 1)) times" ] && [ "$v1" = $((v0 + 1)) ]
+}
+nw=$(docker logs web 2>&1 | sed -n 's/^hitcountd\[1\]: info: hitcountd .* started, \([0-9]*\) workers$/\1/p' | head -n 1)
+w0=$(workers_of web)
+master0=$(docker inspect -f '{{.State.Pid}} {{.RestartCount}}' web)
+note "workers of web (host PIDs): $w0 (configured: ${nw:-?})"
+if [ -n "$nw" ] && [ "$(nworkers)" = "$nw" ] && [ "$(metric "$port" hitcountd_workers)" = "$nw" ]; then
+	pass signal-workers-as-configured
+else
+	fail signal-workers-as-configured "docker top: $w0, metrics: $(metric "$port" hitcountd_workers), log: $nw"
+	nw=$(nworkers)
+fi
+hup_done() {            # as many workers, none of the old ones, one reload
+	local now p
+	now=$(workers_of web)
+	echo "workers: $now"
+	[ "$(echo $now | wc -w)" = "$nw" ] || return 1
+	for p in $now; do
+		case " $w0 " in *" $p "*) return 1 ;; esac
+	done
+	[ "$(metric "$port" 'hitcountd_reloads_total{result="success"}')" = 1 ] &&
+	    [ "$(metric "$port" hitcountd_workers)" = "$nw" ] &&
+	    [ "$(docker inspect -f '{{.State.Pid}} {{.RestartCount}}' web)" = "$master0" ]
+}
+check signal-hup-config-test docker exec web /usr/local/sbin/hitcountd -t -f /etc/hitcountd.conf
+docker kill -s HUP web > /dev/null
+check signal-hup-replaces-workers wait_for 20 hup_done
+check signal-hup-visits-go-on visit_counted "$port"
+check signal-hup-logged sh -c "timeout 30 /usr/bin/docker logs web > '$logs/web-hup.log' 2>&1 &&
+    grep -q '^hitcountd\[1\]: info: reload succeeded: $nw workers of generation [0-9]* serving' '$logs/web-hup.log'"
+docker kill -s TTIN web > /dev/null
+n_is() {                # n_is N: N workers in docker top and on /metrics
+	[ "$(nworkers)" = "$1" ] && [ "$(metric "$port" hitcountd_workers)" = "$1" ]
+}
+check signal-ttin-adds-worker wait_for 15 n_is $((nw + 1))
+check signal-ttin-visits-go-on visit_counted "$port"
+docker kill -s TTOU web > /dev/null
+check signal-ttou-removes-worker wait_for 15 n_is "$nw"
+check signal-ttou-visits-go-on visit_counted "$port"
+check signal-ttin-ttou-logged sh -c "timeout 30 /usr/bin/docker logs web > '$logs/web-signals.log' 2>&1 &&
+    grep -q '^hitcountd\[1\]: info: TTIN: $((nw + 1)) workers' '$logs/web-signals.log' &&
+    grep -q '^hitcountd\[1\]: info: TTOU: $nw workers' '$logs/web-signals.log'"
 
 # docker logs web: hitcountd's own lines, from PID 1, on stderr.
 docker logs web > "$logs/web-before-stop.log" 2>&1
@@ -473,138 +628,165 @@ check manual-cleanup sh -c "timeout 60 /usr/bin/docker stop web redis &&
     docker volume rm $redis_vols > /dev/null 2>&1
 
 # ------------------------------------------------- 4. docker-compose.yml
-note "docker-compose.yml with $(docker-compose version --short 2>/dev/null | sed 's/^/docker-compose /')"
-cport=$(free_port)
-export HITCOUNTD_PUBLISH="127.0.0.1:$cport"
-compose_used=1
-# As users run it: the file alone, no variables (port 5000 on all
-# addresses), validated against the Compose Specification schema that
-# docker-compose 1.29 carries (compose/config/compose_spec.json).
-users_config() {
-	env -u HITCOUNTD_PUBLISH timeout 60 docker-compose -f "$top/docker-compose.yml" config > "$logs/compose-config-users.yml" &&
-	    ! grep -q '^version:' "$top/docker-compose.yml" &&
-	    python3 - "$logs/compose-config-users.yml" <<-'PY'
-	import sys, yaml
-	c = yaml.safe_load(open(sys.argv[1]))
-	web, redis = c["services"]["web"], c["services"]["redis"]
-	(p,) = web["ports"]
-	assert p == "5000:5000" or (p["target"] == 5000 and int(p["published"]) == 5000
-	                            and "host_ip" not in p), p
-	assert web["depends_on"] == {"redis": {"condition": "service_healthy"}}, web["depends_on"]
-	assert web["restart"] == redis["restart"] == "unless-stopped"
-	assert web["environment"] == {"REDIS_HOST": "redis", "REDIS_PORT": "6379"}, web["environment"]
-	assert "network" not in web["build"], web["build"]
-	assert redis["image"] == "redis:7"
-	assert redis["command"] == ["redis-server", "--appendonly", "yes"]
-	assert "redis-data" in c["volumes"]
-	for s in (web, redis):
-	    assert s["healthcheck"]["test"][0] == "CMD", s["healthcheck"]
-	print("ok")
-	PY
-}
-check compose-file-valid-as-users-run-it users_config
-check compose-config-valid-with-test-override compose config -q
-compose config > "$logs/compose-config.yml" 2>&1
-# The web image built by docker-compose itself, with no cache, so that
-# its apt-get really runs (it can only reach the archive through the
-# build's network: host of the override).
-t0=$(date +%s)
-DT=900 check compose-build-no-cache compose build --no-cache web
-note "docker-compose build --no-cache took $(($(date +%s) - t0)) s"
-t_up=$(date +%s)
-DT=900 check compose-up compose up -d --build
-web_c=$(compose ps -q web)
-redis_c=$(compose ps -q redis)
-note "docker-compose up took $(($(date +%s) - t_up)) s"
-[ -n "$web_c" ] && [ -n "$redis_c" ] || abort compose-containers "web or redis missing"
+# The same checks with Compose v1 (Debian 12's docker-compose 1.29) and
+# Compose v2 (Debian 13's, run as `docker compose`); check names end in
+# -v1 / -v2.  Each run ends with `down -v --rmi local`.
+compose_suite() {
+	local cv=$1 cport n body t0 t_up web_c redis_c rh ws web_n redis_n pol envs pub aof mnt hpid codes ms vols
+	compose_flavor=$cv
+	note "docker-compose.yml with $(DT=30 compose_cmd version 2>/dev/null | head -n 1)"
+	cport=$(free_port)
+	export HITCOUNTD_PUBLISH="127.0.0.1:$cport"
+	compose_used=1
+	# As users run it: the file alone, no variables (port 5000 on all
+	# addresses), validated by Compose itself (1.29 against the Compose
+	# Specification schema it carries, compose/config/compose_spec.json;
+	# v2 with compose-go) and read back from its `config` output.
+	users_config() {
+		(unset HITCOUNTD_PUBLISH; DT=60 compose_cmd -f "$top/docker-compose.yml" config) \
+		    > "$logs/compose-config-users-$cv.yml" &&
+		    ! grep -q '^version:' "$top/docker-compose.yml" &&
+		    python3 - "$logs/compose-config-users-$cv.yml" <<-'PY'
+		import sys, yaml
+		c = yaml.safe_load(open(sys.argv[1]))
+		web, redis = c["services"]["web"], c["services"]["redis"]
+		(p,) = web["ports"]
+		assert p == "5000:5000" or (p["target"] == 5000 and int(p["published"]) == 5000
+		                            and "host_ip" not in p), p
+		# v2 adds "required: true" (the default) to each dependency.
+		(dep,) = web["depends_on"].items()
+		assert dep[0] == "redis" and dep[1]["condition"] == "service_healthy", dep
+		assert dep[1].get("required", True) is True, dep
+		assert web["restart"] == redis["restart"] == "unless-stopped"
+		assert web["environment"] == {"REDIS_HOST": "redis", "REDIS_PORT": "6379"}, web["environment"]
+		assert "network" not in web["build"], web["build"]
+		assert redis["image"] == "redis:7"
+		assert redis["command"] == ["redis-server", "--appendonly", "yes"]
+		assert "redis-data" in c["volumes"]
+		for s in (web, redis):
+		    assert s["healthcheck"]["test"][0] == "CMD", s["healthcheck"]
+		print("ok")
+		PY
+	}
+	check "compose-file-valid-as-users-run-it-$cv" users_config
+	check "compose-config-valid-with-test-override-$cv" compose config -q
+	compose config > "$logs/compose-config-$cv.yml" 2>&1
+	# The web image built by Compose itself, with no cache, so that its
+	# apt-get really runs (it can only reach the archive through the
+	# build's network: host of the override).
+	t0=$(date +%s)
+	DT=900 check "compose-build-no-cache-$cv" compose build --no-cache web
+	note "compose build --no-cache ($cv) took $(($(date +%s) - t0)) s"
+	t_up=$(date +%s)
+	DT=900 check "compose-up-$cv" compose up -d --build
+	web_c=$(compose ps -q web)
+	redis_c=$(compose ps -q redis)
+	note "compose up ($cv) took $(($(date +%s) - t_up)) s"
+	if [ -z "$web_c" ] || [ -z "$redis_c" ]; then
+		fail "compose-containers-$cv" "web or redis missing"
+		return 1
+	fi
+	# v1 names containers project_service_1, v2 project-service-1.
+	web_n=$(docker inspect -f '{{.Name}}' "$web_c" | sed 's,^/,,')
+	redis_n=$(docker inspect -f '{{.Name}}' "$redis_c" | sed 's,^/,,')
+	note "containers: $web_n $redis_n"
 
-check compose-web-reaches-redis wait_for 60 redis_ready "$cport"
-for n in 1 2 3; do
+	check "compose-web-reaches-redis-$cv" wait_for 60 redis_ready "$cport"
+	for n in 1 2 3; do
+		body=$(http_get "$cport" /)
+		[ "$body" = "Page visited $n times" ] && pass "compose-visit-$n-$cv" ||
+		    fail "compose-visit-$n-$cv" "got: $body"
+	done
+	check "compose-redis-healthcheck-healthy-$cv" wait_for 60 health_is "$redis_c" healthy
+	check "compose-web-healthcheck-healthy-$cv" wait_for 60 health_is "$web_c" healthy
+
+	# depends_on condition: service_healthy: web started only after the
+	# redis container reported healthy.
+	docker events --since "$t_up" --until "$(date +%s)" \
+	    --format '{{.TimeNano}} {{.Status}} {{.Actor.Attributes.name}}' > "$logs/compose-events-$cv.log" 2>&1
+	rh=$(awk -v n="$redis_n" '$2 == "health_status:" && $3 == "healthy" && $4 == n {print $1; exit}' "$logs/compose-events-$cv.log")
+	ws=$(awk -v n="$web_n" '$2 == "start" && $3 == n {print $1; exit}' "$logs/compose-events-$cv.log")
+	if [ -n "$rh" ] && [ -n "$ws" ] && [ "$ws" -ge "$rh" ]; then
+		pass "compose-depends-on-service-healthy-$cv"
+	else
+		fail "compose-depends-on-service-healthy-$cv" "redis healthy at ${rh:-?}, web started at ${ws:-?}"
+		cat "$logs/compose-events-$cv.log"
+	fi
+
+	pol=$(docker inspect -f '{{.HostConfig.RestartPolicy.Name}}' "$web_c" "$redis_c" | tr '\n' ' ')
+	[ "$pol" = "unless-stopped unless-stopped " ] && pass "compose-restart-unless-stopped-$cv" ||
+	    fail "compose-restart-unless-stopped-$cv" "$pol"
+	envs=$(docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$web_c")
+	echo "$envs" | grep -qx REDIS_HOST=redis && echo "$envs" | grep -qx REDIS_PORT=6379 &&
+	    pass "compose-web-redis-env-$cv" || fail "compose-web-redis-env-$cv" "$(echo $envs)"
+	pub=$(docker port "$web_c" 5000/tcp)
+	[ "$pub" = "127.0.0.1:$cport" ] && pass "compose-web-published-5000-$cv" ||
+	    fail "compose-web-published-5000-$cv" "$pub"
+	aof=$(docker exec "$redis_c" redis-cli CONFIG GET appendonly | tr '\n' ' ')
+	mnt=$(docker inspect -f '{{range .Mounts}}{{.Type}} {{.Name}} {{.Destination}}{{end}}' "$redis_c")
+	if [ "$aof" = "appendonly yes " ] && [ "$mnt" = "volume ${PROJECT}_redis-data /data" ] &&
+	    docker exec "$redis_c" test -d /data/appendonlydir; then
+		pass "compose-redis-appendonly-named-volume-$cv"
+	else
+		fail "compose-redis-appendonly-named-volume-$cv" "$aof / $mnt"
+	fi
+	# PID 1 of the container, seen from the host (no shell in the image).
+	hpid=$(docker inspect -f '{{.State.Pid}}' "$web_c")
+	[ "$(awk '/^NSpid:/ {print $NF}' "/proc/$hpid/status" 2>/dev/null)" = 1 ] &&
+	    [ "$(cat "/proc/$hpid/comm" 2>/dev/null)" = hitcountd ] &&
+	    pass "compose-web-pid1-is-hitcountd-$cv" || fail "compose-web-pid1-is-hitcountd-$cv"
+
+	# restart: unless-stopped: hitcountd killed (not by docker stop) comes back.
+	restarted() {
+		[ "$(docker inspect -f '{{.State.Running}} {{.RestartCount}}' "$web_c")" = "true 1" ] &&
+		    redis_ready "$cport"
+	}
+	if [ -n "$hpid" ] && [ "$hpid" -gt 1 ] && kill -KILL "$hpid" && wait_for 30 restarted; then
+		body=$(http_get "$cport" /)
+		[ "$body" = "Page visited 4 times" ] && pass "compose-web-restarted-after-crash-$cv" ||
+		    fail "compose-web-restarted-after-crash-$cv" "after restart: $body"
+	else
+		fail "compose-web-restarted-after-crash-$cv" "$(docker inspect -f '{{.State.Status}} {{.RestartCount}}' "$web_c")"
+	fi
+
+	compose logs --no-color web > "$logs/compose-web-logs-$cv.log" 2>&1
+	grep -q 'hitcountd\[1\]: info: hitcountd 0\.1\.0 started' "$logs/compose-web-logs-$cv.log" &&
+	    pass "compose-logs-web-$cv" || fail "compose-logs-web-$cv"
+
+	# Graceful stop of both services.
+	t0=$(date +%s%N)
+	DT=60 compose stop > "$logs/compose-stop-$cv.log" 2>&1
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	codes=$(docker inspect -f '{{.State.ExitCode}}' "$web_c" "$redis_c" | tr '\n' ' ')
+	note "compose stop ($cv): ${ms} ms, exit codes (web redis) $codes"
+	[ "$codes" = "0 0 " ] && [ "$ms" -lt 10000 ] && pass "compose-stop-graceful-$cv" ||
+	    fail "compose-stop-graceful-$cv" "${ms} ms, exit codes $codes"
+
+	# Persistence: `down` removes the containers and the network, keeps
+	# the named volume; `up` again and the counter goes on from 4.
+	check "compose-down-$cv" compose down -t 5
+	vols=$(docker volume ls -q --filter "label=com.docker.compose.project=$PROJECT")
+	[ "$vols" = "${PROJECT}_redis-data" ] && pass "compose-down-keeps-volume-$cv" ||
+	    fail "compose-down-keeps-volume-$cv" "volumes: $(echo $vols)"
+	[ -z "$(docker ps -aq)" ] && pass "compose-down-removes-containers-$cv" ||
+	    fail "compose-down-removes-containers-$cv"
+	DT=300 check "compose-up-again-$cv" compose up -d
+	check "compose-web-reaches-redis-again-$cv" wait_for 60 redis_ready "$cport"
 	body=$(http_get "$cport" /)
-	[ "$body" = "Page visited $n times" ] && pass "compose-visit-$n" ||
-	    fail "compose-visit-$n" "got: $body"
-done
-check compose-redis-healthcheck-healthy wait_for 60 health_is "$redis_c" healthy
-check compose-web-healthcheck-healthy wait_for 60 health_is "$web_c" healthy
+	[ "$body" = "Page visited 5 times" ] && pass "compose-counter-survives-down-up-$cv" ||
+	    fail "compose-counter-survives-down-up-$cv" "got: $body"
 
-# depends_on condition: service_healthy: web started only after the
-# redis container reported healthy.
-docker events --since "$t_up" --until "$(date +%s)" \
-    --format '{{.TimeNano}} {{.Status}} {{.Actor.Attributes.name}}' > "$logs/compose-events.log" 2>&1
-rh=$(awk -v n="${PROJECT}_redis_1" '$2 == "health_status:" && $3 == "healthy" && $4 == n {print $1; exit}' "$logs/compose-events.log")
-ws=$(awk -v n="${PROJECT}_web_1" '$2 == "start" && $3 == n {print $1; exit}' "$logs/compose-events.log")
-if [ -n "$rh" ] && [ -n "$ws" ] && [ "$ws" -ge "$rh" ]; then
-	pass compose-depends-on-service-healthy
-else
-	fail compose-depends-on-service-healthy "redis healthy at ${rh:-?}, web started at ${ws:-?}"
-	cat "$logs/compose-events.log"
-fi
-
-pol=$(docker inspect -f '{{.HostConfig.RestartPolicy.Name}}' "$web_c" "$redis_c" | tr '\n' ' ')
-[ "$pol" = "unless-stopped unless-stopped " ] && pass compose-restart-unless-stopped ||
-    fail compose-restart-unless-stopped "$pol"
-envs=$(docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$web_c")
-echo "$envs" | grep -qx REDIS_HOST=redis && echo "$envs" | grep -qx REDIS_PORT=6379 &&
-    pass compose-web-redis-env || fail compose-web-redis-env "$(echo $envs)"
-pub=$(docker port "$web_c" 5000/tcp)
-[ "$pub" = "127.0.0.1:$cport" ] && pass compose-web-published-5000 || fail compose-web-published-5000 "$pub"
-aof=$(docker exec "$redis_c" redis-cli CONFIG GET appendonly | tr '\n' ' ')
-mnt=$(docker inspect -f '{{range .Mounts}}{{.Type}} {{.Name}} {{.Destination}}{{end}}' "$redis_c")
-if [ "$aof" = "appendonly yes " ] && [ "$mnt" = "volume ${PROJECT}_redis-data /data" ] &&
-    docker exec "$redis_c" test -d /data/appendonlydir; then
-	pass compose-redis-appendonly-named-volume
-else
-	fail compose-redis-appendonly-named-volume "$aof / $mnt"
-fi
-docker exec "$web_c" cat /proc/1/comm 2>&1 | grep -qx hitcountd &&
-    pass compose-web-pid1-is-hitcountd || fail compose-web-pid1-is-hitcountd
-
-# restart: unless-stopped: hitcountd killed (not by docker stop) comes back.
-hpid=$(docker inspect -f '{{.State.Pid}}' "$web_c")
-restarted() {
-	[ "$(docker inspect -f '{{.State.Running}} {{.RestartCount}}' "$web_c")" = "true 1" ] &&
-	    redis_ready "$cport"
+	# down -v: the volume goes too, and the image Compose built.
+	DT=120 check "compose-down-volumes-images-$cv" compose down -v --rmi local -t 5
+	[ -z "$(docker volume ls -q --filter "label=com.docker.compose.project=$PROJECT")" ] &&
+	    [ -z "$(docker ps -aq)" ] && [ -z "$(docker images -q --filter "reference=${PROJECT}?web")" ] &&
+	    pass "compose-down-v-removes-volume-$cv" || fail "compose-down-v-removes-volume-$cv"
+	compose_used=
 }
-if [ -n "$hpid" ] && [ "$hpid" -gt 1 ] && kill -KILL "$hpid" && wait_for 30 restarted; then
-	body=$(http_get "$cport" /)
-	[ "$body" = "Page visited 4 times" ] && pass compose-web-restarted-after-crash ||
-	    fail compose-web-restarted-after-crash "after restart: $body"
-else
-	fail compose-web-restarted-after-crash "$(docker inspect -f '{{.State.Status}} {{.RestartCount}}' "$web_c")"
+compose_suite v1
+if [ -n "$compose_v2" ]; then
+	compose_suite v2
 fi
-
-docker-compose -p "$PROJECT" logs --no-color web > "$logs/compose-web-logs.log" 2>&1
-grep -q 'hitcountd\[1\]: info: hitcountd 0\.1\.0 started' "$logs/compose-web-logs.log" &&
-    pass compose-logs-web || fail compose-logs-web
-
-# Graceful stop of both services.
-t0=$(date +%s%N)
-DT=60 compose stop > "$logs/compose-stop.log" 2>&1
-ms=$((($(date +%s%N) - t0) / 1000000))
-codes=$(docker inspect -f '{{.State.ExitCode}}' "$web_c" "$redis_c" | tr '\n' ' ')
-note "docker-compose stop: ${ms} ms, exit codes (web redis) $codes"
-[ "$codes" = "0 0 " ] && [ "$ms" -lt 10000 ] && pass compose-stop-graceful ||
-    fail compose-stop-graceful "${ms} ms, exit codes $codes"
-
-# Persistence: `down` removes the containers and the network, keeps the
-# named volume; `up` again and the counter goes on from 4.
-check compose-down compose down -t 5
-vols=$(docker volume ls -q --filter "label=com.docker.compose.project=$PROJECT")
-[ "$vols" = "${PROJECT}_redis-data" ] && pass compose-down-keeps-volume ||
-    fail compose-down-keeps-volume "volumes: $(echo $vols)"
-[ -z "$(docker ps -aq)" ] && pass compose-down-removes-containers ||
-    fail compose-down-removes-containers
-DT=300 check compose-up-again compose up -d
-check compose-web-reaches-redis-again wait_for 60 redis_ready "$cport"
-body=$(http_get "$cport" /)
-[ "$body" = "Page visited 5 times" ] && pass compose-counter-survives-down-up ||
-    fail compose-counter-survives-down-up "got: $body"
-
-# down -v: the volume goes too.
-DT=120 check compose-down-volumes-images compose down -v --rmi local -t 5
-[ -z "$(docker volume ls -q --filter "label=com.docker.compose.project=$PROJECT")" ] &&
-    [ -z "$(docker ps -aq)" ] && pass compose-down-v-removes-volume || fail compose-down-v-removes-volume
-compose_used=
 
 all_done=1
 exit 0
