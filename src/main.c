@@ -1,5 +1,5 @@
 /*
- * main.c - command line, configuration check, detaching, pidfile.
+ * main.c - command line, configuration check, detaching.
  *
  * hitcountd [-dDHtTVh] [-f file]: everything up to the fork of the workers
  * happens here or in master_listen(), so every start-up error (a bad
@@ -14,14 +14,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "conf.h"
 #include "log.h"
+#include "listen.h"
 #include "master.h"
+#include "pidfile.h"
 #include "probe.h"
+#include "upgrade.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
@@ -72,55 +74,6 @@ main_daemonize(void)
 	return 0;
 }
 
-/*
- * Open and lock the pidfile before anything else, so that a second
- * instance is refused with a clear message (rather than "address in
- * use") while the first still runs.  The lock is held for the life of the
- * process and survives the fork of main_daemonize(); a stale file left by
- * a dead process is not locked and is simply taken over.  Returns the
- * descriptor or -1.
- */
-static int
-main_pidfile_lock(const char *path)
-{
-	char buf[32];
-	int fd, n;
-
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (fd == -1) {
-		log_warn("pidfile %s", path);
-		return -1;
-	}
-	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
-		if (errno == EWOULDBLOCK) {
-			n = read(fd, buf, sizeof(buf) - 1);
-			buf[n > 0 ? n : 0] = '\0';
-			buf[strcspn(buf, "\n")] = '\0';
-			log_warnx("pidfile %s: another hitcountd is running "
-			    "(pid %s)", path, buf[0] ? buf : "unknown");
-		} else
-			log_warn("flock %s", path);
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-/* Write the (final, after detaching) pid into the locked pidfile. */
-static int
-main_pidfile_write(int fd, const char *path)
-{
-	char buf[32];
-	int n;
-
-	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
-	if (ftruncate(fd, 0) == -1 || pwrite(fd, buf, n, 0) != n) {
-		log_warn("pidfile %s", path);
-		return -1;
-	}
-	return 0;
-}
-
 /* Raise the soft limit on open files to the hard limit: each client is one. */
 static void
 main_raise_nofile(void)
@@ -134,13 +87,76 @@ main_raise_nofile(void)
 	}
 }
 
+/*
+ * The listening sockets: those handed over (socket activation, or the
+ * old master of a binary upgrade), then cf's addresses.  Sockets handed
+ * over by an upgrade that cf no longer names are closed.  Returns 0 or -1.
+ */
+static int
+main_listen(struct listen_set *ls, const struct conf *cf, int upgraded,
+    int activated)
+{
+	int n = listen_adopt(ls, !upgraded || activated);
+
+	if (n == -1)
+		return -1;
+	if (n > 0 && ls->ls_activated)
+		log_info("socket activation: the 'listen' addresses of %s are "
+		    "not used", cf->cf_path);
+	if (listen_bind(ls, cf, LISTEN_CUR) == -1)
+		return -1;
+	listen_abort(ls);       /* nothing is pending: drops what cf does not use */
+	return 0;
+}
+
+/* Become the daemon: pidfile, sockets, detach, then the master's loop. */
+static int
+main_serve(struct conf *cf, int foreground, int debug, char **argv)
+{
+	struct listen_set ls;
+	int rc = 1, report_fd, activated;
+
+	memset(&ls, 0, sizeof(ls));
+	master_debug = debug;
+	log_init(1, debug ? LOG_DEBUG : cf->cf_log_level);
+	log_setformat(cf->cf_log_format);
+	if (upgrade_init(argv) == -1)
+		log_warn("readlink /proc/self/exe (USR2 cannot upgrade)");
+	report_fd = upgrade_inherited(&activated);
+	if (cf->cf_pidfile[0] != '\0' && pidfile_open(cf->cf_pidfile) == -1)
+		goto out;               /* not ours to remove */
+	main_raise_nofile();
+	if (main_listen(&ls, cf, report_fd != -1, activated) == -1) {
+		log_errorx("cannot listen on every address; not starting");
+		goto out_pidfile;
+	}
+	if (!foreground) {
+		/* A binary upgrade's new master was started detached. */
+		if (report_fd == -1 && main_daemonize() == -1)
+			fatal("daemonize");
+		log_init(0, debug ? LOG_DEBUG : cf->cf_log_level);
+	}
+	if (pidfile_write() == -1)
+		goto out_pidfile;
+	rc = master_run(cf, &ls, report_fd);    /* owns cf and report_fd */
+	cf = NULL;
+	report_fd = -1;
+out_pidfile:
+	pidfile_remove();
+out:
+	listen_close_all(&ls);
+	if (report_fd != -1)
+		close(report_fd);
+	conf_free(cf);
+	return rc;
+}
+
 int
 main(int argc, char *argv[])
 {
 	const char *path = DEFAULT_CONF;
 	int ch, foreground = 0, debug = 0, test = 0, dump = 0, health = 0;
-	int pidfd = -1, rc;
-	char *pidpath = NULL;
+	int rc;
 	struct conf *cf;
 	char err[512];
 
@@ -202,39 +218,5 @@ main(int argc, char *argv[])
 		return rc;
 	}
 
-	master_debug = debug;
-	log_init(1, debug ? LOG_DEBUG : cf->cf_log_level);
-	log_setformat(cf->cf_log_format);
-	rc = 1;
-	if (cf->cf_pidfile[0] != '\0') {
-		pidpath = strdup(cf->cf_pidfile);
-		if (pidpath == NULL)
-			fatal("strdup");
-		pidfd = main_pidfile_lock(pidpath);
-		if (pidfd == -1)
-			goto out;       /* not ours to remove */
-	}
-	main_raise_nofile();
-	if (master_listen(cf) == -1) {
-		log_errorx("cannot listen on every address; not starting");
-		goto out_pidfile;
-	}
-	if (!foreground) {
-		if (main_daemonize() == -1)
-			fatal("daemonize");
-		log_init(0, debug ? LOG_DEBUG : cf->cf_log_level);
-	}
-	if (pidfd != -1 && main_pidfile_write(pidfd, pidpath) == -1)
-		goto out_pidfile;
-	rc = master_run(cf);    /* owns cf from here */
-	cf = NULL;
-out_pidfile:
-	if (pidfd != -1) {
-		unlink(pidpath);
-		close(pidfd);
-	}
-out:
-	conf_free(cf);
-	free(pidpath);
-	return rc;
+	return main_serve(cf, foreground, debug, argv);
 }

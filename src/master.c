@@ -1,17 +1,23 @@
 /*
- * master.c - the master process: listening sockets, workers, signals.
+ * master.c - the master process: workers, signals, reloads, upgrades.
  *
- * The master binds the listening sockets, forks the workers and from then
- * on only supervises: it never talks to Redis and never serves a client,
- * so nothing a client or Redis does can take it down.  Signal handlers
- * only set flags; the loop below waits in ppoll() with the signals
- * unblocked, so each signal is handled in order, outside any handler.
+ * The master binds the listening sockets (listen.c), forks the workers and
+ * from then on only supervises: it never talks to Redis and never serves a
+ * client, so nothing a client or Redis does can take it down.  Signal
+ * handlers only set flags; the loop below waits in ppoll() with the
+ * signals unblocked, so each signal is handled in order, outside any
+ * handler.  The master commands its workers over their channels
+ * (channel.c), not by signals, so that it needs no permission over
+ * workers running as another user; a signal is only the fallback for a
+ * worker whose channel is gone.
  *
  * A reload (HUP) reads the config into a fresh struct, binds any new
  * address, starts a new generation of workers, waits until every one of
- * them reports (one byte on a pipe) that it is serving, and only then asks
- * the old generation to stop gracefully.  Until then the old workers keep
- * serving, and a broken config never replaces a good one.
+ * them reports on its channel that it is serving, and only then asks the
+ * old generation to stop gracefully.  Until then the old workers keep
+ * serving, and a broken config never replaces a good one.  A binary
+ * upgrade (USR2, upgrade.c) does the same one level up: a new master
+ * takes over the sockets, and this one drains once the new one serves.
  */
 #include "config.h"
 
@@ -28,47 +34,48 @@
 #include <time.h>
 #include <grp.h>
 #include <unistd.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 
-#include "conf.h"
 #include "accesslog.h"
+#include "channel.h"
+#include "conf.h"
+#include "listen.h"
 #include "log.h"
 #include "master.h"
 #include "metrics.h"
+#include "pidfile.h"
+#include "upgrade.h"
 #include "worker.h"
 
 #define MASTER_STORM_DEATHS     5       /* this many unexpected deaths ... */
 #define MASTER_STORM_WINDOW_MS  10000   /* ... within this long: give up */
 #define MASTER_READY_TIMEOUT_MS 10000   /* a new generation must be up by then */
 #define MASTER_FAST_KILL_MS     1000    /* INT: SIGKILL after this */
-
-struct mlisten {
-	char *l_text;
-	int l_fd;
-	int l_admin;                    /* a metrics_listen address */
-	int l_gen;                      /* last generation that uses it */
-};
+/*
+ * After shutdown_timeout a worker ends itself; the master's SIGKILL comes
+ * this much later, only for a worker that could not.
+ */
+#define MASTER_KILL_GRACE_MS    2000
+#define MASTER_UPGRADE_TIMEOUT_MS 30000 /* a new master must serve by then */
+#define MASTER_MAX_WORKERS      256     /* TTIN stops here */
 
 struct mworker {
 	pid_t w_pid;
 	int w_slot;                     /* its metrics slot, or -1 */
 	int w_gen;
-	int w_ready_fd;                 /* read end; -1 once ready or gone */
+	int w_chan;                     /* master's end of the channel, or -1 */
 	int w_ready;
 	int w_stopping;                 /* told to stop: its exit is expected */
+	int w_killed;                   /* SIGKILL tried once already */
 };
 
 struct master {
 	struct conf *m_cf;              /* the configuration in force */
 	struct conf *m_newcf;           /* a reload waiting for its workers */
-	struct mlisten *m_listen;
-	size_t m_nlisten;
+	struct listen_set *m_ls;
 	struct mworker *m_w;
 	size_t m_nw, m_capw;
 	int m_gen;                      /* current generation */
@@ -79,6 +86,13 @@ struct master {
 	uint64_t m_deaths[MASTER_STORM_DEATHS];
 	size_t m_ndeaths;
 	int m_exit;
+	int m_ready_notified;
+	char m_note[224];               /* how the last reload or upgrade went */
+	pid_t m_up_pid;                 /* a binary upgrade under way: new master */
+	int m_up_fd;                    /* ... and its report pipe, or -1 */
+	uint64_t m_up_deadline;
+	int m_report_fd;                /* started by an upgrade: report here */
+	int m_handed_over;              /* a new master serves: this one drains */
 };
 
 static int master_prepare_access_log(const struct conf *);
@@ -87,13 +101,6 @@ static volatile sig_atomic_t got_chld, got_hup, got_term, got_int, got_usr1;
 static volatile sig_atomic_t got_ttin, got_ttou, got_usr2, got_winch;
 
 int master_debug;
-
-/* Set when the listening sockets came from the service manager. */
-static int master_activated;
-
-/* The sockets bound by master_listen(), handed to master_run(). */
-static struct mlisten *pending_listen;
-static size_t pending_nlisten;
 
 static void
 master_on_signal(int sig)
@@ -117,6 +124,16 @@ static const int master_signals[] = {
 	SIGWINCH, SIGTTIN, SIGTTOU
 };
 #define MASTER_NSIGNALS (sizeof(master_signals) / sizeof(master_signals[0]))
+
+/*
+ * The master's signals that mean nothing to a worker: ignored from the
+ * fork on, so that `systemctl kill` or `pkill` sending them to every
+ * process of the service cannot stop or kill a worker.  See hitcountd(8),
+ * SIGNALS.
+ */
+static const int master_worker_ignores[] = {
+	SIGHUP, SIGUSR2, SIGWINCH, SIGTTIN, SIGTTOU
+};
 
 static uint64_t
 master_now_ms(void)
@@ -168,222 +185,64 @@ master_notify(const char *fmt, ...)
 }
 
 static int
-master_bind_one(const struct conf_listen *cl, int backlog)
+master_worker_ignores_signal(int sig)
 {
-	int fd, one = 1;
-
-	fd = socket(cl->l_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, 0);
-	if (fd == -1) {
-		log_warn("socket %s", cl->l_text);
-		return -1;
-	}
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1)
-		log_warn("setsockopt SO_REUSEADDR %s", cl->l_text);
-	if (cl->l_addr.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
-	    IPV6_V6ONLY, &one, sizeof(one)) == -1)
-		log_warn("setsockopt IPV6_V6ONLY %s", cl->l_text);
-	if (bind(fd, (const struct sockaddr *)&cl->l_addr, cl->l_addrlen) ==
-	    -1) {
-		log_warn("bind %s", cl->l_text);
-		close(fd);
-		return -1;
-	}
-	if (listen(fd, backlog) == -1) {
-		log_warn("listen %s", cl->l_text);
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-/*
- * Make sure every address of cf has a socket in *lp, reusing sockets
- * already bound to the same address text; mark them with generation gen.
- * Returns 0 or -1 (sockets bound by this call are closed again).
- */
-static int
-master_bind_conf(struct mlisten **lp, size_t *np, const struct conf *cf,
-    int gen)
-{
-	size_t i, j, start = *np;
-	struct mlisten *l;
-
-	if (master_activated) {
-		/* The service manager owns the sockets: every generation uses them. */
-		for (i = 0; i < *np; i++)
-			(*lp)[i].l_gen = gen;
-		return 0;
-	}
-	l = realloc(*lp, (*np + cf->cf_nlisten) * sizeof(*l));
-	if (l == NULL) {
-		log_warn("realloc");
-		return -1;
-	}
-	*lp = l;
-	for (i = 0; i < cf->cf_nlisten; i++) {
-		const struct conf_listen *cl = &cf->cf_listen[i];
-
-		for (j = 0; j < *np; j++)
-			if (strcmp(l[j].l_text, cl->l_text) == 0 &&
-			    l[j].l_admin == cl->l_admin)
-				break;
-		if (j < *np) {
-			l[j].l_gen = gen;
-			continue;
-		}
-		l[*np].l_admin = cl->l_admin;
-		l[*np].l_fd = master_bind_one(cl, cf->cf_backlog);
-		l[*np].l_text = strdup(cl->l_text);
-		l[*np].l_gen = gen;
-		if (l[*np].l_fd == -1 || l[*np].l_text == NULL) {
-			if (l[*np].l_fd != -1)
-				close(l[*np].l_fd);
-			free(l[*np].l_text);
-			goto fail;
-		}
-		(*np)++;
-	}
-	return 0;
-fail:
-	while (*np > start) {
-		(*np)--;
-		close(l[*np].l_fd);
-		free(l[*np].l_text);
-	}
-	return -1;
-}
-
-/*
- * Socket activation (sd_listen_fds(3) protocol): the service manager
- * passes LISTEN_FDS listening sockets from fd 3 on, for the process named
- * by LISTEN_PID.  Returns the number adopted, 0 if none were passed, or -1.
- */
-static int
-master_adopt_sockets(void)
-{
-	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
-	struct mlisten *l;
-	int n, i;
-
-	if (pid == NULL || fds == NULL || atol(pid) != (long)getpid())
-		return 0;
-	n = atoi(fds);
-	unsetenv("LISTEN_PID");
-	unsetenv("LISTEN_FDS");
-	unsetenv("LISTEN_FDNAMES");
-	if (n < 1 || n > 64) {
-		log_warnx("LISTEN_FDS=%s: not a number of sockets", fds);
-		return -1;
-	}
-	l = calloc(n, sizeof(*l));
-	if (l == NULL) {
-		log_warn("calloc");
-		return -1;
-	}
-	for (i = 0; i < n; i++) {
-		struct sockaddr_storage ss;
-		socklen_t len = sizeof(ss), olen;
-		char host[INET6_ADDRSTRLEN], port[8], text[80];
-		int fd = 3 + i, on = 0;
-
-		olen = sizeof(on);
-		if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &olen) == -1 ||
-		    !on) {
-			log_warnx("socket activation: fd %d is not a listening "
-			    "socket", fd);
-			goto fail;
-		}
-		if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == -1 ||
-		    fcntl(fd, F_SETFD, FD_CLOEXEC) == -1) {
-			log_warn("fcntl fd %d", fd);
-			goto fail;
-		}
-		if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
-		    getnameinfo((struct sockaddr *)&ss, len, host, sizeof(host),
-		    port, sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV) == 0)
-			snprintf(text, sizeof(text), ss.ss_family == AF_INET6 ?
-			    "[%s]:%s" : "%s:%s", host, port);
-		else
-			snprintf(text, sizeof(text), "fd %d", fd);
-		l[i].l_fd = fd;
-		l[i].l_text = strdup(text);
-		if (l[i].l_text == NULL)
-			goto fail;
-		log_info("socket activation: listening on %s (fd %d)", text, fd);
-	}
-	pending_listen = l;
-	pending_nlisten = n;
-	master_activated = 1;
-	return n;
-fail:
-	for (i = 0; i < n; i++)
-		free(l[i].l_text);
-	free(l);
-	return -1;
-}
-
-int
-master_listen(struct conf *cf)
-{
-	int n = master_adopt_sockets();
-
-	if (n == -1)
-		return -1;
-	if (n > 0) {
-		log_info("socket activation: the 'listen' addresses of %s are "
-		    "not used", cf->cf_path);
-		return 0;
-	}
-	return master_bind_conf(&pending_listen, &pending_nlisten, cf, 0);
-}
-
-/*
- * The sockets of generation gen, in an array the worker can keep, and
- * after them (fds + m_nlisten) which of them are metrics_listen ones.
- */
-static int *
-master_gen_fds(struct master *m, int gen, size_t *n)
-{
-	size_t cap = m->m_nlisten ? m->m_nlisten : 1, i;
-	int *fds = calloc(2 * cap, sizeof(*fds));
-
-	*n = 0;
-	if (fds == NULL)
-		return NULL;
-	for (i = 0; i < m->m_nlisten; i++)
-		if (m->m_listen[i].l_gen == gen) {
-			fds[cap + *n] = m->m_listen[i].l_admin;
-			fds[(*n)++] = m->m_listen[i].l_fd;
-		}
-	return fds;
-}
-
-static void
-master_child_setup(struct master *m, int gen)
-{
-	struct sigaction sa;
-	sigset_t none;
 	size_t i;
 
-	/* The worker handles its signals in its own loop. */
+	for (i = 0; i < sizeof(master_worker_ignores) /
+	    sizeof(master_worker_ignores[0]); i++)
+		if (master_worker_ignores[i] == sig)
+			return 1;
+	return 0;
+}
+
+/*
+ * In a freshly forked worker.  The master's signals stay blocked, as they
+ * were at the fork, until worker_run() has its own handlers in place: a
+ * TERM arriving in between waits instead of killing the worker.
+ */
+static void
+master_child_setup(struct master *m, unsigned use)
+{
+	struct sigaction sa;
+	size_t i;
+
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = SIG_DFL;
-	for (i = 0; i < MASTER_NSIGNALS; i++)
-		sigaction(master_signals[i], &sa, NULL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+	sigemptyset(&sa.sa_mask);
+	for (i = 0; i < MASTER_NSIGNALS; i++) {
+		sa.sa_handler = master_worker_ignores_signal(master_signals[i]) ?
+		    SIG_IGN : SIG_DFL;
+		if (sigaction(master_signals[i], &sa, NULL) == -1)
+			log_warn("sigaction");
+	}
 	for (i = 0; i < m->m_nw; i++)
-		if (m->m_w[i].w_ready_fd != -1)
-			close(m->m_w[i].w_ready_fd);
-	/*
-	 * Sockets of the old generation stay open in the master during a
-	 * reload; a copy here would keep an address accepting connections
-	 * that nobody answers once the old workers are gone.
-	 */
-	for (i = 0; i < m->m_nlisten; i++)
-		if (m->m_listen[i].l_gen != gen)
-			close(m->m_listen[i].l_fd);
+		if (m->m_w[i].w_chan != -1)
+			close(m->m_w[i].w_chan);
+	if (m->m_up_fd != -1)
+		close(m->m_up_fd);
+	if (m->m_report_fd != -1)
+		close(m->m_report_fd);
+	pidfile_close_in_child();
+	listen_close_others(m->m_ls, use);
+}
+
+/*
+ * For the test suite only: HITCOUNTD_TEST_READY_DELAY_MS makes each worker
+ * of a reload's generation wait that long before it starts, which widens
+ * the window in which the old and the new configuration are both alive.
+ */
+static void
+master_test_delay(void)
+{
+	const char *s = getenv("HITCOUNTD_TEST_READY_DELAY_MS");
+	struct timespec ts;
+	long ms;
+
+	if (s == NULL || (ms = strtol(s, NULL, 10)) <= 0 || ms > 60000)
+		return;
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = (ms % 1000) * 1000000;
+	nanosleep(&ts, NULL);
 }
 
 /*
@@ -414,14 +273,53 @@ master_drop_privileges(const struct conf *cf)
 	return 0;
 }
 
+/* In the child of master_spawn(): become a worker.  Never returns. */
+static void
+master_become_worker(struct master *m, const struct conf *cf, int gen,
+    int chan, int slot, pid_t master_pid)
+{
+	unsigned use = gen == m->m_gen ? LISTEN_CUR : LISTEN_NEXT;
+	int *fds, *admin, nfds, rc;
+
+	master_child_setup(m, use);
+	if (!master_debug)
+		log_setlevel(cf->cf_log_level);
+	log_setformat(cf->cf_log_format);
+	/*
+	 * Opened while still root: the log's directory need not be open to
+	 * the workers' user (a reopen on USR1 as that user may fail, and then
+	 * the worker keeps the file it has).
+	 */
+	if (accesslog_open(cf->cf_access_log) == -1 ||
+	    master_drop_privileges(cf) == -1)
+		_exit(WORKER_EXIT_NORESPAWN);
+	/*
+	 * An orphan must never keep port 5000: die with the master.  Set after
+	 * setuid(), which clears it.
+	 */
+	if (prctl(PR_SET_PDEATHSIG, SIGINT) == -1)
+		log_warn("prctl");
+	if (getppid() != master_pid)
+		_exit(0);               /* the master died before prctl() */
+	if (gen > 0)
+		master_test_delay();
+	nfds = listen_fds(m->m_ls, use, &fds, &admin);
+	if (nfds == -1)
+		_exit(WORKER_EXIT_NORESPAWN);
+	metrics_slot_use(slot);
+	rc = worker_run(cf, fds, admin, (size_t)nfds, chan);
+	free(fds);
+	/* exit(), not _exit(): leak checkers report at exit. */
+	exit(rc);
+}
+
 /* Fork one worker of generation gen with configuration cf. */
 static int
 master_spawn(struct master *m, const struct conf *cf, int gen)
 {
 	struct mworker *w;
-	int pipefd[2], *fds, slot;
+	int chan[2], slot;
 	pid_t master_pid = getpid(), pid;
-	size_t nfds;
 
 	if (m->m_nw == m->m_capw) {
 		size_t ncap = m->m_capw ? m->m_capw * 2 : 8;
@@ -434,58 +332,29 @@ master_spawn(struct master *m, const struct conf *cf, int gen)
 		m->m_w = w;
 		m->m_capw = ncap;
 	}
-	if (pipe2(pipefd, O_CLOEXEC) == -1) {
-		log_warn("pipe2");
+	if (channel_open(chan) == -1)
 		return -1;
-	}
 	slot = metrics_slot_reserve(gen);
 	pid = fork();
 	if (pid == -1) {
 		log_warn("fork");
 		metrics_slot_release(slot);
-		close(pipefd[0]);
-		close(pipefd[1]);
+		close(chan[0]);
+		close(chan[1]);
 		return -1;
 	}
 	if (pid == 0) {
-		int rc;
-
-		close(pipefd[0]);
-		master_child_setup(m, gen);
-		/*
-		 * Opened while still root: the log's directory need not be open
-		 * to the workers' user (a reopen on USR1 as that user may fail,
-		 * and then the worker keeps the file it has).
-		 */
-		if (accesslog_open(cf->cf_access_log) == -1 ||
-		    master_drop_privileges(cf) == -1)
-			_exit(WORKER_EXIT_NORESPAWN);
-		/*
-		 * An orphan must never keep port 5000: die with the master.  Set
-		 * after setuid(), which clears it.
-		 */
-		if (prctl(PR_SET_PDEATHSIG, SIGINT) == -1)
-			log_warn("prctl");
-		if (getppid() != master_pid)
-			_exit(0);       /* the master died before prctl() */
-		fds = master_gen_fds(m, gen, &nfds);
-		if (fds == NULL)
-			_exit(WORKER_EXIT_NORESPAWN);
-		metrics_slot_use(slot);
-		rc = worker_run(cf, fds, fds + (m->m_nlisten ? m->m_nlisten : 1),
-		    nfds, pipefd[1]);
-		free(fds);
-		/* exit(), not _exit(): leak checkers report at exit. */
-		exit(rc);
+		close(chan[0]);
+		master_become_worker(m, cf, gen, chan[1], slot, master_pid);
 	}
-	close(pipefd[1]);
+	close(chan[1]);
 	w = &m->m_w[m->m_nw++];
 	memset(w, 0, sizeof(*w));
 	w->w_pid = pid;
 	w->w_gen = gen;
 	w->w_slot = slot;
+	w->w_chan = chan[0];
 	metrics_slot_attach(slot, pid, gen);
-	w->w_ready_fd = pipefd[0];
 	log_debug("spawned worker %ld (generation %d)", (long)pid, gen);
 	return 0;
 }
@@ -503,16 +372,32 @@ master_count(const struct master *m, int gen, int running_only)
 	return n;
 }
 
+/*
+ * Send a command over the worker's channel; only if the channel is gone,
+ * fall back to the signal that means the same to a worker.
+ */
 static void
-master_signal_worker(struct mworker *w, int sig)
+master_command(struct mworker *w, enum channel_msg msg)
 {
+	int sig;
+
+	if (w->w_chan != -1 && channel_send(w->w_chan, msg) == 0)
+		return;
+	switch (msg) {
+	case CHANNEL_STOP: sig = SIGTERM; break;
+	case CHANNEL_HALT: sig = SIGINT; break;
+	case CHANNEL_REOPEN: sig = SIGUSR1; break;
+	default: return;
+	}
+	log_debug("worker %ld: channel closed, sending signal %d",
+	    (long)w->w_pid, sig);
 	if (kill(w->w_pid, sig) == -1 && errno != ESRCH)
 		log_warn("kill %ld", (long)w->w_pid);
 }
 
 /* Ask every worker of generation gen (or all, for gen -1) to stop. */
 static void
-master_stop_gen(struct master *m, int gen, int sig)
+master_stop_gen(struct master *m, int gen, enum channel_msg how)
 {
 	size_t i;
 
@@ -520,32 +405,31 @@ master_stop_gen(struct master *m, int gen, int sig)
 		if (gen != -1 && m->m_w[i].w_gen != gen)
 			continue;
 		m->m_w[i].w_stopping = 1;
-		master_signal_worker(&m->m_w[i], sig);
+		master_command(&m->m_w[i], how);
 	}
 }
 
-/* Close sockets no generation still running uses. */
+/* The last resort for workers that outlived their own deadline. */
 static void
-master_close_unused(struct master *m)
+master_kill_all(struct master *m)
 {
-	size_t i = 0;
+	size_t i;
 
-	while (i < m->m_nlisten) {
-		if (m->m_listen[i].l_gen >= m->m_gen) {
-			i++;
-			continue;
-		}
-		log_info("no longer listening on %s", m->m_listen[i].l_text);
-		close(m->m_listen[i].l_fd);
-		free(m->m_listen[i].l_text);
-		m->m_listen[i] = m->m_listen[--m->m_nlisten];
+	for (i = 0; i < m->m_nw; i++) {
+		struct mworker *w = &m->m_w[i];
+
+		if (kill(w->w_pid, SIGKILL) == -1 && errno != ESRCH &&
+		    !w->w_killed)
+			log_warn("kill %ld", (long)w->w_pid);
+		w->w_killed = 1;
 	}
 }
 
 static void
 master_status(struct master *m)
 {
-	master_notify("STATUS=%d workers serving", master_count(m, m->m_gen, 1));
+	master_notify("STATUS=%d workers serving%s%s",
+	    master_count(m, m->m_gen, 1), m->m_note[0] ? "; " : "", m->m_note);
 }
 
 static int
@@ -570,26 +454,34 @@ master_begin_stop(struct master *m, int how)
 
 	if (m->m_stopping >= how)
 		return;
-	if (m->m_stopping == 0)
+	if (m->m_stopping == 0 && !m->m_handed_over)
 		master_notify("STOPPING=1");
 	m->m_stopping = how;
 	if (how == 1) {
 		log_info("graceful stop: waiting up to %d s for requests "
 		    "in flight", m->m_cf->cf_shutdown_timeout);
-		m->m_stop_deadline = now +
+		m->m_stop_deadline = now + MASTER_KILL_GRACE_MS +
 		    (uint64_t)m->m_cf->cf_shutdown_timeout * 1000;
-		master_stop_gen(m, -1, SIGTERM);
+		master_stop_gen(m, -1, CHANNEL_STOP);
 	} else {
 		log_info("fast stop");
 		m->m_stop_deadline = now + MASTER_FAST_KILL_MS;
-		master_stop_gen(m, -1, SIGINT);
+		master_stop_gen(m, -1, CHANNEL_HALT);
 	}
 	/* Nothing new will be accepted: let the kernel refuse connections. */
-	while (m->m_nlisten > 0) {
-		m->m_nlisten--;
-		close(m->m_listen[m->m_nlisten].l_fd);
-		free(m->m_listen[m->m_nlisten].l_text);
-	}
+	listen_close_all(m->m_ls);
+}
+
+/* Forget the worker at index i after its exit. */
+static void
+master_forget(struct master *m, size_t i)
+{
+	struct mworker *w = &m->m_w[i];
+
+	metrics_slot_release(w->w_slot);
+	if (w->w_chan != -1)
+		close(w->w_chan);
+	m->m_w[i] = m->m_w[--m->m_nw];
 }
 
 static void
@@ -606,12 +498,9 @@ master_reap(struct master *m)
 			if (m->m_w[i].w_pid == pid)
 				break;
 		if (i == m->m_nw)
-			continue;
+			continue;       /* a new master of an upgrade, say */
 		w = m->m_w[i];
-		m->m_w[i] = m->m_w[--m->m_nw];
-		metrics_slot_release(w.w_slot);
-		if (w.w_ready_fd != -1)
-			close(w.w_ready_fd);
+		master_forget(m, i);
 		if (w.w_stopping) {
 			log_debug("worker %ld exited", (long)pid);
 			continue;
@@ -693,7 +582,7 @@ master_maintain(struct master *m)
 				break;
 		log_info("stopping worker %ld", (long)m->m_w[i].w_pid);
 		m->m_w[i].w_stopping = 1;
-		master_signal_worker(&m->m_w[i], SIGTERM);
+		master_command(&m->m_w[i], CHANNEL_STOP);
 		n--;
 	}
 	if (m->m_want <= 0 && master_count(m, m->m_gen, 1) == 0) {
@@ -703,6 +592,18 @@ master_maintain(struct master *m)
 	}
 }
 
+/* A reload that did not happen: say why, in the log and to systemd. */
+static void
+master_reload_failed(struct master *m, const char *why)
+{
+	log_warnx("reload failed, keeping the running configuration: %s",
+	    why);
+	snprintf(m->m_note, sizeof(m->m_note), "reload failed: %.200s", why);
+	metrics_reload(0);
+	master_notify("READY=1");
+	master_status(m);
+}
+
 static void
 master_begin_reload(struct master *m)
 {
@@ -710,39 +611,29 @@ master_begin_reload(struct master *m)
 	struct conf *cf;
 	int gen, i, n;
 
-	if (m->m_newcf) {
-		log_warnx("reload: a reload is already under way");
+	if (m->m_newcf || m->m_up_pid) {
+		log_warnx("reload: a reload or binary upgrade is already under "
+		    "way");
 		return;
 	}
 	master_notify("RELOADING=1");
 	cf = conf_load(m->m_cf->cf_path, err, sizeof(err));
 	if (cf == NULL) {
-		log_warnx("reload failed, keeping the running configuration: "
-		    "%s", err);
-		metrics_reload(0);
-		master_notify("READY=1");
+		master_reload_failed(m, err);
 		return;
 	}
 	if (master_prepare_access_log(cf) == -1) {
-		log_warnx("reload failed, keeping the running configuration: "
-		    "cannot open the access log");
-		metrics_reload(0);
+		master_reload_failed(m, "cannot open the access log");
 		conf_free(cf);
-		master_notify("READY=1");
+		return;
+	}
+	if (listen_bind(m->m_ls, cf, LISTEN_NEXT) == -1) {
+		listen_abort(m->m_ls);
+		master_reload_failed(m, "cannot listen");
+		conf_free(cf);
 		return;
 	}
 	gen = m->m_gen + 1;
-	if (master_bind_conf(&m->m_listen, &m->m_nlisten, cf, gen) == -1) {
-		log_warnx("reload failed, keeping the running configuration: "
-		    "cannot listen");
-		metrics_reload(0);
-		conf_free(cf);
-		master_notify("READY=1");
-		return;
-	}
-	if (!master_debug)
-		log_setlevel(cf->cf_log_level);
-	log_setformat(cf->cf_log_format);
 	n = conf_worker_count(cf);
 	for (i = 0; i < n; i++)
 		if (master_spawn(m, cf, gen) == -1)
@@ -764,12 +655,18 @@ master_finish_reload(struct master *m)
 	m->m_cf = m->m_newcf;
 	m->m_newcf = NULL;
 	m->m_want = conf_worker_count(m->m_cf);
-	master_stop_gen(m, old, SIGTERM);
-	master_close_unused(m);
+	/* The log settings change with the generation, not before. */
+	if (!master_debug)
+		log_setlevel(m->m_cf->cf_log_level);
+	log_setformat(m->m_cf->cf_log_format);
+	master_stop_gen(m, old, CHANNEL_STOP);
+	listen_commit(m->m_ls);
 	metrics_set_generation(m->m_gen);
 	metrics_reload(1);
 	log_info("reload succeeded: %d workers of generation %d serving",
 	    m->m_want, m->m_gen);
+	snprintf(m->m_note, sizeof(m->m_note),
+	    "reload succeeded (generation %d)", m->m_gen);
 	master_notify("READY=1");
 	master_status(m);
 }
@@ -777,43 +674,111 @@ master_finish_reload(struct master *m)
 static void
 master_abort_reload(struct master *m, const char *why)
 {
-	int gen = m->m_gen + 1;
-	size_t i;
-
-	log_warnx("reload failed, keeping the running workers: %s", why);
-	metrics_reload(0);
-	master_stop_gen(m, gen, SIGKILL);
-	for (i = 0; i < m->m_nlisten; i++)
-		if (m->m_listen[i].l_gen == gen)
-			m->m_listen[i].l_gen = m->m_gen;
+	master_stop_gen(m, m->m_gen + 1, CHANNEL_HALT);
+	listen_abort(m->m_ls);
 	conf_free(m->m_newcf);
 	m->m_newcf = NULL;
-	master_close_unused(m);
-	master_notify("READY=1");
+	master_reload_failed(m, why);
 }
 
-/* Read readiness bytes; returns how many workers are ready in generation gen. */
+/* USR2: start the binary on disk as a new master (upgrade.c). */
 static void
-master_read_ready(struct master *m, struct pollfd *pfd, size_t npfd)
+master_begin_upgrade(struct master *m)
+{
+	if (m->m_stopping || m->m_newcf || m->m_up_pid) {
+		log_warnx("USR2: a reload, binary upgrade or stop is under way; "
+		    "not upgrading");
+		return;
+	}
+	if (pidfile_rename_oldbin() == -1)
+		return;
+	if (upgrade_start(m->m_ls, &m->m_up_pid, &m->m_up_fd) == -1) {
+		pidfile_restore();
+		m->m_up_pid = 0;
+		m->m_up_fd = -1;
+		snprintf(m->m_note, sizeof(m->m_note),
+		    "binary upgrade failed: cannot start the new binary");
+		master_status(m);
+		return;
+	}
+	m->m_up_deadline = master_now_ms() + MASTER_UPGRADE_TIMEOUT_MS;
+}
+
+/* The new master serves: hand the service over and drain this one. */
+static void
+master_finish_upgrade(struct master *m, pid_t newpid)
+{
+	close(m->m_up_fd);
+	m->m_up_fd = -1;
+	log_info("binary upgrade: new master %ld serves; stopping this one",
+	    (long)newpid);
+	/* It was reported here first: systemd hears it from the main pid. */
+	master_notify("MAINPID=%ld\nREADY=1\nSTATUS=binary upgrade: new master "
+	    "%ld serving", (long)newpid, (long)newpid);
+	m->m_handed_over = 1;
+	master_begin_stop(m, 1);
+}
+
+static void
+master_abort_upgrade(struct master *m, const char *why)
+{
+	log_errorx("binary upgrade failed, this master keeps serving: %s",
+	    why);
+	if (m->m_up_pid > 0 && kill(m->m_up_pid, SIGTERM) == -1 &&
+	    errno != ESRCH)
+		log_warn("kill %ld", (long)m->m_up_pid);
+	close(m->m_up_fd);
+	m->m_up_fd = -1;
+	m->m_up_pid = 0;
+	pidfile_restore();
+	snprintf(m->m_note, sizeof(m->m_note), "binary upgrade failed: %.180s",
+	    why);
+	master_status(m);
+}
+
+static void
+master_poll_upgrade(struct master *m)
+{
+	pid_t newpid;
+	int rc;
+
+	if (m->m_up_fd == -1)
+		return;
+	rc = upgrade_poll(m->m_up_fd, &newpid);
+	if (rc == 1)
+		master_finish_upgrade(m, newpid);
+	else if (rc == -1)
+		master_abort_upgrade(m, "the new master exited before it "
+		    "served");
+	else if (master_now_ms() >= m->m_up_deadline)
+		master_abort_upgrade(m, "the new master did not serve in time");
+}
+
+/* Read what the workers' channels carry: only their readiness. */
+static void
+master_read_channels(struct master *m, const struct pollfd *pfd, size_t npfd)
 {
 	size_t i, j;
 
 	for (i = 0; i < npfd; i++) {
-		char byte;
-		ssize_t n;
+		char buf[16];
+		int n;
 
 		if (!(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
 			continue;
 		for (j = 0; j < m->m_nw; j++)
-			if (m->m_w[j].w_ready_fd == pfd[i].fd)
+			if (m->m_w[j].w_chan == pfd[i].fd)
 				break;
 		if (j == m->m_nw)
 			continue;
-		n = read(pfd[i].fd, &byte, 1);
-		close(pfd[i].fd);
-		m->m_w[j].w_ready_fd = -1;
-		if (n == 1)
+		n = channel_recv(pfd[i].fd, buf, sizeof(buf));
+		if (n > 0 && memchr(buf, CHANNEL_READY, (size_t)n) != NULL)
 			m->m_w[j].w_ready = 1;
+		else if (n == 0) {
+			/* Exiting: commands now go by signal, if at all. */
+			close(m->m_w[j].w_chan);
+			m->m_w[j].w_chan = -1;
+		}
 	}
 }
 
@@ -833,163 +798,225 @@ master_gen_ready(const struct master *m, int gen)
 	return n > 0;
 }
 
-int
-master_run(struct conf *cf)
+/* Act on the flags the signal handler set; see hitcountd(8), SIGNALS. */
+static void
+master_handle_signals(struct master *m)
 {
-	struct master m;
-	struct sigaction sa;
-	sigset_t block, unblocked;
-	struct pollfd *pfd = NULL;
-	int ready_notified = 0;
 	size_t i;
 
-	memset(&m, 0, sizeof(m));
-	m.m_cf = cf;
-	m.m_listen = pending_listen;
-	m.m_nlisten = pending_nlisten;
-	pending_listen = NULL;
-	pending_nlisten = 0;
-	m.m_want = conf_worker_count(cf);
+	/*
+	 * Stop requests first: Ctrl-C reaches the workers too, and their exit
+	 * must not be taken for a crash and replaced.
+	 */
+	if (got_int) {
+		got_int = 0;
+		master_begin_stop(m, 2);
+	}
+	if (got_term) {
+		got_term = 0;
+		/* A second TERM during a graceful stop makes it fast. */
+		master_begin_stop(m, m->m_stopping ? 2 : 1);
+	}
+	if (got_chld) {
+		got_chld = 0;
+		master_reap(m);
+	}
+	if (got_hup) {
+		got_hup = 0;
+		if (!m->m_stopping)
+			master_begin_reload(m);
+	}
+	if (got_usr1) {
+		got_usr1 = 0;
+		log_info("USR1: reopening log files");
+		master_prepare_access_log(m->m_cf);
+		for (i = 0; i < m->m_nw; i++)
+			master_command(&m->m_w[i], CHANNEL_REOPEN);
+	}
+	if (got_ttin) {
+		got_ttin = 0;
+		if (!m->m_stopping && m->m_want < MASTER_MAX_WORKERS) {
+			m->m_want++;
+			log_info("TTIN: %d workers", m->m_want);
+		}
+	}
+	if (got_ttou) {
+		got_ttou = 0;
+		if (!m->m_stopping && m->m_want > 1) {
+			m->m_want--;
+			log_info("TTOU: %d workers", m->m_want);
+		}
+	}
+	if (got_usr2) {
+		got_usr2 = 0;
+		log_info("USR2: binary upgrade");
+		master_begin_upgrade(m);
+	}
+	if (got_winch) {
+		got_winch = 0;
+		log_info("WINCH ignored");
+	}
+}
+
+/* The descriptors to wait on: channels of workers not yet ready, upgrade. */
+static size_t
+master_pollset(struct master *m, struct pollfd **pfdp)
+{
+	struct pollfd *pfd;
+	size_t i, n = 0;
+
+	pfd = realloc(*pfdp, (m->m_nw + 1) * sizeof(*pfd));
+	if (pfd == NULL)
+		return 0;       /* the deadlines still advance the loop */
+	*pfdp = pfd;
+	for (i = 0; i < m->m_nw; i++) {
+		if (m->m_w[i].w_chan == -1 || m->m_w[i].w_ready)
+			continue;
+		pfd[n].fd = m->m_w[i].w_chan;
+		pfd[n].events = POLLIN;
+		pfd[n++].revents = 0;
+	}
+	if (m->m_up_fd != -1) {
+		pfd[n].fd = m->m_up_fd;
+		pfd[n].events = POLLIN;
+		pfd[n++].revents = 0;
+	}
+	return n;
+}
+
+/* How long ppoll() may sleep: until the nearest deadline, or forever. */
+static struct timespec *
+master_timeout(const struct master *m, struct timespec *ts)
+{
+	uint64_t now = master_now_ms(), wake = 0, left;
+
+	if (m->m_stopping)
+		wake = m->m_stop_deadline;
+	else if (m->m_newcf)
+		wake = m->m_reload_deadline;
+	if (m->m_up_fd != -1 && (wake == 0 || m->m_up_deadline < wake))
+		wake = m->m_up_deadline;
+	if (wake == 0)
+		return NULL;
+	left = wake > now ? wake - now : 0;
+	ts->tv_sec = left / 1000;
+	ts->tv_nsec = (left % 1000) * 1000000;
+	return ts;
+}
+
+/* Deadlines and generations, after the events of one turn. */
+static void
+master_advance(struct master *m)
+{
+	uint64_t now = master_now_ms();
+
+	if (m->m_stopping) {
+		if (m->m_nw > 0 && now >= m->m_stop_deadline) {
+			log_warnx("%zu workers still running after the "
+			    "deadline: killing them", m->m_nw);
+			master_kill_all(m);
+			m->m_stop_deadline = now + 1000;
+		}
+		return;
+	}
+	if (m->m_newcf) {
+		if (master_gen_ready(m, m->m_gen + 1))
+			master_finish_reload(m);
+		else if (now >= m->m_reload_deadline)
+			master_abort_reload(m, "new workers did not become ready "
+			    "in time");
+		else if (master_count(m, m->m_gen + 1, 1) == 0)
+			master_abort_reload(m, "new workers exited");
+	}
+	master_maintain(m);
+	if (!m->m_ready_notified && master_gen_ready(m, m->m_gen)) {
+		m->m_ready_notified = 1;
+		if (m->m_report_fd != -1) {
+			/* The old master tells systemd (NotifyAccess=main). */
+			upgrade_report_ready(m->m_report_fd);
+			m->m_report_fd = -1;
+		} else {
+			master_notify("READY=1\nMAINPID=%ld", (long)getpid());
+			master_status(m);
+		}
+	}
+}
+
+static int
+master_setup_signals(sigset_t *unblocked)
+{
+	struct sigaction sa;
+	sigset_t block;
+	size_t i;
 
 	sigemptyset(&block);
 	for (i = 0; i < MASTER_NSIGNALS; i++)
 		sigaddset(&block, master_signals[i]);
-	sigprocmask(SIG_BLOCK, &block, &unblocked);
+	if (sigprocmask(SIG_BLOCK, &block, unblocked) == -1) {
+		log_warn("sigprocmask");
+		return -1;
+	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = master_on_signal;
 	sigemptyset(&sa.sa_mask);
 	for (i = 0; i < MASTER_NSIGNALS; i++)
-		sigaction(master_signals[i], &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
-	if (metrics_init() == -1 || master_prepare_access_log(cf) == -1) {
-		conf_free(cf);
-		return 1;
+		if (sigaction(master_signals[i], &sa, NULL) == -1) {
+			log_warn("sigaction");
+			return -1;
+		}
+	sa.sa_handler = SIG_IGN;
+	if (sigaction(SIGPIPE, &sa, NULL) == -1) {
+		log_warn("sigaction");
+		return -1;
 	}
+	return 0;
+}
+
+int
+master_run(struct conf *cf, struct listen_set *ls, int report_fd)
+{
+	struct master m;
+	sigset_t unblocked;
+	struct pollfd *pfd = NULL;
+
+	memset(&m, 0, sizeof(m));
+	m.m_cf = cf;
+	m.m_ls = ls;
+	m.m_up_fd = -1;
+	m.m_report_fd = report_fd;
+	m.m_want = conf_worker_count(cf);
+	m.m_exit = 1;
+	if (master_setup_signals(&unblocked) == -1 || metrics_init() == -1 ||
+	    master_prepare_access_log(cf) == -1)
+		goto done;
+	m.m_exit = 0;
 	log_info("%s %s started, %d workers", PACKAGE_NAME, PACKAGE_VERSION,
 	    m.m_want);
 	master_maintain(&m);
 
-	for (;;) {
-		uint64_t now = master_now_ms(), wake = 0;
-		struct timespec ts, *tsp = NULL;
-		size_t npfd = 0;
-		struct pollfd *np;
+	while (!m.m_stopping || m.m_nw > 0) {
+		struct timespec ts;
+		size_t npfd = master_pollset(&m, &pfd);
 
-		np = realloc(pfd, (m.m_nw ? m.m_nw : 1) * sizeof(*pfd));
-		if (np != NULL)
-			pfd = np;
-		for (i = 0; np != NULL && i < m.m_nw; i++) {
-			if (m.m_w[i].w_ready_fd == -1)
-				continue;
-			pfd[npfd].fd = m.m_w[i].w_ready_fd;
-			pfd[npfd].events = POLLIN;
-			pfd[npfd].revents = 0;
-			npfd++;
-		}
-		if (m.m_stopping)
-			wake = m.m_stop_deadline;
-		else if (m.m_newcf)
-			wake = m.m_reload_deadline;
-		if (wake) {
-			uint64_t left = wake > now ? wake - now : 0;
-
-			ts.tv_sec = left / 1000;
-			ts.tv_nsec = (left % 1000) * 1000000;
-			tsp = &ts;
-		}
-		if (ppoll(pfd, npfd, tsp, &unblocked) == -1 && errno != EINTR)
+		if (ppoll(pfd, npfd, master_timeout(&m, &ts), &unblocked) == -1 &&
+		    errno != EINTR)
 			log_warn("ppoll");
-		master_read_ready(&m, pfd, npfd);
-
-		/*
-		 * Stop requests first: Ctrl-C reaches the workers too, and their
-		 * exit must not be taken for a crash and replaced.
-		 */
-		if (got_int) {
-			got_int = 0;
-			master_begin_stop(&m, 2);
-		}
-		if (got_term) {
-			got_term = 0;
-			/* A second TERM during a graceful stop makes it fast. */
-			master_begin_stop(&m, m.m_stopping ? 2 : 1);
-		}
-		if (got_chld) {
-			got_chld = 0;
-			master_reap(&m);
-		}
-		if (got_hup) {
-			got_hup = 0;
-			if (!m.m_stopping)
-				master_begin_reload(&m);
-		}
-		if (got_usr1) {
-			got_usr1 = 0;
-			log_info("USR1: reopening log files");
-			master_prepare_access_log(m.m_cf);
-			for (i = 0; i < m.m_nw; i++)
-				master_signal_worker(&m.m_w[i], SIGUSR1);
-		}
-		if (got_ttin) {
-			got_ttin = 0;
-			if (!m.m_stopping && m.m_want < 256) {
-				m.m_want++;
-				log_info("TTIN: %d workers", m.m_want);
-			}
-		}
-		if (got_ttou) {
-			got_ttou = 0;
-			if (!m.m_stopping && m.m_want > 1) {
-				m.m_want--;
-				log_info("TTOU: %d workers", m.m_want);
-			}
-		}
-		if (got_usr2) {
-			got_usr2 = 0;
-			log_info("USR2 ignored (no binary upgrade)");
-		}
-		if (got_winch) {
-			got_winch = 0;
-			log_info("WINCH ignored");
-		}
-
-		now = master_now_ms();
-		if (m.m_stopping) {
-			if (m.m_nw == 0)
-				break;
-			if (now >= m.m_stop_deadline) {
-				log_warnx("%zu workers still running after the "
-				    "deadline: killing them", m.m_nw);
-				master_stop_gen(&m, -1, SIGKILL);
-				m.m_stop_deadline = now + 1000;
-			}
-			continue;
-		}
-		if (m.m_newcf) {
-			if (master_gen_ready(&m, m.m_gen + 1))
-				master_finish_reload(&m);
-			else if (now >= m.m_reload_deadline)
-				master_abort_reload(&m, "new workers did not "
-				    "become ready in time");
-			else if (master_count(&m, m.m_gen + 1, 1) == 0)
-				master_abort_reload(&m, "new workers exited");
-		}
-		master_maintain(&m);
-		if (!ready_notified && master_gen_ready(&m, m.m_gen)) {
-			ready_notified = 1;
-			master_notify("READY=1\nMAINPID=%ld", (long)getpid());
-			master_status(&m);
-		}
+		master_read_channels(&m, pfd, npfd);
+		master_handle_signals(&m);
+		master_poll_upgrade(&m);
+		master_advance(&m);
 	}
 	log_info("exiting");
+done:
 	free(pfd);
+	while (m.m_nw > 0)
+		master_forget(&m, m.m_nw - 1);
 	free(m.m_w);
-	for (i = 0; i < m.m_nlisten; i++) {
-		close(m.m_listen[i].l_fd);
-		free(m.m_listen[i].l_text);
-	}
-	free(m.m_listen);
+	listen_close_all(ls);
+	if (m.m_up_fd != -1)
+		close(m.m_up_fd);
+	if (m.m_report_fd != -1)
+		close(m.m_report_fd);
 	conf_free(m.m_newcf);
 	conf_free(m.m_cf);
 	return m.m_exit;

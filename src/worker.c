@@ -34,6 +34,7 @@
 #include "conf.h"
 #include "counter.h"
 #include "accesslog.h"
+#include "channel.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -117,11 +118,11 @@ struct worker {
 	size_t w_scratch_size;
 	char *w_out;                    /* responses of one processing pass */
 	size_t w_outlen;
-	struct event *w_sig[5];
+	struct event *w_sig[4];
 	struct event *w_stop_ev;        /* deadline of a graceful stop */
 	struct event *w_resume_ev;      /* accept again after EMFILE */
-	struct event *w_parent_ev;      /* notice an orphaned worker */
-	pid_t w_ppid;
+	int w_chan;                     /* the master's commands (channel.c) */
+	struct event *w_chan_ev;
 };
 
 static void conn_on_event(evutil_socket_t, short, void *);
@@ -1019,6 +1020,11 @@ worker_stop(struct worker *w, int graceful)
 	worker_check_done(w);
 }
 
+/*
+ * Signals reaching a worker directly (Ctrl-C, `systemctl kill`, or the
+ * master's fallback when the channel is gone) mean what the channel's
+ * commands mean.  The master's other signals are ignored in workers.
+ */
 static void
 worker_on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -1037,11 +1043,13 @@ worker_on_signal(evutil_socket_t sig, short what, void *arg)
 		if (accesslog_reopen() == 0)
 			log_debug("USR1: access log reopened");
 		break;
-	default:        /* HUP is the master's business */
-		break;
 	}
 }
 
+/*
+ * The worker ends itself at shutdown_timeout, whether or not the master
+ * may kill it (a master without CAP_KILL over another user's process).
+ */
 static void
 worker_on_stop_deadline(evutil_socket_t fd, short what, void *arg)
 {
@@ -1054,16 +1062,43 @@ worker_on_stop_deadline(evutil_socket_t fd, short what, void *arg)
 	event_base_loopbreak(w->w_base);
 }
 
+/* A command from the master, or end of file: the master is gone. */
 static void
-worker_on_parent_check(evutil_socket_t fd, short what, void *arg)
+worker_on_channel(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
+	char buf[16];
+	int i, n;
 
-	(void)fd;
 	(void)what;
-	if (getppid() != w->w_ppid) {
+	n = channel_recv(fd, buf, sizeof(buf));
+	if (n == -1) {
+		if (errno != EAGAIN)
+			log_warn("channel");
+		return;
+	}
+	if (n == 0) {
 		log_warnx("master is gone, exiting");
-		event_base_loopbreak(w->w_base);
+		event_del(w->w_chan_ev);
+		worker_stop(w, 0);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		switch (buf[i]) {
+		case CHANNEL_STOP:
+			worker_stop(w, 1);
+			break;
+		case CHANNEL_HALT:
+			worker_stop(w, 0);
+			break;
+		case CHANNEL_REOPEN:
+			if (accesslog_reopen() == 0)
+				log_debug("access log reopened");
+			break;
+		default:
+			log_warnx("channel: unknown command 0x%02x",
+			    (unsigned char)buf[i]);
+		}
 	}
 }
 
@@ -1092,8 +1127,10 @@ worker_free(struct worker *w)
 		event_free(w->w_stop_ev);
 	if (w->w_resume_ev)
 		event_free(w->w_resume_ev);
-	if (w->w_parent_ev)
-		event_free(w->w_parent_ev);
+	if (w->w_chan_ev)
+		event_free(w->w_chan_ev);
+	if (w->w_chan != -1)
+		close(w->w_chan);
 	if (w->w_logflush_ev)
 		event_free(w->w_logflush_ev);
 	accesslog_close();
@@ -1114,13 +1151,70 @@ worker_on_logflush(evutil_socket_t fd, short what, void *arg)
 	accesslog_flush();
 }
 
+/*
+ * The worker's own events: signals, the channel, timers.  The signals
+ * were blocked since the fork (master.c); they are let in only now that
+ * their handlers are in place.  Returns 0 or -1.
+ */
+static int
+worker_init_events(struct worker *w)
+{
+	static const int sigs[] = { SIGTERM, SIGQUIT, SIGINT, SIGUSR1 };
+	struct timeval tv = { 1, 0 };
+	sigset_t none;
+	size_t i;
+
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		w->w_sig[i] = evsignal_new(w->w_base, sigs[i], worker_on_signal,
+		    w);
+		if (w->w_sig[i] == NULL || event_add(w->w_sig[i], NULL) == -1)
+			return -1;
+	}
+	sigemptyset(&none);
+	if (sigprocmask(SIG_SETMASK, &none, NULL) == -1) {
+		log_warn("sigprocmask");
+		return -1;
+	}
+	w->w_stop_ev = evtimer_new(w->w_base, worker_on_stop_deadline, w);
+	w->w_resume_ev = evtimer_new(w->w_base, worker_on_resume, w);
+	w->w_logflush_ev = event_new(w->w_base, -1, EV_PERSIST,
+	    worker_on_logflush, w);
+	if (w->w_stop_ev == NULL || w->w_resume_ev == NULL ||
+	    w->w_logflush_ev == NULL || event_add(w->w_logflush_ev, &tv) == -1)
+		return -1;
+	if (w->w_chan != -1) {
+		w->w_chan_ev = event_new(w->w_base, w->w_chan,
+		    EV_READ | EV_PERSIST, worker_on_channel, w);
+		if (w->w_chan_ev == NULL || event_add(w->w_chan_ev, NULL) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* Per-connection timeouts as libevent common timeouts (one heap each). */
+static void
+worker_init_timeouts(struct worker *w, const struct conf *cf)
+{
+	struct timeval tv;
+
+	tv.tv_sec = cf->cf_keepalive_timeout;
+	tv.tv_usec = 0;
+	w->w_ka_tv = event_base_init_common_timeout(w->w_base, &tv);
+	tv.tv_sec = cf->cf_header_timeout;
+	w->w_hdr_tv = event_base_init_common_timeout(w->w_base, &tv);
+	tv.tv_sec = WORKER_LINGER_MS / 1000;
+	tv.tv_usec = (WORKER_LINGER_MS % 1000) * 1000;
+	w->w_linger_tv = event_base_init_common_timeout(w->w_base, &tv);
+	tv.tv_sec = WORKER_STOP_GRACE_MS / 1000;
+	tv.tv_usec = (WORKER_STOP_GRACE_MS % 1000) * 1000;
+	w->w_grace_tv = event_base_init_common_timeout(w->w_base, &tv);
+}
+
 int
 worker_run(const struct conf *cf, const int *fds, const int *admin,
-    size_t nfds, int ready_fd)
+    size_t nfds, int chan)
 {
-	static const int sigs[] = { SIGTERM, SIGQUIT, SIGINT, SIGHUP, SIGUSR1 };
 	struct worker w;
-	struct timeval tv;
 	size_t i;
 	int rc = WORKER_EXIT_NORESPAWN;
 
@@ -1129,7 +1223,7 @@ worker_run(const struct conf *cf, const int *fds, const int *admin,
 	w.w_cf = cf;
 	w.w_fds = fds;
 	w.w_nfds = nfds;
-	w.w_ppid = getppid();
+	w.w_chan = chan;
 	w.w_lim.hl_max_head = cf->cf_max_header_size;
 	w.w_lim.hl_max_headers = cf->cf_max_headers;
 	w.w_scratch_size = (size_t)cf->cf_max_header_size + 1024;
@@ -1138,49 +1232,16 @@ worker_run(const struct conf *cf, const int *fds, const int *admin,
 	w.w_scratch = malloc(w.w_scratch_size);
 	w.w_out = malloc(WORKER_OUT_SIZE);
 	w.w_base = event_base_new();
-	if (w.w_scratch == NULL || w.w_out == NULL || w.w_base == NULL) {
-		log_warnx("worker: cannot initialise");
-		goto done;
-	}
-	tv.tv_sec = cf->cf_keepalive_timeout;
-	tv.tv_usec = 0;
-	w.w_ka_tv = event_base_init_common_timeout(w.w_base, &tv);
-	tv.tv_sec = cf->cf_header_timeout;
-	w.w_hdr_tv = event_base_init_common_timeout(w.w_base, &tv);
-	tv.tv_sec = WORKER_LINGER_MS / 1000;
-	tv.tv_usec = (WORKER_LINGER_MS % 1000) * 1000;
-	w.w_linger_tv = event_base_init_common_timeout(w.w_base, &tv);
-	tv.tv_sec = WORKER_STOP_GRACE_MS / 1000;
-	tv.tv_usec = (WORKER_STOP_GRACE_MS % 1000) * 1000;
-	w.w_grace_tv = event_base_init_common_timeout(w.w_base, &tv);
-
-	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
-		w.w_sig[i] = evsignal_new(w.w_base, sigs[i], worker_on_signal,
-		    &w);
-		if (w.w_sig[i] == NULL || event_add(w.w_sig[i], NULL) == -1) {
-			log_warnx("worker: cannot install signal handlers");
-			goto done;
-		}
-	}
-	w.w_stop_ev = evtimer_new(w.w_base, worker_on_stop_deadline, &w);
-	w.w_resume_ev = evtimer_new(w.w_base, worker_on_resume, &w);
-	w.w_parent_ev = event_new(w.w_base, -1, EV_PERSIST,
-	    worker_on_parent_check, &w);
-	w.w_listen_ev = calloc(nfds, sizeof(*w.w_listen_ev));
-	w.w_wl = calloc(nfds, sizeof(*w.w_wl));
+	w.w_listen_ev = calloc(nfds ? nfds : 1, sizeof(*w.w_listen_ev));
+	w.w_wl = calloc(nfds ? nfds : 1, sizeof(*w.w_wl));
 	w.w_metrics = malloc(WORKER_METRICS_MAX);
-	w.w_logflush_ev = event_new(w.w_base, -1, EV_PERSIST,
-	    worker_on_logflush, &w);
-	if (w.w_stop_ev == NULL || w.w_resume_ev == NULL ||
-	    w.w_parent_ev == NULL || w.w_listen_ev == NULL ||
-	    w.w_wl == NULL || w.w_metrics == NULL || w.w_logflush_ev == NULL) {
+	if (w.w_scratch == NULL || w.w_out == NULL || w.w_base == NULL ||
+	    w.w_listen_ev == NULL || w.w_wl == NULL || w.w_metrics == NULL ||
+	    worker_init_events(&w) == -1) {
 		log_warnx("worker: cannot initialise");
 		goto done;
 	}
-	tv.tv_sec = 1;
-	tv.tv_usec = 0;
-	event_add(w.w_parent_ev, &tv);
-	event_add(w.w_logflush_ev, &tv);
+	worker_init_timeouts(&w, cf);
 	for (i = 0; i < nfds; i++) {
 		w.w_wl[i].wl_w = &w;
 		w.w_wl[i].wl_fd = fds[i];
@@ -1208,21 +1269,13 @@ worker_run(const struct conf *cf, const int *fds, const int *admin,
 	}
 	worker_set_accepting(&w, 1);
 	log_info("worker started");
-	if (ready_fd != -1) {
-		char byte = 'R';
-
-		if (write(ready_fd, &byte, 1) != 1)
-			log_warn("write");
-		close(ready_fd);
-		ready_fd = -1;
-	}
+	if (chan != -1 && channel_send(chan, CHANNEL_READY) == -1)
+		log_warn("channel");
 
 	event_base_dispatch(w.w_base);
 	rc = 0;
 	log_info("worker exiting");
 done:
-	if (ready_fd != -1)
-		close(ready_fd);
 	worker_free(&w);
 	return rc;
 }

@@ -14,12 +14,15 @@ struct conf;
 /*
  * Run a worker in the current (freshly forked) process: connect to Redis,
  * take connections from the listening sockets fds[0..nfds-1] and serve
- * them until SIGTERM/SIGQUIT (graceful) or SIGINT (immediate).  admin[i]
- * marks a metrics_listen socket (no counter page there).  ready_fd, if
- * not -1, gets one byte once the worker is serving, then is closed.
- * Returns the process exit status.
+ * them until the master's channel says stop (or SIGTERM/SIGQUIT, graceful;
+ * SIGINT, immediate), or the channel closes (the master is gone).
+ * admin[i] marks a metrics_listen socket (no counter page there).  chan,
+ * if not -1, is the worker's end of its channel (channel.c): it gets
+ * CHANNEL_READY once the worker serves, and is closed at the end.  The
+ * master's signals must be blocked on entry; the worker unblocks them once
+ * its handlers are in place.  Returns the process exit status.
  */
 int worker_run(const struct conf *cf, const int *fds, const int *admin,
-    size_t nfds, int ready_fd);
+    size_t nfds, int chan);
 
 #endif

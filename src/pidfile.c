@@ -1,0 +1,129 @@
+/*
+ * pidfile.c - the locked pidfile of the master.
+ *
+ * The pidfile is opened and locked before anything else, so that a second
+ * instance is refused with a clear message (rather than "address in
+ * use") while the first still runs.  The lock (flock) is held for the life
+ * of the master and survives the fork of detaching; a stale file left by a
+ * dead process is not locked and is simply taken over.  A binary upgrade
+ * renames it to NAME.oldbin, as nginx does, so that the old and the new
+ * master each hold a locked pidfile until the old one exits.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/file.h>
+
+#include "log.h"
+#include "pidfile.h"
+
+static int pf_fd = -1;
+static char *pf_path;           /* as configured */
+static char *pf_oldbin;         /* pf_path ".oldbin" */
+static const char *pf_now;      /* the name it has now: one of the two */
+
+int
+pidfile_open(const char *path)
+{
+	char buf[32];
+	int fd, n;
+
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd == -1) {
+		log_warn("pidfile %s", path);
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		if (errno == EWOULDBLOCK) {
+			n = read(fd, buf, sizeof(buf) - 1);
+			buf[n > 0 ? n : 0] = '\0';
+			buf[strcspn(buf, "\n")] = '\0';
+			log_warnx("pidfile %s: another hitcountd is running "
+			    "(pid %s)", path, buf[0] ? buf : "unknown");
+		} else
+			log_warn("flock %s", path);
+		close(fd);
+		return -1;
+	}
+	pf_path = strdup(path);
+	if (pf_path == NULL || asprintf(&pf_oldbin, "%s.oldbin", path) == -1) {
+		log_warn("pidfile %s", path);
+		free(pf_path);
+		pf_path = NULL;
+		pf_oldbin = NULL;
+		close(fd);
+		return -1;
+	}
+	pf_fd = fd;
+	pf_now = pf_path;
+	return 0;
+}
+
+int
+pidfile_write(void)
+{
+	char buf[32];
+	int n;
+
+	if (pf_fd == -1)
+		return 0;
+	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (ftruncate(pf_fd, 0) == -1 || pwrite(pf_fd, buf, n, 0) != n) {
+		log_warn("pidfile %s", pf_now);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+pidfile_move(const char *to)
+{
+	if (pf_fd == -1 || pf_now == to)
+		return 0;
+	if (rename(pf_now, to) == -1) {
+		log_warn("rename %s to %s", pf_now, to);
+		return -1;
+	}
+	pf_now = to;
+	return 0;
+}
+
+int
+pidfile_rename_oldbin(void)
+{
+	return pidfile_move(pf_oldbin);
+}
+
+int
+pidfile_restore(void)
+{
+	return pidfile_move(pf_path);
+}
+
+void
+pidfile_remove(void)
+{
+	if (pf_fd == -1)
+		return;
+	if (unlink(pf_now) == -1)
+		log_warn("unlink %s", pf_now);
+	close(pf_fd);
+	pf_fd = -1;
+	free(pf_path);
+	free(pf_oldbin);
+	pf_path = pf_oldbin = NULL;
+	pf_now = NULL;
+}
+
+void
+pidfile_close_in_child(void)
+{
+	if (pf_fd != -1)
+		close(pf_fd);
+	pf_fd = -1;
+}
