@@ -590,12 +590,17 @@ check kill-9-master-restarted-no-old-worker kill_master_check
 
 # -------------------------------------- 9. every signal to every process
 # systemctl kill (--kill-who=all): the master and each worker get it.
+# HUP reloads (a new generation), USR2 upgrades the binary (a new master,
+# which becomes MainPID, with new workers; the old master drains),
+# TTIN/TTOU add/remove one worker, USR1 and WINCH change nothing; no
+# worker may be killed or stopped by the signal it got itself.
 signal_check() {
-	local sig=$1 m0 before n0 want c after m1 extra gone bad
+	local sig=$1 m0 before n0 want c after m1 extra gone bad nr0
 	wait_for 10 eval '[ -z "$(stopped_procs)" ]'
 	m0=$(main_pid)
 	before=$(workers)
 	n0=$(nwords $before)
+	nr0=$(prop hitcountd NRestarts)
 	case $sig in
 	TTIN) want=$((n0 + 1)) ;;
 	TTOU) want=$((n0 - 1)) ;;
@@ -603,31 +608,44 @@ signal_check() {
 	esac
 	c=$(cursor)
 	sc kill -s "$sig" hitcountd.service || { echo "systemctl kill failed"; return 1; }
-	# Let it settle: the count reached, and for HUP the old generation gone.
-	if [ "$sig" = HUP ]; then
-		wait_for 10 eval '[ "$(nwords $(workers))" = $want ] && [ -z "$(minus "$before" "$(minus "$before" "$(workers)")")" ]'
-	else
-		wait_for 10 eval '[ "$(nwords $(workers))" = $want ]'
-	fi
+	# Let it settle: the count reached; for HUP the old generation gone,
+	# for USR2 the old master too.
+	case $sig in
+	HUP) wait_for 10 eval '[ "$(nwords $(workers))" = $want ] && [ -z "$(minus "$before" "$(minus "$before" "$(workers)")")" ]' ;;
+	USR2) wait_for 20 eval 'm1=$(main_pid); [ "$m1" != "$m0" ] && [ "$m1" != 0 ] && ! alive "$m0" && [ "$(nwords $(workers))" = $want ]' ;;
+	*) wait_for 10 eval '[ "$(nwords $(workers))" = $want ]' ;;
+	esac
 	sleep 1         # a worker the signal hurt would show by now
 	m1=$(main_pid)
 	after=$(workers)
 	echo "$sig: master $m0 -> $m1, workers $before -> $after (want $want)"
+	echo "status: $(prop hitcountd StatusText)"
 	journal_since "$c"
 	bad=$(stopped_procs)
 	[ -z "$bad" ] || { echo "stopped (state T) by $sig: $bad"; return 1; }
-	is_active hitcountd && [ "$m1" = "$m0" ] || { echo "master $m0 -> $m1, $(prop hitcountd ActiveState)"; return 1; }
+	is_active hitcountd && [ "$(prop hitcountd NRestarts)" = "$nr0" ] ||
+	    { echo "$(prop hitcountd ActiveState), NRestarts $nr0 -> $(prop hitcountd NRestarts)"; return 1; }
+	if [ "$sig" = USR2 ]; then
+		[ "$m1" != "$m0" ] && [ "$m1" != 0 ] || { echo "MainPID still $m0: no new master"; return 1; }
+		! alive "$m0" || { echo "the old master $m0 still runs"; return 1; }
+		[ "$(ex ps -o user= -p "$m1")" = root ] || { echo "new master not root"; return 1; }
+	else
+		[ "$m1" = "$m0" ] || { echo "master $m0 -> $m1"; return 1; }
+	fi
 	[ "$(nwords $after)" = "$want" ] || { echo "$(nwords $after) workers, want $want"; return 1; }
 	extra=$(minus "$after" "$before")       # new workers
 	gone=$(minus "$before" "$after")        # workers that went away
 	case $sig in
-	HUP) [ -z "$(minus "$before" "$gone")" ] || { echo "reload left old workers: $(minus "$before" "$gone")"; return 1; } ;;
+	HUP|USR2)
+		for p in $before; do
+			alive "$p" && { echo "old worker $p still runs"; return 1; }
+		done ;;
 	TTIN) [ -z "$gone" ] && [ "$(nwords $extra)" = 1 ] || { echo "new: $extra, gone: $gone"; return 1; } ;;
 	TTOU) [ -z "$extra" ] && [ "$(nwords $gone)" = 1 ] || { echo "new: $extra, gone: $gone"; return 1; } ;;
 	*) [ -z "$gone" ] && [ -z "$extra" ] || { echo "workers replaced: gone $gone, new $extra"; return 1; } ;;
 	esac
-	if journal_since "$c" | grep -Eq 'killed by signal|exited with status'; then
-		echo "$(journal_since "$c" | grep -E 'killed by signal|exited with status' | head -n 1)"
+	if journal_since "$c" | grep -Eq 'killed by signal|exited with status|failed'; then
+		echo "$(journal_since "$c" | grep -E 'killed by signal|exited with status|failed' | head -n 1)"
 		return 1
 	fi
 	n_ok 10
