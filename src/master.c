@@ -674,7 +674,18 @@ master_finish_reload(struct master *m)
 static void
 master_abort_reload(struct master *m, const char *why)
 {
+	size_t i;
+
+	/*
+	 * Workers that never became ready may be stuck anywhere before their
+	 * loop: besides the command, SIGKILL where the master may send it.
+	 * Until they are gone their copies keep the reload's addresses open.
+	 */
 	master_stop_gen(m, m->m_gen + 1, CHANNEL_HALT);
+	for (i = 0; i < m->m_nw; i++)
+		if (m->m_w[i].w_gen == m->m_gen + 1 &&
+		    kill(m->m_w[i].w_pid, SIGKILL) == -1 && errno != ESRCH)
+			log_warn("kill %ld", (long)m->m_w[i].w_pid);
 	listen_abort(m->m_ls);
 	conf_free(m->m_newcf);
 	m->m_newcf = NULL;

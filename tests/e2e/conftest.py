@@ -375,12 +375,13 @@ class Daemon:
 @pytest.fixture
 def daemon_factory(hitcountd_bin, redis_server, tmp_path):
     """daemon_factory(wait=True, env=None, args=("-D",), prefix=None,
-                      pass_fds=(), **config_overrides)
+                      pass_fds=(), binary=None, **config_overrides)
 
     config_overrides are top-level keys of the config file; redis={...}
     is merged into the redis section; a value of None removes a key.
     prefix: argv put before the binary (a wrapper that execs it, so that
-    the PID stays the daemon's); pass_fds: descriptors the wrapper inherits.
+    the PID stays the daemon's); pass_fds: descriptors the wrapper inherits;
+    binary: another path of the daemon (a copy a test replaces).
     """
     yield from _daemons(hitcountd_bin, tmp_path, redis_server, "hitcountd")
 
@@ -393,11 +394,12 @@ def _daemons(hitcountd_bin, tmp_path, redis_server, name):
     counter = [0]
 
     def factory(wait=True, env=None, args=("-D",), prefix=None, pass_fds=(),
-                **overrides):
+                binary=None, **overrides):
         counter[0] += 1
         workdir = tmp_path / ("%s%d" % (name, counter[0]))
         workdir.mkdir()
-        d = Daemon(hitcountd_bin, str(workdir), redis_server, overrides,
+        d = Daemon(binary or hitcountd_bin, str(workdir), redis_server,
+                   overrides,
                    env, args, prefix=prefix, pass_fds=pass_fds)
         started.append(d)
         d.start(wait=wait)

@@ -11,6 +11,8 @@ import os
 import re
 import signal
 import socket
+import subprocess
+import threading
 import time
 
 VERSION = "0.1.0"
@@ -417,3 +419,125 @@ def read_log(path):
             return f.read()
     except FileNotFoundError:
         return ""
+
+
+# --------------------------------------------------------------------------
+# the daemon's log, processes and sockets, and wrk's report
+# --------------------------------------------------------------------------
+
+def log_count(d, text):
+    return d.log().count(text)
+
+
+def wait_log(d, text, count=1, timeout=5):
+    """Wait until text occurs at least count times in the daemon's log."""
+    try:
+        return wait_for(lambda: log_count(d, text) >= count, timeout,
+                        what="%d x %r in the log" % (count, text))
+    except AssertionError as exc:
+        raise AssertionError("%s; log:\n%s" % (exc, d.log()[-6000:]))
+
+
+def wait_exit(d, timeout):
+    """Wait for the master to exit; returns (status, seconds waited)."""
+    t0 = time.monotonic()
+    try:
+        rc = d.proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("master %d still running after %.1f s; log:\n%s"
+                             % (d.pid, timeout, d.log()[-6000:]))
+    return rc, time.monotonic() - t0
+
+
+def assert_gone(pids, timeout, what="workers"):
+    """All pids gone within timeout (else kill them and fail)."""
+    try:
+        wait_for(lambda: not any(pid_alive(p) for p in pids), timeout,
+                 what="%s %r to be gone" % (what, pids))
+    finally:
+        left = [p for p in pids if pid_alive(p)]
+        for p in left:
+            kill_pid(p)
+    assert not left
+
+
+def serves(port, n=3):
+    for _ in range(n):
+        r = get(port, timeout=5)
+        assert r.status == 200, r
+        visits_from_body(r.body)
+
+
+def listeners_of(port):
+    """PIDs holding a listening TCP socket on 127.0.0.1:port (diagnostics)."""
+    inodes = set()
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    lport = int(fields[1].rsplit(":", 1)[1], 16)
+                    if lport == port and fields[3] == "0A":   # LISTEN
+                        inodes.add(fields[9])
+        except FileNotFoundError:
+            pass
+    pids = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            fds = os.listdir("/proc/%s/fd" % pid)
+            for fd in fds:
+                link = os.readlink("/proc/%s/fd/%s" % (pid, fd))
+                if link.startswith("socket:[") and link[8:-1] in inodes:
+                    pids.append(int(pid))
+                    break
+        except OSError:
+            continue
+    return sorted(pids)
+
+
+def parse_wrk(out):
+    m = re.search(r"^\s*(\d+) requests in ([\d.]+)(m?s)", out, re.M)
+    assert m, "cannot parse wrk output:\n%s" % out
+    stats = {"requests": int(m.group(1)), "non2xx": 0,
+             "socket_errors": None}
+    m = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", out)
+    if m:
+        stats["non2xx"] = int(m.group(1))
+    m = re.search(r"Socket errors:\s*connect (\d+), read (\d+), "
+                  r"write (\d+), timeout (\d+)", out)
+    if m:
+        stats["socket_errors"] = dict(zip(
+            ("connect", "read", "write", "timeout"),
+            (int(x) for x in m.groups())))
+    return stats
+
+
+def fire_requests(port, n, timeout=15):
+    """Start n GET / on fresh connections in threads.
+
+    Returns (threads, results): results[i] is a Reply or an exception once
+    thread i is done.
+    """
+    results = [None] * n
+
+    def one(i):
+        try:
+            results[i] = get(port, "/", timeout=timeout)
+        except Exception as exc:      # noqa: B902 - reported by the test
+            results[i] = exc
+
+    threads = [threading.Thread(target=one, args=(i,), daemon=True)
+               for i in range(n)]
+    for t in threads:
+        t.start()
+    return threads, results
+
+
+def join_all(threads, timeout):
+    deadline = time.monotonic() + timeout
+    for t in threads:
+        t.join(max(0.1, deadline - time.monotonic()))
+    assert not any(t.is_alive() for t in threads), "client threads hung"
