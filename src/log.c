@@ -1,12 +1,17 @@
 /*
  * log.c - the one place where hitcountd writes its own log.
  *
- * In the foreground (-D, -d, containers, systemd) every event is one line
- * on stderr carrying the program name, the pid and the level, so that
- * journald and `docker logs` keep it readable.  Detached, the same
- * messages go to syslog with facility daemon.  Failed system calls are
- * logged by the call's name followed by the errno text, as OpenBSD
- * daemons do: log_warn("accept") -> "accept: Too many open files".
+ * In the foreground (-D, -d, containers) every event is one line on
+ * stderr carrying the program name, the pid and the level, so that
+ * `docker logs` and a terminal keep it readable.  When stderr is the
+ * journal (systemd's JOURNAL_STREAM names it), the journal records the
+ * name and pid itself and reads the priority from a "<N>" prefix
+ * (sd-daemon(3)): lines then start with that prefix instead, so that
+ * `journalctl -p warning` finds the warnings and nothing is said twice.
+ * Detached, the same messages go to syslog with facility daemon.  Failed
+ * system calls are logged by the call's name followed by the errno text,
+ * as OpenBSD daemons do: log_warn("accept") -> "accept: Too many open
+ * files".
  */
 #include "config.h"
 
@@ -16,10 +21,12 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "log.h"
 
 static int log_to_stderr = 1;
+static int log_journal;                 /* stderr is the journal's stream */
 static int log_level = LOG_INFO;
 static int log_syslog_open;
 static int log_format = LOG_FORMAT_TEXT;
@@ -36,15 +43,54 @@ static const struct {
 	{ "debug", LOG_DEBUG },
 };
 
+/*
+ * Whether fd 2 is the stream journald gave this process: JOURNAL_STREAM
+ * holds "DEV:INO" of that stream (systemd.exec(5)) and must match fd 2
+ * itself, so that a stderr redirected elsewhere by a child of the service
+ * (or by a shell started from it) keeps the plain format.
+ */
+static int
+log_stderr_is_journal(void)
+{
+	const char *env = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	char *end;
+
+	if (env == NULL || *env < '0' || *env > '9')
+		return 0;
+	errno = 0;
+	dev = strtoull(env, &end, 10);
+	if (errno != 0 || *end != ':' || end[1] < '0' || end[1] > '9')
+		return 0;
+	ino = strtoull(end + 1, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return 0;
+	if (fstat(STDERR_FILENO, &st) == -1)
+		return 0;
+	return (unsigned long long)st.st_dev == dev &&
+	    (unsigned long long)st.st_ino == ino;
+}
+
 void
 log_init(int to_stderr, int level)
 {
+	int saved = errno;
+
 	log_to_stderr = to_stderr;
+	log_journal = to_stderr && log_stderr_is_journal();
+	errno = saved;
 	log_level = level;
 	if (!to_stderr && !log_syslog_open) {
 		openlog("hitcountd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
 		log_syslog_open = 1;
 	}
+}
+
+int
+log_is_journal(void)
+{
+	return log_journal;
 }
 
 void
@@ -133,11 +179,14 @@ log_escape(char *out, size_t cap, const char *s)
 	return n;
 }
 
-/* Write one structured line (kv or json) for msg into line. */
+/*
+ * Write one structured line (kv or json) for msg into line, after the
+ * "<N>" priority prefix when stderr is the journal.
+ */
 static int
 log_structured(char *line, size_t cap, int level, const char *msg)
 {
-	char esc[2200], ts[32];
+	char esc[2200], ts[32], pri[8];
 	struct timespec now;
 	struct tm tm;
 
@@ -145,13 +194,18 @@ log_structured(char *line, size_t cap, int level, const char *msg)
 	gmtime_r(&now.tv_sec, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
 	log_escape(esc, sizeof(esc), msg);
+	if (log_journal)
+		snprintf(pri, sizeof(pri), "<%d>", level);
+	else
+		pri[0] = '\0';
 	if (log_format == LOG_FORMAT_JSON)
-		return snprintf(line, cap, "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\","
-		    "\"pid\":%ld,\"msg\":\"%s\"}\n", ts, now.tv_nsec / 1000000,
-		    log_level_name(level), (long)getpid(), esc);
-	return snprintf(line, cap, "ts=%s.%03ldZ level=%s pid=%ld msg=\"%s\"\n",
-	    ts, now.tv_nsec / 1000000, log_level_name(level), (long)getpid(),
-	    esc);
+		return snprintf(line, cap, "%s{\"ts\":\"%s.%03ldZ\",\"level\":"
+		    "\"%s\",\"pid\":%ld,\"msg\":\"%s\"}\n", pri, ts,
+		    now.tv_nsec / 1000000, log_level_name(level), (long)getpid(),
+		    esc);
+	return snprintf(line, cap, "%sts=%s.%03ldZ level=%s pid=%ld "
+	    "msg=\"%s\"\n", pri, ts, now.tv_nsec / 1000000,
+	    log_level_name(level), (long)getpid(), esc);
 }
 
 static void
@@ -184,9 +238,15 @@ log_vwrite(int level, const char *errtext, const char *fmt, va_list ap)
 	}
 	if (log_to_stderr) {
 		/* One write per line so lines of several processes never interleave. */
-		n = snprintf(line, sizeof(line), "hitcountd[%ld]: %s: %s%s%s\n",
-		    (long)getpid(), log_level_name(level), msg,
-		    errtext ? ": " : "", errtext ? errtext : "");
+		if (log_journal)
+			n = snprintf(line, sizeof(line), "<%d>%s: %s%s%s\n",
+			    level, log_level_name(level), msg,
+			    errtext ? ": " : "", errtext ? errtext : "");
+		else
+			n = snprintf(line, sizeof(line),
+			    "hitcountd[%ld]: %s: %s%s%s\n", (long)getpid(),
+			    log_level_name(level), msg, errtext ? ": " : "",
+			    errtext ? errtext : "");
 		if (n > (int)sizeof(line) - 1) {
 			n = sizeof(line) - 1;
 			line[n - 1] = '\n';

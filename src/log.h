@@ -17,11 +17,17 @@
 
 /*
  * Start logging.  With to_stderr set, lines go to stderr as
- * "hitcountd[PID]: LEVEL: message"; otherwise to syslog, facility daemon.
+ * "hitcountd[PID]: LEVEL: message", or as "<N>LEVEL: message" (N the
+ * syslog priority, sd-daemon(3) style) when stderr is the journal
+ * stream named by JOURNAL_STREAM; otherwise to syslog, facility daemon.
  * level is a syslog priority (LOG_ERR .. LOG_DEBUG): messages above it are
- * dropped.  May be called again to switch destination or level.
+ * dropped.  May be called again to switch destination or level; the
+ * journal is detected at each call.  Leaves errno unchanged.
  */
 void log_init(int to_stderr, int level);
+
+/* Whether the last log_init() found stderr to be the journal. */
+int log_is_journal(void);
 
 /* Change only the level (LOG_ERR, LOG_WARNING, LOG_INFO or LOG_DEBUG). */
 void log_setlevel(int level);

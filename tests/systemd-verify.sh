@@ -1,7 +1,9 @@
 #!/bin/sh
-# etc/hitcountd.service must pass `systemd-analyze verify`.  The unit is
-# instantiated with this build's binary and config so that verify can check
-# that every command it names exists and is executable.
+# etc/hitcountd.service and etc/hitcountd.socket must pass `systemd-analyze
+# verify`.  The units are instantiated with this build's binary and config
+# so that verify can check that every command they name exists and is
+# executable, and side by side so that it finds the service the socket
+# starts.
 srcdir=${srcdir:-.}
 builddir=$(pwd)
 if ! command -v systemd-analyze >/dev/null 2>&1; then
@@ -10,13 +12,15 @@ if ! command -v systemd-analyze >/dev/null 2>&1; then
 fi
 tmp=$(mktemp -d /tmp/hitcountd-unit.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-sed -e "s|@sbindir@|$builddir/src|g" -e "s|@sysconfdir@|$(cd "$srcdir" && pwd)/etc|g" \
-    "$srcdir/etc/hitcountd.service.in" > "$tmp/hitcountd.service"
-out=$(systemd-analyze verify --man=no "$tmp/hitcountd.service" 2>&1)
+for u in service socket; do
+	sed -e "s|@sbindir@|$builddir/src|g" -e "s|@sysconfdir@|$(cd "$srcdir" && pwd)/etc|g" \
+	    "$srcdir/etc/hitcountd.$u.in" > "$tmp/hitcountd.$u"
+done
+out=$(systemd-analyze verify --man=no "$tmp/hitcountd.service" "$tmp/hitcountd.socket" 2>&1)
 rc=$?
 if [ $rc -ne 0 ] || [ -n "$out" ]; then
 	printf '%s\n' "$out"
-	echo "FAIL: systemd-analyze verify rejected the unit"
+	echo "FAIL: systemd-analyze verify rejected the units"
 	exit 1
 fi
 grep -q '^Type=notify$' "$tmp/hitcountd.service" &&
@@ -25,4 +29,21 @@ grep -q '^ExecReload=.* -t -f ' "$tmp/hitcountd.service" || {
 	echo "FAIL: the unit lacks Type=notify, KillMode=mixed or a checked reload"
 	exit 1
 }
-echo "PASS: systemd-analyze verify accepts hitcountd.service"
+# The master signals workers of another user and hands them the access
+# log: without these the bounding set makes a reload and a stop fail.
+for cap in CAP_KILL CAP_CHOWN; do
+	grep -q "^CapabilityBoundingSet=.*\\<$cap\\>" "$tmp/hitcountd.service" || {
+		echo "FAIL: CapabilityBoundingSet lacks $cap"
+		exit 1
+	}
+done
+grep -q '^LogsDirectory=hitcountd$' "$tmp/hitcountd.service" || {
+	echo "FAIL: the unit lacks LogsDirectory=hitcountd (access log under ProtectSystem=strict)"
+	exit 1
+}
+grep -q '^ListenStream=' "$tmp/hitcountd.socket" &&
+grep -q '^WantedBy=sockets.target$' "$tmp/hitcountd.socket" || {
+	echo "FAIL: hitcountd.socket lacks ListenStream= or WantedBy=sockets.target"
+	exit 1
+}
+echo "PASS: systemd-analyze verify accepts hitcountd.service and hitcountd.socket"
