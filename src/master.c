@@ -36,6 +36,7 @@
 #include <unistd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 
@@ -530,9 +531,11 @@ master_reap(struct master *m)
 
 /*
  * The workers append to the access log file, and may no longer be root
- * when they open it: create it here and hand it to their user, as a
- * root master can.  Also how a bad path is reported at start.
- * Returns 0 or -1.
+ * when they reopen it: create it here, owned by the master's user and
+ * writable by the workers' group (0660).  As its owner the master, and a
+ * worker opening it before it drops root, need no CAP_DAC_OVERRIDE;
+ * giving it to the group needs CAP_CHOWN.  Also how a bad path is
+ * reported at start.  Returns 0 or -1.
  */
 static int
 master_prepare_access_log(const struct conf *cf)
@@ -542,13 +545,13 @@ master_prepare_access_log(const struct conf *cf)
 
 	if (path[0] == '\0' || strcmp(path, "stderr") == 0)
 		return 0;
-	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0660);
 	if (fd == -1) {
 		log_warn("access_log %s", path);
 		return -1;
 	}
 	if (geteuid() == 0 && cf->cf_uid != 0 &&
-	    fchown(fd, cf->cf_uid, cf->cf_gid) == -1)
+	    (fchown(fd, (uid_t)-1, cf->cf_gid) == -1 || fchmod(fd, 0660) == -1))
 		log_warn("chown %s", path);
 	close(fd);
 	return 0;

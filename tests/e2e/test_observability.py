@@ -615,6 +615,18 @@ def log_dir():
         shutil.rmtree(path, ignore_errors=True)
 
 
+def assert_access_log_for_workers(path):
+    """Started as root, the master keeps the file and gives it to the
+    workers' group (nobody's), writable: it can open it again without
+    CAP_DAC_OVERRIDE, and the workers can reopen it after dropping root."""
+    st = os.stat(path)
+    nobody = pwd.getpwnam("nobody")
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == \
+        (0, nobody.pw_gid, 0o660), \
+        "access log owned by %d:%d mode %o" % (st.st_uid, st.st_gid,
+                                              st.st_mode & 0o777)
+
+
 def wait_access_lines(read, n, timeout=2.5):
     """Wait until read() holds at least n access-log lines; return them."""
     def enough():
@@ -630,10 +642,8 @@ def test_access_log_file_and_reopen(daemon_factory, redis_server, log_dir):
     path = os.path.join(log_dir, "access.log")
     d = daemon_factory(workers=2, access_log=path)
     wait_redis_connected(d, 2)
-    st = os.stat(path)
     if os.geteuid() == 0:
-        assert st.st_uid == pwd.getpwnam("nobody").pw_uid, \
-            "access log not handed to the workers' user (uid %d)" % st.st_uid
+        assert_access_log_for_workers(path)
 
     ua = "Mozilla/5.0 (e2e; observability)"
     ref = "http://example.test/from?a=1"
@@ -742,9 +752,8 @@ def test_access_log_file_and_reopen(daemon_factory, redis_server, log_dir):
     except AssertionError as exc:
         raise AssertionError("%s; log:\n%s" % (exc, d.log()[-3000:]))
     assert d.workers() == workers, "USR1 replaced the workers"
-    st = os.stat(path)
     if os.geteuid() == 0:
-        assert st.st_uid == pwd.getpwnam("nobody").pw_uid
+        assert_access_log_for_workers(path)
     for i in range(4):
         assert get(d.port, "/", headers={"User-Agent": "after-%d" % i},
                    timeout=5).status == 200

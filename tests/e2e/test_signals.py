@@ -13,6 +13,7 @@ their channels instead, and a worker ends itself at shutdown_timeout.
 import os
 import shutil
 import signal
+import tempfile
 import time
 
 import pytest
@@ -198,3 +199,44 @@ def test_worker_ends_itself_at_shutdown_timeout_without_cap_kill(
     join_all(threads, 5)
     for r in results:
         assert isinstance(r, Exception) or r.status != 200, r
+
+
+# The unit's bounding set (etc/hitcountd.service.in): no CAP_DAC_OVERRIDE.
+UNIT_CAPS = ["--bounding-set=-all,+setuid,+setgid,+net_bind_service,+kill,"
+             "+chown", "--inh-caps=-all", "--no-new-privs"]
+
+
+def test_access_log_with_the_units_capabilities(daemon_factory,
+                                                redis_server, request):
+    """The access log needs no CAP_DAC_OVERRIDE: the master owns the file,
+    the workers write it through its group, before and after dropping
+    root, across a restart and a reopen."""
+    if os.geteuid() != 0:
+        pytest.fail("needs root")
+    # pytest's tmp_path is 0700 all the way: a worker that dropped root
+    # could not reach it to reopen the file
+    logdir = tempfile.mkdtemp(prefix="hitcountd-caps-")
+    os.chmod(logdir, 0o755)
+    request.addfinalizer(lambda: shutil.rmtree(logdir, ignore_errors=True))
+    path = os.path.join(logdir, "access.log")
+    for round_ in range(2):          # the second start finds the file
+        d = daemon_factory(prefix=[SETPRIV] + UNIT_CAPS, user="nobody",
+                           workers=2, access_log=path)
+        serves(d.port, 3)
+        if round_ == 1:
+            os.rename(path, path + ".1")
+            os.kill(d.pid, signal.SIGUSR1)
+            wait_for(lambda: os.path.exists(path), 5,
+                     what="the master to create the file again")
+            wait_for(lambda: all(path in [os.readlink("/proc/%d/fd/%s"
+                                                      % (w, fd))
+                                          for fd in os.listdir(
+                                              "/proc/%d/fd" % w)]
+                                 for w in d.workers()), 5,
+                     what="the workers to reopen the file")
+            serves(d.port, 3)
+        assert d.stop() == 0, d.log()
+        assert "Permission denied" not in d.log(), d.log()
+    lines = open(path).read().splitlines() + \
+        open(path + ".1").read().splitlines()
+    assert len([l for l in lines if '"GET / HTTP/1.1" 200' in l]) == 9, lines
