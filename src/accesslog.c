@@ -15,10 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "accesslog.h"
+#include "clock.h"
 #include "log.h"
 
 #define ACCESSLOG_BUF   32768
@@ -117,24 +117,6 @@ accesslog_close(void)
 	accesslog_len = 0;
 }
 
-/* The [10/Oct/2000:13:55:36 +0000] part, cached for the second. */
-static const char *
-accesslog_time(void)
-{
-	static char buf[40];
-	static time_t cached = (time_t)-1;
-	time_t now = time(NULL);
-
-	if (now != cached) {
-		struct tm tm;
-
-		localtime_r(&now, &tm);
-		strftime(buf, sizeof(buf), "%d/%b/%Y:%H:%M:%S %z", &tm);
-		cached = now;
-	}
-	return buf;
-}
-
 /*
  * Copy a client-supplied value into a quoted field, escaping what would
  * let a client forge or break a log line.
@@ -174,7 +156,7 @@ accesslog_write(const struct accesslog_entry *e)
 	if (accesslog_fd == -1)
 		return;
 	k = snprintf(line, sizeof(line), "%s - - [%s] \"", e->a_client,
-	    accesslog_time());
+	    clock_log_date());
 	if (k < 0)
 		return;
 	n = (size_t)k;

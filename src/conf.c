@@ -26,6 +26,7 @@
 
 #include "conf.h"
 #include "log.h"
+#include "util.h"
 
 static cfg_opt_t conf_redis_opts[] = {
 	CFG_STR("host", "redis", CFGF_NONE),
@@ -128,7 +129,7 @@ conf_validate_int(cfg_t *cfg, cfg_opt_t *opt)
 	long v = cfg_opt_getnint(opt, cfg_opt_size(opt) - 1);
 	size_t i;
 
-	for (i = 0; i < sizeof(conf_ranges) / sizeof(conf_ranges[0]); i++) {
+	for (i = 0; i < nitems(conf_ranges); i++) {
 		if (strcmp(conf_ranges[i].name, opt->name) != 0)
 			continue;
 		if (v < conf_ranges[i].min || v > conf_ranges[i].max) {
@@ -524,7 +525,7 @@ conf_load(const char *path, char *err, size_t errlen)
 	}
 	cfg_set_error_function(cfg, conf_errfunc);
 	conf_top = cfg;
-	for (i = 0; i < sizeof(conf_ranges) / sizeof(conf_ranges[0]); i++) {
+	for (i = 0; i < nitems(conf_ranges); i++) {
 		const char *name = conf_ranges[i].name;
 		char full[64];
 

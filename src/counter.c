@@ -28,7 +28,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
@@ -38,6 +37,7 @@
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
 
+#include "clock.h"
 #include "conf.h"
 #include "counter.h"
 #include "log.h"
@@ -140,21 +140,6 @@ static void counter_on_role_reply(redisAsyncContext *ac, void *r,
     void *priv);
 static void counter_release_held(struct counter *c, int ok);
 
-static uint64_t
-counter_now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static uint64_t
-counter_now_ms(void)
-{
-	return counter_now_us() / 1000;
-}
-
 static void
 counter_ms_to_tv(int ms, struct timeval *tv)
 {
@@ -183,7 +168,7 @@ counter_ring_push(struct counter *c, counter_cb *cb, void *arg)
 	op = &c->c_ring[(c->c_ring_head + c->c_ring_count) % c->c_ring_cap];
 	op->op_cb = cb;
 	op->op_arg = arg;
-	op->op_sent_us = counter_now_us();
+	op->op_sent_us = clock_us();
 	c->c_ring_count++;
 	return 0;
 }
@@ -202,7 +187,7 @@ counter_ring_pop(struct counter *c)
 static int
 counter_may_log(struct counter *c)
 {
-	uint64_t now = counter_now_ms();
+	uint64_t now = clock_ms();
 
 	if (now - c->c_last_errlog_ms < 1000)
 		return 0;
@@ -324,7 +309,7 @@ static void
 counter_on_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct counter *c = arg;
-	uint64_t now = counter_now_us(), deadline;
+	uint64_t now = clock_us(), deadline;
 	struct timeval tv;
 
 	(void)fd;
@@ -358,7 +343,7 @@ counter_on_reply(redisAsyncContext *ac, void *r, void *priv)
 		return;         /* cannot happen: one op per command sent */
 	op = counter_ring_pop(c);
 	if (reply != NULL)
-		metrics_observe_rtt(counter_now_us() - op.op_sent_us);
+		metrics_observe_rtt(clock_us() - op.op_sent_us);
 	if (op.op_cb == NULL) {
 		counter_on_wait_reply(c, reply);
 		return;

@@ -17,8 +17,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
+#include "clock.h"
 #include "http.h"
 
 /* RFC 9110 5.6.2: tchar, the characters of a token, as a table. */
@@ -706,23 +706,6 @@ http_reason(int status)
 	}
 }
 
-const char *
-http_date(void)
-{
-	static char date[HTTP_DATE_LEN + 1];
-	static time_t cached = (time_t)-1;
-	time_t now = time(NULL);
-
-	if (now != cached) {
-		struct tm tm;
-
-		gmtime_r(&now, &tm);
-		strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-		cached = now;
-	}
-	return date;
-}
-
 /* Copy n bytes to p and return the end: the response is built with memcpy. */
 static char *
 http_put(char *p, const char *s, size_t n)
@@ -773,7 +756,7 @@ http_format_response(char *out, size_t cap, int status, const char *ctype,
 	}
 	p = HTTP_PUT_LIT(p, "\r\nServer: " PACKAGE_NAME "/" PACKAGE_VERSION
 	    "\r\nDate: ");
-	p = http_put(p, http_date(), HTTP_DATE_LEN);
+	p = http_put(p, clock_http_date(), CLOCK_HTTP_DATE_LEN);
 	p = HTTP_PUT_LIT(p, "\r\nContent-Type: ");
 	p = http_put(p, ctype, ctlen);
 	p = HTTP_PUT_LIT(p, "\r\nContent-Length: ");

@@ -97,10 +97,6 @@ size_t http_format_response(char *out, size_t cap, int status,
 /* The reason phrase of a status code. */
 const char *http_reason(int status);
 
-/* The current time as an IMF-fixdate, cached for the second. */
-const char *http_date(void);
-#define HTTP_DATE_LEN 29        /* "Sun, 06 Nov 1994 08:49:37 GMT" */
-
 /* Write v in decimal at buf (at least 20 bytes); returns the length. */
 size_t http_format_uint(char *buf, unsigned long long v);
 

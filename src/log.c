@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 
 #include "log.h"
+#include "util.h"
 
 static int log_to_stderr = 1;
 static int log_journal;                 /* stderr is the journal's stream */
@@ -110,7 +111,7 @@ log_level_from_name(const char *name)
 {
 	size_t i;
 
-	for (i = 0; i < sizeof(log_levels) / sizeof(log_levels[0]); i++)
+	for (i = 0; i < nitems(log_levels); i++)
 		if (strcmp(name, log_levels[i].name) == 0)
 			return log_levels[i].level;
 	return -1;
@@ -121,7 +122,7 @@ log_level_name(int level)
 {
 	size_t i;
 
-	for (i = 0; i < sizeof(log_levels) / sizeof(log_levels[0]); i++)
+	for (i = 0; i < nitems(log_levels); i++)
 		if (log_levels[i].level == level)
 			return log_levels[i].name;
 	return "info";
@@ -130,18 +131,19 @@ log_level_name(int level)
 int
 log_format_from_name(const char *name)
 {
-	int i;
+	size_t i;
 
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < nitems(log_formats); i++)
 		if (strcmp(name, log_formats[i]) == 0)
-			return i;
+			return (int)i;
 	return -1;
 }
 
 const char *
 log_format_name(int format)
 {
-	return format >= 0 && format < 3 ? log_formats[format] : "text";
+	return format >= 0 && (size_t)format < nitems(log_formats) ?
+	    log_formats[format] : "text";
 }
 
 void

@@ -42,6 +42,7 @@
 
 #include "accesslog.h"
 #include "channel.h"
+#include "clock.h"
 #include "conf.h"
 #include "listen.h"
 #include "log.h"
@@ -50,6 +51,7 @@
 #include "pidfile.h"
 #include "upgrade.h"
 #include "worker.h"
+#include "util.h"
 
 #define MASTER_STORM_DEATHS     5       /* this many unexpected deaths ... */
 #define MASTER_STORM_WINDOW_MS  10000   /* ... within this long: give up */
@@ -124,7 +126,7 @@ static const int master_signals[] = {
 	SIGCHLD, SIGHUP, SIGTERM, SIGQUIT, SIGINT, SIGUSR1, SIGUSR2,
 	SIGWINCH, SIGTTIN, SIGTTOU
 };
-#define MASTER_NSIGNALS (sizeof(master_signals) / sizeof(master_signals[0]))
+#define MASTER_NSIGNALS nitems(master_signals)
 
 /*
  * The master's signals that mean nothing to a worker: ignored from the
@@ -135,15 +137,6 @@ static const int master_signals[] = {
 static const int master_worker_ignores[] = {
 	SIGHUP, SIGUSR2, SIGWINCH, SIGTTIN, SIGTTOU
 };
-
-static uint64_t
-master_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /*
  * Tell systemd (or whatever set NOTIFY_SOCKET) about the daemon's state,
@@ -195,8 +188,7 @@ master_child_signals(void)
 	sigemptyset(&sa.sa_mask);
 	for (i = 0; i < MASTER_NSIGNALS; i++) {
 		sa.sa_handler = SIG_DFL;
-		for (j = 0; j < sizeof(master_worker_ignores) /
-		    sizeof(master_worker_ignores[0]); j++)
+		for (j = 0; j < nitems(master_worker_ignores); j++)
 			if (master_worker_ignores[j] == master_signals[i])
 				sa.sa_handler = SIG_IGN;
 		if (sigaction(master_signals[i], &sa, NULL) == -1)
@@ -431,7 +423,7 @@ master_status(struct master *m)
 static int
 master_storm(struct master *m)
 {
-	uint64_t now = master_now_ms();
+	uint64_t now = clock_ms();
 
 	if (m->m_ndeaths == MASTER_STORM_DEATHS) {
 		memmove(m->m_deaths, m->m_deaths + 1,
@@ -446,7 +438,7 @@ master_storm(struct master *m)
 static void
 master_begin_stop(struct master *m, int how)
 {
-	uint64_t now = master_now_ms();
+	uint64_t now = clock_ms();
 
 	if (m->m_stopping >= how)
 		return;
@@ -637,7 +629,7 @@ master_begin_reload(struct master *m)
 		if (master_spawn(m, cf, gen) == -1)
 			break;
 	m->m_newcf = cf;
-	m->m_reload_deadline = master_now_ms() + MASTER_READY_TIMEOUT_MS;
+	m->m_reload_deadline = clock_ms() + MASTER_READY_TIMEOUT_MS;
 	log_info("reload: configuration %s read, starting %d workers",
 	    cf->cf_path, n);
 }
@@ -718,7 +710,7 @@ master_begin_upgrade(struct master *m)
 		master_status(m);
 		return;
 	}
-	m->m_up_deadline = master_now_ms() + MASTER_UPGRADE_TIMEOUT_MS;
+	m->m_up_deadline = clock_ms() + MASTER_UPGRADE_TIMEOUT_MS;
 }
 
 /* The new master serves: hand the service over and drain this one. */
@@ -767,7 +759,7 @@ master_poll_upgrade(struct master *m)
 	else if (rc == -1)
 		master_abort_upgrade(m, "the new master exited before it "
 		    "served");
-	else if (master_now_ms() >= m->m_up_deadline)
+	else if (clock_ms() >= m->m_up_deadline)
 		master_abort_upgrade(m, "the new master did not serve in time");
 }
 
@@ -905,7 +897,7 @@ master_pollset(struct master *m, struct pollfd **pfdp)
 static struct timespec *
 master_timeout(const struct master *m, struct timespec *ts)
 {
-	uint64_t now = master_now_ms(), wake = 0, left;
+	uint64_t now = clock_ms(), wake = 0, left;
 
 	if (m->m_stopping)
 		wake = m->m_stop_deadline;
@@ -925,7 +917,7 @@ master_timeout(const struct master *m, struct timespec *ts)
 static void
 master_advance(struct master *m)
 {
-	uint64_t now = master_now_ms();
+	uint64_t now = clock_ms();
 
 	if (m->m_stopping) {
 		if (m->m_nw > 0 && now >= m->m_stop_deadline) {

@@ -20,6 +20,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "util.h"
 
 #define METRICS_SLOTS 1024      /* two generations of 256 workers, and more */
 
@@ -288,7 +289,7 @@ metrics_render(char *buf, size_t cap)
 
 	metrics_header(&o, "hitcountd_http_requests_total", "counter",
 	    "HTTP requests answered, by status code.");
-	for (j = 0; j < sizeof(metrics_codes) / sizeof(metrics_codes[0]); j++)
+	for (j = 0; j < nitems(metrics_codes); j++)
 		metrics_printf(&o, "hitcountd_http_requests_total{code=\"%d\"} "
 		    "%llu\n", metrics_codes[j].status,
 		    (unsigned long long)s.mw_requests[metrics_codes[j].code]);

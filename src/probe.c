@@ -13,30 +13,21 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
 #include "conf.h"
+#include "clock.h"
 #include "probe.h"
-
-static int64_t
-probe_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Wait until fd is ready for events or the deadline passes: 0 or -1. */
 static int
 probe_wait(int fd, short events, int64_t deadline)
 {
 	struct pollfd pfd = { fd, events, 0 };
-	int64_t left = deadline - probe_now_ms();
+	int64_t left = deadline - (int64_t)clock_ms();
 
 	if (left <= 0)
 		return -1;
@@ -50,7 +41,7 @@ probe_healthz(const struct conf *cf, int timeout_ms)
 	    "User-Agent: hitcountd-probe\r\nConnection: close\r\n\r\n";
 	struct sockaddr_storage ss = cf->cf_listen[0].l_addr;
 	const char *what = cf->cf_listen[0].l_text;
-	int64_t deadline = probe_now_ms() + timeout_ms;
+	int64_t deadline = (int64_t)clock_ms() + timeout_ms;
 	char buf[256];
 	size_t got = 0, sent = 0;
 	int fd, err = 0, rc = 1;

@@ -26,6 +26,7 @@
 #include "log.h"
 #include "master.h"
 #include "upgrade.h"
+#include "util.h"
 
 #define UPGRADE_ENV_FD          "HITCOUNTD_UPGRADE_FD"
 #define UPGRADE_ENV_ACTIVATED   "HITCOUNTD_UPGRADE_ACTIVATED"
@@ -62,7 +63,7 @@ upgrade_exec(const struct listen_set *ls, int report_fd)
 
 	/* `systemctl kill` may reach the new master before its handlers. */
 	master_child_signals();
-	if (n > (int)(sizeof(copy) / sizeof(copy[0])))
+	if (n > (int)nitems(copy))
 		_exit(127);
 	high = 3 + n;
 	report_fd = fcntl(report_fd, F_DUPFD, high);

@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -35,10 +34,12 @@
 #include "counter.h"
 #include "accesslog.h"
 #include "channel.h"
+#include "clock.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
 #include "worker.h"
+#include "util.h"
 
 #define WORKER_ACCEPT_BATCH     8
 #define WORKER_MAX_BODY         (1024 * 1024)   /* bodies we read and discard */
@@ -129,15 +130,6 @@ static void conn_on_event(evutil_socket_t, short, void *);
 static void conn_process(struct conn *, const char *, size_t);
 static void conn_process_buffered(struct conn *);
 static void worker_check_done(struct worker *);
-
-static uint64_t
-worker_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /*
  * Set what the connection waits for, and for how long.  tv is one of the
@@ -270,7 +262,7 @@ conn_idle(struct conn *c)
 	}
 	if (c->c_inlen > 0 || c->c_discard > 0 || c->c_chunked) {
 		/* A request is partly here: the header timeout runs from its start. */
-		uint64_t now = worker_now_ms(), limit, spent;
+		uint64_t now = clock_coarse_ms(), limit, spent;
 		struct timeval tv;
 
 		if (c->c_head_start_ms == 0)
@@ -887,7 +879,7 @@ worker_accept_from(struct wlisten *wl)
 			w->w_conns->c_prev = c;
 		w->w_conns = c;
 		w->w_nconns++;
-		c->c_head_start_ms = worker_now_ms();
+		c->c_head_start_ms = clock_coarse_ms();
 		conn_set_events(c, EV_READ, w->w_hdr_tv);
 	}
 }
@@ -1112,7 +1104,7 @@ worker_free(struct worker *w)
 	free(w->w_listen_ev);
 	if (w->w_accept_epfd != -1)
 		close(w->w_accept_epfd);
-	for (i = 0; i < sizeof(w->w_sig) / sizeof(w->w_sig[0]); i++)
+	for (i = 0; i < nitems(w->w_sig); i++)
 		if (w->w_sig[i])
 			event_free(w->w_sig[i]);
 	if (w->w_stop_ev)
@@ -1174,7 +1166,7 @@ worker_init_events(struct worker *w)
 	sigset_t none;
 	size_t i;
 
-	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+	for (i = 0; i < nitems(sigs); i++) {
 		w->w_sig[i] = evsignal_new(w->w_base, sigs[i], worker_on_signal,
 		    w);
 		if (w->w_sig[i] == NULL || event_add(w->w_sig[i], NULL) == -1)
