@@ -117,7 +117,6 @@ main_serve(struct conf *cf, int foreground, int debug, char **argv)
 	int rc = 1, report_fd, activated;
 
 	memset(&ls, 0, sizeof(ls));
-	master_debug = debug;
 	log_init(1, debug ? LOG_DEBUG : cf->cf_log_level);
 	log_setformat(cf->cf_log_format);
 	if (upgrade_init(argv) == -1)
@@ -138,7 +137,7 @@ main_serve(struct conf *cf, int foreground, int debug, char **argv)
 	}
 	if (pidfile_write() == -1)
 		goto out_pidfile;
-	rc = master_run(cf, &ls, report_fd);    /* owns cf and report_fd */
+	rc = master_run(cf, &ls, report_fd, debug); /* owns cf, report_fd */
 	cf = NULL;
 	report_fd = -1;
 out_pidfile:

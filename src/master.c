@@ -96,14 +96,13 @@ struct master {
 	uint64_t m_up_deadline;
 	int m_report_fd;                /* started by an upgrade: report here */
 	int m_handed_over;              /* a new master serves: this one drains */
+	int m_debug;                    /* -d: the log level stays at debug */
 };
 
 static int master_prepare_access_log(const struct conf *);
 
 static volatile sig_atomic_t got_chld, got_hup, got_term, got_int, got_usr1;
 static volatile sig_atomic_t got_ttin, got_ttou, got_usr2, got_winch;
-
-int master_debug;
 
 static void
 master_on_signal(int sig)
@@ -270,7 +269,7 @@ master_become_worker(struct master *m, const struct conf *cf, int gen,
 	int *fds, *admin, nfds, rc;
 
 	master_child_setup(m, use);
-	if (!master_debug)
+	if (!m->m_debug)
 		log_setlevel(cf->cf_log_level);
 	log_setformat(cf->cf_log_format);
 	/*
@@ -646,7 +645,7 @@ master_finish_reload(struct master *m)
 	m->m_newcf = NULL;
 	m->m_want = conf_worker_count(m->m_cf);
 	/* The log settings change with the generation, not before. */
-	if (!master_debug)
+	if (!m->m_debug)
 		log_setlevel(m->m_cf->cf_log_level);
 	log_setformat(m->m_cf->cf_log_format);
 	master_stop_gen(m, old, CHANNEL_STOP);
@@ -985,7 +984,7 @@ master_setup_signals(sigset_t *unblocked)
 }
 
 int
-master_run(struct conf *cf, struct listen_set *ls, int report_fd)
+master_run(struct conf *cf, struct listen_set *ls, int report_fd, int debug)
 {
 	struct master m;
 	sigset_t unblocked;
@@ -996,6 +995,7 @@ master_run(struct conf *cf, struct listen_set *ls, int report_fd)
 	m.m_ls = ls;
 	m.m_up_fd = -1;
 	m.m_report_fd = report_fd;
+	m.m_debug = debug;
 	m.m_want = conf_worker_count(cf);
 	m.m_exit = 1;
 	if (master_setup_signals(&unblocked) == -1 || metrics_init() == -1 ||

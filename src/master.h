@@ -7,17 +7,16 @@
 struct conf;
 struct listen_set;
 
-/* Set by -d: the log level stays at debug across reloads. */
-extern int master_debug;
-
 /*
  * Supervise: fork the workers, then handle signals until told to stop.
  * Takes ownership of cf; ls holds the listening sockets, those in use by
  * cf marked LISTEN_CUR (listen.c), and is emptied on return.  report_fd,
  * if not -1, is where a master started by a binary upgrade reports that
- * its workers serve (upgrade.c).  Returns the process exit status.
+ * its workers serve (upgrade.c).  debug (-d) keeps the log level at debug
+ * across reloads.  Returns the process exit status.
  */
-int master_run(struct conf *cf, struct listen_set *ls, int report_fd);
+int master_run(struct conf *cf, struct listen_set *ls, int report_fd,
+    int debug);
 
 /*
  * In a child of the master, a worker or a binary upgrade's new master,

@@ -18,11 +18,13 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 #include "util.h"
 
 #define METRICS_SLOTS 1024      /* two generations of 256 workers, and more */
+#define METRICS_FOLD_WAIT_MS 100 /* a fold takes microseconds */
 
 struct metrics_slot {
 	pid_t ms_pid;           /* 0 free, -1 reserved, else the worker */
@@ -210,17 +212,25 @@ metrics_observe_rtt(uint64_t us)
 	METRICS_ADD(mw_rtt_count, 1);
 }
 
-/* A consistent sum of every counter, and the gauges. */
-static void
+/*
+ * A consistent sum of every counter, and the gauges.  The master's fold is
+ * a few stores, so a reader waits for it by spinning, but only so long: a
+ * master that died in the middle of one leaves the sequence odd for good.
+ * Returns 0, or -1 when no consistent view came within
+ * METRICS_FOLD_WAIT_MS.
+ */
+static int
 metrics_snapshot(struct metrics_worker *sum, int *workers)
 {
 	struct metrics_shm *m = metrics_shm;
-	uint64_t seq;
+	uint64_t seq, give_up = clock_coarse_ms() + METRICS_FOLD_WAIT_MS;
+	unsigned spins = 0;
 	int i, gen;
 
 	do {
 		while ((seq = __atomic_load_n(&m->m_seq, __ATOMIC_SEQ_CST)) & 1)
-			;       /* the master is folding a slot: a few stores */
+			if (++spins % 1024 == 0 && clock_coarse_ms() > give_up)
+				return -1;
 		memset(sum, 0, sizeof(*sum));
 		*workers = 0;
 		gen = LOAD(m->m_gen);
@@ -237,6 +247,7 @@ metrics_snapshot(struct metrics_worker *sum, int *workers)
 				(*workers)++;
 		}
 	} while (__atomic_load_n(&m->m_seq, __ATOMIC_SEQ_CST) != seq);
+	return 0;
 }
 
 struct metrics_out {
@@ -285,7 +296,11 @@ metrics_render(char *buf, size_t cap)
 
 	if (metrics_shm == NULL || cap == 0)
 		return 0;
-	metrics_snapshot(&s, &workers);
+	if (metrics_snapshot(&s, &workers) == -1) {
+		log_warnx("metrics: no consistent snapshot within %d ms",
+		    METRICS_FOLD_WAIT_MS);
+		return 0;
+	}
 
 	metrics_header(&o, "hitcountd_http_requests_total", "counter",
 	    "HTTP requests answered, by status code.");
