@@ -1,4 +1,5 @@
-"""The listening sockets of the two configurations alive during a reload.
+"""The two configurations alive during a reload: their listening sockets,
+and which workers take clients.
 
 While a reload's workers start, the old configuration still serves: a
 worker forked for it in that window (a crash replacement, or TTIN) must
@@ -6,14 +7,29 @@ get exactly its sockets, not the new configuration's, and not none.  A
 reload that is given up closes the addresses only it bound and leaves the
 log settings as they were.  HITCOUNTD_TEST_READY_DELAY_MS makes the
 reload's workers slow to start, which holds that window open.
+
+A new worker (a reload's, or TTIN's) takes clients only once its first
+attempt to reach Redis has ended; before, it answered 503 while it
+resolved the Redis host name.  There the Redis host is a name that a DNS
+server of the test answers slowly, and the daemon runs in a mount
+namespace of its own (unshare; needs root) where /etc/resolv.conf names
+that server: the host's file is left alone, no query leaves 127.0.0.1.
 """
 
+import heapq
 import json
 import os
+import select
 import signal
+import socket
+import struct
+import threading
+import time
 
-from e2e_helpers import (free_port, get, listeners_of, port_refuses, serves,
-                         wait_for, wait_log)
+import pytest
+
+from e2e_helpers import (free_port, get, listeners_of, log_count,
+                         port_refuses, serves, wait_for, wait_log)
 
 
 def test_worker_respawned_during_reload_gets_the_current_sockets(
@@ -82,3 +98,197 @@ def test_committed_reload_applies_log_settings(daemon_factory, redis_server):
     line = [l for l in d.log().splitlines() if "reload succeeded" in l][-1]
     assert json.loads(line[line.index("{"):])["msg"].startswith(
         "reload succeeded"), line
+
+
+# --------------------------------------------------------------------------
+# new workers and a Redis host that takes time to resolve
+# --------------------------------------------------------------------------
+
+DNS_NAME = "redis.hitcountd.test"      # a reserved TLD: never a real name
+DNS_DELAY = 0.4                        # seconds before every answer
+
+
+class SlowDNS:
+    """A DNS server on 127.0.0.1 (a free UDP port) that knows one name:
+    an A query for it gets 127.0.0.1, an AAAA query no address (NOERROR,
+    empty), any other name NXDOMAIN, each after delay seconds.  queries
+    lists (time received, source port, name, type) of every query."""
+
+    def __init__(self, name, delay):
+        self.name = name.lower()
+        self.delay = delay
+        self.queries = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _answer(self, query):
+        qid, qflags = struct.unpack("!HH", query[:4])
+        labels, i = [], 12
+        while query[i]:
+            labels.append(query[i + 1:i + 1 + query[i]].decode("ascii"))
+            i += 1 + query[i]
+        qtype, = struct.unpack("!H", query[i + 1:i + 3])
+        name = ".".join(labels)
+        question = query[12:i + 5]
+        answers = b""
+        rcode = 0 if name.lower() == self.name else 3      # NXDOMAIN
+        if rcode == 0 and qtype == 1:                      # A
+            answers = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + \
+                socket.inet_aton("127.0.0.1")
+        flags = 0x8400 | (qflags & 0x0100) | 0x0080 | rcode  # QR AA RD RA
+        head = struct.pack("!HHHHHH", qid, flags, 1,
+                           1 if answers else 0, 0, 0)
+        return name, qtype, head + question + answers
+
+    def _serve(self):
+        due = []                        # (when, seq, reply, address)
+        seq = 0
+        while not self._stop.is_set():
+            wait = 0.05 if not due else max(
+                0.0, min(0.05, due[0][0] - time.monotonic()))
+            if select.select([self.sock], [], [], wait)[0]:
+                query, addr = self.sock.recvfrom(4096)
+                now = time.monotonic()
+                try:
+                    name, qtype, reply = self._answer(query)
+                except (IndexError, struct.error, UnicodeDecodeError):
+                    continue
+                self.queries.append((now, addr[1], name, qtype))
+                seq += 1
+                heapq.heappush(due, (now + self.delay, seq, reply, addr))
+            while due and due[0][0] <= time.monotonic():
+                _, _, reply, addr = heapq.heappop(due)
+                try:
+                    self.sock.sendto(reply, addr)
+                except OSError:
+                    pass
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()
+
+
+@pytest.fixture
+def slow_dns():
+    srv = SlowDNS(DNS_NAME, DNS_DELAY)
+    try:
+        yield srv
+    finally:
+        srv.close()
+
+
+def resolv_conf_prefix(path):
+    """A wrapper that runs the daemon in a mount namespace of its own,
+    where /etc/resolv.conf is path, and execs it (the pid stays)."""
+    return ["unshare", "--mount", "--propagation", "private",
+            "sh", "-c", 'f=$1; shift; '
+            'mount --bind "$f" /etc/resolv.conf && exec "$@"', "sh", path]
+
+
+def test_new_workers_serve_only_once_redis_host_resolved(
+        daemon_factory, redis_server, slow_dns, tmp_path):
+    """A new worker (reload, TTIN) takes clients only once its first
+    attempt to reach Redis has ended: while it resolves the Redis host the
+    old workers serve, and not one client gets 503."""
+    if os.geteuid() != 0:
+        pytest.fail("needs root: a mount namespace for /etc/resolv.conf")
+    n_hups = 4
+    resolv = tmp_path / "resolv.conf"
+    # evdns (not the libc resolver) reads it: it takes an address:port
+    resolv.write_text("nameserver 127.0.0.1:%d\n" % slow_dns.port)
+    resolv.chmod(0o644)                 # read by the workers, as nobody
+    with open("/etc/resolv.conf") as f:
+        host_resolv = f.read()
+    # timeout_ms also bounds the first attempt: well above DNS_DELAY
+    d = daemon_factory(workers=2, prefix=resolv_conf_prefix(str(resolv)),
+                       redis={"host": DNS_NAME, "timeout_ms": 3000})
+    # the wrapper exec'd the daemon, in its own mount namespace
+    assert os.path.realpath("/proc/%d/exe" % d.pid) == \
+        os.path.realpath(d.binary)
+    assert os.readlink("/proc/%d/ns/mnt" % d.pid) != \
+        os.readlink("/proc/self/ns/mnt")
+    with open("/proc/%d/root/etc/resolv.conf" % d.pid) as f:
+        assert f.read() == resolv.read_text()
+    d.wait_workers(2)
+    # (before the fix the first workers too served, 503, until then)
+    wait_log(d, "redis: connected to", 2)
+    serves(d.port)
+    before = redis_server.visits()
+
+    stop = threading.Event()
+    lock = threading.Lock()
+    answers, errors = [], []            # (time, status); repr of failures
+
+    def client():
+        while not stop.is_set():
+            try:
+                r = get(d.port, timeout=10)
+            except Exception as exc:    # noqa: B902 - reported below
+                with lock:
+                    errors.append(repr(exc))
+                continue
+            with lock:
+                answers.append((time.monotonic(), r.status))
+
+    threads = [threading.Thread(target=client, daemon=True)
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    windows = []                        # (what, sent, seen ready)
+    try:
+        wait_for(lambda: len(answers) >= 50, 5, what="50 answers")
+        for i in range(n_hups):
+            t0 = time.monotonic()
+            os.kill(d.pid, signal.SIGHUP)
+            wait_log(d, "reload succeeded", i + 1, timeout=4)
+            windows.append(("HUP %d" % (i + 1), t0, time.monotonic()))
+            time.sleep(0.2)
+        started = log_count(d, "worker started")
+        t0 = time.monotonic()
+        os.kill(d.pid, signal.SIGTTIN)
+        wait_log(d, "worker started", started + 1, timeout=4)
+        windows.append(("TTIN", t0, time.monotonic()))
+        time.sleep(0.2)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(15)
+    assert not any(t.is_alive() for t in threads), "client threads hung"
+
+    statuses = {}
+    for _, status in answers:
+        statuses[status] = statuses.get(status, 0) + 1
+    print("%d answers %r, %d errors; windows %s"
+          % (len(answers), statuses, len(errors),
+             ", ".join("%s %.2f s" % (w, b - a) for w, a, b in windows)))
+    assert statuses.get(503, 0) == 0, \
+        "503 while new workers resolved the Redis host: %r" % statuses
+    assert set(statuses) == {200}, statuses
+    assert not errors, errors[:10]
+    assert redis_server.visits() - before == statuses[200]
+    log = d.log()
+    assert log.count("reload succeeded") == n_hups, log[-6000:]
+    assert "reload failed" not in log
+    assert "cannot resolve" not in log, log[-6000:]
+    assert "killed by signal" not in log and "exited with status" not in log
+
+    # the slow resolution was really in the way of every new worker ...
+    # (one A and one AAAA query from each worker started)
+    workers = 2 + 2 * n_hups + 1
+    asked = sorted((name.lower(), qtype)
+                   for _, _, name, qtype in slow_dns.queries)
+    assert asked == sorted([(DNS_NAME, 1), (DNS_NAME, 28)] * workers), \
+        slow_dns.queries
+    for what, sent, ready in windows:
+        assert ready - sent >= DNS_DELAY, \
+            "%s: new worker ready %.3f s after the signal" % (
+                what, ready - sent)
+        # ... and clients were served meanwhile, by the old workers
+        assert any(sent < t < ready - 0.1 for t, _ in answers), what
+    with open("/etc/resolv.conf") as f:
+        assert f.read() == host_resolv
