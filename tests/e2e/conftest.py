@@ -19,11 +19,12 @@ import time
 
 import pytest
 
-from e2e_helpers import (children_of, free_port, get, kill_pid, pid_alive,
-                         read_log, wait_for)
+from e2e_helpers import (children_of, daemon_binary, free_port, get,
+                         kill_pid, patience, pid_alive, read_log, wait_for)
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-START_TIMEOUT = float(os.environ.get("E2E_START_TIMEOUT", "5"))
+# the daemon answers /healthz within this (scaled for a sanitizer build)
+START_TIMEOUT = (float(os.environ["E2E_START_TIMEOUT"])
+                 if os.environ.get("E2E_START_TIMEOUT") else patience(5))
 REDIS_SERVER = os.environ.get("REDIS_SERVER_BIN", "redis-server")
 REDIS_CLI = os.environ.get("REDIS_CLI_BIN", "redis-cli")
 
@@ -50,9 +51,7 @@ def clean_env(extra=None):
 
 @pytest.fixture(scope="session")
 def hitcountd_bin():
-    path = os.environ.get("HITCOUNTD") or os.path.join(
-        HERE, os.pardir, os.pardir, "src", "hitcountd")
-    path = os.path.abspath(path)
+    path = daemon_binary()
     if not (os.path.isfile(path) and os.access(path, os.X_OK)):
         pytest.fail("hitcountd binary not found or not executable: %s "
                     "(build it, or set HITCOUNTD)" % path)
@@ -347,8 +346,9 @@ class Daemon:
         return children_of(self.pid)
 
     def wait_workers(self, n, timeout=5):
+        """Wait for n worker processes (deadline: patience(timeout))."""
         return wait_for(lambda: len(self.workers()) == n and self.workers(),
-                        timeout, what="%d worker processes" % n)
+                        patience(timeout), what="%d worker processes" % n)
 
     def stop(self, sig=signal.SIGTERM, timeout=10):
         """Signal the master, wait for it; returns its exit status."""

@@ -15,6 +15,7 @@ import subprocess
 import threading
 import time
 
+HERE = os.path.dirname(os.path.abspath(__file__))
 VERSION = "0.1.0"
 SERVER_HEADER = "hitcountd/" + VERSION
 BODY_RE = re.compile(r"^Page visited (\d+) times$")
@@ -33,6 +34,43 @@ def free_port():
         return s.getsockname()[1]
     finally:
         s.close()
+
+
+# --------------------------------------------------------------------------
+# time: one factor for slow builds of the daemon
+# --------------------------------------------------------------------------
+
+def daemon_binary():
+    """Path of the daemon under test: $HITCOUNTD, else <srcdir>/src/hitcountd
+    (tests/e2e.sh always sets HITCOUNTD to the build's binary)."""
+    return os.path.abspath(os.environ.get("HITCOUNTD") or os.path.join(
+        HERE, os.pardir, os.pardir, "src", "hitcountd"))
+
+
+def built_with_asan(path):
+    """True if the binary at path was built with AddressSanitizer
+    (./configure --enable-sanitizers)."""
+    try:
+        with open(path, "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
+
+
+# How much longer things take than with the normal build.  Under ASan and
+# UBSan the daemon's start, a worker's start and every request cost several
+# times the CPU; on a loaded 2-core machine (make distcheck in .ci/run)
+# that is what the deadlines of the waits must allow for.  Only the waits
+# are scaled by it: deadlines for events that do happen, never a bound
+# that a test checks the daemon's own timers against.
+TIME_FACTOR = float(os.environ.get("E2E_TIME_FACTOR") or
+                    (3.0 if built_with_asan(daemon_binary()) else 1.0))
+
+
+def patience(seconds):
+    """The deadline of a wait that takes `seconds` with the normal build,
+    scaled for the build under test (TIME_FACTOR)."""
+    return seconds * TIME_FACTOR
 
 
 def wait_for(predicate, timeout, interval=0.05, what="condition"):
@@ -161,6 +199,33 @@ def proc_ids(pid):
     except (FileNotFoundError, ProcessLookupError):
         return None
     return ids
+
+
+def client_sockets(pid, port):
+    """Established TCP sockets on local `port` held by process pid (the
+    connections a worker has accepted), from /proc."""
+    inodes = set()
+    fddir = "/proc/%d/fd" % pid
+    for fd in os.listdir(fddir):
+        try:
+            link = os.readlink(os.path.join(fddir, fd))
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    n = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                lines = f.readlines()[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            parts = line.split()
+            lport = int(parts[1].rsplit(":", 1)[1], 16)
+            if lport == port and parts[3] == "01" and parts[9] in inodes:
+                n += 1
+    return n
 
 
 def port_refuses(port, host="127.0.0.1", timeout=1.0):
@@ -473,9 +538,11 @@ def log_count(d, text):
 
 
 def wait_log(d, text, count=1, timeout=5):
-    """Wait until text occurs at least count times in the daemon's log."""
+    """Wait until text occurs at least count times in the daemon's log
+    (deadline: patience(timeout))."""
     try:
-        return wait_for(lambda: log_count(d, text) >= count, timeout,
+        return wait_for(lambda: log_count(d, text) >= count,
+                        patience(timeout),
                         what="%d x %r in the log" % (count, text))
     except AssertionError as exc:
         raise AssertionError("%s; log:\n%s" % (exc, d.log()[-6000:]))
@@ -601,3 +668,99 @@ def join_all(threads, timeout):
     for t in threads:
         t.join(max(0.1, deadline - time.monotonic()))
     assert not any(t.is_alive() for t in threads), "client threads hung"
+
+
+# --------------------------------------------------------------------------
+# each worker's Redis connection, from the daemon's log
+# --------------------------------------------------------------------------
+#
+# /readyz is answered by whichever worker accepts the connection, and
+# /metrics has no per-worker series, so "every worker can serve GET /" is
+# not observable over HTTP.  Each worker logs its own Redis connection
+# (src/counter.c, with its PID on every line): "redis: connected to ..."
+# when it becomes ready, and one of REDIS_DOWN when it stops being ready.
+# The last of these lines a worker wrote is its state.
+
+REDIS_UP = "redis: connected to "
+REDIS_DOWN = ("redis: lost connection to ", "redis: cannot connect to ",
+              "redis: no reply within ", "redis: connection setup failed",
+              "is not the primary; asking the sentinels",
+              "redis: the sentinels moved the primary",
+              "redis: cannot resolve ", "redis: no answer from sentinel ",
+              "redis: cannot reach sentinel ",
+              "redis: sentinel has no primary for ", "redis: bad sentinel ")
+
+_LOG_PID_RE = (re.compile(r"^hitcountd\[(\d+)\]: \w+: (.*)$"),        # text
+               re.compile(r'^ts=\S+ level=\w+ pid=(\d+) msg="(.*)"$'),  # kv
+               re.compile(r'^\{"ts":"[^"]*","level":"\w+","pid":(\d+),'
+                          r'"msg":"(.*)"\}$'))                         # json
+
+
+def log_pid_messages(text):
+    """[(pid, message)] of the daemon's own lines in a log (any format)."""
+    out = []
+    for line in text.splitlines():
+        for rx in _LOG_PID_RE:
+            m = rx.match(line)
+            if m:
+                out.append((int(m.group(1)), m.group(2)))
+                break
+    return out
+
+
+def redis_states(text):
+    """{pid: True (connected) or False (not)} from the last Redis
+    connection line each process wrote in text."""
+    states = {}
+    for pid, msg in log_pid_messages(text):
+        if msg.startswith(REDIS_UP):
+            states[pid] = True
+        elif any(m in msg for m in REDIS_DOWN):
+            states[pid] = False
+    return states
+
+
+def wait_all_workers_ready(daemon, n=None, timeout=5, since=0):
+    """Wait until the daemon has n worker processes (default: whatever it
+    has) and every one of them is connected to Redis according to its own
+    log lines after offset `since` of the log (pass len(daemon.log()) taken
+    before an event such as a Redis restart, so that only what came after
+    it counts).  The deadline is patience(timeout).  Returns the worker
+    PIDs.  Needs log_level info or debug (info is the default)."""
+    state = {}
+
+    def ready():
+        workers = daemon.workers()
+        if not workers or (n is not None and len(workers) != n):
+            state["why"] = "workers %r" % (workers,)
+            return False
+        states = redis_states(daemon.log()[since:])
+        waiting = [w for w in workers if not states.get(w)]
+        state["why"] = "workers %r, not connected yet: %r" % (workers,
+                                                               waiting)
+        return not waiting and workers
+    try:
+        return wait_for(ready, patience(timeout), interval=0.02,
+                        what="every worker connected to Redis")
+    except AssertionError as exc:
+        raise AssertionError("%s (%s); log:\n%s" % (
+            exc, state.get("why"), daemon.log()[since:][-4000:]))
+
+
+def wait_all_workers_down(daemon, timeout=5, since=0):
+    """Wait until every worker of the daemon has logged, after offset
+    `since`, that it is not connected to Redis.  Returns the worker PIDs."""
+    state = {}
+
+    def down():
+        workers = daemon.workers()
+        states = redis_states(daemon.log()[since:])
+        still = [w for w in workers if states.get(w) is not False]
+        state["why"] = "workers %r, not seen down: %r" % (workers, still)
+        return workers and not still and workers
+    try:
+        return wait_for(down, patience(timeout), interval=0.02,
+                        what="every worker to lose Redis")
+    except AssertionError as exc:
+        raise AssertionError("%s (%s); log:\n%s" % (
+            exc, state.get("why"), daemon.log()[since:][-4000:]))

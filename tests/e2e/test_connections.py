@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from e2e_helpers import RawClient, visits_from_body
+from e2e_helpers import RawClient, patience, visits_from_body
 
 
 def test_keepalive_several_requests_one_connection(daemon_factory,
@@ -42,7 +42,7 @@ def test_http10_without_keepalive_is_closed(daemon_factory, redis_server):
         r = c.request("GET", "/", version="HTTP/1.0", host=None)
         assert r.status == 200, r
         assert r.body == b"Page visited 1 times"
-        closed, extra, _ = c.wait_closed(3)
+        closed, extra, _ = c.wait_closed(patience(3))
         assert closed, "HTTP/1.0 connection left open"
         assert extra == b""
 
@@ -58,7 +58,7 @@ def test_http10_keepalive(daemon_factory, redis_server):
             assert (r.header("Connection") or "").lower() == "keep-alive", r
         r = c.request("GET", "/", version="HTTP/1.0", host=None)
         assert r.body == b"Page visited 3 times"
-        closed, extra, _ = c.wait_closed(3)
+        closed, extra, _ = c.wait_closed(patience(3))
         assert closed and extra == b""
 
 
@@ -69,7 +69,7 @@ def test_connection_close_honoured(daemon_factory, redis_server):
         assert r.status == 200
         assert r.body == b"Page visited 1 times"
         assert (r.header("Connection") or "").lower() == "close", r
-        closed, extra, _ = c.wait_closed(3)
+        closed, extra, _ = c.wait_closed(patience(3))
         assert closed, "server did not close after Connection: close"
         assert extra == b""
 
@@ -110,7 +110,7 @@ def test_pipelined_burst_counts_in_order(daemon_factory, redis_server):
             r = c.read_response()
             assert r.status == 200, r
             values.append(visits_from_body(r.body))
-        closed, extra, _ = c.wait_closed(3)
+        closed, extra, _ = c.wait_closed(patience(3))
         assert closed and extra == b""
     assert values == list(range(1, n + 1))
     assert redis_server.visits() == n
@@ -142,7 +142,7 @@ def test_garbage_request_400_and_close(daemon_factory, redis_server, garbage):
         assert r.status == 400, r
         assert (r.header("Connection") or "").lower() == "close", r
         assert r.header("Content-Length") is not None
-        closed, extra, _ = c.wait_closed(3)
+        closed, extra, _ = c.wait_closed(patience(3))
         assert closed, "connection not closed after 400"
         assert extra == b""
     assert redis_server.visits() == 0
@@ -189,7 +189,7 @@ def test_keepalive_timeout_zero_disables_keepalive(daemon_factory,
     with RawClient(d.port) as c:
         r = c.request("GET", "/")
         assert r.status == 200
-        closed, extra, _ = c.wait_closed(2)
+        closed, extra, _ = c.wait_closed(patience(2))
         assert closed and extra == b""
 
 
@@ -262,7 +262,7 @@ def test_pipeline_stops_after_connection_close(daemon_factory, redis_server):
                "GET / HTTP/1.1\r\nHost: t\r\n\r\n")
         r = c.read_response()
         assert r.body == b"Page visited 1 times"
-        closed, extra, _ = c.wait_closed(3)
+        closed, extra, _ = c.wait_closed(patience(3))
         assert closed
         assert extra == b"", "answered a request after Connection: close"
     assert redis_server.visits() == 1
@@ -280,7 +280,7 @@ def test_header_names_and_tokens_case_insensitive(daemon_factory,
         c.send("GET / HTTP/1.1\r\nHost: t\r\nconnection: CLOSE\r\n\r\n")
         r = c.read_response()
         assert r.body == b"Page visited 2 times"
-        closed, extra, _ = c.wait_closed(3)
+        closed, extra, _ = c.wait_closed(patience(3))
         assert closed and extra == b""
 
 

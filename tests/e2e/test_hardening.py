@@ -12,7 +12,6 @@ The slow-client tests run slowhttptest (Debian package) with 1000
 connections while a probe asks GET / every 100 ms on fresh connections.
 """
 
-import os
 import re
 import resource
 import select
@@ -24,8 +23,9 @@ import time
 
 import pytest
 
-from e2e_helpers import (ConnectionClosed, RawClient, free_port, get,
-                         kill_pid, visits_from_body, wait_for)
+from e2e_helpers import (ConnectionClosed, RawClient, built_with_asan,
+                         client_sockets, free_port, get, kill_pid, patience,
+                         visits_from_body, wait_all_workers_ready, wait_for)
 
 UNAVAILABLE = b"Redis is unavailable\n"
 GET_ROOT = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
@@ -49,7 +49,7 @@ def expect_rejected(port, data, status, settle=3.0):
         r = c.read_response()
         assert r.status == status, "expected %d for %r, got %r" % (
             status, data[:300], r)
-        closed, extra, _ = c.wait_closed(settle)
+        closed, extra, _ = c.wait_closed(patience(settle))
     assert is_close(r), "no 'Connection: close' on %r" % (r,)
     assert int(r.header("Content-Length")) == len(r.body), r
     assert r.header("Server") == "hitcountd/0.1.0" and r.header("Date"), r
@@ -81,33 +81,6 @@ def head_of_length(total, extra_headers=b""):
             b"X-Pad: " + b"p" * pad + b"\r\n\r\n")
     assert len(head) == total
     return head
-
-
-def client_sockets(pid, port):
-    """Established TCP sockets on local `port` held by process pid (the
-    connections a worker has accepted), from /proc."""
-    inodes = set()
-    fddir = "/proc/%d/fd" % pid
-    for fd in os.listdir(fddir):
-        try:
-            link = os.readlink(os.path.join(fddir, fd))
-        except OSError:
-            continue
-        if link.startswith("socket:["):
-            inodes.add(link[8:-1])
-    n = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as f:
-                lines = f.readlines()[1:]
-        except FileNotFoundError:
-            continue
-        for line in lines:
-            parts = line.split()
-            lport = int(parts[1].rsplit(":", 1)[1], 16)
-            if lport == port and parts[3] == "01" and parts[9] in inodes:
-                n += 1
-    return n
 
 
 # --------------------------------------------------------------------------
@@ -272,7 +245,7 @@ def test_oversized_head_refused_before_it_ends(daemon_factory, redis_server,
         elapsed = time.monotonic() - t0
         assert r.status == status, r
         assert is_close(r)
-        closed, _, _ = c.wait_closed(3)
+        closed, _, _ = c.wait_closed(patience(3))
         assert closed
     assert elapsed < 2.0, "answered only after %.1f s" % elapsed
     assert redis_server.visits() == 0
@@ -428,7 +401,7 @@ def test_malformed_chunked_body_closes(daemon_factory, redis_server, bad):
             assert r.status in (400, 405), r
         except ConnectionClosed:
             pass
-        closed, extra, _ = c.wait_closed(3)
+        closed, extra, _ = c.wait_closed(patience(3))
         assert closed, "connection kept open after a broken chunked body"
         assert extra == b"", "answered after a broken chunked body: %r" % (
             extra[:300],)
@@ -506,7 +479,7 @@ def test_body_over_one_mib_413_and_close(daemon_factory, redis_server,
         r = c.read_response()
         assert r.status == 413, r
         assert is_close(r), r
-        closed, extra, _ = c.wait_closed(4)
+        closed, extra, _ = c.wait_closed(patience(4))
         assert closed, "connection kept open after 413"
         assert extra == b""
     # one byte over the limit
@@ -525,7 +498,7 @@ def test_chunked_body_over_one_mib_closes(daemon_factory, redis_server):
             assert r.status in (405, 413), r
         except ConnectionClosed:
             pass
-        closed, extra, _ = c.wait_closed(4)
+        closed, extra, _ = c.wait_closed(patience(4))
         assert closed, "a 2 MiB chunked body was accepted"
         assert extra == b""
     assert redis_server.visits() == 0
@@ -719,11 +692,6 @@ def worker_rss_kib(pid):
     return 0
 
 
-def built_with_asan(path):
-    with open(path, "rb") as f:
-        return b"__asan_init" in f.read()
-
-
 def test_client_that_never_reads_is_bounded_and_cut(daemon_factory,
                                                      redis_server,
                                                      hitcountd_bin):
@@ -791,7 +759,7 @@ def test_max_connections_queues_extra_clients(daemon_factory, redis_server):
         for _ in range(19):
             idle.append(socket.create_connection(("127.0.0.1", d.port),
                                                  timeout=5))
-        wait_for(lambda: client_sockets(worker, d.port) == 20, 3,
+        wait_for(lambda: client_sockets(worker, d.port) == 20, patience(3),
                  what="20 connections accepted by the worker")
         # the 21st: connect() succeeds (listen backlog), but is not served
         extra = RawClient(d.port, timeout=5)
@@ -995,7 +963,7 @@ def test_wrongtype_503_workers_survive(daemon_factory, redis_server):
     assert d.workers() == workers, "a worker died on WRONGTYPE"
     assert redis_server.cli("LRANGE", "visits", "0", "-1") == "x"
     redis_server.cli("DEL", "visits")
-    r, _ = poll_until_200(d.port, 2)
+    r, _ = poll_until_200(d.port, patience(2))
     assert r.body == b"Page visited 1 times", r
     assert get(d.port).body == b"Page visited 2 times"
     assert d.workers() == workers
@@ -1022,7 +990,7 @@ def test_redis_error_reply_503(daemon_factory, redis_server, kind):
             redis_server.cli("SET", "visits", "41")
         else:
             redis_server.cli("CONFIG", "SET", "maxmemory", "0")
-    r, _ = poll_until_200(d.port, 2)
+    r, _ = poll_until_200(d.port, patience(2))
     expect = 42 if kind == "incr-overflow" else 2
     assert visits_from_body(r.body) == expect, r
     assert redis_server.visits() == expect
@@ -1044,7 +1012,7 @@ def test_readonly_replica_503_then_recovers(daemon_factory, redis_server):
         assert d.workers() == workers
     finally:
         redis_server.cli("REPLICAOF", "NO", "ONE")
-    r, _ = poll_until_200(d.port, 2)
+    r, _ = poll_until_200(d.port, patience(2))
     assert r.body == b"Page visited 2 times", r
     assert d.workers() == workers
     assert redis_server.visits() == 2
@@ -1067,8 +1035,10 @@ def test_noauth_503_then_recovers(daemon_factory, redis_server):
             assert r.status == 200, r
             seen += 1
         # force reconnects: from then on every INCR gets -NOAUTH
+        mark = len(d.log())
         redis_server.cli("CLIENT", "KILL", "TYPE", "normal")
-        time.sleep(0.3)                 # let the workers reconnect
+        # each worker has noticed and connected again (unauthenticated)
+        wait_all_workers_ready(d, 2, timeout=3, since=mark)
         for _ in range(8):
             r, el = timed_get(d.port)
             check_503(r)
@@ -1079,7 +1049,7 @@ def test_noauth_503_then_recovers(daemon_factory, redis_server):
     finally:
         redis_server.cli("CONFIG", "SET", "requirepass", "")
         redis_server.password = None
-    r, _ = poll_until_200(d.port, 1.5)
+    r, _ = poll_until_200(d.port, patience(1.5))
     seen += 1
     assert visits_from_body(r.body) == seen
     for _ in range(4):
@@ -1125,6 +1095,6 @@ def test_client_pause_503_within_timeout(daemon_factory, redis_server):
     n = visits_from_body(r.body)
     # a timed-out INCR may have run after the pause, but never twice
     assert seen <= n <= seen + n503, (n, seen, n503)
-    wait_for(lambda: redis_server.visits() == n, 2,
+    wait_for(lambda: redis_server.visits() == n, patience(2),
              what="redis value == last answer %d" % n)
     assert d.workers() == workers

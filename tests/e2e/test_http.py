@@ -7,7 +7,7 @@ import json
 import pytest
 
 from e2e_helpers import (SERVER_HEADER, RawClient, get, http_request,
-                         visits_from_body)
+                         patience, visits_from_body)
 
 HTML = "text/html; charset=utf-8"
 
@@ -176,7 +176,7 @@ def test_405_with_body_keeps_stream_in_sync(daemon_factory, redis_server):
         r = c.read_response()
         assert r.status == 405, r
         if (r.header("Connection") or "").lower() == "close":
-            closed, extra, _ = c.wait_closed(3)
+            closed, extra, _ = c.wait_closed(patience(3))
             assert closed and extra == b""
         else:
             # the request body must not have been taken for a request

@@ -18,10 +18,10 @@ import time
 import pytest
 
 from e2e_helpers import (WRK, assert_gone, assert_wrk_lost_nothing,
-                         children_of, fire_requests, free_port, get, join_all,
-                         kill_pid, listeners_of, pid_alive, port_refuses,
-                         proc_ids, serves, visits_from_body, wait_exit,
-                         wait_for, wait_log)
+                         children_of, client_sockets, fire_requests, free_port,
+                         get, join_all, kill_pid, listeners_of, patience,
+                         pid_alive, port_refuses, proc_ids, serves,
+                         visits_from_body, wait_exit, wait_for, wait_log)
 
 # --------------------------------------------------------------------------
 # helpers local to the lifecycle tests
@@ -54,7 +54,17 @@ def wait_incr_blocked(redis_server, timeout=3):
         info = redis_server.cli("INFO", "clients")
         m = re.search(r"blocked_clients:(\d+)", info)
         return m and int(m.group(1)) >= 1
-    wait_for(blocked, timeout, what="an INCR held by CLIENT PAUSE")
+    wait_for(blocked, patience(timeout), what="an INCR held by CLIENT PAUSE")
+
+
+def wait_accepted(d, kids, n, timeout=3):
+    """Wait until the workers kids hold n established client connections
+    on d.port: the requests fire_requests started have all been accepted
+    (a stop closes the listeners; what is still in the backlog then is
+    refused, what a worker accepted is answered)."""
+    wait_for(lambda: sum(client_sockets(k, d.port) for k in kids) >= n,
+             patience(timeout),
+             what="%d connections accepted by the workers %r" % (n, kids))
 
 
 def nobody_ids():
@@ -80,7 +90,7 @@ def test_hup_storm_under_wrk_load(daemon_factory, redis_server):
         stderr=subprocess.STDOUT, universal_newlines=True)
     hup_times = []
     try:
-        wait_for(lambda: redis_server.visits() >= 200, 10,
+        wait_for(lambda: redis_server.visits() >= 200, patience(10),
                  what="wrk load to start")
         t_start = time.monotonic()
         for i in range(n_hups):
@@ -109,8 +119,8 @@ def test_hup_storm_under_wrk_load(daemon_factory, redis_server):
     assert "killed by signal" not in log and \
         "exited with status" not in log, "unexpected worker deaths:\n%s" % log
     assert d.proc.poll() is None
-    last = wait_for(lambda: len(d.workers()) == 2 and d.workers(), 10,
-                    what="the old generations to exit")
+    last = wait_for(lambda: len(d.workers()) == 2 and d.workers(),
+                    patience(10), what="the old generations to exit")
     assert not set(last) & set(first), \
         "workers not replaced by the reloads: %r -> %r" % (first, last)
     serves(d.port)
@@ -153,8 +163,8 @@ def test_hup_with_broken_config_keeps_workers(daemon_factory, redis_server):
     os.kill(d.pid, signal.SIGHUP)
     wait_log(d, "reload succeeded")
     new = wait_for(lambda: len(d.workers()) == 2 and
-                   not set(d.workers()) & set(kids) and d.workers(), 10,
-                   what="the new generation alone")
+                   not set(d.workers()) & set(kids) and d.workers(),
+                   patience(10), what="the new generation alone")
     assert len(new) == 2
     serves(d.port)
 
@@ -170,7 +180,7 @@ def test_hup_changes_listen(daemon_factory, redis_server):
     # the old port serves until the reload; the first moment it refuses,
     # the new one must already accept (bound before the old one closed)
     try:
-        wait_for(lambda: port_refuses(old_port), 5,
+        wait_for(lambda: port_refuses(old_port), patience(5),
                  what="old port %d to refuse connections" % old_port)
     except AssertionError as exc:
         raise AssertionError(
@@ -184,7 +194,8 @@ def test_hup_changes_listen(daemon_factory, redis_server):
     serves(new_port)
     assert port_refuses(old_port)
     wait_for(lambda: len(d.workers()) == 2 and
-             not set(d.workers()) & set(gen1), 10, what="generation 2 alone")
+             not set(d.workers()) & set(gen1), patience(10),
+             what="generation 2 alone")
     assert port_refuses(old_port)
 
 
@@ -195,14 +206,14 @@ def test_hup_changes_workers(daemon_factory, redis_server):
     os.kill(d.pid, signal.SIGHUP)
     wait_log(d, "reload succeeded")
     gen2 = wait_for(lambda: len(d.workers()) == 3 and
-                    not set(d.workers()) & set(gen1) and d.workers(), 10,
-                    what="3 workers of generation 2 alone")
+                    not set(d.workers()) & set(gen1) and d.workers(),
+                    patience(10), what="3 workers of generation 2 alone")
     serves(d.port, 6)
     d.reconfigure(workers=1)
     os.kill(d.pid, signal.SIGHUP)
     wait_log(d, "reload succeeded", 2)
     wait_for(lambda: len(d.workers()) == 1 and
-             not set(d.workers()) & set(gen2), 10,
+             not set(d.workers()) & set(gen2), patience(10),
              what="1 worker of generation 3 alone")
     serves(d.port)
 
@@ -224,7 +235,7 @@ def test_graceful_stop_finishes_requests_in_flight(daemon_factory,
         pause_redis_writes(redis_server, 1500)
         t_pause = time.monotonic()
         threads, results = fire_requests(d.port, n)
-        time.sleep(0.2)
+        wait_accepted(d, kids, n)
         wait_incr_blocked(redis_server)
         assert all(r is None for r in results), \
             "answered despite CLIENT PAUSE: %r" % results
@@ -264,8 +275,8 @@ def test_graceful_stop_kills_workers_at_shutdown_timeout(daemon_factory,
     try:
         pause_redis_writes(redis_server, 30000)
         threads, results = fire_requests(d.port, 2, timeout=10)
+        wait_accepted(d, kids, 2)
         wait_incr_blocked(redis_server)
-        time.sleep(0.2)
         os.kill(d.pid, signal.SIGTERM)
         rc, elapsed = wait_exit(d, shutdown_timeout + 3)
         join_all(threads, 5)
@@ -285,8 +296,8 @@ def test_int_is_a_fast_stop(daemon_factory, redis_server):
     try:
         pause_redis_writes(redis_server, 5000)
         threads, results = fire_requests(d.port, 4)
+        wait_accepted(d, kids, 4)
         wait_incr_blocked(redis_server)
-        time.sleep(0.2)
         os.kill(d.pid, signal.SIGINT)
         rc, elapsed = wait_exit(d, 5)
         join_all(threads, 5)
@@ -306,8 +317,8 @@ def test_second_term_makes_the_stop_fast(daemon_factory, redis_server):
     try:
         pause_redis_writes(redis_server, 5000)
         threads, results = fire_requests(d.port, 4)
+        wait_accepted(d, kids, 4)
         wait_incr_blocked(redis_server)
-        time.sleep(0.2)
         os.kill(d.pid, signal.SIGTERM)
         wait_log(d, "graceful stop")
         # the graceful stop is busy with the held requests
@@ -371,7 +382,7 @@ def test_crash_storm_gives_up(daemon_factory, redis_server):
     for i in range(5):
         kids = wait_for(lambda: len(d.workers()) == 2 and
                         not set(d.workers()) & set(killed) and d.workers(),
-                        3, what="2 workers before kill %d" % (i + 1))
+                        patience(3), what="2 workers before kill %d" % (i + 1))
         os.kill(kids[0], signal.SIGKILL)
         killed.append(kids[0])
     storm = time.monotonic() - t0
@@ -389,11 +400,11 @@ def test_four_crashes_are_tolerated(daemon_factory, redis_server):
     for i in range(4):
         kids = wait_for(lambda: len(d.workers()) == 2 and
                         not set(d.workers()) & set(killed) and d.workers(),
-                        3, what="2 workers before kill %d" % (i + 1))
+                        patience(3), what="2 workers before kill %d" % (i + 1))
         os.kill(kids[0], signal.SIGKILL)
         killed.append(kids[0])
     wait_for(lambda: len(d.workers()) == 2 and
-             not set(d.workers()) & set(killed), 3,
+             not set(d.workers()) & set(killed), patience(3),
              what="replacement of the 4th worker")
     assert d.proc.poll() is None, d.log()
     assert "giving up" not in d.log()
@@ -437,19 +448,23 @@ def test_ttin_ttou_change_worker_count(daemon_factory, redis_server):
 
 
 def test_usr1_keeps_workers(daemon_factory, redis_server):
-    d = daemon_factory(workers=2)
+    # log_level debug: each worker logs that it handled USR1
+    d = daemon_factory(workers=2, log_level="debug")
     kids = d.wait_workers(2)
     os.kill(d.pid, signal.SIGUSR1)
     wait_log(d, "USR1")
     barrier(d, 1)            # USR1 was forwarded before this point
-    time.sleep(0.3)
+    # each worker handled it (and lived on)
+    for k in kids:
+        wait_log(d, "hitcountd[%d]: debug: access log reopened" % k)
     assert d.workers() == kids
     assert all(pid_alive(k) for k in kids)
     serves(d.port, 6)
     assert "killed by signal" not in d.log()
     # also sent to a worker directly
     os.kill(kids[0], signal.SIGUSR1)
-    time.sleep(0.3)
+    wait_log(d, "hitcountd[%d]: debug: access log reopened" % kids[0],
+             2)
     assert d.workers() == kids
     serves(d.port, 4)
 
@@ -476,7 +491,7 @@ def test_usr1_and_winch_together_are_both_handled(daemon_factory,
     os.kill(d.pid, signal.SIGSTOP)
     try:
         wait_for(lambda: open("/proc/%d/stat" % d.pid).read()
-                 .rsplit(")", 1)[1].split()[0] == "T", 2,
+                 .rsplit(")", 1)[1].split()[0] == "T", patience(2),
                  what="master stopped")
         os.kill(d.pid, signal.SIGUSR1)
         os.kill(d.pid, signal.SIGWINCH)
@@ -576,14 +591,14 @@ def test_detached_daemon_keeps_lock_and_removes_pidfile(daemon_factory,
     rc, elapsed = wait_exit(d, 5)
     assert rc == 0, d.log()
     assert elapsed < 2, "the parent took %.1f s to return" % elapsed
-    mpid = wait_for(lambda: int(open(d.pidfile).read().strip()), 5,
-                    what="pidfile of the detached daemon")
+    mpid = wait_for(lambda: int(open(d.pidfile).read().strip()),
+                    patience(5), what="pidfile of the detached daemon")
     kids = []
     try:
-        wait_for(lambda: get(d.port, "/healthz", timeout=1).status == 200, 5,
-                 what="/healthz of the detached daemon")
+        wait_for(lambda: get(d.port, "/healthz", timeout=1).status == 200,
+                 patience(5), what="/healthz of the detached daemon")
         kids = wait_for(lambda: len(children_of(mpid)) == 2 and
-                        children_of(mpid), 5, what="2 workers")
+                        children_of(mpid), patience(5), what="2 workers")
         d2 = daemon_factory(wait=False, workers=1, pidfile=d.pidfile,
                             listen=["127.0.0.1:%d" % free_port()])
         rc2, _ = wait_exit(d2, 5)
@@ -591,7 +606,7 @@ def test_detached_daemon_keeps_lock_and_removes_pidfile(daemon_factory,
         assert "another hitcountd is running (pid %d)" % mpid in d2.log(), \
             d2.log()
         os.kill(mpid, signal.SIGTERM)
-        wait_for(lambda: not pid_alive(mpid), 10,
+        wait_for(lambda: not pid_alive(mpid), patience(10),
                  what="detached daemon to exit on SIGTERM")
         assert_gone(kids, 2)
         assert not os.path.exists(d.pidfile), "pidfile left by the daemon"
@@ -622,11 +637,11 @@ def test_workers_run_as_nobody(daemon_factory, redis_server):
     os.kill(d.pid, signal.SIGHUP)
     wait_log(d, "reload succeeded")
     gen2 = wait_for(lambda: len(d.workers()) == 2 and
-                    not set(d.workers()) & set(kids) and d.workers(), 10,
-                    what="generation 2")
+                    not set(d.workers()) & set(kids) and d.workers(),
+                    patience(10), what="generation 2")
     os.kill(gen2[0], signal.SIGKILL)
     gen3 = wait_for(lambda: len(d.workers()) == 2 and
-                    gen2[0] not in d.workers() and d.workers(), 3,
+                    gen2[0] not in d.workers() and d.workers(), patience(3),
                     what="replacement worker")
     for k in gen3:
         assert proc_ids(k)["Uid"] == [uid] * 4, k
@@ -680,6 +695,8 @@ class NotifySocket:
         self.messages = []
 
     def next(self, timeout=5):
+        """The next message (deadline: patience(timeout))."""
+        timeout = patience(timeout)
         self.sock.settimeout(timeout)
         try:
             data = self.sock.recv(4096)
@@ -804,7 +821,8 @@ def test_socket_activation(daemon_factory, redis_server):
     os.kill(d.pid, signal.SIGHUP)
     wait_log(d, "reload succeeded")
     wait_for(lambda: len(d.workers()) == 2 and
-             not set(d.workers()) & set(kids), 10, what="generation 2")
+             not set(d.workers()) & set(kids), patience(10),
+             what="generation 2")
     serves(act_port)
     assert port_refuses(conf_port)
     kids = d.workers()

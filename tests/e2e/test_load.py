@@ -5,7 +5,7 @@ import threading
 import time
 
 from e2e_helpers import (ConnectionClosed, RawClient, keepalive_load,
-                         visits_from_body, wait_for)
+                         patience, visits_from_body, wait_for)
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: load\r\n\r\n"
 
@@ -77,14 +77,15 @@ def test_redis_restart_during_load(daemon_factory, redis_server):
     for t in threads:
         t.start()
     try:
-        wait_for(lambda: count("200") >= 300, 20, what="300 answers 200")
+        wait_for(lambda: count("200") >= 300, patience(20),
+                 what="300 answers 200")
         redis_server.stop()                      # SHUTDOWN SAVE
         before_503 = count("503")
-        wait_for(lambda: count("503") >= before_503 + 20, 10,
+        wait_for(lambda: count("503") >= before_503 + 20, patience(10),
                  what="503 answers while Redis is down")
         redis_server.start()
         mark = count("200")
-        wait_for(lambda: count("200") >= mark + 300, 10,
+        wait_for(lambda: count("200") >= mark + 300, patience(10),
                  what="200 answers again after Redis restarted")
     finally:
         stop.set()

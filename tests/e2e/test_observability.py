@@ -23,7 +23,9 @@ import time
 
 import pytest
 
-from e2e_helpers import (RawClient, free_port, get, http_request, wait_for)
+from e2e_helpers import (RawClient, free_port, get, http_request, patience,
+                         wait_all_workers_down, wait_all_workers_ready,
+                         wait_for)
 
 PROMTOOL = os.environ.get("PROMTOOL_BIN", "promtool")
 
@@ -125,15 +127,17 @@ def assert_counters_not_lower(before, after, what):
 
 def wait_log(d, text, count=1, timeout=5):
     try:
-        return wait_for(lambda: d.log().count(text) >= count, timeout,
+        return wait_for(lambda: d.log().count(text) >= count,
+                        patience(timeout),
                         what="%d x %r in the log" % (count, text))
     except AssertionError as exc:
         raise AssertionError("%s; log:\n%s" % (exc, d.log()[-6000:]))
 
 
 def wait_redis_connected(d, n):
-    """Wait until n workers logged their Redis connection (text format)."""
-    wait_log(d, "redis: connected", n)
+    """Wait until the daemon has n workers and each of them has logged its
+    Redis connection."""
+    wait_all_workers_ready(d, n)
 
 
 def garbage(port):
@@ -161,8 +165,9 @@ def one_request(port, kind):
 
 
 def readyz_all(port, want, n=6):
-    """n fresh-connection GETs of /readyz all answer want (so both workers
-    are very likely to have answered)."""
+    """n fresh-connection GETs of /readyz all answer want (a check, not a
+    wait: which worker answers is up to the kernel, so first wait until
+    every worker is in the state, wait_all_workers_ready/_down)."""
     for _ in range(n):
         if get(port, "/readyz", timeout=2).status != want:
             return False
@@ -230,8 +235,8 @@ def test_metrics_agree_with_requests(daemon_factory, redis_server):
         scrapes[0] += 1
         return m
 
-    wait_for(lambda: scrape_counted().get("hitcountd_workers") == 2, 3,
-             what="hitcountd_workers == 2")
+    wait_for(lambda: scrape_counted().get("hitcountd_workers") == 2,
+             patience(3), what="hitcountd_workers == 2")
     scrapes[0] = 0          # count from the baseline on
     base = scrape_counted()
     base_redis = redis_server.visits()
@@ -267,7 +272,7 @@ def test_metrics_agree_with_requests(daemon_factory, redis_server):
 
     check.last = None
     try:
-        after = wait_for(check, 3, what="request counts to settle")
+        after = wait_for(check, patience(3), what="request counts to settle")
     except AssertionError as exc:
         raise AssertionError("%s: %s" % (exc, check.last))
 
@@ -306,8 +311,8 @@ def test_metrics_agree_with_requests(daemon_factory, redis_server):
         assert m.get("hitcountd_connections_open") >= 2, \
             m.get("hitcountd_connections_open")
     # once it is closed, only the scraping connection is left
-    wait_for(lambda: scrape(port).get("hitcountd_connections_open") == 1, 3,
-             what="connections_open back to 1")
+    wait_for(lambda: scrape(port).get("hitcountd_connections_open") == 1,
+             patience(3), what="connections_open back to 1")
 
 
 # --------------------------------------------------------------------------
@@ -353,10 +358,11 @@ def test_metrics_survive_reload_and_worker_restart(daemon_factory,
     os.kill(d.pid, signal.SIGHUP)
     wait_log(d, "reload succeeded")
     wait_for(lambda: len(d.workers()) == 2 and
-             not set(d.workers()) & set(gen1), 10,
+             not set(d.workers()) & set(gen1), patience(10),
              what="generation 2 alone")
     m = wait_for(lambda: (lambda m: m.get("hitcountd_workers") == 2 and m)(
-        scrape(d.port)), 3, what="hitcountd_workers == 2 after the reload")
+        scrape(d.port)), patience(3),
+        what="hitcountd_workers == 2 after the reload")
     assert_counters_not_lower(before, m, "across a reload")
     assert m.get("hitcountd_visits_total") == \
         before.get("hitcountd_visits_total"), "visits changed without GET /"
@@ -387,11 +393,11 @@ def test_metrics_survive_reload_and_worker_restart(daemon_factory,
     victim = gen2[0]
     os.kill(victim, signal.SIGKILL)
     wait_log(d, "worker %d killed by signal 9" % victim)
-    wait_for(lambda: len(d.workers()) == 2 and victim not in d.workers(), 5,
-             what="the killed worker to be replaced")
+    wait_for(lambda: len(d.workers()) == 2 and victim not in d.workers(),
+             patience(5), what="the killed worker to be replaced")
     r0 = m3.get("hitcountd_worker_restarts_total")
     m4 = wait_for(lambda: (lambda m: m.get("hitcountd_worker_restarts_total")
-                           == r0 + 1 and m)(scrape(d.port)), 3,
+                           == r0 + 1 and m)(scrape(d.port)), patience(3),
                   what="worker_restarts_total + 1")
     assert_counters_not_lower(m3, m4, "across a worker kill")
     assert m4.get("hitcountd_visits_total") == \
@@ -420,11 +426,12 @@ def test_killed_worker_does_not_leak_open_connections(daemon_factory,
         for c in held:
             c.close()
     m = wait_for(lambda: (lambda m: m.get("hitcountd_worker_restarts_total")
-                          == 1 and m)(scrape(d.port)), 3,
+                          == 1 and m)(scrape(d.port)), patience(3),
                  what="the restart to be counted")
     try:
         wait_for(lambda: scrape(d.port).get("hitcountd_connections_open")
-                 == 1, 3, what="connections_open == 1 (the scrape alone)")
+                 == 1, patience(3),
+                 what="connections_open == 1 (the scrape alone)")
     except AssertionError as exc:
         raise AssertionError("%s; it is %r" % (
             exc, scrape(d.port).get("hitcountd_connections_open")))
@@ -469,9 +476,11 @@ def test_redis_error_and_reconnect_metrics(daemon_factory, redis_server):
     assert m2.get("hitcountd_redis_errors_total") - \
         m1.get("hitcountd_redis_errors_total") >= 1, \
         "a timed-out INCR was not counted as a Redis error"
-    wait_for(lambda: readyz_all(d.port, 200) and
-             get(d.port, timeout=5).status == 200, 5,
-             what="both workers serving again after the freeze")
+    # the worker whose INCR timed out dropped its connection (logged
+    # before its 503) and connects again
+    wait_all_workers_ready(d, 2)
+    assert readyz_all(d.port, 200)
+    assert get(d.port, timeout=5).status == 200
 
     # c) Redis stopped: 503s counted; restarted: reconnects counted
     base = scrape(d.port)
@@ -482,7 +491,7 @@ def test_redis_error_and_reconnect_metrics(daemon_factory, redis_server):
         s = get(d.port, timeout=5).status
         statuses.append(s)
         return s == 503
-    wait_for(got_503, 3, what="GET / to give 503 with Redis down")
+    wait_for(got_503, patience(3), what="GET / to give 503 with Redis down")
     for _ in range(4):
         statuses.append(get(d.port, timeout=5).status)
     assert set(statuses) <= {200, 503}, statuses
@@ -499,14 +508,16 @@ def test_redis_error_and_reconnect_metrics(daemon_factory, redis_server):
     assert down.get("hitcountd_redis_errors_total") >= \
         base.get("hitcountd_redis_errors_total")
 
+    mark = len(d.log())
     redis_server.start()
-    wait_for(lambda: readyz_all(d.port, 200) and
-             get(d.port, timeout=5).status == 200, 5,
-             what="both workers serving again after Redis returned")
+    # each worker logs its new connection
+    wait_all_workers_ready(d, 2, since=mark)
+    assert readyz_all(d.port, 200)
+    assert get(d.port, timeout=5).status == 200
     # each worker lost its connection once and established it again
     up = wait_for(lambda: (lambda m: m.get("hitcountd_redis_reconnects_total")
                            - base.get("hitcountd_redis_reconnects_total")
-                           >= 2 and m)(scrape(d.port)), 3,
+                           >= 2 and m)(scrape(d.port)), patience(3),
                   what="redis_reconnects_total + 2")
     assert up.get("hitcountd_redis_reconnects_total") - \
         base.get("hitcountd_redis_reconnects_total") == 2, up.text
@@ -536,15 +547,19 @@ def test_readyz_follows_redis(daemon_factory, redis_server):
                 assert r.header("Retry-After") == "1", r
         return True
 
+    # every worker notices (its own log line), then all /readyz say so
+    mark = len(d.log())
     redis_server.stop()
     t0 = time.monotonic()
-    wait_for(lambda: all_are(503), 2.5, what="/readyz 503 with Redis down")
+    wait_all_workers_down(d, timeout=2.5, since=mark)
     down_after = time.monotonic() - t0
+    assert all_are(503)
+    mark = len(d.log())
     redis_server.start()
     t1 = time.monotonic()
-    wait_for(lambda: all_are(200), 2.5, what="/readyz 200 after Redis "
-             "returned")
+    wait_all_workers_ready(d, 2, timeout=2.5, since=mark)
     up_after = time.monotonic() - t1
+    assert all_are(200)
     assert down_after <= 2.5 and up_after <= 2.5, (down_after, up_after)
     assert get(d.port, "/healthz", timeout=5).status == 200
 
@@ -563,7 +578,8 @@ def test_metrics_path_empty_turns_metrics_off(daemon_factory, redis_server):
 def test_metrics_path_moves(daemon_factory, redis_server):
     d = daemon_factory(metrics_path="/stats")
     m = wait_for(lambda: (lambda m: m.get("hitcountd_workers") == 2 and m)(
-        scrape(d.port, "/stats")), 3, what="hitcountd_workers == 2 at /stats")
+        scrape(d.port, "/stats")), patience(3),
+        what="hitcountd_workers == 2 at /stats")
     assert get(d.port, "/metrics", timeout=5).status == 404
     m2 = scrape(d.port, "/stats")
     # the /metrics request above was a 404
@@ -582,7 +598,8 @@ def test_metrics_listen(daemon_factory, redis_server):
     d = daemon_factory(metrics_listen=["127.0.0.1:%d" % mport])
     wait_redis_connected(d, 2)
     m = wait_for(lambda: (lambda m: m.get("hitcountd_workers") == 2 and m)(
-        scrape(mport)), 3, what="hitcountd_workers == 2 on metrics_listen")
+        scrape(mport)), patience(3),
+        what="hitcountd_workers == 2 on metrics_listen")
     assert get(d.port, "/metrics", timeout=5).status == 404
     before_redis = redis_server.visits()
     r = get(mport, "/", timeout=5)
@@ -633,7 +650,8 @@ def wait_access_lines(read, n, timeout=2.5):
         lines = access_lines(read())
         return len(lines) >= n and lines
     try:
-        return wait_for(enough, timeout, what="%d access log lines" % n)
+        return wait_for(enough, patience(timeout),
+                        what="%d access log lines" % n)
     except AssertionError as exc:
         raise AssertionError("%s; have:\n%s" % (exc, read()))
 
@@ -748,7 +766,8 @@ def test_access_log_file_and_reopen(daemon_factory, redis_server, log_dir):
                 return False
         return True
     try:
-        wait_for(reopened, 3, what="the workers to reopen %s" % path)
+        wait_for(reopened, patience(3),
+                 what="the workers to reopen %s" % path)
     except AssertionError as exc:
         raise AssertionError("%s; log:\n%s" % (exc, d.log()[-3000:]))
     assert d.workers() == workers, "USR1 replaced the workers"
@@ -783,7 +802,7 @@ def test_access_log_stderr(daemon_factory, redis_server):
         ms = [ACCESS_RE.match(l) for l in d.log().splitlines()]
         return [m for m in ms if m and (m.group("ua").startswith("stderr-")
                                         or m.group("ua") == "h")]
-    got = wait_for(lambda: len(ours()) >= 4 and ours(), 2.5,
+    got = wait_for(lambda: len(ours()) >= 4 and ours(), patience(2.5),
                    what="4 access log lines on stderr")
     assert len(got) == 4, [m.group(0) for m in got]
     parse_access([m.group(0) for m in got])
@@ -822,10 +841,10 @@ def exercise_log(d, redis_server):
     wait_log(d, "reload failed")
     d.write_config_text(good)
     redis_server.stop()
-    wait_for(lambda: get(d.port, timeout=5).status == 503, 3,
+    wait_for(lambda: get(d.port, timeout=5).status == 503, patience(3),
              what="503 with Redis down")
     redis_server.start()
-    wait_for(lambda: get(d.port, timeout=5).status == 200, 3,
+    wait_for(lambda: get(d.port, timeout=5).status == 200, patience(3),
              what="200 after Redis returned")
     os.kill(d.pid, signal.SIGHUP)
     wait_log(d, "reload succeeded")
@@ -892,17 +911,19 @@ def test_workers_gauge_follows_ttin_ttou(daemon_factory, redis_server):
 
     def gauge_is(n):
         return scrape(d.port).get("hitcountd_workers") == n
-    wait_for(lambda: gauge_is(2), 3, what="hitcountd_workers == 2")
+    wait_for(lambda: gauge_is(2), patience(3), what="hitcountd_workers == 2")
     os.kill(d.pid, signal.SIGTTIN)
     d.wait_workers(3)
-    wait_for(lambda: gauge_is(3), 3, what="hitcountd_workers == 3 after TTIN")
+    wait_for(lambda: gauge_is(3), patience(3),
+             what="hitcountd_workers == 3 after TTIN")
     os.kill(d.pid, signal.SIGTTOU)
     d.wait_workers(2)
-    wait_for(lambda: gauge_is(2), 3, what="hitcountd_workers == 2 after TTOU")
+    wait_for(lambda: gauge_is(2), patience(3),
+             what="hitcountd_workers == 2 after TTOU")
     os.kill(d.pid, signal.SIGTTOU)      # (two at once could merge)
     d.wait_workers(1)
-    wait_for(lambda: gauge_is(1), 3, what="hitcountd_workers == 1 after "
-             "2 x TTOU")
+    wait_for(lambda: gauge_is(1), patience(3),
+             what="hitcountd_workers == 1 after 2 x TTOU")
     m = scrape(d.port)
     assert m.get("hitcountd_worker_restarts_total") == 0, \
         "a worker stopped by TTOU counted as a restart"
@@ -923,7 +944,7 @@ def test_reload_that_cannot_open_its_access_log_counts_failure(
     wait_log(d, "reload failed", timeout=12)
     m1 = wait_for(lambda: (lambda m: m.get("hitcountd_reloads_total",
                                            result="failure") == 1 and m)(
-        scrape(d.port)), 3, what="reloads_total{failure} == 1")
+        scrape(d.port)), patience(3), what="reloads_total{failure} == 1")
     assert m1.get("hitcountd_reloads_total", result="success") == 0
     assert d.workers() == gen1
     assert m1.get("hitcountd_workers") == 2

@@ -7,8 +7,8 @@ import socket
 import subprocess
 import time
 
-from e2e_helpers import (children_of, get, kill_pid, pid_alive, wait_for,
-                         RawClient)
+from e2e_helpers import (children_of, get, kill_pid, patience, pid_alive,
+                         wait_all_workers_ready, wait_for, RawClient)
 
 
 def test_two_workers(daemon_factory, redis_server):
@@ -34,10 +34,12 @@ def test_dead_worker_is_replaced(daemon_factory, redis_server):
     kids = d.wait_workers(2)
     victim = kids[0]
     os.kill(victim, signal.SIGKILL)
-    wait_for(lambda: len(d.workers()) == 2 and victim not in d.workers(), 5,
-             what="a replacement worker")
+    wait_for(lambda: len(d.workers()) == 2 and victim not in d.workers(),
+             patience(5), what="a replacement worker")
     assert d.proc.poll() is None, "master died with its worker"
-    wait_for(lambda: get(d.port).status == 200, 3, what="200 after respawn")
+    # the replacement has connected to Redis (its own log line), not just
+    # some worker answering 200: then every fresh connection gets 200
+    wait_all_workers_ready(d, 2, timeout=3)
     for _ in range(6):
         assert get(d.port).status == 200
 
@@ -46,14 +48,15 @@ def test_startup_log_lines(daemon_factory, redis_server):
     d = daemon_factory(workers=2)
     kids = d.wait_workers(2)
     started = "hitcountd[%d]: info: hitcountd 0.1.0 started, 2 workers" % d.pid
-    wait_for(lambda: started in d.log(), 3, what="the start log line")
+    wait_for(lambda: started in d.log(), patience(3),
+             what="the start log line")
 
     def worker_lines():
         pids = re.findall(r"^hitcountd\[(\d+)\]: info: .*worker started",
                           d.log(), re.M)
         return sorted(int(p) for p in pids) == kids
-    wait_for(worker_lines, 3, what="'worker started' from each worker %r"
-             % kids)
+    wait_for(worker_lines, patience(3),
+             what="'worker started' from each worker %r" % kids)
     for line in d.log().splitlines():
         if line.startswith("hitcountd["):
             assert re.match(r"^hitcountd\[\d+\]: (error|warning|info|debug): ",
@@ -122,21 +125,21 @@ def test_detaches_without_D(daemon_factory, redis_server):
     except subprocess.TimeoutExpired:
         raise AssertionError("hitcountd without -D did not detach")
     assert rc == 0, d.log()
-    mpid = wait_for(lambda: int(open(d.pidfile).read().strip()), 5,
-                    what="pidfile of the detached daemon")
+    mpid = wait_for(lambda: int(open(d.pidfile).read().strip()),
+                    patience(5), what="pidfile of the detached daemon")
     kids = []
     try:
         assert mpid != d.proc.pid
         assert pid_alive(mpid)
         assert os.getsid(mpid) == mpid, "detached daemon did not setsid()"
         assert os.readlink("/proc/%d/cwd" % mpid) == "/"
-        wait_for(lambda: get(d.port, "/healthz", timeout=1).status == 200, 5,
-                 what="/healthz of the detached daemon")
+        wait_for(lambda: get(d.port, "/healthz", timeout=1).status == 200,
+                 patience(5), what="/healthz of the detached daemon")
         assert get(d.port).body == b"Page visited 1 times"
         kids = wait_for(lambda: len(children_of(mpid)) == 2 and
-                        children_of(mpid), 5, what="2 workers")
+                        children_of(mpid), patience(5), what="2 workers")
         os.kill(mpid, signal.SIGTERM)
-        wait_for(lambda: not pid_alive(mpid), 10,
+        wait_for(lambda: not pid_alive(mpid), patience(10),
                  what="detached daemon to exit on SIGTERM")
         wait_for(lambda: not any(pid_alive(k) for k in kids), 3,
                  what="workers to exit")
@@ -150,7 +153,7 @@ def test_debug_flag_logs_at_debug_level(daemon_factory, redis_server):
     d = daemon_factory(args=("-d",), log_level="error")
     assert get(d.port).status == 200
     wait_for(lambda: re.search(r"^hitcountd\[\d+\]: debug: ", d.log(), re.M),
-             3, what="a debug line with -d (overriding log_level)")
+             patience(3), what="a debug line with -d (overriding log_level)")
     # -d also keeps the daemon in the foreground, logging to stderr
     assert d.proc.poll() is None
 
@@ -253,7 +256,7 @@ def test_sigterm_during_load_is_graceful(daemon_factory, redis_server):
     for t in threads:
         t.start()
     try:
-        wait_for(lambda: st["200"] >= 300, 20, what="300 answers")
+        wait_for(lambda: st["200"] >= 300, patience(20), what="300 answers")
         kids = d.workers()
         t0 = time.monotonic()
         os.kill(d.pid, signal.SIGTERM)

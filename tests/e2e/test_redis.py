@@ -3,8 +3,8 @@
 import re
 import time
 
-from e2e_helpers import (free_port, get, http_request, visits_from_body,
-                         wait_for)
+from e2e_helpers import (free_port, get, http_request, patience,
+                         visits_from_body, wait_all_workers_ready, wait_for)
 
 UNAVAILABLE = b"Redis is unavailable\n"
 
@@ -55,26 +55,22 @@ def test_redis_down_503_then_recovers(daemon_factory, redis_server):
     assert h.header("Retry-After") == "1"
     assert get(d.port, "/healthz").status == 200
 
+    mark = len(d.log())
     redis_server.start()
     t0 = time.monotonic()
     r, _ = poll_until_200(d.port, 2.5)
     assert time.monotonic() - t0 <= 2.5
     # the counter continues where it was; 503s counted nothing
     assert r.body == b"Page visited 4 times", r
-    # both workers recover: 8 consecutive 200s on fresh connections
+    # both workers recover (each logs its new connection); then 8 fresh
+    # connections in a row are all 200
+    wait_all_workers_ready(d, 2, timeout=3, since=mark)
     expect = 5
-    deadline = time.monotonic() + 3
-    streak = 0
-    while streak < 8:
+    for _ in range(8):
         r = get(d.port, timeout=5)
-        if r.status == 200:
-            assert visits_from_body(r.body) == expect, r
-            expect += 1
-            streak += 1
-        else:
-            check_503(r)
-            streak = 0
-        assert time.monotonic() < deadline, "workers did not all recover"
+        assert r.status == 200, (r, d.log()[-3000:])
+        assert visits_from_body(r.body) == expect, r
+        expect += 1
     assert redis_server.visits() == expect - 1
 
 
@@ -87,7 +83,7 @@ def test_redis_absent_at_start(daemon_factory, redis_server):
              what="a warning about the Redis connection in the log")
 
     redis_server.start()
-    r, _ = poll_until_200(d.port, 3)
+    r, _ = poll_until_200(d.port, patience(3))
     assert r.body == b"Page visited 1 times"
     assert redis_server.visits() == 1
 
@@ -107,11 +103,11 @@ def test_redis_slower_than_timeout_503(daemon_factory, redis_server):
             assert elapsed < 0.3 + 2.0, "503 took %.2f s" % elapsed
     finally:
         redis_server.thaw()
-    r, others = poll_until_200(d.port, 3)
+    r, others = poll_until_200(d.port, patience(3))
     n = visits_from_body(r.body)
     # a timed-out INCR may still have been executed, but never twice
     assert 2 <= n <= 2 + n503 + others, (n, n503, others)
-    wait_for(lambda: redis_server.visits() == n, 2,
+    wait_for(lambda: redis_server.visits() == n, patience(2),
              what="redis value == last answer %d" % n)
 
 
@@ -189,7 +185,7 @@ def test_non_integer_value_is_an_error_not_a_count(daemon_factory,
     assert redis_server.cli("GET", "visits") == "not-a-number"
     # the daemon keeps working once the value is fixed
     redis_server.cli("SET", "visits", "7")
-    r, _ = poll_until_200(d.port, 3)
+    r, _ = poll_until_200(d.port, patience(3))
     assert r.body == b"Page visited 8 times"
 
 
@@ -206,21 +202,19 @@ def test_reconnect_pause_is_capped_after_long_outage(daemon_factory,
         n += 1
         time.sleep(0.1)
     assert n >= 5
+    mark = len(d.log())
     redis_server.start()
     t0 = time.monotonic()
     r, _ = poll_until_200(d.port, 2.0)
     assert r.body == b"Page visited 2 times"
     assert time.monotonic() - t0 <= 2.0
-    # every worker is back soon after
-    deadline = time.monotonic() + 3
-    streak, expect = 0, 3
-    while streak < 8:
+    # every worker is back soon after (each logs its new connection);
+    # then 8 fresh connections in a row are all 200
+    wait_all_workers_ready(d, 2, timeout=3, since=mark)
+    expect = 3
+    for _ in range(8):
         r = get(d.port, timeout=5)
-        if r.status == 200:
-            assert visits_from_body(r.body) == expect
-            expect += 1
-            streak += 1
-        else:
-            check_503(r)
-            streak = 0
-        assert time.monotonic() < deadline, "not all workers reconnected"
+        assert r.status == 200, (r, d.log()[-3000:])
+        assert visits_from_body(r.body) == expect
+        expect += 1
+    assert redis_server.visits() == expect - 1
