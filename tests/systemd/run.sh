@@ -170,6 +170,35 @@ wrk_stats() {
 	     /Socket errors:/ {gsub(",", ""); c = $4; rd = $6; w = $8; t = $10}
 	     END {printf "%d %d %d %d %d %d\n", r, n, c, rd, w, t}'
 }
+# wrk_result NAME [V0]: wait for wrk NAME, print its output and a line
+# "wrk: SUMMARY"; sets wrk_summary, wrk_req (answers), wrk_bad (non-2xx
+# and socket errors) and, given Redis's visits V0 before it started,
+# wrk_visits (visits counted since).
+wrk_result() {
+	local st
+	wrk_wait "$1"
+	echo "$wrk_out"
+	st=($(echo "$wrk_out" | wrk_stats))
+	wrk_req=${st[0]} wrk_bad=$((st[1] + st[2] + st[3] + st[4] + st[5]))
+	wrk_summary="${st[0]} requests, ${st[1]} non-2xx, socket errors connect ${st[2]} read ${st[3]} write ${st[4]} timeout ${st[5]}"
+	if [ -n "${2:-}" ]; then
+		wrk_visits=$(($(visits) - $2))
+		wrk_summary="$wrk_summary; visits +$wrk_visits"
+	fi
+	echo "wrk: $wrk_summary"
+}
+# Results of a wrk run, as PASS/FAIL lines:
+#   no_failed_requests NAME ANSWERS BAD SUMMARY
+#   visits_match NAME ANSWERS VISITS CONNECTIONS: Redis counted every
+#     answer; wrk counts completed answers, so one request in flight per
+#     connection at its end may be counted by Redis and not by wrk.
+no_failed_requests() {
+	[ "$2" -gt 0 ] && [ "$3" -eq 0 ] && pass "$1" || fail "$1" "$4"
+}
+visits_match() {
+	[ "$2" -gt 0 ] && [ "$3" -ge "$2" ] && [ "$3" -le $(($2 + $4)) ] && pass "$1" ||
+	    fail "$1" "visits +$3 for $2 answers"
+}
 # A pid list minus another: what of $1 is not in $2.
 minus() {
 	local p out=
@@ -440,7 +469,7 @@ check journal-warning-priority-no-duplicate-prefix journal_check
 
 # ---------------------------------------------- 5. reload under load
 reload_under_load() {
-	local before v0 v1 rc st now gone after status
+	local before v0 rc now gone after status
 	before=$(workers)
 	v0=$(visits)
 	wrk_start reload 8
@@ -455,30 +484,20 @@ reload_under_load() {
 	done
 	after=$(workers)
 	status=$(ex systemctl status --no-pager hitcountd.service | sed -n 's/^ *Status: //p')
-	wrk_wait reload
-	out=$wrk_out
-	echo "$out"
-	v1=$(visits)
-	st=($(echo "$out" | wrk_stats))
-	echo "wrk: ${st[0]} requests, ${st[1]} non-2xx, socket errors connect ${st[2]} read ${st[3]} write ${st[4]} timeout ${st[5]}; visits +$((v1 - v0))"
+	wrk_result reload "$v0"
 	echo "workers after: $after; status: $status"
 	r_rc=$rc r_gone=$gone r_after=$after r_before=$before r_status=$status
-	r_req=${st[0]} r_bad=$((st[1] + st[2] + st[3] + st[4] + st[5])) r_visits=$((v1 - v0))
+	r_req=$wrk_req r_bad=$wrk_bad r_visits=$wrk_visits r_summary=$wrk_summary
 }
 reload_under_load > "$logs/reload.log" 2>&1
 sed -n 's/^wrk: /# reload under load, wrk: /p' "$logs/reload.log"
 [ "$r_rc" = 0 ] && pass reload-exit-0 || fail reload-exit-0 "systemctl reload exited $r_rc"
-[ "$r_req" -gt 0 ] && [ "$r_bad" -eq 0 ] && pass reload-under-load-0-failed-requests ||
-    fail reload-under-load-0-failed-requests "$(sed -n 's/^wrk: //p' "$logs/reload.log")"
+no_failed_requests reload-under-load-0-failed-requests "$r_req" "$r_bad" "$r_summary"
 [ "$r_gone" = yes ] && pass reload-old-workers-gone || fail reload-old-workers-gone "$r_gone"
 [ "$(nwords $r_after)" = "$WORKERS" ] && [ -z "$(minus "$r_before" "$(minus "$r_before" "$r_after")")" ] &&
     pass reload-new-workers-serving ||
     fail reload-new-workers-serving "before: $r_before, after: $r_after"
-# wrk counts completed answers; one request in flight per connection
-# at its end may be counted by Redis and not by wrk.
-[ "$r_req" -gt 0 ] && [ "$r_visits" -ge "$r_req" ] && [ "$r_visits" -le $((r_req + 50)) ] &&
-    pass reload-visits-match-answers ||
-    fail reload-visits-match-answers "visits +$r_visits for $r_req answers"
+visits_match reload-visits-match-answers "$r_req" "$r_visits" 50
 case $r_status in
 *"reload succeeded"*) pass reload-result-in-systemctl-status ;;
 *) fail reload-result-in-systemctl-status "Status: $r_status" ;;
@@ -740,7 +759,7 @@ check upgrade-good-binary-put-back restore_good_binary
 
 # The good binary, a copy renamed over the installed one, under load.
 upgrade_under_load() {
-	local m0 w0 nr0 v0 v1 c rc m1 w1 st st_ out left= p exe_new exe_bin
+	local m0 w0 nr0 v0 c rc m1 w1 st left= p exe_new exe_bin
 	wait_for 10 eval '[ "$(nwords $(workers))" = $WORKERS ]'
 	m0=$(main_pid)
 	w0=$(workers)
@@ -763,18 +782,13 @@ upgrade_under_load() {
 	done
 	exe_new=$(ex stat -L -c %i "/proc/$m1/exe")
 	exe_bin=$(ex stat -c %i "$upgrade_bin")
-	wrk_wait upgrade
-	out=$wrk_out
-	echo "$out"
-	v1=$(visits)
-	st_=($(echo "$out" | wrk_stats))
-	echo "wrk: ${st_[0]} requests, ${st_[1]} non-2xx, socket errors connect ${st_[2]} read ${st_[3]} write ${st_[4]} timeout ${st_[5]}; visits +$((v1 - v0))"
+	wrk_result upgrade "$v0"
 	echo "MainPID $m0 -> $m1 (user $(ex ps -o user= -p "$m1"), inode of its binary $exe_new, of $upgrade_bin $exe_bin)," \
 	    "workers $w0 -> $w1, ActiveState $(prop hitcountd ActiveState), NRestarts $nr0 -> $(prop hitcountd NRestarts)"
 	echo "pidfile: $(ex cat /run/hitcountd.pid); Status: $st"
 	sd_journal_since "$c"
 	u_rc=$rc u_m0=$m0 u_m1=$m1 u_left=$left u_status=$st
-	u_req=${st_[0]} u_bad=$((st_[1] + st_[2] + st_[3] + st_[4] + st_[5])) u_visits=$((v1 - v0))
+	u_req=$wrk_req u_bad=$wrk_bad u_visits=$wrk_visits u_summary=$wrk_summary
 	u_main_ok=
 	[ "$rc" = 0 ] && [ "$m1" != "$m0" ] && [ "$m1" != 0 ] &&
 	    [ "$(ex ps -o user= -p "$m1")" = root ] && [ -n "$exe_new" ] && [ "$exe_new" = "$exe_bin" ] &&
@@ -804,12 +818,8 @@ case $u_status in
 esac
 [ -z "$u_left" ] && pass upgrade-old-master-and-workers-gone ||
     fail upgrade-old-master-and-workers-gone "still running:$u_left"
-[ "$u_req" -gt 0 ] && [ "$u_bad" -eq 0 ] && pass upgrade-under-load-0-failed-requests ||
-    fail upgrade-under-load-0-failed-requests "$(sed -n 's/^wrk: //p' "$logs/upgrade.log")"
-# At most one request per connection (20) counted by Redis, not by wrk.
-[ "$u_req" -gt 0 ] && [ "$u_visits" -ge "$u_req" ] && [ "$u_visits" -le $((u_req + 20)) ] &&
-    pass upgrade-visits-match-answers ||
-    fail upgrade-visits-match-answers "visits +$u_visits for $u_req answers"
+no_failed_requests upgrade-under-load-0-failed-requests "$u_req" "$u_bad" "$u_summary"
+visits_match upgrade-visits-match-answers "$u_req" "$u_visits" 20
 
 # The new master is the service's now: systemctl reload and stop reach it.
 upgrade_then_reload() {
@@ -847,7 +857,7 @@ socket_first_request() {
 check socket-activation-serves-first-request socket_first_request
 
 socket_restart_under_load() {
-	local m0 m1 out st
+	local m0 m1
 	wait_for 10 eval '[ "$(nwords $(workers))" = $WORKERS ]'
 	m0=$(main_pid)
 	wrk_start restart 8
@@ -856,17 +866,12 @@ socket_restart_under_load() {
 	sleep 2
 	sc restart hitcountd.service || echo "second restart failed"
 	m1=$(main_pid)
-	wrk_wait restart
-	out=$wrk_out
-	echo "$out"
-	st=($(echo "$out" | wrk_stats))
+	wrk_result restart
 	echo "master $m0 -> $m1"
-	note "socket restart under load, wrk: ${st[0]} requests, ${st[1]} non-2xx," \
-	    "socket errors connect ${st[2]} read ${st[3]} write ${st[4]} timeout ${st[5]}" >&3
+	note "socket restart under load, wrk: $wrk_summary" >&3
 	[ "$m1" != "$m0" ] && is_active hitcountd || { echo "not restarted"; return 1; }
-	[ "${st[0]}" -gt 0 ] || { echo "no requests"; return 1; }
-	[ "$((st[1] + st[2] + st[3] + st[4] + st[5]))" -eq 0 ] ||
-	    { echo "wrk: ${st[1]} non-2xx, errors connect ${st[2]} read ${st[3]} write ${st[4]} timeout ${st[5]}"; return 1; }
+	[ "$wrk_req" -gt 0 ] || { echo "no requests"; return 1; }
+	[ "$wrk_bad" -eq 0 ] || { echo "wrk: $wrk_summary"; return 1; }
 }
 check socket-restart-under-load-refuses-nothing socket_restart_under_load 3>&1
 
