@@ -1,7 +1,7 @@
 # tests/container/lib-dockerd.sh - a private Docker engine and a local
 # debian:bookworm-slim, for the test scripts that need a real Docker
 # engine on a Debian 12 machine that cannot pull from Docker Hub
-# (tests/systemd/run.sh; tests/container/run.sh does the same inline).
+# (tests/container/run.sh and tests/systemd/run.sh).
 #
 # Sourced by bash; defines functions and variables only, starts nothing.
 # Every command is bounded by `tmo` (seconds left, DT by default) when the
@@ -125,7 +125,7 @@ dockerd_remove_dir() {
 	rm -rf --one-file-system "$d"
 }
 
-# The debootstrap of tests/container/run.sh's make_rootfs.
+# The debootstrap itself, for rootfs_ensure (under its lock).
 rootfs_make() {
 	local tar=$1 mirror=$2 root="$4/rootfs" rc
 	timeout "$(DT=900 lib_tmo)" debootstrap --variant=minbase bookworm "$root" "$mirror" || return 1

@@ -4,10 +4,13 @@
 #
 #  1. installs docker.io, docker-compose, debootstrap and curl from Debian
 #     when missing, and starts a private dockerd (own data-root, exec-root,
-#     socket, no iptables, no default bridge) that only this script uses;
+#     socket, no iptables, no default bridge, address pool 172.30.0.0/16)
+#     that only this script uses (tests/container/lib-dockerd.sh, shared
+#     with tests/systemd/run.sh);
 #  2. makes debian:bookworm-slim locally (debootstrap --variant=minbase,
 #     then docker import; the tarball is cached in $HITCOUNTD_CI_CACHE,
-#     default /var/cache/hitcountd-ci) and builds a stand-in for the
+#     default /var/cache/hitcountd-ci, and shared with tests/systemd/run.sh)
+#     and builds a stand-in for the
 #     official redis:7 image from Debian's redis-server
 #     (tests/container/redis/), so that nothing is pulled;
 #  3. runs the manual commands of the Flask + Redis document with hitcountd
@@ -60,7 +63,6 @@ budget=${HITCOUNTD_CONTAINER_BUDGET:-900}
 deadline=$((t_start + budget))
 npass=0
 nfail=0
-dockerd_pid=
 dir=
 finished=
 compose_used=
@@ -140,6 +142,8 @@ redis_ready() {         # HEAD / is 200 once the web container reaches Redis
 	[ "$(http_status "$1" / -I)" = 200 ]
 }
 
+. "$here/lib-dockerd.sh"
+
 # ---------------------------------------------------------------- cleanup
 cleanup() {
 	[ -n "$finished" ] && return
@@ -153,54 +157,20 @@ cleanup() {
 	fi
 	echo "# cleanup"
 	if [ -n "$dockerd_pid" ] && kill -0 "$dockerd_pid" 2>/dev/null; then
-		local bridges ids
 		if [ -n "$compose_used" ]; then
 			DT=120 compose down -v --rmi local -t 5 >> "$logs/cleanup.log" 2>&1
 		fi
-		ids=$(docker ps -aq)
-		[ -n "$ids" ] && docker rm -f $ids >> "$logs/cleanup.log" 2>&1
-		ids=$(docker volume ls -q)
-		[ -n "$ids" ] && docker volume rm $ids >> "$logs/cleanup.log" 2>&1
-		bridges=$(docker network ls -q --filter driver=bridge)
-		for id in $bridges; do
-			docker network rm "$id" >> "$logs/cleanup.log" 2>&1
-		done
-		docker image prune -a -f >> "$logs/cleanup.log" 2>&1
-		for _ in 1 2 3; do      # children before parents
-			ids=$(docker images -aq | sort -u)
-			[ -z "$ids" ] && break
-			docker rmi -f $ids >> "$logs/cleanup.log" 2>&1
-		done
-		if [ -z "$(docker ps -aq)" ] && [ -z "$(docker volume ls -q)" ] &&
-		    [ -z "$(docker network ls -q --filter driver=bridge)" ] &&
-		    [ -z "$(docker images -aq)" ]; then
+		if dockerd_purge "$logs/cleanup.log"; then
 			pass cleanup-containers-volumes-networks-images
 		else
 			fail cleanup-containers-volumes-networks-images
 		fi
 		# Stop the private dockerd (it stops its containerd).
-		local cpid
-		cpid=$(cat "$dir/exec/containerd/containerd.pid" 2>/dev/null)
-		kill -TERM "$dockerd_pid"
-		for _ in $(seq 60); do
-			kill -0 "$dockerd_pid" 2>/dev/null || break
-			sleep 0.5
-		done
-		if kill -0 "$dockerd_pid" 2>/dev/null; then
-			kill -KILL "$dockerd_pid"
-			fail dockerd-stopped "did not stop on TERM within 30 s"
-		else
+		if dockerd_stop; then
 			pass dockerd-stopped
+		else
+			fail dockerd-stopped "did not stop on TERM within 30 s"
 		fi
-		wait "$dockerd_pid" 2>/dev/null
-		if [ -n "$cpid" ] && kill -0 "$cpid" 2>/dev/null; then
-			sleep 2
-			kill -0 "$cpid" 2>/dev/null && kill -KILL "$cpid"
-		fi
-		for id in $bridges; do
-			ip link show "br-${id:0:12}" > /dev/null 2>&1 &&
-			    ip link del "br-${id:0:12}"
-		done
 	fi
 	if [ -n "${ip_forward_before:-}" ]; then
 		if [ "$(cat /proc/sys/net/ipv4/ip_forward)" = "$ip_forward_before" ]; then
@@ -210,13 +180,7 @@ cleanup() {
 			echo "$ip_forward_before" > /proc/sys/net/ipv4/ip_forward
 		fi
 	fi
-	if [ -n "$dir" ] && [ -d "$dir" ]; then
-		# Whatever dockerd left mounted under its directories.
-		findmnt -rn -o TARGET | grep "^$dir/" | sort -r | while read -r m; do
-			umount -l "$m"
-		done
-		rm -rf --one-file-system "$dir"
-	fi
+	dockerd_remove_dir "$dir"
 	echo "# total time: $(elapsed) s"
 	echo "$npass passed, $nfail failed"
 	if [ "$nfail" -eq 0 ] && [ -z "${KEEP_LOGS:-}" ]; then
@@ -260,19 +224,8 @@ note "$(/usr/sbin/dockerd --version), $(docker-compose version --short 2>/dev/nu
 # from a system dockerd's), builds use --network host.
 ip_forward_before=$(cat /proc/sys/net/ipv4/ip_forward)
 dir=$(mktemp -d /tmp/hcct.XXXXXX)
-mkdir -p "$dir/data" "$dir/exec" "$dir/cli"
-echo '{}' > "$dir/daemon.json"
-export DOCKER_HOST="unix://$dir/docker.sock"
-export DOCKER_CONFIG="$dir/cli"
-export DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0
 unset COMPOSE_FILE COMPOSE_PROJECT_NAME HITCOUNTD_PUBLISH
-/usr/sbin/dockerd --config-file "$dir/daemon.json" \
-    --iptables=false --ip6tables=false --ip-forward=false --bridge=none \
-    --default-address-pool base=172.30.0.0/16,size=24 \
-    --storage-driver=overlay2 --data-root "$dir/data" --exec-root "$dir/exec" \
-    -H "$DOCKER_HOST" --pidfile "$dir/dockerd.pid" > "$logs/dockerd.log" 2>&1 &
-dockerd_pid=$!
-if wait_for 60 docker version; then
+if dockerd_start "$dir" 172.30.0.0/16 "$logs/dockerd.log"; then
 	pass dockerd-started
 else
 	tail -n 30 "$logs/dockerd.log"
@@ -304,62 +257,11 @@ fi
 
 # ---------------------------------------------------- 2. the base images
 rootfs_tar=$cache/debian-bookworm-slim-rootfs.tar.gz
-make_rootfs() {
-	local root="$dir/rootfs"
-	timeout "$(DT=900 tmo)" debootstrap --variant=minbase bookworm "$root" "$mirror" || return 1
-	# As the official image: the updates and security suites, and the
-	# slim variant's apt and dpkg settings.
-	rm -f "$root/etc/apt/sources.list"
-	cat > "$root/etc/apt/sources.list.d/debian.sources" <<-EOF
-	Types: deb
-	URIs: http://deb.debian.org/debian
-	Suites: bookworm bookworm-updates
-	Components: main
-	Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-
-	Types: deb
-	URIs: http://deb.debian.org/debian-security
-	Suites: bookworm-security
-	Components: main
-	Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-	EOF
-	cat > "$root/etc/apt/apt.conf.d/docker-clean" <<-'EOF'
-	DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
-	APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
-	Dir::Cache::pkgcache "";
-	Dir::Cache::srcpkgcache "";
-	EOF
-	echo 'Acquire::Languages "none";' > "$root/etc/apt/apt.conf.d/docker-no-languages"
-	cat > "$root/etc/dpkg/dpkg.cfg.d/docker" <<-'EOF'
-	path-exclude /usr/share/doc/*
-	path-include /usr/share/doc/*/copyright
-	path-exclude /usr/share/man/*
-	path-exclude /usr/share/info/*
-	path-exclude /usr/share/locale/*
-	path-include /usr/share/locale/locale.alias
-	EOF
-	# ... and what those settings keep out of later installs.
-	find "$root/usr/share/doc" -mindepth 1 ! -type d ! -name copyright -delete
-	find "$root/usr/share/doc" -mindepth 1 -type d -empty -delete
-	rm -rf "$root"/usr/share/man/* "$root"/usr/share/info/*
-	find "$root/usr/share/locale" -mindepth 1 -maxdepth 1 ! -name locale.alias \
-	    -exec rm -rf {} +
-	rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* \
-	    "$root"/var/log/*.log "$root"/var/log/apt/* "$root/debootstrap"
-	mkdir -p "$cache"
-	tar --numeric-owner -C "$root" -c . | gzip -1 > "$rootfs_tar.tmp" &&
-	    mv "$rootfs_tar.tmp" "$rootfs_tar"
-	local rc=$?
-	rm -rf --one-file-system "$root"
-	return $rc
-}
-if [ -s "$rootfs_tar" ] && [ -n "$(find "$rootfs_tar" -mtime -"$max_age")" ] &&
-    gzip -t "$rootfs_tar" 2>/dev/null; then
+if rootfs_usable "$rootfs_tar" "$max_age"; then
 	note "base rootfs from the cache: $rootfs_tar"
 else
 	note "debootstrap --variant=minbase bookworm (cached afterwards in $cache)"
-	rm -f "$rootfs_tar"
-	check debootstrap-rootfs make_rootfs
+	check debootstrap-rootfs rootfs_ensure "$rootfs_tar" "$mirror" "$max_age" "$dir"
 	[ -s "$rootfs_tar" ] || abort base-image "no rootfs tarball"
 fi
 DT=300 check base-image-import docker import --change 'CMD ["bash"]' "$rootfs_tar" "$BASE_IMAGE"

@@ -16,8 +16,10 @@
 #  3. checks the installed units: start through sd_notify, reload under
 #     load, the journal's priorities, the access log under the sandbox,
 #     stop by TERM in under 2 s, restart after kill -9 of the master, each
-#     signal sent to every process of the service, and socket activation
-#     with a restart under load.
+#     signal sent to every process of the service, a binary upgrade (a
+#     broken binary refused, then a good one under load: MainPID moves to
+#     the new master, no request lost, reload and stop reach it), and
+#     socket activation with a restart under load.
 #
 # Prints one "PASS name" / "FAIL name" line per check and a summary line
 # "N passed, N failed"; exits 0 only if every check passed.  Everything it
@@ -151,8 +153,8 @@ sd_journal_since() {    # the unit's lines, systemd's own included (-o short)
 	ex journalctl -q --no-pager -u hitcountd.service --after-cursor "$c" "$@"
 }
 # Start wrk in the container; output in the container's /tmp/NAME.wrk.
-wrk_start() {           # wrk_start NAME SECONDS
-	docker exec "$C" sh -c "wrk -t2 -c50 -d$2s --timeout 5s $URL > /tmp/$1.wrk 2>&1" \
+wrk_start() {           # wrk_start NAME SECONDS [CONNECTIONS (50)]
+	docker exec "$C" sh -c "wrk -t2 -c${3:-50} -d$2s --timeout 5s $URL > /tmp/$1.wrk 2>&1" \
 	    > /dev/null 2>&1 &
 	wrk_pid=$!
 	bg_pids="$bg_pids $wrk_pid"
@@ -167,6 +169,35 @@ wrk_stats() {
 	     /Non-2xx or 3xx responses:/ {n = $NF}
 	     /Socket errors:/ {gsub(",", ""); c = $4; rd = $6; w = $8; t = $10}
 	     END {printf "%d %d %d %d %d %d\n", r, n, c, rd, w, t}'
+}
+# wrk_result NAME [V0]: wait for wrk NAME, print its output and a line
+# "wrk: SUMMARY"; sets wrk_summary, wrk_req (answers), wrk_bad (non-2xx
+# and socket errors) and, given Redis's visits V0 before it started,
+# wrk_visits (visits counted since).
+wrk_result() {
+	local st
+	wrk_wait "$1"
+	echo "$wrk_out"
+	st=($(echo "$wrk_out" | wrk_stats))
+	wrk_req=${st[0]} wrk_bad=$((st[1] + st[2] + st[3] + st[4] + st[5]))
+	wrk_summary="${st[0]} requests, ${st[1]} non-2xx, socket errors connect ${st[2]} read ${st[3]} write ${st[4]} timeout ${st[5]}"
+	if [ -n "${2:-}" ]; then
+		wrk_visits=$(($(visits) - $2))
+		wrk_summary="$wrk_summary; visits +$wrk_visits"
+	fi
+	echo "wrk: $wrk_summary"
+}
+# Results of a wrk run, as PASS/FAIL lines:
+#   no_failed_requests NAME ANSWERS BAD SUMMARY
+#   visits_match NAME ANSWERS VISITS CONNECTIONS: Redis counted every
+#     answer; wrk counts completed answers, so one request in flight per
+#     connection at its end may be counted by Redis and not by wrk.
+no_failed_requests() {
+	[ "$2" -gt 0 ] && [ "$3" -eq 0 ] && pass "$1" || fail "$1" "$4"
+}
+visits_match() {
+	[ "$2" -gt 0 ] && [ "$3" -ge "$2" ] && [ "$3" -le $(($2 + $4)) ] && pass "$1" ||
+	    fail "$1" "visits +$3 for $2 answers"
 }
 # A pid list minus another: what of $1 is not in $2.
 minus() {
@@ -438,7 +469,7 @@ check journal-warning-priority-no-duplicate-prefix journal_check
 
 # ---------------------------------------------- 5. reload under load
 reload_under_load() {
-	local before v0 v1 rc st now gone after status
+	local before v0 rc now gone after status
 	before=$(workers)
 	v0=$(visits)
 	wrk_start reload 8
@@ -453,30 +484,20 @@ reload_under_load() {
 	done
 	after=$(workers)
 	status=$(ex systemctl status --no-pager hitcountd.service | sed -n 's/^ *Status: //p')
-	wrk_wait reload
-	out=$wrk_out
-	echo "$out"
-	v1=$(visits)
-	st=($(echo "$out" | wrk_stats))
-	echo "wrk: ${st[0]} requests, ${st[1]} non-2xx, socket errors connect ${st[2]} read ${st[3]} write ${st[4]} timeout ${st[5]}; visits +$((v1 - v0))"
+	wrk_result reload "$v0"
 	echo "workers after: $after; status: $status"
 	r_rc=$rc r_gone=$gone r_after=$after r_before=$before r_status=$status
-	r_req=${st[0]} r_bad=$((st[1] + st[2] + st[3] + st[4] + st[5])) r_visits=$((v1 - v0))
+	r_req=$wrk_req r_bad=$wrk_bad r_visits=$wrk_visits r_summary=$wrk_summary
 }
 reload_under_load > "$logs/reload.log" 2>&1
 sed -n 's/^wrk: /# reload under load, wrk: /p' "$logs/reload.log"
 [ "$r_rc" = 0 ] && pass reload-exit-0 || fail reload-exit-0 "systemctl reload exited $r_rc"
-[ "$r_req" -gt 0 ] && [ "$r_bad" -eq 0 ] && pass reload-under-load-0-failed-requests ||
-    fail reload-under-load-0-failed-requests "$(sed -n 's/^wrk: //p' "$logs/reload.log")"
+no_failed_requests reload-under-load-0-failed-requests "$r_req" "$r_bad" "$r_summary"
 [ "$r_gone" = yes ] && pass reload-old-workers-gone || fail reload-old-workers-gone "$r_gone"
 [ "$(nwords $r_after)" = "$WORKERS" ] && [ -z "$(minus "$r_before" "$(minus "$r_before" "$r_after")")" ] &&
     pass reload-new-workers-serving ||
     fail reload-new-workers-serving "before: $r_before, after: $r_after"
-# wrk counts completed answers; one request in flight per connection
-# at its end may be counted by Redis and not by wrk.
-[ "$r_req" -gt 0 ] && [ "$r_visits" -ge "$r_req" ] && [ "$r_visits" -le $((r_req + 50)) ] &&
-    pass reload-visits-match-answers ||
-    fail reload-visits-match-answers "visits +$r_visits for $r_req answers"
+visits_match reload-visits-match-answers "$r_req" "$r_visits" 50
 case $r_status in
 *"reload succeeded"*) pass reload-result-in-systemctl-status ;;
 *) fail reload-result-in-systemctl-status "Status: $r_status" ;;
@@ -552,14 +573,14 @@ stop_check() {
 	hitcountd_procs
 	[ "${out%% *}" = 0 ] || { echo "systemctl stop failed"; return 1; }
 	[ "$ms" -lt 2000 ] || { echo "stop took $ms ms"; return 1; }
+	if sd_journal_since "$c" | grep -Eq 'SIGKILL|timed out|remains running'; then
+		echo "systemd killed: $(sd_journal_since "$c" | grep -E 'SIGKILL|timed out|remains running' | head -n 1)"
+		return 1
+	fi
 	[ "$(prop hitcountd Result)" = success ] || { echo "Result=$(prop hitcountd Result)"; return 1; }
 	# exited (1), not killed (2), with 0
 	[ "$(prop hitcountd ExecMainCode)" = 1 ] && [ "$(prop hitcountd ExecMainStatus)" = 0 ] ||
 	    { echo "the master did not exit 0"; return 1; }
-	if sd_journal_since "$c" | grep -Eq 'SIGKILL|timed out|remains running'; then
-		echo "systemd had to kill: $(sd_journal_since "$c" | grep -E 'SIGKILL|timed out|remains running' | head -n 1)"
-		return 1
-	fi
 	no_hitcountd || { echo "processes left: $(hitcountd_procs | tr '\n' ' ')"; return 1; }
 }
 check stop-under-2s-by-term-nothing-left stop_check 3>&1
@@ -683,7 +704,141 @@ for sig in TERM QUIT INT; do
 	check "signal-$sig-to-all-stops-cleanly" stop_signal_check "$sig"
 done
 
-# ---------------------------------------------- 10. socket activation
+# ----------------------------------------- 10. binary upgrade (USR2)
+# As hitcountd(8), BINARY UPGRADE, tells an administrator: a new binary
+# renamed over the installed one (`install` does that), then USR2 to the
+# master only.  First a binary that cannot serve (the master keeps
+# serving), then a good one under wrk load (MainPID passes to the new
+# master, no request lost), then reload and stop of the new master.
+upgrade_bin=$(prop hitcountd ExecStart | sed -n 's/^{ path=\([^ ;]*\) .*/\1/p')
+note "binary upgrade of $upgrade_bin"
+sc start hitcountd.service > "$logs/start-3.log" 2>&1
+ex cp -p "$upgrade_bin" /root/hitcountd.good
+pidfile_is() {          # pidfile_is PID: /run/hitcountd.pid names it, no .oldbin
+	[ "$(ex cat /run/hitcountd.pid)" = "$1" ] && ! ex test -e /run/hitcountd.pid.oldbin
+}
+status_line() { ex systemctl status --no-pager hitcountd.service | sed -n 's/^ *Status: //p'; }
+usr2_main() { sc kill -s USR2 --kill-whom=main hitcountd.service; }
+
+upgrade_broken_binary() {
+	local m0 w0 nr0 c st
+	wait_for 10 eval '[ "$(nwords $(workers))" = $WORKERS ]'
+	m0=$(main_pid)
+	w0=$(workers)
+	nr0=$(prop hitcountd NRestarts)
+	ex sh -c 'printf "#!/bin/sh\nexit 1\n" > /root/hitcountd.broken'
+	ex install -m 755 /root/hitcountd.broken "$upgrade_bin" || return 1
+	c=$(cursor)
+	usr2_main || { echo "systemctl kill failed"; return 1; }
+	wait_for 20 eval 'journal_since "$c" | grep -q "binary upgrade failed"'
+	sleep 1         # anything the failure broke would show by now
+	st=$(status_line)
+	journal_since "$c"
+	echo "MainPID $m0 -> $(main_pid), workers $w0 -> $(workers)," \
+	    "ActiveState $(prop hitcountd ActiveState), NRestarts $nr0 -> $(prop hitcountd NRestarts)"
+	echo "Status: $st"
+	journal_since "$c" | grep -q "binary upgrade failed, this master keeps serving" ||
+	    { echo "no 'binary upgrade failed' in the journal"; return 1; }
+	[ "$(main_pid)" = "$m0" ] && is_active hitcountd &&
+	    [ "$(prop hitcountd NRestarts)" = "$nr0" ] || { echo "MainPID or state changed"; return 1; }
+	[ "$(workers)" = "$w0" ] || { echo "workers changed"; return 1; }
+	pidfile_is "$m0" || { echo "pidfile: $(ex cat /run/hitcountd.pid), .oldbin: $(ex ls /run/hitcountd.pid.oldbin 2>&1)"; return 1; }
+	case $st in
+	*"binary upgrade failed"*) ;;
+	*) echo "systemctl status does not say that the upgrade failed"; return 1 ;;
+	esac
+	n_ok 5
+}
+check upgrade-broken-binary-mainpid-kept-still-serving-status-failed upgrade_broken_binary
+restore_good_binary() {
+	ex install -m 755 /root/hitcountd.good "$upgrade_bin" &&
+	    ex cmp /root/hitcountd.good "$upgrade_bin" &&
+	    ex "$upgrade_bin" -V
+}
+check upgrade-good-binary-put-back restore_good_binary
+
+# The good binary, a copy renamed over the installed one, under load.
+upgrade_under_load() {
+	local m0 w0 nr0 v0 c rc m1 w1 st left= p exe_new exe_bin
+	wait_for 10 eval '[ "$(nwords $(workers))" = $WORKERS ]'
+	m0=$(main_pid)
+	w0=$(workers)
+	nr0=$(prop hitcountd NRestarts)
+	v0=$(visits)
+	c=$(cursor)
+	ex cp -p "$upgrade_bin" /root/hitcountd.new
+	wrk_start upgrade 6 20
+	sleep 1.5
+	ex install -m 755 /root/hitcountd.new "$upgrade_bin"
+	usr2_main
+	rc=$?
+	echo "systemctl kill -s USR2 --kill-whom=main: exit $rc; master $m0, workers $w0"
+	wait_for 20 eval 'm1=$(main_pid); [ "$m1" != "$m0" ] && [ "$m1" != 0 ] && ! alive "$m0" && [ "$(nwords $(workers))" = $WORKERS ]'
+	m1=$(main_pid)
+	w1=$(workers)
+	st=$(status_line)
+	for p in $m0 $w0; do
+		alive "$p" && left="$left $p"
+	done
+	exe_new=$(ex stat -L -c %i "/proc/$m1/exe")
+	exe_bin=$(ex stat -c %i "$upgrade_bin")
+	wrk_result upgrade "$v0"
+	echo "MainPID $m0 -> $m1 (user $(ex ps -o user= -p "$m1"), inode of its binary $exe_new, of $upgrade_bin $exe_bin)," \
+	    "workers $w0 -> $w1, ActiveState $(prop hitcountd ActiveState), NRestarts $nr0 -> $(prop hitcountd NRestarts)"
+	echo "pidfile: $(ex cat /run/hitcountd.pid); Status: $st"
+	sd_journal_since "$c"
+	u_rc=$rc u_m0=$m0 u_m1=$m1 u_left=$left u_status=$st
+	u_req=$wrk_req u_bad=$wrk_bad u_visits=$wrk_visits u_summary=$wrk_summary
+	u_main_ok=
+	[ "$rc" = 0 ] && [ "$m1" != "$m0" ] && [ "$m1" != 0 ] &&
+	    [ "$(ex ps -o user= -p "$m1")" = root ] && [ -n "$exe_new" ] && [ "$exe_new" = "$exe_bin" ] &&
+	    pidfile_is "$m1" && u_main_ok=1
+	u_active_ok=
+	is_active hitcountd && [ "$(prop hitcountd NRestarts)" = "$nr0" ] &&
+	    [ "$(nwords $w1)" = "$WORKERS" ] && [ -z "$(minus "$w1" "$(minus "$w1" "$w0")")" ] &&
+	    ! journal_since "$c" | grep -Eq 'killed by signal|exited with status|failed' &&
+	    ! sd_journal_since "$c" | grep -Eq 'only permitted for main PID|Failed|SIGKILL' && u_active_ok=1
+}
+upgrade_under_load > "$logs/upgrade.log" 2>&1
+sed -n 's/^wrk: /# binary upgrade under load, wrk: /p' "$logs/upgrade.log"
+# systemd does not wait for a MainPID that is not its child when it
+# stops the unit (KillMode=mixed): it goes on to SIGKILL at once.
+grep -o 'Supervising process .*' "$logs/upgrade.log" | sed 's/^/# systemd: /'
+upgrade_fail() {        # upgrade_fail NAME WHY: FAIL with the log's tail
+	fail "$1" "$2"
+	tail -n 25 "$logs/upgrade.log" | sed 's/^/    /'
+}
+[ -n "$u_main_ok" ] && pass upgrade-mainpid-is-new-master-running-installed-binary ||
+    upgrade_fail upgrade-mainpid-is-new-master-running-installed-binary "MainPID $u_m0 -> $u_m1, see $logs/upgrade.log"
+[ -n "$u_active_ok" ] && pass upgrade-unit-stays-active-new-workers-serving ||
+    upgrade_fail upgrade-unit-stays-active-new-workers-serving "see $logs/upgrade.log"
+case $u_status in
+*"binary upgrade: new master $u_m1 serving"*) pass upgrade-status-text-in-systemctl-status ;;
+*) fail upgrade-status-text-in-systemctl-status "Status: $u_status" ;;
+esac
+[ -z "$u_left" ] && pass upgrade-old-master-and-workers-gone ||
+    fail upgrade-old-master-and-workers-gone "still running:$u_left"
+no_failed_requests upgrade-under-load-0-failed-requests "$u_req" "$u_bad" "$u_summary"
+visits_match upgrade-visits-match-answers "$u_req" "$u_visits" 20
+
+# The new master is the service's now: systemctl reload and stop reach it.
+upgrade_then_reload() {
+	local m w0 rc
+	m=$(main_pid)
+	w0=$(workers)
+	rc=$(ex sh -c 'systemctl reload hitcountd; echo $?')
+	wait_for 10 eval '[ -z "$(for p in $w0; do alive $p && echo $p; done)" ] && [ "$(nwords $(workers))" = $WORKERS ]'
+	echo "systemctl reload: exit $rc; MainPID $m -> $(main_pid); workers $w0 -> $(workers); Status: $(status_line)"
+	[ "$rc" = 0 ] && [ "$(main_pid)" = "$m" ] && is_active hitcountd || return 1
+	[ -z "$(minus "$w0" "$(minus "$w0" "$(workers)")")" ] && [ "$(nwords $(workers))" = "$WORKERS" ] ||
+	    { echo "workers not replaced"; return 1; }
+	case $(status_line) in *"reload succeeded"*) ;; *) echo "no 'reload succeeded'"; return 1 ;; esac
+	n_ok 5
+}
+check upgrade-then-reload-reaches-new-master upgrade_then_reload
+check upgrade-then-stop-under-2s-nothing-left stop_check 3>&1
+
+# ---------------------------------------------- 11. socket activation
 sc stop hitcountd.service > /dev/null 2>&1
 socket_first_request() {
 	local b c
@@ -702,7 +857,7 @@ socket_first_request() {
 check socket-activation-serves-first-request socket_first_request
 
 socket_restart_under_load() {
-	local m0 m1 out st
+	local m0 m1
 	wait_for 10 eval '[ "$(nwords $(workers))" = $WORKERS ]'
 	m0=$(main_pid)
 	wrk_start restart 8
@@ -711,17 +866,12 @@ socket_restart_under_load() {
 	sleep 2
 	sc restart hitcountd.service || echo "second restart failed"
 	m1=$(main_pid)
-	wrk_wait restart
-	out=$wrk_out
-	echo "$out"
-	st=($(echo "$out" | wrk_stats))
+	wrk_result restart
 	echo "master $m0 -> $m1"
-	note "socket restart under load, wrk: ${st[0]} requests, ${st[1]} non-2xx," \
-	    "socket errors connect ${st[2]} read ${st[3]} write ${st[4]} timeout ${st[5]}" >&3
+	note "socket restart under load, wrk: $wrk_summary" >&3
 	[ "$m1" != "$m0" ] && is_active hitcountd || { echo "not restarted"; return 1; }
-	[ "${st[0]}" -gt 0 ] || { echo "no requests"; return 1; }
-	[ "$((st[1] + st[2] + st[3] + st[4] + st[5]))" -eq 0 ] ||
-	    { echo "wrk: ${st[1]} non-2xx, errors connect ${st[2]} read ${st[3]} write ${st[4]} timeout ${st[5]}"; return 1; }
+	[ "$wrk_req" -gt 0 ] || { echo "no requests"; return 1; }
+	[ "$wrk_bad" -eq 0 ] || { echo "wrk: $wrk_summary"; return 1; }
 }
 check socket-restart-under-load-refuses-nothing socket_restart_under_load 3>&1
 
