@@ -24,9 +24,9 @@ if [ $rc -ne 0 ] || [ -n "$out" ]; then
 	exit 1
 fi
 grep -q '^Type=notify$' "$tmp/hitcountd.service" &&
-grep -q '^KillMode=mixed$' "$tmp/hitcountd.service" &&
+grep -q '^KillMode=control-group$' "$tmp/hitcountd.service" &&
 grep -q '^ExecReload=.* -t -f ' "$tmp/hitcountd.service" || {
-	echo "FAIL: the unit lacks Type=notify, KillMode=mixed or a checked reload"
+	echo "FAIL: the unit lacks Type=notify, KillMode=control-group or a checked reload"
 	exit 1
 }
 # The master signals workers of another user and hands them the access

@@ -802,7 +802,8 @@ upgrade_under_load() {
 upgrade_under_load > "$logs/upgrade.log" 2>&1
 sed -n 's/^wrk: /# binary upgrade under load, wrk: /p' "$logs/upgrade.log"
 # systemd does not wait for a MainPID that is not its child when it
-# stops the unit (KillMode=mixed): it goes on to SIGKILL at once.
+# stops the unit with KillMode=mixed (it goes on to SIGKILL at once); the
+# unit uses KillMode=control-group, where it waits for the cgroup.
 grep -o 'Supervising process .*' "$logs/upgrade.log" | sed 's/^/# systemd: /'
 upgrade_fail() {        # upgrade_fail NAME WHY: FAIL with the log's tail
 	fail "$1" "$2"
