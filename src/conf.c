@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
@@ -764,9 +765,18 @@ conf_fill(cfg_t *cfg, const char *path, char *err, size_t errlen)
 static cfg_t *
 conf_parse(const char *path, char *err, size_t errlen)
 {
+	struct stat st;
 	cfg_t *cfg;
 	int rc;
 
+	/*
+	 * libconfuse's flex scanner ends the process when read() fails, as
+	 * it does on a directory: that would end the master on a reload.
+	 */
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "%s: %s", path, strerror(EISDIR));
+		return NULL;
+	}
 	cfg = conf_schema();
 	if (cfg == NULL) {
 		snprintf(err, errlen, "%s: cannot initialise the parser", path);

@@ -129,6 +129,26 @@ test_missing_file(void **state)
 	assert_non_null(strstr(err, "/nonexistent/hitcountd.conf"));
 }
 
+/*
+ * A directory is not a config file.  libconfuse's flex scanner ends the
+ * process (exit 2, "input in flex scanner failed") when read() fails, so
+ * this must be refused before parsing: on a reload it would end the
+ * master.
+ */
+static void
+test_directory(void **state)
+{
+	char dir[] = "/tmp/hitcountd-test-dir-XXXXXX";
+	char want[128];
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_null(conf_load(dir, err, sizeof(err)));
+	rmdir(dir);
+	snprintf(want, sizeof(want), "%s: Is a directory", dir);
+	assert_string_equal(err, want);
+}
+
 static void
 test_env_overrides(void **state)
 {
@@ -215,6 +235,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_values, setup, NULL),
 		cmocka_unit_test_setup_teardown(test_errors, setup, NULL),
 		cmocka_unit_test_setup_teardown(test_missing_file, setup, NULL),
+		cmocka_unit_test_setup_teardown(test_directory, setup, NULL),
 		cmocka_unit_test_setup_teardown(test_env_overrides, setup, NULL),
 		cmocka_unit_test_setup_teardown(test_listen_parse, setup, NULL),
 		cmocka_unit_test_setup_teardown(test_print_roundtrip, setup, NULL),
