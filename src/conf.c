@@ -58,7 +58,7 @@ enum conf_kind {
 	CONF_HOSTPORTS          /* char ** of "HOST:PORT", count at k_noff */
 };
 
-#define CONF_NONEMPTY   0x01    /* "" is refused */
+#define CONF_NONEMPTY   0x01    /* "" (for a list, {}) is refused */
 #define CONF_SECRET     0x02    /* -T prints it masked */
 #define CONF_ADMIN      0x04    /* CONF_LISTEN: the metrics-only addresses */
 
@@ -101,7 +101,7 @@ static int conf_check_path(cfg_t *, cfg_opt_t *);
  */
 static const struct conf_key conf_keys[] = {
 	{ CONF_TOP, CFG_STR_LIST("listen", "{\"0.0.0.0:5000\"}", CFGF_NONE),
-	    AS_LISTEN, 0, NULL },
+	    AS_LISTEN, CONF_NONEMPTY, NULL },
 	{ CONF_TOP, CFG_STR_LIST("metrics_listen", "{}", CFGF_NONE),
 	    AS_LISTEN, CONF_ADMIN, NULL },
 	{ CONF_TOP, CFG_INT("workers", 0, CFGF_NONE),
@@ -227,18 +227,13 @@ conf_opt_str(cfg_opt_t *opt)
 }
 
 static int
-conf_check_listen(cfg_t *cfg, cfg_opt_t *opt, const struct conf_key *k)
+conf_check_listen(cfg_t *cfg, cfg_opt_t *opt)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
 	char why[256];
 	unsigned int i;
 
-	if (cfg_opt_size(opt) == 0 && !(k->k_flags & CONF_ADMIN)) {
-		cfg_error(cfg, "option '%s' needs at least one address",
-		    opt->name);
-		return -1;
-	}
 	for (i = 0; i < cfg_opt_size(opt); i++) {
 		const char *s = cfg_opt_getnstr(opt, i);
 
@@ -352,20 +347,22 @@ conf_validate(cfg_t *cfg, cfg_opt_t *opt)
 		}
 		break;
 	case CONF_LISTEN:
-		if (conf_check_listen(cfg, opt, k) == -1)
+		if (conf_check_listen(cfg, opt) == -1)
 			return -1;
 		break;
 	case CONF_HOSTPORTS:
 		if (conf_check_hostports(cfg, opt) == -1)
 			return -1;
 		break;
-	case CONF_BOOL:
 	case CONF_STR:
+		if ((k->k_flags & CONF_NONEMPTY) && *conf_opt_str(opt) == '\0') {
+			cfg_error(cfg, "option '%s' must not be empty",
+			    opt->name);
+			return -1;
+		}
 		break;
-	}
-	if ((k->k_flags & CONF_NONEMPTY) && *conf_opt_str(opt) == '\0') {
-		cfg_error(cfg, "option '%s' must not be empty", opt->name);
-		return -1;
+	case CONF_BOOL:
+		break;
 	}
 	return k->k_check ? k->k_check(cfg, opt) : 0;
 }
@@ -648,6 +645,12 @@ conf_fill_listen(struct conf *cf, const struct conf_key *k, cfg_t *sec,
 	size_t i, n = cfg_size(sec, k->k_opt.name);
 	struct conf_listen *l;
 
+	/* Here, not in conf_validate(): libconfuse validates no empty list. */
+	if (n == 0 && (k->k_flags & CONF_NONEMPTY)) {
+		snprintf(err, errlen, "%s: option '%s' needs at least one "
+		    "address", cf->cf_path, k->k_opt.name);
+		return -1;
+	}
 	l = realloc(cf->cf_listen, (cf->cf_nlisten + n + 1) * sizeof(*l));
 	if (l == NULL)
 		goto nomem;

@@ -121,6 +121,25 @@ test_errors(void **state)
 	expect_error("redis {\n  key = \"\"\n}\n", 2, "key");
 }
 
+/*
+ * No public address: libconfuse validates no empty list, so this is
+ * checked after parsing (without a line).  Accepted, it started a daemon
+ * serving nothing, and -H read cf_listen[0] past the end.
+ */
+static void
+test_no_listen(void **state)
+{
+	char want[128];
+
+	(void)state;
+	assert_null(load("listen = {}\n"));
+	snprintf(want, sizeof(want), "%s: option 'listen' needs at least one "
+	    "address", path);
+	assert_string_equal(err, want);
+	assert_null(load("listen = {}\nmetrics_listen = {\"127.0.0.1:9100\"}\n"));
+	assert_string_equal(err + strlen(path), want + strlen(path));
+}
+
 static void
 test_missing_file(void **state)
 {
@@ -234,6 +253,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_defaults, setup, NULL),
 		cmocka_unit_test_setup_teardown(test_values, setup, NULL),
 		cmocka_unit_test_setup_teardown(test_errors, setup, NULL),
+		cmocka_unit_test_setup_teardown(test_no_listen, setup, NULL),
 		cmocka_unit_test_setup_teardown(test_missing_file, setup, NULL),
 		cmocka_unit_test_setup_teardown(test_directory, setup, NULL),
 		cmocka_unit_test_setup_teardown(test_env_overrides, setup, NULL),
