@@ -854,13 +854,16 @@ conf_free(struct conf *cf)
 	free(cf);
 }
 
-/* Print s as a libconfuse quoted string. */
+/*
+ * Print s as a libconfuse quoted string.  '$' is escaped too: libconfuse
+ * would read "${NAME}" as the environment variable's value.
+ */
 static void
 conf_print_str(FILE *fp, const char *s)
 {
 	fputc('"', fp);
 	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
+		if (*s == '"' || *s == '\\' || *s == '$')
 			fputc('\\', fp);
 		fputc(*s, fp);
 	}

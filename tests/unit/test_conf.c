@@ -246,6 +246,38 @@ test_print_roundtrip(void **state)
 	unlink(out);
 }
 
+/*
+ * libconfuse expands ${VAR} in quoted strings and reads \$ as a literal
+ * '$': what -T prints must escape '$', or printing and reading a value
+ * with a literal "${" changes it.
+ */
+static void
+test_print_keeps_dollar(void **state)
+{
+	struct conf *cf;
+	struct conf *again;
+	char out[] = "/tmp/hitcountd-print-XXXXXX";
+	FILE *fp;
+	int fd;
+
+	(void)state;
+	setenv("HITCOUNTD_TEST_VAR", "expanded", 1);
+	cf = load("redis {\n key = \"a$b\\${HITCOUNTD_TEST_VAR}c\"\n}\n");
+	assert_non_null(cf);
+	assert_string_equal(cf->cf_redis.key, "a$b${HITCOUNTD_TEST_VAR}c");
+	fd = mkstemp(out);
+	fp = fdopen(fd, "w");
+	assert_int_equal(conf_print(cf, fp), 0);
+	fclose(fp);
+	again = conf_load(out, err, sizeof(err));
+	unlink(out);
+	unsetenv("HITCOUNTD_TEST_VAR");
+	assert_non_null(again);
+	assert_string_equal(again->cf_redis.key, cf->cf_redis.key);
+	conf_free(again);
+	conf_free(cf);
+}
+
 int
 main(void)
 {
@@ -259,6 +291,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_env_overrides, setup, NULL),
 		cmocka_unit_test_setup_teardown(test_listen_parse, setup, NULL),
 		cmocka_unit_test_setup_teardown(test_print_roundtrip, setup, NULL),
+		cmocka_unit_test_setup_teardown(test_print_keeps_dollar, setup,
+		    NULL),
 	};
 
 	return cmocka_run_group_tests_name("conf", tests, NULL, NULL);
