@@ -5,10 +5,11 @@
  * Every key the daemon knows is one entry of conf_keys[] below, in the
  * manner of pgbouncer's configuration table: its libconfuse declaration
  * (name, type, default), its section, where its value goes in struct
- * conf and its range.  The libconfuse schema, the checks of each value,
- * filling struct conf, freeing it and what -T prints are all loops over
- * that table, so a new key is one new entry (and a member of struct
- * conf).  etc/hitcountd.conf and hitcountd.conf(5) list the same keys
+ * conf, its range, and whether a reload can apply it.  The libconfuse
+ * schema, the checks of each value, filling struct conf, freeing it,
+ * what -T prints and what a reload keeps are all loops over that table,
+ * so a new key is one new entry (and a member of struct conf).
+ * etc/hitcountd.conf and hitcountd.conf(5) list the same keys
  * (tests/check-conf-keys.sh keeps the three in step).  Errors name the
  * file, the line and the key, so that `hitcountd -t` can be run before a
  * reload and a broken file never replaces a good one.
@@ -61,6 +62,7 @@ enum conf_kind {
 #define CONF_NONEMPTY   0x01    /* "" (for a list, {}) is refused */
 #define CONF_SECRET     0x02    /* -T prints it masked */
 #define CONF_ADMIN      0x04    /* CONF_LISTEN: the metrics-only addresses */
+#define CONF_RESTART    0x08    /* a reload cannot apply it (not a list) */
 
 struct conf_key {
 	enum conf_section k_section;
@@ -97,7 +99,10 @@ static int conf_check_path(cfg_t *, cfg_opt_t *);
  * Every key, in the order -T prints them.  Names are unique across
  * sections (the man page lists them so); the keys of a section are
  * together.  listen comes before metrics_listen: the public addresses
- * are first in cf_listen, and -H asks the first one.
+ * are first in cf_listen, and -H asks the first one.  A reload applies
+ * every key but two: the master opens the pidfile once, at start (main.c),
+ * and the backlog is given to listen(2) once per address, which keeps its
+ * socket across reloads (and binary upgrades).
  */
 static const struct conf_key conf_keys[] = {
 	{ CONF_TOP, CFG_STR_LIST("listen", "{\"0.0.0.0:5000\"}", CFGF_NONE),
@@ -107,7 +112,7 @@ static const struct conf_key conf_keys[] = {
 	{ CONF_TOP, CFG_INT("workers", 0, CFGF_NONE),
 	    AS_INT(cf_workers, 0, 256), 0, NULL },
 	{ CONF_TOP, CFG_STR("pidfile", "/run/hitcountd.pid", CFGF_NONE),
-	    AS_STR(cf_pidfile), 0, NULL },
+	    AS_STR(cf_pidfile), CONF_RESTART, NULL },
 	{ CONF_TOP, CFG_INT("shutdown_timeout", 8, CFGF_NONE),
 	    AS_INT(cf_shutdown_timeout, 1, 3600), 0, NULL },
 	{ CONF_TOP, CFG_INT("keepalive_timeout", 5, CFGF_NONE),
@@ -117,7 +122,7 @@ static const struct conf_key conf_keys[] = {
 	{ CONF_TOP, CFG_INT("max_connections", 4096, CFGF_NONE),
 	    AS_INT(cf_max_connections, 1, 1000000), 0, NULL },
 	{ CONF_TOP, CFG_INT("backlog", 511, CFGF_NONE),
-	    AS_INT(cf_backlog, 1, 65535), 0, NULL },
+	    AS_INT(cf_backlog, 1, 65535), CONF_RESTART, NULL },
 	{ CONF_TOP, CFG_INT("max_header_size", 8192, CFGF_NONE),
 	    AS_INT(cf_max_header_size, 1024, 1048576), 0, NULL },
 	{ CONF_TOP, CFG_INT("max_headers", 100, CFGF_NONE),
@@ -984,4 +989,76 @@ conf_worker_count(const struct conf *cf)
 	if (n > 256)
 		n = 256;
 	return (int)n;
+}
+
+/* Key k's value in cf as -T prints it, cut to fit buf. */
+static const char *
+conf_value_text(const struct conf *cf, const struct conf_key *k, char *buf,
+    size_t len)
+{
+	FILE *fp;
+
+	buf[0] = '\0';
+	fp = fmemopen(buf, len - 1, "w");
+	if (fp == NULL)
+		return "?";
+	conf_print_value(fp, cf, k);
+	fclose(fp);
+	buf[len - 1] = '\0';
+	return buf;
+}
+
+/* Whether key k, a scalar, has the same value in a and b. */
+static int
+conf_same(const struct conf *a, const struct conf *b, const struct conf_key *k)
+{
+	if (k->k_kind == CONF_STR)
+		return strcmp(*CONF_AT(a, k->k_off, char *const),
+		    *CONF_AT(b, k->k_off, char *const)) == 0;
+	return *CONF_AT(a, k->k_off, const int) ==
+	    *CONF_AT(b, k->k_off, const int);
+}
+
+/* Give next cur's value of key k, a scalar.  Returns 0 or -1. */
+static int
+conf_keep(struct conf *next, const struct conf *cur, const struct conf_key *k)
+{
+	char **sp, *s;
+
+	if (k->k_kind != CONF_STR) {
+		*CONF_AT(next, k->k_off, int) = *CONF_AT(cur, k->k_off, const int);
+		return 0;
+	}
+	s = strdup(*CONF_AT(cur, k->k_off, char *const));
+	if (s == NULL) {
+		log_warn("strdup");
+		return -1;
+	}
+	sp = CONF_AT(next, k->k_off, char *);
+	free(*sp);
+	*sp = s;
+	return 0;
+}
+
+int
+conf_reload_keep(struct conf *next, const struct conf *cur)
+{
+	char was[256], now[256];
+	size_t i;
+
+	for (i = 0; i < nitems(conf_keys); i++) {
+		const struct conf_key *k = &conf_keys[i];
+
+		/* No list is CONF_RESTART: the two above know scalars only. */
+		if (!(k->k_flags & CONF_RESTART) || k->k_kind == CONF_LISTEN ||
+		    k->k_kind == CONF_HOSTPORTS || conf_same(cur, next, k))
+			continue;
+		log_warnx("reload: option '%s' changed from %s to %s in %s; "
+		    "the change takes effect only at a restart", k->k_opt.name,
+		    conf_value_text(cur, k, was, sizeof(was)),
+		    conf_value_text(next, k, now, sizeof(now)), next->cf_path);
+		if (conf_keep(next, cur, k) == -1)
+			return -1;
+	}
+	return 0;
 }

@@ -278,6 +278,27 @@ test_print_keeps_dollar(void **state)
 	conf_free(cf);
 }
 
+/* A reload keeps the pidfile and backlog in force; the rest is the file's. */
+static void
+test_reload_keep(void **state)
+{
+	struct conf *cur, *next;
+
+	(void)state;
+	cur = load("pidfile = \"/run/a.pid\"\nbacklog = 10\nworkers = 1\n");
+	next = load("pidfile = \"/run/b.pid\"\nbacklog = 20\nworkers = 2\n"
+	    "redis {\n key = \"k2\"\n}\n");
+	assert_non_null(cur);
+	assert_non_null(next);
+	assert_int_equal(conf_reload_keep(next, cur), 0);
+	assert_string_equal(next->cf_pidfile, "/run/a.pid");
+	assert_int_equal(next->cf_backlog, 10);
+	assert_int_equal(next->cf_workers, 2);
+	assert_string_equal(next->cf_redis.key, "k2");
+	conf_free(next);
+	conf_free(cur);
+}
+
 int
 main(void)
 {
@@ -293,6 +314,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_print_roundtrip, setup, NULL),
 		cmocka_unit_test_setup_teardown(test_print_keeps_dollar, setup,
 		    NULL),
+		cmocka_unit_test_setup_teardown(test_reload_keep, setup, NULL),
 	};
 
 	return cmocka_run_group_tests_name("conf", tests, NULL, NULL);
