@@ -221,29 +221,41 @@ test_listen_parse(void **state)
 	    sizeof(why)), -1);
 }
 
+/* Print cf as -T does into a temporary file, and load that. */
+static struct conf *
+reprint(const struct conf *cf)
+{
+	char out[] = "/tmp/hitcountd-print-XXXXXX";
+	struct conf *again;
+	FILE *fp;
+	int fd;
+
+	fd = mkstemp(out);
+	assert_true(fd != -1);
+	fp = fdopen(fd, "w");
+	assert_non_null(fp);
+	assert_int_equal(conf_print(cf, fp), 0);
+	fclose(fp);
+	again = conf_load(out, err, sizeof(err));
+	unlink(out);
+	return again;
+}
+
 static void
 test_print_roundtrip(void **state)
 {
 	struct conf *cf = load("workers = 5\nredis {\n password = \"s3cret\"\n}\n");
 	struct conf *again;
-	char out[] = "/tmp/hitcountd-print-XXXXXX";
-	FILE *fp;
-	int fd;
 
 	(void)state;
 	assert_non_null(cf);
-	fd = mkstemp(out);
-	fp = fdopen(fd, "w");
-	assert_int_equal(conf_print(cf, fp), 0);
-	fclose(fp);
 	/* What -T prints is itself a valid config with the same values. */
-	again = conf_load(out, err, sizeof(err));
+	again = reprint(cf);
 	assert_non_null(again);
 	assert_int_equal(again->cf_workers, 5);
 	assert_string_equal(again->cf_redis.password, "********");
 	conf_free(again);
 	conf_free(cf);
-	unlink(out);
 }
 
 /*
@@ -254,23 +266,14 @@ test_print_roundtrip(void **state)
 static void
 test_print_keeps_dollar(void **state)
 {
-	struct conf *cf;
-	struct conf *again;
-	char out[] = "/tmp/hitcountd-print-XXXXXX";
-	FILE *fp;
-	int fd;
+	struct conf *cf, *again;
 
 	(void)state;
 	setenv("HITCOUNTD_TEST_VAR", "expanded", 1);
 	cf = load("redis {\n key = \"a$b\\${HITCOUNTD_TEST_VAR}c\"\n}\n");
 	assert_non_null(cf);
 	assert_string_equal(cf->cf_redis.key, "a$b${HITCOUNTD_TEST_VAR}c");
-	fd = mkstemp(out);
-	fp = fdopen(fd, "w");
-	assert_int_equal(conf_print(cf, fp), 0);
-	fclose(fp);
-	again = conf_load(out, err, sizeof(err));
-	unlink(out);
+	again = reprint(cf);
 	unsetenv("HITCOUNTD_TEST_VAR");
 	assert_non_null(again);
 	assert_string_equal(again->cf_redis.key, cf->cf_redis.key);
