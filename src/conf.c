@@ -9,10 +9,10 @@
  * schema, the checks of each value, filling struct conf, freeing it,
  * what -T prints and what a reload keeps are all loops over that table,
  * so a new key is one new entry (and a member of struct conf).
- * etc/hitcountd.conf and hitcountd.conf(5) list the same keys
- * (tests/check-conf-keys.sh keeps the three in step).  Errors name the
- * file, the line and the key, so that `hitcountd -t` can be run before a
- * reload and a broken file never replaces a good one.
+ * etc/hitcountd.conf and hitcountd.conf(5) list the same keys with the
+ * same defaults (tests/check-conf-keys.sh keeps the three in step).
+ * Errors name the file, the line and the key, so that `hitcountd -t` can
+ * be run before a reload and a broken file never replaces a good one.
  */
 #include "config.h"
 
@@ -100,9 +100,9 @@ static int conf_check_path(cfg_t *, cfg_opt_t *);
  * sections (the man page lists them so); the keys of a section are
  * together.  listen comes before metrics_listen: the public addresses
  * are first in cf_listen, and -H asks the first one.  A reload applies
- * every key but two: the master opens the pidfile once, at start (main.c),
- * and the backlog is given to listen(2) once per address, which keeps its
- * socket across reloads (and binary upgrades).
+ * every key but two (CONF_RESTART): the master opens the pidfile once, at
+ * start (main.c), and the backlog goes to listen(2) when an address is
+ * bound, and its socket is kept across reloads and binary upgrades.
  */
 static const struct conf_key conf_keys[] = {
 	{ CONF_TOP, CFG_STR_LIST("listen", "{\"0.0.0.0:5000\"}", CFGF_NONE),
