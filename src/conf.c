@@ -1,10 +1,16 @@
 /*
- * conf.c - the configuration schema, its validation and the environment
- * overrides.
+ * conf.c - the configuration: one table of keys, and the parsing,
+ * validation, environment overrides and printing that it drives.
  *
- * The file is read with libconfuse.  Every key the daemon knows is in the
- * schema below with its default; etc/hitcountd.conf and hitcountd.conf(5)
- * list the same keys (tests/check-conf-keys.sh keeps the three in step).
+ * Every key the daemon knows is one entry of conf_keys[] below, in the
+ * manner of pgbouncer's configuration table: its libconfuse declaration
+ * (name, type, default), its section, where its value goes in struct
+ * conf, its range, and whether a reload can apply it.  The libconfuse
+ * schema, the checks of each value, filling struct conf, freeing it,
+ * what -T prints and what a reload keeps are all loops over that table,
+ * so a new key is one new entry (and a member of struct conf).
+ * etc/hitcountd.conf and hitcountd.conf(5) list the same keys with the
+ * same defaults (tests/check-conf-keys.sh keeps the three in step).
  * Errors name the file, the line and the key, so that `hitcountd -t` can
  * be run before a reload and a broken file never replaces a good one.
  */
@@ -19,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
@@ -28,62 +35,143 @@
 #include "log.h"
 #include "util.h"
 
-static cfg_opt_t conf_redis_opts[] = {
-	CFG_STR("host", "redis", CFGF_NONE),
-	CFG_INT("port", 6379, CFGF_NONE),
-	CFG_STR("key", "visits", CFGF_NONE),
-	CFG_INT("timeout_ms", 1000, CFGF_NONE),
-	CFG_STR("password", "", CFGF_NONE),
-	CFG_INT("db", 0, CFGF_NONE),
-	CFG_STR_LIST("sentinels", "{}", CFGF_NONE),
-	CFG_STR("master_name", "mymaster", CFGF_NONE),
-	CFG_STR("sentinel_password", "", CFGF_NONE),
-	CFG_INT("min_replicas_acked", 0, CFGF_NONE),
-	CFG_END()
+/* The sections of the file; CONF_TOP is outside any. */
+enum conf_section {
+	CONF_TOP,
+	CONF_REDIS,
+	CONF_NSECTIONS
 };
 
-static cfg_opt_t conf_opts[] = {
-	CFG_STR_LIST("listen", "{\"0.0.0.0:5000\"}", CFGF_NONE),
-	CFG_INT("workers", 0, CFGF_NONE),
-	CFG_STR("pidfile", "/run/hitcountd.pid", CFGF_NONE),
-	CFG_INT("shutdown_timeout", 8, CFGF_NONE),
-	CFG_INT("keepalive_timeout", 5, CFGF_NONE),
-	CFG_INT("header_timeout", 10, CFGF_NONE),
-	CFG_INT("max_connections", 4096, CFGF_NONE),
-	CFG_INT("backlog", 511, CFGF_NONE),
-	CFG_INT("max_header_size", 8192, CFGF_NONE),
-	CFG_INT("max_headers", 100, CFGF_NONE),
-	CFG_STR("log_level", "info", CFGF_NONE),
-	CFG_STR("user", "nobody", CFGF_NONE),
-	CFG_STR("group", "", CFGF_NONE),
-	CFG_BOOL("allow_root", cfg_false, CFGF_NONE),
-	CFG_STR("log_format", "text", CFGF_NONE),
-	CFG_STR("access_log", "", CFGF_NONE),
-	CFG_STR("metrics_path", "/metrics", CFGF_NONE),
-	CFG_STR("readyz_path", "/readyz", CFGF_NONE),
-	CFG_STR_LIST("metrics_listen", "{}", CFGF_NONE),
-	CFG_SEC("redis", conf_redis_opts, CFGF_NONE),
-	CFG_END()
+/* The sections as libconfuse options; conf_schema() adds their keys. */
+static const cfg_opt_t conf_sections[CONF_NSECTIONS] = {
+	CFG_END(),              /* CONF_TOP is no section */
+	CFG_SEC("redis", NULL, CFGF_NONE),
 };
 
-/* The allowed range of every integer key (names are unique across sections). */
-static const struct {
-	const char *name;
-	long min, max;
-} conf_ranges[] = {
-	{ "workers", 0, 256 },
-	{ "shutdown_timeout", 1, 3600 },
-	{ "keepalive_timeout", 0, 3600 },
-	{ "header_timeout", 1, 3600 },
-	{ "max_connections", 1, 1000000 },
-	{ "backlog", 1, 65535 },
-	{ "max_header_size", 1024, 1048576 },
-	{ "max_headers", 1, 10000 },
-	{ "port", 1, 65535 },
-	{ "timeout_ms", 1, 600000 },
-	{ "db", 0, 1000000 },
-	{ "min_replicas_acked", 0, 100 },
+/* How a key's value is kept in struct conf, checked and printed. */
+enum conf_kind {
+	CONF_INT,               /* int, from k_min to k_max */
+	CONF_BOOL,              /* int, 0 or 1 */
+	CONF_STR,               /* char *, never NULL */
+	CONF_LEVEL,             /* int, a syslog priority written by name */
+	CONF_FORMAT,            /* int, a LOG_FORMAT_* written by name */
+	CONF_LISTEN,            /* entries of cf_listen (k_off unused) */
+	CONF_HOSTPORTS          /* char ** of "HOST:PORT", count at k_noff */
 };
+
+#define CONF_NONEMPTY   0x01    /* "" (for a list, {}) is refused */
+#define CONF_SECRET     0x02    /* -T prints it masked */
+#define CONF_ADMIN      0x04    /* CONF_LISTEN: the metrics-only addresses */
+#define CONF_RESTART    0x08    /* a reload cannot apply it (not a list) */
+
+struct conf_key {
+	enum conf_section k_section;
+	cfg_opt_t k_opt;                /* name, type and default */
+	enum conf_kind k_kind;
+	size_t k_off, k_noff;           /* members of struct conf */
+	long k_min, k_max;              /* CONF_INT */
+	unsigned int k_flags;           /* CONF_* above */
+	int (*k_check)(cfg_t *, cfg_opt_t *);   /* one more check, or NULL */
+};
+
+/* offsetof(struct conf, m), a compile-time error unless m has type t. */
+#define CONF_OFF(m, t)  (offsetof(struct conf, m) + \
+	0 * sizeof((t *)0 == &((struct conf *)0)->m))
+
+/* The member of cf at offset off, as a t *. */
+#define CONF_AT(cf, off, t)     ((t *)(void *)((char *)(cf) + (off)))
+
+/* The kind and place of a key: the rest of a conf_keys[] entry. */
+#define AS_INT(m, min, max)     CONF_INT, CONF_OFF(m, int), 0, min, max
+#define AS_BOOL(m)              CONF_BOOL, CONF_OFF(m, int), 0, 0, 0
+#define AS_STR(m)               CONF_STR, CONF_OFF(m, char *), 0, 0, 0
+#define AS_LEVEL(m)             CONF_LEVEL, CONF_OFF(m, int), 0, 0, 0
+#define AS_FORMAT(m)            CONF_FORMAT, CONF_OFF(m, int), 0, 0, 0
+#define AS_LISTEN               CONF_LISTEN, 0, 0, 0, 0
+#define AS_HOSTPORTS(m, n)      CONF_HOSTPORTS, CONF_OFF(m, char **), \
+	CONF_OFF(n, size_t), 0, 0
+
+static int conf_check_user(cfg_t *, cfg_opt_t *);
+static int conf_check_group(cfg_t *, cfg_opt_t *);
+static int conf_check_path(cfg_t *, cfg_opt_t *);
+
+/*
+ * Every key, in the order -T prints them.  Names are unique across
+ * sections (the man page lists them so); the keys of a section are
+ * together.  listen comes before metrics_listen: the public addresses
+ * are first in cf_listen, and -H asks the first one.  A reload applies
+ * every key but two (CONF_RESTART): the master opens the pidfile once, at
+ * start (main.c), and the backlog goes to listen(2) when an address is
+ * bound, and its socket is kept across reloads and binary upgrades.
+ */
+static const struct conf_key conf_keys[] = {
+	{ CONF_TOP, CFG_STR_LIST("listen", "{\"0.0.0.0:5000\"}", CFGF_NONE),
+	    AS_LISTEN, CONF_NONEMPTY, NULL },
+	{ CONF_TOP, CFG_STR_LIST("metrics_listen", "{}", CFGF_NONE),
+	    AS_LISTEN, CONF_ADMIN, NULL },
+	{ CONF_TOP, CFG_INT("workers", 0, CFGF_NONE),
+	    AS_INT(cf_workers, 0, 256), 0, NULL },
+	{ CONF_TOP, CFG_STR("pidfile", "/run/hitcountd.pid", CFGF_NONE),
+	    AS_STR(cf_pidfile), CONF_RESTART, NULL },
+	{ CONF_TOP, CFG_INT("shutdown_timeout", 8, CFGF_NONE),
+	    AS_INT(cf_shutdown_timeout, 1, 3600), 0, NULL },
+	{ CONF_TOP, CFG_INT("keepalive_timeout", 5, CFGF_NONE),
+	    AS_INT(cf_keepalive_timeout, 0, 3600), 0, NULL },
+	{ CONF_TOP, CFG_INT("header_timeout", 10, CFGF_NONE),
+	    AS_INT(cf_header_timeout, 1, 3600), 0, NULL },
+	{ CONF_TOP, CFG_INT("max_connections", 4096, CFGF_NONE),
+	    AS_INT(cf_max_connections, 1, 1000000), 0, NULL },
+	{ CONF_TOP, CFG_INT("backlog", 511, CFGF_NONE),
+	    AS_INT(cf_backlog, 1, 65535), CONF_RESTART, NULL },
+	{ CONF_TOP, CFG_INT("max_header_size", 8192, CFGF_NONE),
+	    AS_INT(cf_max_header_size, 1024, 1048576), 0, NULL },
+	{ CONF_TOP, CFG_INT("max_headers", 100, CFGF_NONE),
+	    AS_INT(cf_max_headers, 1, 10000), 0, NULL },
+	{ CONF_TOP, CFG_STR("log_level", "info", CFGF_NONE),
+	    AS_LEVEL(cf_log_level), 0, NULL },
+	{ CONF_TOP, CFG_STR("user", "nobody", CFGF_NONE),
+	    AS_STR(cf_user), 0, conf_check_user },
+	{ CONF_TOP, CFG_STR("group", "", CFGF_NONE),
+	    AS_STR(cf_group), 0, conf_check_group },
+	{ CONF_TOP, CFG_BOOL("allow_root", cfg_false, CFGF_NONE),
+	    AS_BOOL(cf_allow_root), 0, NULL },
+	{ CONF_TOP, CFG_STR("log_format", "text", CFGF_NONE),
+	    AS_FORMAT(cf_log_format), 0, NULL },
+	{ CONF_TOP, CFG_STR("access_log", "", CFGF_NONE),
+	    AS_STR(cf_access_log), 0, NULL },
+	{ CONF_TOP, CFG_STR("metrics_path", "/metrics", CFGF_NONE),
+	    AS_STR(cf_metrics_path), 0, conf_check_path },
+	{ CONF_TOP, CFG_STR("readyz_path", "/readyz", CFGF_NONE),
+	    AS_STR(cf_readyz_path), 0, conf_check_path },
+	{ CONF_REDIS, CFG_STR("host", "redis", CFGF_NONE),
+	    AS_STR(cf_redis.host), CONF_NONEMPTY, NULL },
+	{ CONF_REDIS, CFG_INT("port", 6379, CFGF_NONE),
+	    AS_INT(cf_redis.port, 1, 65535), 0, NULL },
+	{ CONF_REDIS, CFG_STR("key", "visits", CFGF_NONE),
+	    AS_STR(cf_redis.key), CONF_NONEMPTY, NULL },
+	{ CONF_REDIS, CFG_INT("timeout_ms", 1000, CFGF_NONE),
+	    AS_INT(cf_redis.timeout_ms, 1, 600000), 0, NULL },
+	{ CONF_REDIS, CFG_STR("password", "", CFGF_NONE),
+	    AS_STR(cf_redis.password), CONF_SECRET, NULL },
+	{ CONF_REDIS, CFG_INT("db", 0, CFGF_NONE),
+	    AS_INT(cf_redis.db, 0, 1000000), 0, NULL },
+	{ CONF_REDIS, CFG_STR_LIST("sentinels", "{}", CFGF_NONE),
+	    AS_HOSTPORTS(cf_redis.sentinels, cf_redis.nsentinels), 0, NULL },
+	{ CONF_REDIS, CFG_STR("master_name", "mymaster", CFGF_NONE),
+	    AS_STR(cf_redis.master_name), CONF_NONEMPTY, NULL },
+	{ CONF_REDIS, CFG_STR("sentinel_password", "", CFGF_NONE),
+	    AS_STR(cf_redis.sentinel_password), CONF_SECRET, NULL },
+	{ CONF_REDIS, CFG_INT("min_replicas_acked", 0, CFGF_NONE),
+	    AS_INT(cf_redis.min_replicas_acked, 0, 100), 0, NULL },
+};
+
+#undef AS_INT
+#undef AS_BOOL
+#undef AS_STR
+#undef AS_LEVEL
+#undef AS_FORMAT
+#undef AS_LISTEN
+#undef AS_HOSTPORTS
 
 /* libconfuse's error function has no user pointer: parsing is single-threaded. */
 static char *conf_errbuf;
@@ -123,49 +211,34 @@ conf_errfunc(cfg_t *cfg, const char *fmt, va_list ap)
 	conf_errset = 1;
 }
 
-static int
-conf_validate_int(cfg_t *cfg, cfg_opt_t *opt)
+static const struct conf_key *
+conf_key_find(const char *name)
 {
-	long v = cfg_opt_getnint(opt, cfg_opt_size(opt) - 1);
 	size_t i;
 
-	for (i = 0; i < nitems(conf_ranges); i++) {
-		if (strcmp(conf_ranges[i].name, opt->name) != 0)
-			continue;
-		if (v < conf_ranges[i].min || v > conf_ranges[i].max) {
-			cfg_error(cfg, "option '%s': %ld is out of range "
-			    "(%ld..%ld)", opt->name, v, conf_ranges[i].min,
-			    conf_ranges[i].max);
-			return -1;
-		}
-	}
-	return 0;
+	for (i = 0; i < nitems(conf_keys); i++)
+		if (strcmp(conf_keys[i].k_opt.name, name) == 0)
+			return &conf_keys[i];
+	return NULL;
 }
 
-static int
-conf_validate_nonempty(cfg_t *cfg, cfg_opt_t *opt)
+/* What a string option is set to: its last value. */
+static const char *
+conf_opt_str(cfg_opt_t *opt)
 {
 	const char *s = cfg_opt_getnstr(opt, cfg_opt_size(opt) - 1);
 
-	if (s == NULL || *s == '\0') {
-		cfg_error(cfg, "option '%s' must not be empty", opt->name);
-		return -1;
-	}
-	return 0;
+	return s ? s : "";
 }
 
 static int
-conf_validate_listen(cfg_t *cfg, cfg_opt_t *opt)
+conf_check_listen(cfg_t *cfg, cfg_opt_t *opt)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
 	char why[256];
 	unsigned int i;
 
-	if (cfg_opt_size(opt) == 0 && strcmp(opt->name, "listen") == 0) {
-		cfg_error(cfg, "option 'listen' needs at least one address");
-		return -1;
-	}
 	for (i = 0; i < cfg_opt_size(opt); i++) {
 		const char *s = cfg_opt_getnstr(opt, i);
 
@@ -178,11 +251,30 @@ conf_validate_listen(cfg_t *cfg, cfg_opt_t *opt)
 }
 
 static int
-conf_validate_user(cfg_t *cfg, cfg_opt_t *opt)
+conf_check_hostports(cfg_t *cfg, cfg_opt_t *opt)
 {
-	const char *s = cfg_opt_getnstr(opt, cfg_opt_size(opt) - 1);
+	char host[256];
+	unsigned int i;
+	int port;
 
-	if (s && *s && getpwnam(s) == NULL) {
+	for (i = 0; i < cfg_opt_size(opt); i++) {
+		const char *s = cfg_opt_getnstr(opt, i);
+
+		if (conf_split_hostport(s, host, sizeof(host), &port) == -1) {
+			cfg_error(cfg, "option '%s': '%s' is not HOST:PORT",
+			    opt->name, s);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+conf_check_user(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *s = conf_opt_str(opt);
+
+	if (*s && getpwnam(s) == NULL) {
 		cfg_error(cfg, "option 'user': no such user '%s'", s);
 		return -1;
 	}
@@ -190,15 +282,123 @@ conf_validate_user(cfg_t *cfg, cfg_opt_t *opt)
 }
 
 static int
-conf_validate_group(cfg_t *cfg, cfg_opt_t *opt)
+conf_check_group(cfg_t *cfg, cfg_opt_t *opt)
 {
-	const char *s = cfg_opt_getnstr(opt, cfg_opt_size(opt) - 1);
+	const char *s = conf_opt_str(opt);
 
-	if (s && *s && getgrnam(s) == NULL) {
+	if (*s && getgrnam(s) == NULL) {
 		cfg_error(cfg, "option 'group': no such group '%s'", s);
 		return -1;
 	}
 	return 0;
+}
+
+/* A path to serve: "" (off) or starting with '/' and free of spaces. */
+static int
+conf_check_path(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *s = conf_opt_str(opt);
+	const char *c;
+
+	if (*s == '\0')
+		return 0;
+	for (c = s; *c; c++)
+		if ((unsigned char)*c <= 0x20 || *c == '?' || *c == 0x7f)
+			break;
+	if (*s != '/' || *c != '\0' || strcmp(s, "/") == 0 ||
+	    strcmp(s, "/healthz") == 0) {
+		cfg_error(cfg, "option '%s': '%s' is not a path of its own "
+		    "(\"/name\", or \"\" to turn it off)", opt->name, s);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The validator of every option: libconfuse calls it after each value it
+ * reads from the file (never for a default).  The checks of the key's
+ * kind and flags, then the key's own.
+ */
+static int
+conf_validate(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const struct conf_key *k = conf_key_find(opt->name);
+	const char *s;
+	long v;
+
+	switch (k->k_kind) {
+	case CONF_INT:
+		v = cfg_opt_getnint(opt, cfg_opt_size(opt) - 1);
+		if (v < k->k_min || v > k->k_max) {
+			cfg_error(cfg, "option '%s': %ld is out of range "
+			    "(%ld..%ld)", opt->name, v, k->k_min, k->k_max);
+			return -1;
+		}
+		break;
+	case CONF_LEVEL:
+		s = conf_opt_str(opt);
+		if (log_level_from_name(s) == -1) {
+			cfg_error(cfg, "option '%s': '%s' is not one of "
+			    "error, warning, info, debug", opt->name, s);
+			return -1;
+		}
+		break;
+	case CONF_FORMAT:
+		s = conf_opt_str(opt);
+		if (log_format_from_name(s) == -1) {
+			cfg_error(cfg, "option '%s': '%s' is not one of "
+			    "text, kv, json", opt->name, s);
+			return -1;
+		}
+		break;
+	case CONF_LISTEN:
+		if (conf_check_listen(cfg, opt) == -1)
+			return -1;
+		break;
+	case CONF_HOSTPORTS:
+		if (conf_check_hostports(cfg, opt) == -1)
+			return -1;
+		break;
+	case CONF_STR:
+		if ((k->k_flags & CONF_NONEMPTY) && *conf_opt_str(opt) == '\0') {
+			cfg_error(cfg, "option '%s' must not be empty",
+			    opt->name);
+			return -1;
+		}
+		break;
+	case CONF_BOOL:
+		break;
+	}
+	return k->k_check ? k->k_check(cfg, opt) : 0;
+}
+
+/*
+ * A parser with the schema of conf_keys[]: each section's keys, and at
+ * the top level the top keys and one CFG_SEC per section.  cfg_init()
+ * copies the options, so they may live on the stack.
+ */
+static cfg_t *
+conf_schema(void)
+{
+	cfg_opt_t opts[CONF_NSECTIONS][nitems(conf_keys) + CONF_NSECTIONS];
+	cfg_opt_t end = CFG_END();
+	size_t n[CONF_NSECTIONS] = { 0 }, i;
+	int s;
+
+	for (i = 0; i < nitems(conf_keys); i++) {
+		const struct conf_key *k = &conf_keys[i];
+		cfg_opt_t *o = &opts[k->k_section][n[k->k_section]++];
+
+		*o = k->k_opt;
+		o->validcb = conf_validate;
+	}
+	for (s = CONF_TOP + 1; s < CONF_NSECTIONS; s++) {
+		opts[s][n[s]] = end;
+		opts[CONF_TOP][n[CONF_TOP]] = conf_sections[s];
+		opts[CONF_TOP][n[CONF_TOP]++].subopts = opts[s];
+	}
+	opts[CONF_TOP][n[CONF_TOP]] = end;
+	return cfg_init(opts[CONF_TOP], CFGF_NONE);
 }
 
 int
@@ -232,72 +432,6 @@ conf_split_hostport(const char *text, char *host, size_t hostlen, int *port)
 	if (colon[1] == '\0' || *end != '\0' || errno || p < 1 || p > 65535)
 		return -1;
 	*port = (int)p;
-	return 0;
-}
-
-static int
-conf_validate_sentinels(cfg_t *cfg, cfg_opt_t *opt)
-{
-	char host[256];
-	unsigned int i;
-	int port;
-
-	for (i = 0; i < cfg_opt_size(opt); i++) {
-		const char *s = cfg_opt_getnstr(opt, i);
-
-		if (conf_split_hostport(s, host, sizeof(host), &port) == -1) {
-			cfg_error(cfg, "option 'sentinels': '%s' is not "
-			    "HOST:PORT", s);
-			return -1;
-		}
-	}
-	return 0;
-}
-
-static int
-conf_validate_log_format(cfg_t *cfg, cfg_opt_t *opt)
-{
-	const char *s = cfg_opt_getnstr(opt, cfg_opt_size(opt) - 1);
-
-	if (log_format_from_name(s) == -1) {
-		cfg_error(cfg, "option 'log_format': '%s' is not one of "
-		    "text, kv, json", s);
-		return -1;
-	}
-	return 0;
-}
-
-/* A path to serve: "" (off) or starting with '/' and free of spaces. */
-static int
-conf_validate_path(cfg_t *cfg, cfg_opt_t *opt)
-{
-	const char *s = cfg_opt_getnstr(opt, cfg_opt_size(opt) - 1);
-	const char *c;
-
-	if (*s == '\0')
-		return 0;
-	for (c = s; *c; c++)
-		if ((unsigned char)*c <= 0x20 || *c == '?' || *c == 0x7f)
-			break;
-	if (*s != '/' || *c != '\0' || strcmp(s, "/") == 0 ||
-	    strcmp(s, "/healthz") == 0) {
-		cfg_error(cfg, "option '%s': '%s' is not a path of its own "
-		    "(\"/name\", or \"\" to turn it off)", opt->name, s);
-		return -1;
-	}
-	return 0;
-}
-
-static int
-conf_validate_log_level(cfg_t *cfg, cfg_opt_t *opt)
-{
-	const char *s = cfg_opt_getnstr(opt, cfg_opt_size(opt) - 1);
-
-	if (log_level_from_name(s) == -1) {
-		cfg_error(cfg, "option 'log_level': '%s' is not one of "
-		    "error, warning, info, debug", s);
-		return -1;
-	}
 	return 0;
 }
 
@@ -462,7 +596,10 @@ conf_resolve_ids(struct conf *cf, char *err, size_t errlen)
 	return 0;
 }
 
-/* Rules between keys, which the per-key validators cannot see. */
+/*
+ * Rules between keys, and about the user we run as, which the per-key
+ * validators cannot see.
+ */
 static int
 conf_check_consistency(const struct conf *cf, char *err, size_t errlen)
 {
@@ -496,226 +633,271 @@ conf_check_consistency(const struct conf *cf, char *err, size_t errlen)
 		    cf->cf_access_log);
 		return -1;
 	}
+	if (geteuid() == 0 && cf->cf_uid == 0 && !cf->cf_allow_root) {
+		snprintf(err, errlen, "%s: refusing to run workers as root: set "
+		    "'user' to an unprivileged user, or allow_root = true",
+		    cf->cf_path);
+		return -1;
+	}
 	return 0;
 }
 
-static char *
-conf_strdup(const char *s)
+/* Append the addresses of key k, read from sec, to cf_listen. */
+static int
+conf_fill_listen(struct conf *cf, const struct conf_key *k, cfg_t *sec,
+    char *err, size_t errlen)
 {
-	return strdup(s ? s : "");
+	size_t i, n = cfg_size(sec, k->k_opt.name);
+	struct conf_listen *l;
+
+	/* Here, not in conf_validate(): libconfuse validates no empty list. */
+	if (n == 0 && (k->k_flags & CONF_NONEMPTY)) {
+		snprintf(err, errlen, "%s: option '%s' needs at least one "
+		    "address", cf->cf_path, k->k_opt.name);
+		return -1;
+	}
+	l = realloc(cf->cf_listen, (cf->cf_nlisten + n + 1) * sizeof(*l));
+	if (l == NULL)
+		goto nomem;
+	cf->cf_listen = l;
+	for (i = 0; i < n; i++) {
+		l = &cf->cf_listen[cf->cf_nlisten];
+		memset(l, 0, sizeof(*l));
+		l->l_admin = (k->k_flags & CONF_ADMIN) != 0;
+		l->l_text = strdup(cfg_getnstr(sec, k->k_opt.name, i));
+		if (l->l_text == NULL)
+			goto nomem;
+		cf->cf_nlisten++;
+		if (conf_parse_listen(l->l_text, &l->l_addr, &l->l_addrlen,
+		    err, errlen) == -1)
+			return -1;
+	}
+	return 0;
+
+nomem:
+	snprintf(err, errlen, "%s: out of memory", cf->cf_path);
+	return -1;
 }
 
-struct conf *
-conf_load(const char *path, char *err, size_t errlen)
+/* Copy the strings of key k, read from sec, into a new array. */
+static int
+conf_fill_strings(struct conf *cf, const struct conf_key *k, cfg_t *sec)
 {
-	struct conf *cf = NULL;
-	cfg_t *cfg, *redis;
-	size_t i, nadmin;
+	size_t i, n = cfg_size(sec, k->k_opt.name);
+	char **v;
+
+	if (n == 0)
+		return 0;
+	v = calloc(n, sizeof(*v));
+	if (v == NULL)
+		return -1;
+	*CONF_AT(cf, k->k_off, char **) = v;
+	*CONF_AT(cf, k->k_noff, size_t) = n;
+	for (i = 0; i < n; i++) {
+		v[i] = strdup(cfg_getnstr(sec, k->k_opt.name, i));
+		if (v[i] == NULL)
+			return -1;
+	}
+	return 0;
+}
+
+/* Set key k's member of cf from its value in sec.  Returns 0 or -1. */
+static int
+conf_fill_key(struct conf *cf, const struct conf_key *k, cfg_t *sec,
+    char *err, size_t errlen)
+{
+	const char *name = k->k_opt.name, *s;
+	char **sp;
+
+	switch (k->k_kind) {
+	case CONF_INT:
+		*CONF_AT(cf, k->k_off, int) = (int)cfg_getint(sec, name);
+		return 0;
+	case CONF_BOOL:
+		*CONF_AT(cf, k->k_off, int) = cfg_getbool(sec, name) == cfg_true;
+		return 0;
+	case CONF_LEVEL:
+		*CONF_AT(cf, k->k_off, int) =
+		    log_level_from_name(cfg_getstr(sec, name));
+		return 0;
+	case CONF_FORMAT:
+		*CONF_AT(cf, k->k_off, int) =
+		    log_format_from_name(cfg_getstr(sec, name));
+		return 0;
+	case CONF_LISTEN:
+		return conf_fill_listen(cf, k, sec, err, errlen);
+	case CONF_STR:
+		s = cfg_getstr(sec, name);
+		sp = CONF_AT(cf, k->k_off, char *);
+		*sp = strdup(s ? s : "");
+		if (*sp != NULL)
+			return 0;
+		break;
+	case CONF_HOSTPORTS:
+		if (conf_fill_strings(cf, k, sec) == 0)
+			return 0;
+		break;
+	}
+	snprintf(err, errlen, "%s: out of memory", cf->cf_path);
+	return -1;
+}
+
+/* A new struct conf with the values of the parsed file cfg, or NULL. */
+static struct conf *
+conf_fill(cfg_t *cfg, const char *path, char *err, size_t errlen)
+{
+	struct conf *cf;
+	size_t i;
+
+	cf = calloc(1, sizeof(*cf));
+	if (cf == NULL || (cf->cf_path = strdup(path)) == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		free(cf);
+		return NULL;
+	}
+	for (i = 0; i < nitems(conf_keys); i++) {
+		const struct conf_key *k = &conf_keys[i];
+		cfg_t *sec = cfg;
+
+		if (k->k_section != CONF_TOP)
+			sec = cfg_getsec(cfg, conf_sections[k->k_section].name);
+		if (conf_fill_key(cf, k, sec, err, errlen) == -1) {
+			conf_free(cf);
+			return NULL;
+		}
+	}
+	return cf;
+}
+
+/* Read path with the schema of conf_keys[]: the parsed file, or NULL. */
+static cfg_t *
+conf_parse(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	cfg_t *cfg;
 	int rc;
 
-	conf_errbuf = err;
-	conf_errlen = errlen;
-	conf_errset = 0;
-	err[0] = '\0';
-
-	cfg = cfg_init(conf_opts, CFGF_NONE);
+	/*
+	 * libconfuse's flex scanner ends the process when read() fails, as
+	 * it does on a directory: that would end the master on a reload.
+	 */
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "%s: %s", path, strerror(EISDIR));
+		return NULL;
+	}
+	cfg = conf_schema();
 	if (cfg == NULL) {
 		snprintf(err, errlen, "%s: cannot initialise the parser", path);
 		return NULL;
 	}
 	cfg_set_error_function(cfg, conf_errfunc);
 	conf_top = cfg;
-	for (i = 0; i < nitems(conf_ranges); i++) {
-		const char *name = conf_ranges[i].name;
-		char full[64];
-
-		if (strcmp(name, "port") == 0 || strcmp(name, "timeout_ms") == 0
-		    || strcmp(name, "db") == 0 ||
-		    strcmp(name, "min_replicas_acked") == 0) {
-			snprintf(full, sizeof(full), "redis|%s", name);
-			name = full;
-		}
-		cfg_set_validate_func(cfg, name, conf_validate_int);
-	}
-	cfg_set_validate_func(cfg, "listen", conf_validate_listen);
-	cfg_set_validate_func(cfg, "metrics_listen", conf_validate_listen);
-	cfg_set_validate_func(cfg, "log_format", conf_validate_log_format);
-	cfg_set_validate_func(cfg, "metrics_path", conf_validate_path);
-	cfg_set_validate_func(cfg, "readyz_path", conf_validate_path);
-	cfg_set_validate_func(cfg, "log_level", conf_validate_log_level);
-	cfg_set_validate_func(cfg, "user", conf_validate_user);
-	cfg_set_validate_func(cfg, "group", conf_validate_group);
-	cfg_set_validate_func(cfg, "redis|host", conf_validate_nonempty);
-	cfg_set_validate_func(cfg, "redis|key", conf_validate_nonempty);
-	cfg_set_validate_func(cfg, "redis|master_name", conf_validate_nonempty);
-	cfg_set_validate_func(cfg, "redis|sentinels", conf_validate_sentinels);
-
 	errno = 0;
 	rc = cfg_parse(cfg, path);
-	if (rc == CFG_FILE_ERROR) {
+	if (rc == CFG_SUCCESS)
+		return cfg;
+	if (rc == CFG_FILE_ERROR)
 		snprintf(err, errlen, "%s: %s", path,
 		    errno ? strerror(errno) : "cannot read the file");
-		goto fail;
-	}
-	if (rc != CFG_SUCCESS) {
-		if (!conf_errset)
-			snprintf(err, errlen, "%s: syntax error", path);
-		goto fail;
-	}
-	if (conf_apply_env(cfg, err, errlen) == -1)
-		goto fail;
-
-	cf = calloc(1, sizeof(*cf));
-	if (cf == NULL)
-		goto nomem;
-	cf->cf_path = strdup(path);
-	nadmin = cfg_size(cfg, "metrics_listen");
-	cf->cf_nlisten = cfg_size(cfg, "listen") + nadmin;
-	cf->cf_listen = calloc(cf->cf_nlisten, sizeof(*cf->cf_listen));
-	if (cf->cf_path == NULL || cf->cf_listen == NULL)
-		goto nomem;
-	for (i = 0; i < cf->cf_nlisten; i++) {
-		struct conf_listen *l = &cf->cf_listen[i];
-		size_t npub = cf->cf_nlisten - nadmin;
-
-		/* The public addresses first: -H asks the first one. */
-		l->l_admin = i >= npub;
-		l->l_text = strdup(l->l_admin ?
-		    cfg_getnstr(cfg, "metrics_listen", i - npub) :
-		    cfg_getnstr(cfg, "listen", i));
-		if (l->l_text == NULL)
-			goto nomem;
-		if (conf_parse_listen(l->l_text, &l->l_addr, &l->l_addrlen,
-		    err, errlen) == -1)
-			goto fail;
-	}
-	cf->cf_workers = cfg_getint(cfg, "workers");
-	cf->cf_pidfile = conf_strdup(cfg_getstr(cfg, "pidfile"));
-	cf->cf_shutdown_timeout = cfg_getint(cfg, "shutdown_timeout");
-	cf->cf_keepalive_timeout = cfg_getint(cfg, "keepalive_timeout");
-	cf->cf_header_timeout = cfg_getint(cfg, "header_timeout");
-	cf->cf_max_connections = cfg_getint(cfg, "max_connections");
-	cf->cf_backlog = cfg_getint(cfg, "backlog");
-	cf->cf_max_header_size = cfg_getint(cfg, "max_header_size");
-	cf->cf_max_headers = cfg_getint(cfg, "max_headers");
-	cf->cf_log_level = log_level_from_name(cfg_getstr(cfg, "log_level"));
-	cf->cf_user = conf_strdup(cfg_getstr(cfg, "user"));
-	cf->cf_group = conf_strdup(cfg_getstr(cfg, "group"));
-	cf->cf_allow_root = cfg_getbool(cfg, "allow_root");
-	cf->cf_log_format = log_format_from_name(cfg_getstr(cfg, "log_format"));
-	cf->cf_access_log = conf_strdup(cfg_getstr(cfg, "access_log"));
-	cf->cf_metrics_path = conf_strdup(cfg_getstr(cfg, "metrics_path"));
-	cf->cf_readyz_path = conf_strdup(cfg_getstr(cfg, "readyz_path"));
-	if (cf->cf_access_log == NULL || cf->cf_metrics_path == NULL ||
-	    cf->cf_readyz_path == NULL)
-		goto nomem;
-	if (cf->cf_user == NULL || cf->cf_group == NULL)
-		goto nomem;
-	if (conf_resolve_ids(cf, err, errlen) == -1)
-		goto fail;
-	if (conf_check_consistency(cf, err, errlen) == -1)
-		goto fail;
-	if (geteuid() == 0 && cf->cf_uid == 0 && !cf->cf_allow_root) {
-		snprintf(err, errlen, "%s: refusing to run workers as root: set "
-		    "'user' to an unprivileged user, or allow_root = true",
-		    path);
-		goto fail;
-	}
-	redis = cfg_getsec(cfg, "redis");
-	cf->cf_redis.host = conf_strdup(cfg_getstr(redis, "host"));
-	cf->cf_redis.port = cfg_getint(redis, "port");
-	cf->cf_redis.key = conf_strdup(cfg_getstr(redis, "key"));
-	cf->cf_redis.timeout_ms = cfg_getint(redis, "timeout_ms");
-	cf->cf_redis.password = conf_strdup(cfg_getstr(redis, "password"));
-	cf->cf_redis.db = cfg_getint(redis, "db");
-	cf->cf_redis.nsentinels = cfg_size(redis, "sentinels");
-	if (cf->cf_redis.nsentinels > 0) {
-		cf->cf_redis.sentinels = calloc(cf->cf_redis.nsentinels,
-		    sizeof(*cf->cf_redis.sentinels));
-		if (cf->cf_redis.sentinels == NULL)
-			goto nomem;
-		for (i = 0; i < cf->cf_redis.nsentinels; i++) {
-			cf->cf_redis.sentinels[i] =
-			    strdup(cfg_getnstr(redis, "sentinels", i));
-			if (cf->cf_redis.sentinels[i] == NULL)
-				goto nomem;
-		}
-	}
-	cf->cf_redis.master_name = conf_strdup(cfg_getstr(redis, "master_name"));
-	cf->cf_redis.sentinel_password =
-	    conf_strdup(cfg_getstr(redis, "sentinel_password"));
-	cf->cf_redis.min_replicas_acked = cfg_getint(redis,
-	    "min_replicas_acked");
-	if (cf->cf_redis.master_name == NULL ||
-	    cf->cf_redis.sentinel_password == NULL)
-		goto nomem;
-	if (cf->cf_pidfile == NULL || cf->cf_redis.host == NULL ||
-	    cf->cf_redis.key == NULL || cf->cf_redis.password == NULL)
-		goto nomem;
+	else if (!conf_errset)
+		snprintf(err, errlen, "%s: syntax error", path);
 	cfg_free(cfg);
+	conf_top = NULL;
+	return NULL;
+}
+
+struct conf *
+conf_load(const char *path, char *err, size_t errlen)
+{
+	struct conf *cf = NULL;
+	cfg_t *cfg;
+
+	conf_errbuf = err;
+	conf_errlen = errlen;
+	conf_errset = 0;
+	err[0] = '\0';
+	cfg = conf_parse(path, err, errlen);
+	if (cfg != NULL && conf_apply_env(cfg, err, errlen) == 0)
+		cf = conf_fill(cfg, path, err, errlen);
+	if (cf != NULL && (conf_resolve_ids(cf, err, errlen) == -1 ||
+	    conf_check_consistency(cf, err, errlen) == -1)) {
+		conf_free(cf);
+		cf = NULL;
+	}
+	if (cfg != NULL)
+		cfg_free(cfg);
 	conf_errbuf = NULL;
 	conf_top = NULL;
 	return cf;
-
-nomem:
-	snprintf(err, errlen, "%s: out of memory", path);
-fail:
-	conf_free(cf);
-	cfg_free(cfg);
-	conf_errbuf = NULL;
-	conf_top = NULL;
-	return NULL;
 }
 
 void
 conf_free(struct conf *cf)
 {
-	size_t i;
+	size_t i, j;
 
 	if (cf == NULL)
 		return;
+	for (i = 0; i < nitems(conf_keys); i++) {
+		const struct conf_key *k = &conf_keys[i];
+
+		if (k->k_kind == CONF_STR)
+			free(*CONF_AT(cf, k->k_off, char *));
+		if (k->k_kind == CONF_HOSTPORTS) {
+			char **v = *CONF_AT(cf, k->k_off, char **);
+
+			for (j = 0; v && j < *CONF_AT(cf, k->k_noff, size_t);
+			    j++)
+				free(v[j]);
+			free(v);
+		}
+	}
 	for (i = 0; cf->cf_listen && i < cf->cf_nlisten; i++)
 		free(cf->cf_listen[i].l_text);
 	free(cf->cf_listen);
 	free(cf->cf_path);
-	free(cf->cf_pidfile);
-	free(cf->cf_user);
-	free(cf->cf_group);
-	free(cf->cf_access_log);
-	free(cf->cf_metrics_path);
-	free(cf->cf_readyz_path);
-	free(cf->cf_redis.host);
-	free(cf->cf_redis.key);
-	free(cf->cf_redis.password);
-	for (i = 0; cf->cf_redis.sentinels && i < cf->cf_redis.nsentinels; i++)
-		free(cf->cf_redis.sentinels[i]);
-	free(cf->cf_redis.sentinels);
-	free(cf->cf_redis.master_name);
-	free(cf->cf_redis.sentinel_password);
 	free(cf);
 }
 
-/* Print s as a libconfuse quoted string. */
+/*
+ * Print s as a libconfuse quoted string.  '$' is escaped too: libconfuse
+ * would read "${NAME}" as the environment variable's value.
+ */
 static void
 conf_print_str(FILE *fp, const char *s)
 {
 	fputc('"', fp);
 	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
+		if (*s == '"' || *s == '\\' || *s == '$')
 			fputc('\\', fp);
 		fputc(*s, fp);
 	}
 	fputc('"', fp);
 }
 
-/* Print the addresses of one kind (admin or not) as a list option. */
+/* Print the n strings of v as a list value. */
 static void
-conf_print_list(FILE *fp, const char *name, const struct conf *cf, int admin)
+conf_print_strings(FILE *fp, char *const *v, size_t n)
+{
+	size_t i;
+
+	fputc('{', fp);
+	for (i = 0; i < n; i++) {
+		if (i)
+			fputs(", ", fp);
+		conf_print_str(fp, v[i]);
+	}
+	fputc('}', fp);
+}
+
+/* Print the addresses of one kind (admin or not) as a list value. */
+static void
+conf_print_listen(FILE *fp, const struct conf *cf, int admin)
 {
 	size_t i;
 	int first = 1;
 
-	fprintf(fp, "%s = {", name);
+	fputc('{', fp);
 	for (i = 0; i < cf->cf_nlisten; i++) {
 		if (cf->cf_listen[i].l_admin != admin)
 			continue;
@@ -724,61 +906,73 @@ conf_print_list(FILE *fp, const char *name, const struct conf *cf, int admin)
 		conf_print_str(fp, cf->cf_listen[i].l_text);
 		first = 0;
 	}
-	fputs("}\n", fp);
+	fputc('}', fp);
+}
+
+/* Print the value of key k in cf, in config-file syntax. */
+static void
+conf_print_value(FILE *fp, const struct conf *cf, const struct conf_key *k)
+{
+	const char *s;
+	int v = 0;
+
+	if (k->k_kind != CONF_STR && k->k_kind != CONF_LISTEN &&
+	    k->k_kind != CONF_HOSTPORTS)
+		v = *CONF_AT(cf, k->k_off, const int);
+	switch (k->k_kind) {
+	case CONF_INT:
+		fprintf(fp, "%d", v);
+		break;
+	case CONF_BOOL:
+		fputs(v ? "true" : "false", fp);
+		break;
+	case CONF_LEVEL:
+		conf_print_str(fp, log_level_name(v));
+		break;
+	case CONF_FORMAT:
+		conf_print_str(fp, log_format_name(v));
+		break;
+	case CONF_STR:
+		s = *CONF_AT(cf, k->k_off, char *const);
+		/* Never echo a secret: -T output ends up in bug reports. */
+		if ((k->k_flags & CONF_SECRET) && *s)
+			s = "********";
+		conf_print_str(fp, s);
+		break;
+	case CONF_LISTEN:
+		conf_print_listen(fp, cf, (k->k_flags & CONF_ADMIN) != 0);
+		break;
+	case CONF_HOSTPORTS:
+		conf_print_strings(fp, *CONF_AT(cf, k->k_off, char **const),
+		    *CONF_AT(cf, k->k_noff, const size_t));
+		break;
+	}
 }
 
 int
 conf_print(const struct conf *cf, FILE *fp)
 {
+	enum conf_section in = CONF_TOP;
 	size_t i;
 
 	fprintf(fp, "# effective configuration of %s\n", cf->cf_path);
-	conf_print_list(fp, "listen", cf, 0);
-	conf_print_list(fp, "metrics_listen", cf, 1);
-	fprintf(fp, "workers = %d\n", cf->cf_workers);
-	fputs("pidfile = ", fp);
-	conf_print_str(fp, cf->cf_pidfile);
-	fprintf(fp, "\nshutdown_timeout = %d\n", cf->cf_shutdown_timeout);
-	fprintf(fp, "keepalive_timeout = %d\n", cf->cf_keepalive_timeout);
-	fprintf(fp, "header_timeout = %d\n", cf->cf_header_timeout);
-	fprintf(fp, "max_connections = %d\n", cf->cf_max_connections);
-	fprintf(fp, "backlog = %d\n", cf->cf_backlog);
-	fprintf(fp, "max_header_size = %d\n", cf->cf_max_header_size);
-	fprintf(fp, "max_headers = %d\n", cf->cf_max_headers);
-	fprintf(fp, "log_level = \"%s\"\n", log_level_name(cf->cf_log_level));
-	fputs("user = ", fp);
-	conf_print_str(fp, cf->cf_user);
-	fputs("\ngroup = ", fp);
-	conf_print_str(fp, cf->cf_group);
-	fprintf(fp, "\nallow_root = %s\n", cf->cf_allow_root ? "true" : "false");
-	fprintf(fp, "log_format = \"%s\"\n", log_format_name(cf->cf_log_format));
-	fputs("access_log = ", fp);
-	conf_print_str(fp, cf->cf_access_log);
-	fputs("\nmetrics_path = ", fp);
-	conf_print_str(fp, cf->cf_metrics_path);
-	fputs("\nreadyz_path = ", fp);
-	conf_print_str(fp, cf->cf_readyz_path);
-	fputs("\n", fp);
-	fputs("redis {\n    host = ", fp);
-	conf_print_str(fp, cf->cf_redis.host);
-	fprintf(fp, "\n    port = %d\n    key = ", cf->cf_redis.port);
-	conf_print_str(fp, cf->cf_redis.key);
-	fprintf(fp, "\n    timeout_ms = %d\n    password = ",
-	    cf->cf_redis.timeout_ms);
-	/* Never echo a secret: -T output ends up in bug reports. */
-	conf_print_str(fp, cf->cf_redis.password[0] ? "********" : "");
-	fprintf(fp, "\n    db = %d\n    sentinels = {", cf->cf_redis.db);
-	for (i = 0; i < cf->cf_redis.nsentinels; i++) {
-		if (i)
-			fputs(", ", fp);
-		conf_print_str(fp, cf->cf_redis.sentinels[i]);
+	for (i = 0; i < nitems(conf_keys); i++) {
+		const struct conf_key *k = &conf_keys[i];
+
+		if (k->k_section != in) {
+			if (in != CONF_TOP)
+				fputs("}\n", fp);
+			in = k->k_section;
+			if (in != CONF_TOP)
+				fprintf(fp, "%s {\n", conf_sections[in].name);
+		}
+		fprintf(fp, "%s%s = ", in != CONF_TOP ? "    " : "",
+		    k->k_opt.name);
+		conf_print_value(fp, cf, k);
+		fputc('\n', fp);
 	}
-	fputs("}\n    master_name = ", fp);
-	conf_print_str(fp, cf->cf_redis.master_name);
-	fputs("\n    sentinel_password = ", fp);
-	conf_print_str(fp, cf->cf_redis.sentinel_password[0] ? "********" : "");
-	fprintf(fp, "\n    min_replicas_acked = %d\n}\n",
-	    cf->cf_redis.min_replicas_acked);
+	if (in != CONF_TOP)
+		fputs("}\n", fp);
 	return ferror(fp) ? -1 : 0;
 }
 
@@ -795,4 +989,76 @@ conf_worker_count(const struct conf *cf)
 	if (n > 256)
 		n = 256;
 	return (int)n;
+}
+
+/* Key k's value in cf as -T prints it, cut to fit buf. */
+static const char *
+conf_value_text(const struct conf *cf, const struct conf_key *k, char *buf,
+    size_t len)
+{
+	FILE *fp;
+
+	buf[0] = '\0';
+	fp = fmemopen(buf, len - 1, "w");
+	if (fp == NULL)
+		return "?";
+	conf_print_value(fp, cf, k);
+	fclose(fp);
+	buf[len - 1] = '\0';
+	return buf;
+}
+
+/* Whether key k, a scalar, has the same value in a and b. */
+static int
+conf_same(const struct conf *a, const struct conf *b, const struct conf_key *k)
+{
+	if (k->k_kind == CONF_STR)
+		return strcmp(*CONF_AT(a, k->k_off, char *const),
+		    *CONF_AT(b, k->k_off, char *const)) == 0;
+	return *CONF_AT(a, k->k_off, const int) ==
+	    *CONF_AT(b, k->k_off, const int);
+}
+
+/* Give next cur's value of key k, a scalar.  Returns 0 or -1. */
+static int
+conf_keep(struct conf *next, const struct conf *cur, const struct conf_key *k)
+{
+	char **sp, *s;
+
+	if (k->k_kind != CONF_STR) {
+		*CONF_AT(next, k->k_off, int) = *CONF_AT(cur, k->k_off, const int);
+		return 0;
+	}
+	s = strdup(*CONF_AT(cur, k->k_off, char *const));
+	if (s == NULL) {
+		log_warn("strdup");
+		return -1;
+	}
+	sp = CONF_AT(next, k->k_off, char *);
+	free(*sp);
+	*sp = s;
+	return 0;
+}
+
+int
+conf_reload_keep(struct conf *next, const struct conf *cur)
+{
+	char was[256], now[256];
+	size_t i;
+
+	for (i = 0; i < nitems(conf_keys); i++) {
+		const struct conf_key *k = &conf_keys[i];
+
+		/* No list is CONF_RESTART: the two above know scalars only. */
+		if (!(k->k_flags & CONF_RESTART) || k->k_kind == CONF_LISTEN ||
+		    k->k_kind == CONF_HOSTPORTS || conf_same(cur, next, k))
+			continue;
+		log_warnx("reload: option '%s' changed from %s to %s in %s; "
+		    "the change takes effect only at a restart", k->k_opt.name,
+		    conf_value_text(cur, k, was, sizeof(was)),
+		    conf_value_text(next, k, now, sizeof(now)), next->cf_path);
+		if (conf_keep(next, cur, k) == -1)
+			return -1;
+	}
+	return 0;
 }

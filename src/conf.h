@@ -63,6 +63,14 @@ struct conf {
  */
 struct conf *conf_load(const char *path, char *err, size_t errlen);
 
+/*
+ * Before a reload puts next in force in place of cur: for each key that
+ * only a restart can apply (pidfile, backlog), log a warning if next
+ * changes it, and give next cur's value, so that next says what is in
+ * force.  Returns 0, or -1 if out of memory.
+ */
+int conf_reload_keep(struct conf *next, const struct conf *cur);
+
 /* Free a conf from conf_load().  NULL is allowed. */
 void conf_free(struct conf *cf);
 

@@ -611,6 +611,11 @@ master_begin_reload(struct master *m)
 		master_reload_failed(m, err);
 		return;
 	}
+	if (conf_reload_keep(cf, m->m_cf) == -1) {
+		master_reload_failed(m, "out of memory");
+		conf_free(cf);
+		return;
+	}
 	if (master_prepare_access_log(cf) == -1) {
 		master_reload_failed(m, "cannot open the access log");
 		conf_free(cf);

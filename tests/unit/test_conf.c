@@ -121,12 +121,51 @@ test_errors(void **state)
 	expect_error("redis {\n  key = \"\"\n}\n", 2, "key");
 }
 
+/*
+ * No public address: libconfuse validates no empty list, so this is
+ * checked after parsing (without a line).  Accepted, it started a daemon
+ * serving nothing, and -H read cf_listen[0] past the end.
+ */
+static void
+test_no_listen(void **state)
+{
+	char want[128];
+
+	(void)state;
+	assert_null(load("listen = {}\n"));
+	snprintf(want, sizeof(want), "%s: option 'listen' needs at least one "
+	    "address", path);
+	assert_string_equal(err, want);
+	assert_null(load("listen = {}\nmetrics_listen = {\"127.0.0.1:9100\"}\n"));
+	assert_string_equal(err + strlen(path), want + strlen(path));
+}
+
 static void
 test_missing_file(void **state)
 {
 	(void)state;
 	assert_null(conf_load("/nonexistent/hitcountd.conf", err, sizeof(err)));
 	assert_non_null(strstr(err, "/nonexistent/hitcountd.conf"));
+}
+
+/*
+ * A directory is not a config file.  libconfuse's flex scanner ends the
+ * process (exit 2, "input in flex scanner failed") when read() fails, so
+ * this must be refused before parsing: on a reload it would end the
+ * master.
+ */
+static void
+test_directory(void **state)
+{
+	char dir[] = "/tmp/hitcountd-test-dir-XXXXXX";
+	char want[128];
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_null(conf_load(dir, err, sizeof(err)));
+	rmdir(dir);
+	snprintf(want, sizeof(want), "%s: Is a directory", dir);
+	assert_string_equal(err, want);
 }
 
 static void
@@ -182,29 +221,85 @@ test_listen_parse(void **state)
 	    sizeof(why)), -1);
 }
 
+/* Print cf as -T does into a temporary file, and load that. */
+static struct conf *
+reprint(const struct conf *cf)
+{
+	char out[] = "/tmp/hitcountd-print-XXXXXX";
+	struct conf *again;
+	FILE *fp;
+	int fd;
+
+	fd = mkstemp(out);
+	assert_true(fd != -1);
+	fp = fdopen(fd, "w");
+	assert_non_null(fp);
+	assert_int_equal(conf_print(cf, fp), 0);
+	fclose(fp);
+	again = conf_load(out, err, sizeof(err));
+	unlink(out);
+	return again;
+}
+
 static void
 test_print_roundtrip(void **state)
 {
 	struct conf *cf = load("workers = 5\nredis {\n password = \"s3cret\"\n}\n");
 	struct conf *again;
-	char out[] = "/tmp/hitcountd-print-XXXXXX";
-	FILE *fp;
-	int fd;
 
 	(void)state;
 	assert_non_null(cf);
-	fd = mkstemp(out);
-	fp = fdopen(fd, "w");
-	assert_int_equal(conf_print(cf, fp), 0);
-	fclose(fp);
 	/* What -T prints is itself a valid config with the same values. */
-	again = conf_load(out, err, sizeof(err));
+	again = reprint(cf);
 	assert_non_null(again);
 	assert_int_equal(again->cf_workers, 5);
 	assert_string_equal(again->cf_redis.password, "********");
 	conf_free(again);
 	conf_free(cf);
-	unlink(out);
+}
+
+/*
+ * libconfuse expands ${VAR} in quoted strings and reads \$ as a literal
+ * '$': what -T prints must escape '$', or printing and reading a value
+ * with a literal "${" changes it.
+ */
+static void
+test_print_keeps_dollar(void **state)
+{
+	struct conf *cf, *again;
+
+	(void)state;
+	setenv("HITCOUNTD_TEST_VAR", "expanded", 1);
+	cf = load("redis {\n key = \"a$b\\${HITCOUNTD_TEST_VAR}c\"\n}\n");
+	assert_non_null(cf);
+	assert_string_equal(cf->cf_redis.key, "a$b${HITCOUNTD_TEST_VAR}c");
+	again = reprint(cf);
+	unsetenv("HITCOUNTD_TEST_VAR");
+	assert_non_null(again);
+	assert_string_equal(again->cf_redis.key, cf->cf_redis.key);
+	conf_free(again);
+	conf_free(cf);
+}
+
+/* A reload keeps the pidfile and backlog in force; the rest is the file's. */
+static void
+test_reload_keep(void **state)
+{
+	struct conf *cur, *next;
+
+	(void)state;
+	cur = load("pidfile = \"/run/a.pid\"\nbacklog = 10\nworkers = 1\n");
+	next = load("pidfile = \"/run/b.pid\"\nbacklog = 20\nworkers = 2\n"
+	    "redis {\n key = \"k2\"\n}\n");
+	assert_non_null(cur);
+	assert_non_null(next);
+	assert_int_equal(conf_reload_keep(next, cur), 0);
+	assert_string_equal(next->cf_pidfile, "/run/a.pid");
+	assert_int_equal(next->cf_backlog, 10);
+	assert_int_equal(next->cf_workers, 2);
+	assert_string_equal(next->cf_redis.key, "k2");
+	conf_free(next);
+	conf_free(cur);
 }
 
 int
@@ -214,10 +309,15 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_defaults, setup, NULL),
 		cmocka_unit_test_setup_teardown(test_values, setup, NULL),
 		cmocka_unit_test_setup_teardown(test_errors, setup, NULL),
+		cmocka_unit_test_setup_teardown(test_no_listen, setup, NULL),
 		cmocka_unit_test_setup_teardown(test_missing_file, setup, NULL),
+		cmocka_unit_test_setup_teardown(test_directory, setup, NULL),
 		cmocka_unit_test_setup_teardown(test_env_overrides, setup, NULL),
 		cmocka_unit_test_setup_teardown(test_listen_parse, setup, NULL),
 		cmocka_unit_test_setup_teardown(test_print_roundtrip, setup, NULL),
+		cmocka_unit_test_setup_teardown(test_print_keeps_dollar, setup,
+		    NULL),
+		cmocka_unit_test_setup_teardown(test_reload_keep, setup, NULL),
 	};
 
 	return cmocka_run_group_tests_name("conf", tests, NULL, NULL);
