@@ -57,7 +57,7 @@ struct conn {
 	const struct timeval *c_tv;     /* its common timeout, NULL if other */
 	char *c_in;                     /* unparsed bytes, NULL when none */
 	size_t c_inlen, c_incap;
-	size_t c_scan;                  /* http_parse_request() resume point */
+	struct http_scan c_scan;        /* where http_parse_request() resumes */
 	char *c_out;                    /* unsent response bytes */
 	size_t c_outlen, c_outoff;
 	long long c_discard;            /* request body bytes still to skip */
@@ -542,7 +542,7 @@ conn_process(struct conn *c, const char *buf, size_t len)
 		    &cs->cs_lim, &req, &status);
 		if (head == 0)
 			break;
-		c->c_scan = 0;
+		memset(&c->c_scan, 0, sizeof(c->c_scan));
 		c->c_head_start_ms = 0;
 		if (head < 0) {
 			char text[64];

@@ -374,47 +374,35 @@ http_parse_request_line(const char *buf, size_t len, struct http_request *req)
 	return 0;
 }
 
-ssize_t
-http_parse_request(const char *buf, size_t len, size_t *scan,
+/*
+ * The request line: from line to its LF at nl.  Fills req's method,
+ * target, version and r_line.  Returns 0, or an HTTP status for the error.
+ */
+static int
+http_request_line(const char *line, const char *nl, struct http_request *req)
+{
+	size_t llen = (size_t)(nl - line);
+
+	if (llen > 0 && line[llen - 1] == '\r')
+		llen--;
+	req->r_line = line;
+	req->r_line_len = llen;
+	if (memchr(line, '\r', llen) != NULL)
+		return 400;             /* bare CR */
+	return http_parse_request_line(line, llen, req);
+}
+
+/*
+ * Parse the header fields from pos to the end of the head (head, just
+ * past its empty line) into req.  Returns head, or -1 with *status set.
+ */
+static ssize_t
+http_parse_fields(const char *buf, size_t pos, size_t head,
     const struct http_limits *lim, struct http_request *req, int *status)
 {
-	size_t head, start = 0, pos, nfields = 0, nlen;
+	size_t nfields = 0, nlen;
 	int host = 0, have_cl = 0, have_te = 0, conn_close = 0, conn_ka = 0;
-	int rc;
 
-	/* RFC 9112 2.2: ignore empty lines before the request line. */
-	while (start < len && start < 16 &&
-	    (buf[start] == '\n' || (buf[start] == '\r' &&
-	    start + 1 < len && buf[start + 1] == '\n')))
-		start += buf[start] == '\r' ? 2 : 1;
-	if (*scan < start)
-		*scan = start;
-
-	head = http_find_head_end(buf, len, scan);
-	if (head == 0) {
-		if (len - start > lim->hl_max_head) {
-			*status = memchr(buf + start, '\n', len - start) ?
-			    431 : 414;
-			return -1;
-		}
-		return 0;
-	}
-	if (head - start > lim->hl_max_head) {
-		const char *nl = memchr(buf + start, '\n', head - start);
-
-		*status = (size_t)(nl - buf - start) > lim->hl_max_head ?
-		    414 : 431;
-		return -1;
-	}
-	if (memchr(buf, '\0', head) != NULL) {
-		*status = 400;
-		return -1;
-	}
-
-	memset(req, 0, sizeof(*req));
-	req->r_content_length = -1;
-
-	pos = start;
 	for (;;) {
 		const char *line = buf + pos, *nl, *colon, *v, *ve;
 		size_t llen;
@@ -427,16 +415,6 @@ http_parse_request(const char *buf, size_t len, size_t *scan,
 		if (memchr(line, '\r', llen) != NULL) {
 			*status = 400;          /* bare CR */
 			return -1;
-		}
-		if (line == buf + start) {
-			req->r_line = line;
-			req->r_line_len = llen;
-			rc = http_parse_request_line(line, llen, req);
-			if (rc != 0) {
-				*status = rc;
-				return -1;
-			}
-			continue;
 		}
 		if (llen == 0)
 			break;                  /* the empty line ends the head */
@@ -528,6 +506,70 @@ http_parse_request(const char *buf, size_t len, size_t *scan,
 	else
 		req->r_keepalive = conn_ka && !conn_close;
 	return (ssize_t)head;
+}
+
+ssize_t
+http_parse_request(const char *buf, size_t len, struct http_scan *scan,
+    const struct http_limits *lim, struct http_request *req, int *status)
+{
+	const char *nl = NULL;
+	size_t head, start = 0;
+	int rc;
+
+	/* RFC 9112 2.2: ignore empty lines before the request line. */
+	while (start < len && start < 16 &&
+	    (buf[start] == '\n' || (buf[start] == '\r' &&
+	    start + 1 < len && buf[start + 1] == '\n')))
+		start += buf[start] == '\r' ? 2 : 1;
+	if (scan->hs_off < start)
+		scan->hs_off = start;
+	memset(req, 0, sizeof(*req));
+	req->r_content_length = -1;
+
+	/*
+	 * The request line is checked as soon as its LF is here: a line that
+	 * is no request line is answered at once, not at header_timeout.
+	 * Only the bytes not seen before are searched, as below.
+	 */
+	if (!scan->hs_line) {
+		nl = memchr(buf + scan->hs_off, '\n', len - scan->hs_off);
+		if (nl == NULL && len - start <= lim->hl_max_head) {
+			scan->hs_off = len;
+			return 0;
+		}
+		if (nl == NULL || (size_t)(nl - buf) - start > lim->hl_max_head) {
+			*status = 414;
+			return -1;
+		}
+		if ((rc = http_request_line(buf + start, nl, req)) != 0) {
+			*status = rc;
+			return -1;
+		}
+		scan->hs_line = 1;
+		scan->hs_off = (size_t)(nl - buf);
+	}
+
+	head = http_find_head_end(buf, len, &scan->hs_off);
+	if ((head == 0 ? len : head) - start > lim->hl_max_head) {
+		*status = 431;
+		return -1;
+	}
+	if (head == 0)
+		return 0;
+	if (memchr(buf, '\0', head) != NULL) {
+		*status = 400;
+		return -1;
+	}
+	if (nl == NULL) {
+		/* Checked when it came; parsed again into this req. */
+		nl = memchr(buf + start, '\n', head - start);
+		if ((rc = http_request_line(buf + start, nl, req)) != 0) {
+			*status = rc;
+			return -1;
+		}
+	}
+	return http_parse_fields(buf, (size_t)(nl - buf) + 1, head, lim, req,
+	    status);
 }
 
 enum {

@@ -20,7 +20,7 @@ static const struct http_limits lim = { 8192, 100 };
 static ssize_t
 parse(const char *s, struct http_request *req)
 {
-	size_t scan = 0;
+	struct http_scan scan = { 0, 0 };
 	int status = 0;
 	ssize_t n;
 
@@ -59,7 +59,8 @@ test_incomplete_then_complete(void **state)
 {
 	const char *s = "GET /healthz?x=1 HTTP/1.1\r\nHost: x\r\n\r\n";
 	struct http_request req;
-	size_t scan = 0, i;
+	struct http_scan scan = { 0, 0 };
+	size_t i;
 	int status = 0;
 
 	(void)state;
@@ -155,12 +156,51 @@ test_bad_requests(void **state)
 	assert_int_equal(status_of("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"), 501);
 }
 
+/* A request line that is wrong is answered before the head ends. */
+static void
+test_bad_request_line_at_once(void **state)
+{
+	(void)state;
+	assert_int_equal(status_of("GARBAGE\r\n"), 400);
+	assert_int_equal(status_of("GARBAGE\n"), 400);
+	assert_int_equal(status_of("GET  / HTTP/1.1\r\nHost: a\r\n"), 400);
+	assert_int_equal(status_of("GET nopath HTTP/1.1\r\nHo"), 400);
+	assert_int_equal(status_of("GET / HTTP/1.1 x\r\n"), 400);
+	assert_int_equal(status_of("GET /\rx HTTP/1.1\r\n"), 400);
+	assert_int_equal(status_of("GET / HTTP/2.0\r\n"), 505);
+	assert_int_equal(status_of("\r\n\r\nGET\r\n"), 400);
+	/* A good one waits for the rest. */
+	assert_int_equal(status_of("GET / HTTP/1.1\r\n"), 0);
+	assert_int_equal(status_of("GET / HTTP/1.1\r\nHost: a\r\n"), 0);
+	assert_int_equal(status_of("\r\n\r\nGET / HTTP/1.1\r\nHost: a"), 0);
+	assert_int_equal(status_of("GARBAGE"), 0);
+}
+
+/* Fed byte by byte, a wrong request line is refused when its LF comes. */
+static void
+test_bad_request_line_in_pieces(void **state)
+{
+	const char *s = "GET /x HTTP/1.1 \r\nHost: a\r\n\r\n";
+	struct http_request req;
+	struct http_scan scan = { 0, 0 };
+	size_t i;
+	int status = 0;
+
+	(void)state;
+	for (i = 1; i < 18; i++)
+		assert_int_equal(http_parse_request(s, i, &scan, &lim, &req,
+		    &status), 0);
+	assert_int_equal(http_parse_request(s, 18, &scan, &lim, &req,
+	    &status), -1);
+	assert_int_equal(status, 400);
+}
+
 static void
 test_nul_rejected(void **state)
 {
 	const char s[] = "GET / HTTP/1.1\r\nHost: a\0b\r\n\r\n";
 	struct http_request req;
-	size_t scan = 0;
+	struct http_scan scan = { 0, 0 };
 	int status = 0;
 
 	(void)state;
@@ -195,7 +235,7 @@ test_limits(void **state)
 	char big[12000];
 	struct http_limits small = { 64, 3 };
 	struct http_request req;
-	size_t scan = 0;
+	struct http_scan scan = { 0, 0 };
 	int status = 0;
 	const char *many = "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
 
@@ -207,13 +247,13 @@ test_limits(void **state)
 	    &req, &status), -1);
 	assert_int_equal(status, 414);
 	/* Header fields over the size: 431. */
-	scan = 0;
+	memset(&scan, 0, sizeof(scan));
 	memcpy(big, "GET / HTTP/1.1\r\nX: ", 19);
 	assert_int_equal(http_parse_request(big, sizeof(big), &scan, &lim,
 	    &req, &status), -1);
 	assert_int_equal(status, 431);
 	/* Too many fields: 431. */
-	scan = 0;
+	memset(&scan, 0, sizeof(scan));
 	assert_int_equal(http_parse_request(many, strlen(many), &scan, &small,
 	    &req, &status), -1);
 	assert_int_equal(status, 431);
@@ -342,6 +382,8 @@ main(void)
 		cmocka_unit_test(test_bare_lf_accepted),
 		cmocka_unit_test(test_absolute_form),
 		cmocka_unit_test(test_bad_requests),
+		cmocka_unit_test(test_bad_request_line_at_once),
+		cmocka_unit_test(test_bad_request_line_in_pieces),
 		cmocka_unit_test(test_nul_rejected),
 		cmocka_unit_test(test_framing),
 		cmocka_unit_test(test_limits),
