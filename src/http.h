@@ -96,9 +96,11 @@ ssize_t http_chunked_skip(struct http_chunked *st, const char *buf,
 #define HTTP_F_ALLOW     0x20   /* Allow: GET, HEAD */
 
 /*
- * Write a whole response into out (cap bytes).  content_length is what
- * the Content-Length field says; body (bodylen bytes) is copied unless
- * HTTP_F_HEAD is set.  Returns the length written, or 0 if it does not fit.
+ * Write a whole response into out (cap bytes).  status is a three-digit
+ * code; content_length is what the Content-Length field says; body
+ * (bodylen bytes) is copied unless HTTP_F_HEAD is set.  HTTP_F_CLOSE wins
+ * over HTTP_F_KEEPALIVE.  Returns the length written, or 0 (and nothing
+ * written) if it does not fit in cap.
  */
 size_t http_format_response(char *out, size_t cap, int status,
     const char *ctype, const char *body, size_t bodylen,

@@ -308,6 +308,37 @@ test_format_response(void **state)
 	    "x", 1, 1, 0), 0);
 }
 
+/*
+ * A response fits in a buffer of exactly its length, and not in one byte
+ * less: the size check is the length written, not a guess.
+ */
+static void
+test_format_response_exact_fit(void **state)
+{
+	static const int statuses[] = { 200, 404, 431, 503 };
+	static const int flagsets[] = {
+		0, HTTP_F_HEAD, HTTP_F_KEEPALIVE, HTTP_F_NOSTORE | HTTP_F_CLOSE,
+		HTTP_F_NOSTORE | HTTP_F_RETRY | HTTP_F_ALLOW | HTTP_F_CLOSE |
+		    HTTP_F_KEEPALIVE,
+	};
+	static const size_t lengths[] = { 0, 9, 10, 12345678901234567890u };
+	char big[1024], out[1024];
+	size_t i, j, k, n;
+
+	(void)state;
+	for (i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
+	for (j = 0; j < sizeof(flagsets) / sizeof(flagsets[0]); j++)
+	for (k = 0; k < sizeof(lengths) / sizeof(lengths[0]); k++) {
+		n = http_format_response(big, sizeof(big), statuses[i],
+		    "text/plain", "abc", 3, lengths[k], flagsets[j]);
+		assert_true(n > 0);
+		assert_int_equal(http_format_response(out, n, statuses[i],
+		    "text/plain", "abc", 3, lengths[k], flagsets[j]), n);
+		assert_int_equal(http_format_response(out, n - 1, statuses[i],
+		    "text/plain", "abc", 3, lengths[k], flagsets[j]), 0);
+	}
+}
+
 /* Feed a chunked body in pieces of step bytes; returns bytes used or -1. */
 static ssize_t
 chunked(const char *s, size_t step, int *done)
@@ -389,6 +420,7 @@ main(void)
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_accept),
 		cmocka_unit_test(test_format_response),
+		cmocka_unit_test(test_format_response_exact_fit),
 		cmocka_unit_test(test_chunked),
 		cmocka_unit_test(test_chunked_bad),
 	};
