@@ -22,29 +22,42 @@
 #include "http.h"
 #include "util.h"
 
-/* RFC 9110 5.6.2: tchar, the characters of a token, as a table. */
-static const unsigned char http_tchar[256] = {
-	['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1,
-	['*'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1,
-	['`'] = 1, ['|'] = 1, ['~'] = 1,
-	['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1,
-	['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
-	['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
-	['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1,
-	['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
-	['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
-	['Y'] = 1, ['Z'] = 1,
-	['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
-	['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1,
-	['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
-	['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
-	['y'] = 1, ['z'] = 1,
+/*
+ * Character classes, as a constant table: nothing is built on the request
+ * path, and nothing depends on the locale (isalnum() in a Latin-1 locale
+ * takes 0xe9 for a letter).
+ */
+#define HTTP_C_TCHAR    0x01    /* RFC 9110 5.6.2 tchar: the token's */
+#define HTTP_C_REGNAME  0x02    /* RFC 3986 reg-name's, but pct-encoded */
+#define T               HTTP_C_TCHAR
+#define R               HTTP_C_REGNAME
+#define TR              (HTTP_C_TCHAR | HTTP_C_REGNAME)
+static const unsigned char http_class[256] = {
+	['!'] = TR, ['#'] = T, ['$'] = TR, ['%'] = T, ['&'] = TR, ['\''] = TR,
+	['('] = R, [')'] = R, ['*'] = TR, ['+'] = TR, [','] = R, ['-'] = TR,
+	['.'] = TR, [';'] = R, ['='] = R, ['^'] = T, ['_'] = TR, ['`'] = T,
+	['|'] = T, ['~'] = TR,
+	['0'] = TR, ['1'] = TR, ['2'] = TR, ['3'] = TR, ['4'] = TR, ['5'] = TR,
+	['6'] = TR, ['7'] = TR, ['8'] = TR, ['9'] = TR,
+	['A'] = TR, ['B'] = TR, ['C'] = TR, ['D'] = TR, ['E'] = TR, ['F'] = TR,
+	['G'] = TR, ['H'] = TR, ['I'] = TR, ['J'] = TR, ['K'] = TR, ['L'] = TR,
+	['M'] = TR, ['N'] = TR, ['O'] = TR, ['P'] = TR, ['Q'] = TR, ['R'] = TR,
+	['S'] = TR, ['T'] = TR, ['U'] = TR, ['V'] = TR, ['W'] = TR, ['X'] = TR,
+	['Y'] = TR, ['Z'] = TR,
+	['a'] = TR, ['b'] = TR, ['c'] = TR, ['d'] = TR, ['e'] = TR, ['f'] = TR,
+	['g'] = TR, ['h'] = TR, ['i'] = TR, ['j'] = TR, ['k'] = TR, ['l'] = TR,
+	['m'] = TR, ['n'] = TR, ['o'] = TR, ['p'] = TR, ['q'] = TR, ['r'] = TR,
+	['s'] = TR, ['t'] = TR, ['u'] = TR, ['v'] = TR, ['w'] = TR, ['x'] = TR,
+	['y'] = TR, ['z'] = TR,
 };
+#undef T
+#undef R
+#undef TR
 
 static int
 http_is_tchar(unsigned char c)
 {
-	return http_tchar[c];
+	return http_class[c] & HTTP_C_TCHAR;
 }
 
 /* Field-value characters: VCHAR, obs-text, SP and HTAB. */
@@ -245,19 +258,6 @@ http_te_is_chunked(const char *v, size_t len)
 	return http_ieq(v, len, "chunked");
 }
 
-/* RFC 3986 reg-name characters other than pct-encoded: unreserved, sub-delims. */
-static unsigned char http_regname[256];
-
-static void
-http_regname_init(void)
-{
-	static const char extra[] = "-._~!$&'()*+,;=";
-	int c;
-
-	for (c = 0; c < 256; c++)
-		http_regname[c] = isalnum(c) || (c != 0 && strchr(extra, c));
-}
-
 /*
  * RFC 9112 3.2: Host is uri-host [ ":" port ]; anything else is a 400.
  * An empty value is allowed (a target without authority).
@@ -265,13 +265,8 @@ http_regname_init(void)
 static int
 http_valid_host(const char *v, size_t len)
 {
-	static int ready;
 	size_t i = 0;
 
-	if (!ready) {
-		http_regname_init();
-		ready = 1;
-	}
 	if (len > 0 && v[0] == '[') {
 		for (i = 1; i < len && v[i] != ']'; i++)
 			if (!isxdigit((unsigned char)v[i]) && v[i] != ':' &&
@@ -284,7 +279,7 @@ http_valid_host(const char *v, size_t len)
 		for (; i < len && v[i] != ':'; i++) {
 			unsigned char c = (unsigned char)v[i];
 
-			if (http_regname[c])
+			if (http_class[c] & HTTP_C_REGNAME)
 				continue;
 			if (c == '%' && i + 2 < len &&
 			    isxdigit((unsigned char)v[i + 1]) &&
