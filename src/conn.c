@@ -355,6 +355,20 @@ conn_respond(struct conn *c, int status, const char *ctype, const char *body,
 	n = http_format_response(cs->cs_out + cs->cs_outlen,
 	    cs->cs_outcap - cs->cs_outlen, status, ctype, body, bodylen,
 	    content_length, flags);
+	if (n == 0) {
+		/*
+		 * A bug (the answer is larger than the reserve), which costs
+		 * this connection only.  It is not counted as sent: the
+		 * client gets a 500 if that fits, else the connection closes.
+		 */
+		log_warnx("conn: a %d answer of %zu bytes does not fit in %zu",
+		    status, bodylen, cs->cs_outcap - cs->cs_outlen);
+		if (status != 500)
+			conn_respond_text(c, 500, "Internal Server Error\n",
+			    (flags & HTTP_F_HEAD) | HTTP_F_CLOSE);
+		c->c_close = 1;
+		return;
+	}
 	cs->cs_outlen += n;
 	if (flags & HTTP_F_CLOSE)
 		c->c_close = 1;
@@ -364,13 +378,18 @@ conn_respond(struct conn *c, int status, const char *ctype, const char *body,
 		    (long long)bodylen);
 }
 
-/* Append bytes that are already a response (an interim 1xx). */
+/*
+ * Append bytes that are already a response: an interim 1xx, which may be
+ * left out (RFC 9110 15.2), and is when there is no room for it.
+ */
 static void
 conn_respond_raw(struct conn *c, const char *text)
 {
 	struct conn_set *cs = c->c_set;
 	size_t len = strlen(text);
 
+	if (len > cs->cs_outcap - cs->cs_outlen)
+		return;
 	memcpy(cs->cs_out + cs->cs_outlen, text, len);
 	cs->cs_outlen += len;
 }
@@ -521,7 +540,8 @@ conn_process(struct conn *c, const char *buf, size_t len)
 		ssize_t head;
 		int status;
 
-		if (cs->cs_outlen > cs->cs_outcap - CONN_OUT_RESERVE ||
+		if ((cs->cs_outlen > 0 &&
+		    cs->cs_outcap - cs->cs_outlen < CONN_OUT_RESERVE) ||
 		    c->c_outlen > CONN_OUT_SIZE) {
 			/* Enough output for now: the rest once it is sent. */
 			c->c_more = 1;
