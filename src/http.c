@@ -388,6 +388,53 @@ http_request_line(const char *line, const char *nl, struct http_request *req)
 	return http_parse_request_line(line, llen, req);
 }
 
+/* What the header fields say that is judged once all are read. */
+struct http_seen {
+	int se_host, se_cl, se_te;      /* Host, Content-Length, T-E fields */
+	int se_close, se_keepalive;     /* Connection options */
+};
+
+/*
+ * One header field that matters: name (nlen bytes) with the value v to
+ * ve.  Returns 0, or an HTTP status for the error.
+ */
+static int
+http_field(const char *name, size_t nlen, const char *v, const char *ve,
+    struct http_request *req, struct http_seen *se)
+{
+	if (http_ieq(name, nlen, "host")) {
+		if (se->se_host++ || !http_valid_host(v, ve - v))
+			return 400;
+	} else if (http_ieq(name, nlen, "content-length")) {
+		long long n = http_parse_length(v, ve - v);
+
+		if (n < 0 || (se->se_cl && n != req->r_content_length))
+			return 400;
+		se->se_cl = 1;
+		req->r_content_length = n;
+	} else if (http_ieq(name, nlen, "transfer-encoding")) {
+		if (!http_te_is_chunked(v, ve - v))
+			return 501;
+		se->se_te = 1;
+	} else if (http_ieq(name, nlen, "connection")) {
+		se->se_close |= http_list_has(v, ve - v, "close");
+		se->se_keepalive |= http_list_has(v, ve - v, "keep-alive");
+	} else if (http_ieq(name, nlen, "referer")) {
+		req->r_referer = v;
+		req->r_referer_len = ve - v;
+	} else if (http_ieq(name, nlen, "user-agent")) {
+		req->r_agent = v;
+		req->r_agent_len = ve - v;
+	} else if (http_ieq(name, nlen, "accept")) {
+		req->r_json = http_accept_prefers_json(v, ve - v);
+	} else if (http_ieq(name, nlen, "expect")) {
+		if (!http_ieq(v, ve - v, "100-continue"))
+			return 417;
+		req->r_expect_continue = 1;
+	}
+	return 0;
+}
+
 /*
  * Parse the header fields from pos to the end of the head (head, just
  * past its empty line) into req.  Returns head, or -1 with *status set.
@@ -396,8 +443,11 @@ static ssize_t
 http_parse_fields(const char *buf, size_t pos, size_t head,
     const struct http_limits *lim, struct http_request *req, int *status)
 {
+	struct http_seen se;
 	size_t nfields = 0, nlen;
-	int host = 0, have_cl = 0, have_te = 0, conn_close = 0, conn_ka = 0;
+	int rc;
+
+	memset(&se, 0, sizeof(se));
 
 	for (;;) {
 		const char *line = buf + pos, *nl, *colon, *v, *ve;
@@ -449,58 +499,24 @@ http_parse_fields(const char *buf, size_t pos, size_t head,
 		if (nlen != 4 && nlen != 6 && nlen != 7 && nlen != 10 &&
 		    nlen != 14 && nlen != 17)
 			continue;
-		if (http_ieq(line, nlen, "host")) {
-			if (host++ || !http_valid_host(v, ve - v)) {
-				*status = 400;
-				return -1;
-			}
-		} else if (http_ieq(line, nlen, "content-length")) {
-			long long n = http_parse_length(v, ve - v);
-
-			if (n < 0 || (have_cl && n != req->r_content_length)) {
-				*status = 400;
-				return -1;
-			}
-			have_cl = 1;
-			req->r_content_length = n;
-		} else if (http_ieq(line, nlen, "transfer-encoding")) {
-			if (!http_te_is_chunked(v, ve - v)) {
-				*status = 501;
-				return -1;
-			}
-			have_te = 1;
-		} else if (http_ieq(line, nlen, "connection")) {
-			conn_close |= http_list_has(v, ve - v, "close");
-			conn_ka |= http_list_has(v, ve - v, "keep-alive");
-		} else if (http_ieq(line, nlen, "referer")) {
-			req->r_referer = v;
-			req->r_referer_len = ve - v;
-		} else if (http_ieq(line, nlen, "user-agent")) {
-			req->r_agent = v;
-			req->r_agent_len = ve - v;
-		} else if (http_ieq(line, nlen, "accept")) {
-			req->r_json = http_accept_prefers_json(v, ve - v);
-		} else if (http_ieq(line, nlen, "expect")) {
-			if (!http_ieq(v, ve - v, "100-continue")) {
-				*status = 417;
-				return -1;
-			}
-			req->r_expect_continue = 1;
+		if ((rc = http_field(line, nlen, v, ve, req, &se)) != 0) {
+			*status = rc;
+			return -1;
 		}
 	}
-	if (have_te && (have_cl || req->r_minor == 0)) {
+	if (se.se_te && (se.se_cl || req->r_minor == 0)) {
 		*status = 400;          /* RFC 9112 6.1: smuggling vector */
 		return -1;
 	}
-	if (req->r_minor == 1 && host == 0) {
+	if (req->r_minor == 1 && se.se_host == 0) {
 		*status = 400;
 		return -1;
 	}
-	req->r_chunked = have_te;
+	req->r_chunked = se.se_te;
 	if (req->r_minor == 1)
-		req->r_keepalive = !conn_close;
+		req->r_keepalive = !se.se_close;
 	else
-		req->r_keepalive = conn_ka && !conn_close;
+		req->r_keepalive = se.se_keepalive && !se.se_close;
 	return (ssize_t)head;
 }
 
@@ -593,66 +609,115 @@ http_hexval(char c)
 	return -1;
 }
 
+/*
+ * One byte of a chunked body outside chunk data: of a size line, of the
+ * CRLF after data, or of the trailer section.  Returns 0, 1 when the
+ * body has ended with this byte, or -1 if the framing is malformed.
+ */
+static int
+http_chunked_byte(struct http_chunked *st, char c,
+    unsigned long long max_total)
+{
+	int v;
+
+	switch (st->ch_state) {
+	case CH_SIZE:
+		if ((v = http_hexval(c)) >= 0) {
+			/* 15 hex digits already exceed any sane body. */
+			if (++st->ch_linelen > 15)
+				return -1;
+			st->ch_left = st->ch_left * 16 + v;
+			return 0;
+		}
+		if (st->ch_linelen == 0)
+			return -1;      /* no digits */
+		if (c == ';' || c == ' ' || c == '\t')
+			st->ch_state = CH_EXT;
+		else if (c == '\r')
+			st->ch_state = CH_SIZE_LF;
+		else if (c == '\n')
+			goto size_done;
+		else
+			return -1;
+		return 0;
+	case CH_EXT:
+		if (++st->ch_linelen > HTTP_CHUNK_LINE_MAX || c == '\0')
+			return -1;
+		if (c == '\r')
+			st->ch_state = CH_SIZE_LF;
+		else if (c == '\n')
+			goto size_done;
+		return 0;
+	case CH_SIZE_LF:
+		if (c != '\n')
+			return -1;      /* bare CR */
+	size_done:
+		st->ch_linelen = 0;
+		if (st->ch_left == 0) {
+			st->ch_state = CH_TRAILER;
+			return 0;
+		}
+		st->ch_total += st->ch_left;
+		if (st->ch_total > max_total)
+			return -1;
+		st->ch_state = CH_DATA;
+		return 0;
+	case CH_DATA_CR:
+		if (c == '\r')
+			st->ch_state = CH_DATA_LF;
+		else if (c == '\n')
+			st->ch_state = CH_SIZE;
+		else
+			return -1;
+		return 0;
+	case CH_DATA_LF:
+		if (c != '\n')
+			return -1;
+		st->ch_state = CH_SIZE;
+		return 0;
+	case CH_TRAILER:
+		if (c == '\r')
+			st->ch_state = CH_END_LF;
+		else if (c == '\n')
+			return 1;
+		else if (c == '\0')
+			return -1;
+		else {
+			st->ch_linelen = 1;
+			st->ch_state = CH_TRAILER_LINE;
+		}
+		return 0;
+	case CH_TRAILER_LINE:
+		if (++st->ch_linelen > HTTP_CHUNK_LINE_MAX || c == '\0' ||
+		    ++st->ch_total > max_total)
+			return -1;
+		if (c == '\r')
+			st->ch_state = CH_TRAILER_LF;
+		else if (c == '\n')
+			st->ch_state = CH_TRAILER;
+		return 0;
+	case CH_TRAILER_LF:
+		if (c != '\n')
+			return -1;
+		st->ch_state = CH_TRAILER;
+		return 0;
+	case CH_END_LF:
+		return c == '\n' ? 1 : -1;
+	default:
+		return -1;
+	}
+}
+
 ssize_t
 http_chunked_skip(struct http_chunked *st, const char *buf, size_t len,
     unsigned long long max_total, int *done)
 {
 	size_t i = 0;
+	int rc;
 
 	*done = 0;
 	while (i < len) {
-		char c = buf[i];
-
-		switch (st->ch_state) {
-		case CH_SIZE: {
-			int v = http_hexval(c);
-
-			if (v >= 0) {
-				/* 15 hex digits already exceed any sane body. */
-				if (++st->ch_linelen > 15)
-					return -1;
-				st->ch_left = st->ch_left * 16 + v;
-				i++;
-				break;
-			}
-			if (st->ch_linelen == 0)
-				return -1;      /* no digits */
-			if (c == ';' || c == ' ' || c == '\t')
-				st->ch_state = CH_EXT;
-			else if (c == '\r')
-				st->ch_state = CH_SIZE_LF;
-			else if (c == '\n')
-				goto size_done;
-			else
-				return -1;
-			i++;
-			break;
-		}
-		case CH_EXT:
-			if (++st->ch_linelen > HTTP_CHUNK_LINE_MAX || c == '\0')
-				return -1;
-			if (c == '\r')
-				st->ch_state = CH_SIZE_LF;
-			else if (c == '\n')
-				goto size_done;
-			i++;
-			break;
-		case CH_SIZE_LF:
-			if (c != '\n')
-				return -1;      /* bare CR */
-		size_done:
-			i++;
-			st->ch_linelen = 0;
-			if (st->ch_left == 0) {
-				st->ch_state = CH_TRAILER;
-				break;
-			}
-			st->ch_total += st->ch_left;
-			if (st->ch_total > max_total)
-				return -1;
-			st->ch_state = CH_DATA;
-			break;
-		case CH_DATA: {
+		if (st->ch_state == CH_DATA) {
 			size_t n = len - i;
 
 			if (n > st->ch_left)
@@ -661,62 +726,16 @@ http_chunked_skip(struct http_chunked *st, const char *buf, size_t len,
 			st->ch_left -= n;
 			if (st->ch_left == 0)
 				st->ch_state = CH_DATA_CR;
-			break;
+			continue;
 		}
-		case CH_DATA_CR:
-			if (c == '\r')
-				st->ch_state = CH_DATA_LF;
-			else if (c == '\n')
-				st->ch_state = CH_SIZE;
-			else
-				return -1;
-			i++;
-			break;
-		case CH_DATA_LF:
-			if (c != '\n')
-				return -1;
-			st->ch_state = CH_SIZE;
-			i++;
-			break;
-		case CH_TRAILER:
-			i++;
-			if (c == '\r')
-				st->ch_state = CH_END_LF;
-			else if (c == '\n') {
-				*done = 1;
-				memset(st, 0, sizeof(*st));
-				return (ssize_t)i;
-			} else if (c == '\0')
-				return -1;
-			else {
-				st->ch_linelen = 1;
-				st->ch_state = CH_TRAILER_LINE;
-			}
-			break;
-		case CH_TRAILER_LINE:
-			if (++st->ch_linelen > HTTP_CHUNK_LINE_MAX || c == '\0' ||
-			    ++st->ch_total > max_total)
-				return -1;
-			if (c == '\r')
-				st->ch_state = CH_TRAILER_LF;
-			else if (c == '\n')
-				st->ch_state = CH_TRAILER;
-			i++;
-			break;
-		case CH_TRAILER_LF:
-			if (c != '\n')
-				return -1;
-			st->ch_state = CH_TRAILER;
-			i++;
-			break;
-		case CH_END_LF:
-			if (c != '\n')
-				return -1;
+		/* Every other state takes one byte at a time. */
+		rc = http_chunked_byte(st, buf[i++], max_total);
+		if (rc < 0)
+			return -1;
+		if (rc == 1) {
 			*done = 1;
 			memset(st, 0, sizeof(*st));
-			return (ssize_t)(i + 1);
-		default:
-			return -1;
+			break;
 		}
 	}
 	return (ssize_t)i;
@@ -803,9 +822,9 @@ http_uint_len(unsigned long long v)
 
 /* The optional fields: written in this order when their flag is set. */
 static const struct {
-	int hf_flag;
-	const char *hf_text;
-	size_t hf_len;
+	int rf_flag;
+	const char *rf_text;
+	size_t rf_len;
 } http_fields[] = {
 #define HTTP_FIELD(flag, text)  { flag, text, HTTP_LIT_LEN(text) }
 	HTTP_FIELD(HTTP_F_NOSTORE, "Cache-Control: no-store\r\nVary: Accept\r\n"),
@@ -838,8 +857,8 @@ http_format_response(char *out, size_t cap, int status, const char *ctype,
 	need = HTTP_HEAD_FIXED + rlen + ctlen + http_uint_len(content_length) +
 	    bodylen;
 	for (i = 0; i < nitems(http_fields); i++)
-		if (flags & http_fields[i].hf_flag)
-			need += http_fields[i].hf_len;
+		if (flags & http_fields[i].rf_flag)
+			need += http_fields[i].rf_len;
 	if (cap < need)
 		return 0;
 
@@ -859,9 +878,9 @@ http_format_response(char *out, size_t cap, int status, const char *ctype,
 	p += http_format_uint(p, content_length);
 	p = HTTP_PUT_LIT(p, HTTP_R_EOL);
 	for (i = 0; i < nitems(http_fields); i++)
-		if (flags & http_fields[i].hf_flag)
-			p = http_put(p, http_fields[i].hf_text,
-			    http_fields[i].hf_len);
+		if (flags & http_fields[i].rf_flag)
+			p = http_put(p, http_fields[i].rf_text,
+			    http_fields[i].rf_len);
 	p = HTTP_PUT_LIT(p, HTTP_R_EOL);
 	if (bodylen > 0)
 		p = http_put(p, body, bodylen);
