@@ -67,7 +67,8 @@ int conn_new(struct conn_set *cs, int fd, const struct sockaddr_storage *ss,
  * Answer the request being routed, or the one conn_wake() returned to:
  * a whole response (http_format_response()), counted in the metrics and
  * the access log.  flags are HTTP_F_*; HTTP_F_CLOSE ends the connection
- * once the answer is sent.
+ * once the answer is sent.  An answer too large for the room a response
+ * has is a bug: the client gets a 500 instead, and the connection closes.
  */
 void conn_respond(struct conn *c, int status, const char *ctype,
     const char *body, size_t bodylen, size_t content_length, int flags);

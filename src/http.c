@@ -7,9 +7,10 @@
  * space before the colon, two Host fields, Content-Length beside
  * Transfer-Encoding, ...) is refused rather than guessed at, because two
  * parsers that guess differently are how requests get smuggled.  It works
- * on a complete head in a buffer and allocates nothing; the worker keeps
- * the bytes.  Nothing here does I/O, so the unit tests and the fuzzer
- * drive it directly.
+ * on the bytes of a head in a buffer, judging the request line as soon as
+ * it is complete and the rest once the head is, and allocates nothing;
+ * the connection keeps the bytes.  Nothing here does I/O, so the unit
+ * tests and the fuzzer drive it directly.
  */
 #include "config.h"
 
