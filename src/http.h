@@ -38,16 +38,26 @@ struct http_request {
 };
 
 /*
- * Parse one request head (request line and header fields) at the start of
- * buf.  *scan is where the search for the end of the head resumes; start
- * it at 0 for a new request and keep it while more bytes arrive, so that a
- * slow client costs linear time.
- * Returns the length of the head (the body, if any, starts there), 0 when
- * more bytes are needed, or -1 with *status set to the error to answer
- * (400, 414, 417, 431, 501, 505).  req points into buf.
+ * Where the parsing of a request head that is still arriving resumes:
+ * zero it for a new request and keep it while more bytes arrive, so that
+ * a slow client costs linear time.
  */
-ssize_t http_parse_request(const char *buf, size_t len, size_t *scan,
-    const struct http_limits *lim, struct http_request *req, int *status);
+struct http_scan {
+	size_t hs_off;          /* bytes before it were searched */
+	int hs_line;            /* the request line has come and is valid */
+};
+
+/*
+ * Parse one request head (request line and header fields) at the start of
+ * buf, resuming at *scan.  Returns the length of the head (the body, if
+ * any, starts there), 0 when more bytes are needed, or -1 with *status
+ * set to the error to answer (400, 414, 417, 431, 501, 505).  A request
+ * line that is wrong is an error as soon as it is complete, whether or
+ * not the rest of the head has come.  req points into buf.
+ */
+ssize_t http_parse_request(const char *buf, size_t len,
+    struct http_scan *scan, const struct http_limits *lim,
+    struct http_request *req, int *status);
 
 /*
  * Whether an Accept field value prefers application/json over text/html
@@ -86,9 +96,11 @@ ssize_t http_chunked_skip(struct http_chunked *st, const char *buf,
 #define HTTP_F_ALLOW     0x20   /* Allow: GET, HEAD */
 
 /*
- * Write a whole response into out (cap bytes).  content_length is what
- * the Content-Length field says; body (bodylen bytes) is copied unless
- * HTTP_F_HEAD is set.  Returns the length written, or 0 if it does not fit.
+ * Write a whole response into out (cap bytes).  status is a three-digit
+ * code; content_length is what the Content-Length field says; body
+ * (bodylen bytes) is copied unless HTTP_F_HEAD is set.  HTTP_F_CLOSE wins
+ * over HTTP_F_KEEPALIVE.  Returns the length written, or 0 (and nothing
+ * written) if it does not fit in cap.
  */
 size_t http_format_response(char *out, size_t cap, int status,
     const char *ctype, const char *body, size_t bodylen,

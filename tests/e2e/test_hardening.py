@@ -251,6 +251,33 @@ def test_oversized_head_refused_before_it_ends(daemon_factory, redis_server,
     assert redis_server.visits() == 0
 
 
+@pytest.mark.parametrize("line,status", [
+    (b"GARBAGE\r\n", 400),
+    (b"GET  / HTTP/1.1\r\n", 400),
+    (b"GET nopath HTTP/1.1\r\n", 400),
+    (b"GET / HTTP/1.1 x\r\n", 400),
+    (b"GET / HTTP/2.0\r\n", 505),
+], ids=["no-target", "two-spaces", "not-a-path", "after-version",
+        "version"])
+def test_malformed_request_line_refused_before_the_head_ends(
+        daemon_factory, redis_server, line, status):
+    """A complete line that is not `METHOD SP request-target SP
+    HTTP-version` is answered as soon as it has come: waiting for the end
+    of the head would only end in a 408 at header_timeout."""
+    d = daemon_factory(header_timeout=30)
+    t0 = time.monotonic()
+    with RawClient(d.port, timeout=5) as c:
+        c.send(line + b"Host: t\r\n")          # the head goes on ...
+        r = c.read_response()
+        elapsed = time.monotonic() - t0
+        assert r.status == status, r
+        assert is_close(r)
+        closed, extra, _ = c.wait_closed(3)
+        assert closed and extra == b"", extra
+    assert elapsed < 2.0, "answered only after %.1f s" % elapsed
+    assert redis_server.visits() == 0
+
+
 def test_default_limits_boundaries(daemon_factory, redis_server):
     d = daemon_factory()            # max_header_size 8192, max_headers 100
     with RawClient(d.port) as c:

@@ -22,7 +22,8 @@ fuzz_parse(const char *buf, size_t size)
 {
 	struct http_limits lim = { 512, 16 };
 	struct http_request whole, piece;
-	size_t scan = 0, split;
+	struct http_scan scan = { 0, 0 };
+	size_t split;
 	int st_whole = 0, st_piece = 0;
 	ssize_t rw, rp;
 
@@ -39,7 +40,7 @@ fuzz_parse(const char *buf, size_t size)
 	}
 	/* The same bytes arriving in two pieces. */
 	split = size ? (unsigned char)buf[0] % (size + 1) : 0;
-	scan = 0;
+	memset(&scan, 0, sizeof(scan));
 	rp = http_parse_request(buf, split, &scan, &lim, &piece, &st_piece);
 	if (rp == 0)
 		rp = http_parse_request(buf, size, &scan, &lim, &piece,

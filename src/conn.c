@@ -1,0 +1,814 @@
+/*
+ * conn.c - a client connection's I/O state machine: reading requests,
+ * skipping their bodies, writing responses, keep-alive and timeouts.
+ *
+ * A worker serves all its clients from one libevent loop and never blocks:
+ * sockets are non-blocking, Redis is asynchronous (counter.c), and every
+ * wait has a timeout.  Requests on a connection are answered strictly in
+ * order; while a request waits for Redis, later pipelined bytes stay in the
+ * connection's buffer.  An idle keep-alive connection owns no buffer at
+ * all: reads go to a scratch buffer shared by the worker, and only bytes
+ * left over after parsing are copied to the connection, so thousands of
+ * idle clients cost little memory.  What a request gets is route.c's
+ * business; a failure on one connection closes that connection, never
+ * the worker.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "accesslog.h"
+#include "clock.h"
+#include "conf.h"
+#include "conn.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "route.h"
+
+#define CONN_MAX_BODY           (1024 * 1024)   /* bodies we read and discard */
+#define CONN_LINGER_MS          2000
+/*
+ * On a graceful stop an idle keep-alive connection may already carry the
+ * client's next request; closing it at once would fail that request (a
+ * reload under load would cost requests).  It gets this long to send one,
+ * which is answered with "Connection: close", before it is closed.
+ */
+#define CONN_STOP_GRACE_MS      1000
+#define CONN_OUT_SIZE           65536
+/* Room one response always has: the largest, /metrics, and its head. */
+#define CONN_OUT_RESERVE        16384
+
+struct conn {
+	struct conn_set *c_set;
+	int c_fd;
+	struct event c_ev;
+	short c_events;                 /* EV_READ, EV_WRITE or 0 */
+	const struct timeval *c_tv;     /* its common timeout, NULL if other */
+	char *c_in;                     /* unparsed bytes, NULL when none */
+	size_t c_inlen, c_incap;
+	struct http_scan c_scan;        /* where http_parse_request() resumes */
+	char *c_out;                    /* unsent response bytes */
+	size_t c_outlen, c_outoff;
+	long long c_discard;            /* request body bytes still to skip */
+	struct http_chunked c_chunk;    /* a chunked body being skipped */
+	uint64_t c_head_start_ms;       /* first byte of the pending head */
+	int c_resp_flags;               /* for the request waiting on Redis */
+	unsigned c_waiting : 1;         /* a Redis command is in flight */
+	unsigned c_json : 1;
+	unsigned c_dead : 1;            /* closed; freed when Redis answers */
+	unsigned c_close : 1;           /* close once the output is sent */
+	unsigned c_eof : 1;             /* the client sent FIN */
+	unsigned c_linger : 1;          /* draining input before close */
+	unsigned c_more : 1;            /* c_in holds requests not yet answered */
+	unsigned c_chunked : 1;         /* skipping a chunked body */
+	unsigned c_admin : 1;           /* came in on a metrics_listen address */
+	char *c_log;                    /* request line, Referer, User-Agent */
+	size_t c_logcap;
+	unsigned short c_log_req, c_log_ref, c_log_ua;  /* their lengths */
+	unsigned char c_log_has;        /* bit 0 Referer, bit 1 User-Agent */
+	char c_client[INET6_ADDRSTRLEN];
+	struct conn *c_prev, *c_next;
+};
+
+static void conn_on_event(evutil_socket_t, short, void *);
+static void conn_process(struct conn *, const char *, size_t);
+static void conn_process_buffered(struct conn *);
+
+/*
+ * Set what the connection waits for, and for how long.  tv is one of the
+ * set's common timeouts, or a one-off (common 0).  Setting again what
+ * is already set costs nothing: a persistent event's timeout restarts by
+ * itself each time the event fires.
+ */
+static void
+conn_set_events_tv(struct conn *c, short events, const struct timeval *tv,
+    int common)
+{
+	if (events == c->c_events && common && tv == c->c_tv)
+		return;
+	c->c_tv = common ? tv : NULL;
+	if (events != c->c_events) {
+		if (c->c_events)
+			event_del(&c->c_ev);
+		c->c_events = events;
+		if (events == 0)
+			return;
+		event_assign(&c->c_ev, c->c_set->cs_base, c->c_fd,
+		    events | EV_PERSIST, conn_on_event, c);
+	}
+	if (events)
+		event_add(&c->c_ev, tv);
+}
+
+static void
+conn_set_events(struct conn *c, short events, const struct timeval *tv)
+{
+	conn_set_events_tv(c, events, tv, 1);
+}
+
+static void
+conn_free(struct conn *c)
+{
+	free(c->c_in);
+	free(c->c_out);
+	free(c->c_log);
+	free(c);
+}
+
+/* Close the socket now; the conn itself goes when Redis no longer refers to it. */
+static void
+conn_close(struct conn *c)
+{
+	struct conn_set *cs = c->c_set;
+
+	if (c->c_fd == -1)
+		return;
+	conn_set_events(c, 0, NULL);
+	close(c->c_fd);
+	c->c_fd = -1;
+	METRICS_ADD(mw_conns_open, -1);
+	if (c->c_prev)
+		c->c_prev->c_next = c->c_next;
+	else
+		cs->cs_conns = c->c_next;
+	if (c->c_next)
+		c->c_next->c_prev = c->c_prev;
+	cs->cs_nconns--;
+	if (c->c_waiting)
+		c->c_dead = 1;
+	else
+		conn_free(c);
+	cs->cs_on_close(cs->cs_arg);
+}
+
+/*
+ * Close after a response that may leave unread input behind: a plain
+ * close() would then send RST, which can destroy the response before the
+ * client reads it.  Send FIN and drain for a while instead.
+ */
+static void
+conn_linger(struct conn *c)
+{
+	if (shutdown(c->c_fd, SHUT_WR) == -1 || c->c_eof) {
+		conn_close(c);
+		return;
+	}
+	c->c_linger = 1;
+	conn_set_events(c, EV_READ, c->c_set->cs_linger_tv);
+}
+
+/* The connection has nothing to send: decide what it waits for next. */
+static void
+conn_idle(struct conn *c)
+{
+	struct conn_set *cs = c->c_set;
+
+	if (c->c_close || (c->c_eof && c->c_inlen == 0 && !c->c_waiting)) {
+		conn_linger(c);
+		return;
+	}
+	if (c->c_waiting) {
+		/*
+		 * Keep reading pipelined bytes while there is room.  The counter
+		 * answers within timeout_ms, so a timeout here is ignored.
+		 */
+		if (c->c_eof || (c->c_in && c->c_inlen == c->c_incap))
+			conn_set_events(c, 0, NULL);
+		else if (c->c_events != EV_READ)
+			conn_set_events(c, EV_READ, cs->cs_hdr_tv);
+		return;
+	}
+	if (cs->cs_stopping && c->c_inlen == 0 && c->c_discard == 0 &&
+	    !c->c_chunked) {
+		conn_set_events(c, EV_READ, cs->cs_grace_tv);
+		return;
+	}
+	if (c->c_inlen > 0 || c->c_discard > 0 || c->c_chunked) {
+		/* A request is partly here: the header timeout runs from its start. */
+		uint64_t now = clock_coarse_ms(), limit, spent;
+		struct timeval tv;
+
+		if (c->c_head_start_ms == 0)
+			c->c_head_start_ms = now;
+		limit = (uint64_t)cs->cs_cf->cf_header_timeout * 1000;
+		spent = now - c->c_head_start_ms;
+		if (spent >= limit)
+			spent = limit - 1;
+		tv.tv_sec = (limit - spent) / 1000;
+		tv.tv_usec = ((limit - spent) % 1000) * 1000;
+		conn_set_events_tv(c, EV_READ, &tv, 0);
+	} else {
+		c->c_head_start_ms = 0;         /* the next head starts afresh */
+		conn_set_events(c, EV_READ, cs->cs_ka_tv);
+	}
+}
+
+/*
+ * Keep in the connection's own buffer what the socket refused of the
+ * pass's output, or append the pass's output to what it refused before.
+ * Returns 0, or -1 after closing the connection.
+ */
+static int
+conn_keep_out(struct conn *c, size_t sent)
+{
+	struct conn_set *cs = c->c_set;
+	char *p = realloc(c->c_out, c->c_outlen + cs->cs_outlen - sent);
+
+	if (p == NULL) {
+		log_warn("realloc");
+		cs->cs_outlen = 0;
+		conn_close(c);
+		return -1;
+	}
+	memcpy(p + c->c_outlen, cs->cs_out + sent, cs->cs_outlen - sent);
+	c->c_out = p;
+	c->c_outlen += cs->cs_outlen - sent;
+	cs->cs_outlen = 0;
+	return 0;
+}
+
+/* Send what the processing pass produced, keeping what the socket refuses. */
+static void
+conn_flush(struct conn *c)
+{
+	struct conn_set *cs = c->c_set;
+	ssize_t n;
+
+	if (c->c_outlen == 0 && cs->cs_outlen > 0) {
+		n = send(c->c_fd, cs->cs_out, cs->cs_outlen, MSG_NOSIGNAL);
+		if (n < 0 && errno != EAGAIN && errno != EINTR) {
+			cs->cs_outlen = 0;
+			conn_close(c);
+			return;
+		}
+		if (n < 0)
+			n = 0;
+		if ((size_t)n < cs->cs_outlen) {
+			c->c_outoff = 0;
+			if (conn_keep_out(c, (size_t)n) == -1)
+				return;
+		}
+		cs->cs_outlen = 0;
+	} else if (c->c_outlen > 0) {
+		if (cs->cs_outlen > 0 && conn_keep_out(c, 0) == -1)
+			return;
+		n = send(c->c_fd, c->c_out + c->c_outoff,
+		    c->c_outlen - c->c_outoff, MSG_NOSIGNAL);
+		if (n < 0 && errno != EAGAIN && errno != EINTR) {
+			conn_close(c);
+			return;
+		}
+		if (n > 0)
+			c->c_outoff += n;
+		if (c->c_outoff == c->c_outlen) {
+			free(c->c_out);
+			c->c_out = NULL;
+			c->c_outlen = c->c_outoff = 0;
+		}
+	}
+	if (c->c_outlen > 0)
+		conn_set_events(c, EV_WRITE, cs->cs_hdr_tv);
+	else if (c->c_more && !c->c_waiting && !c->c_close)
+		conn_process_buffered(c);       /* answer what was held back */
+	else
+		conn_idle(c);
+}
+
+/*
+ * Keep what the access log needs of a request: the request may wait for
+ * Redis while the bytes it points into move.  The buffer is reused from
+ * request to request.
+ */
+static void
+conn_log_keep(struct conn *c, const struct http_request *req)
+{
+	size_t req_len = req->r_line_len > 2048 ? 2048 : req->r_line_len;
+	size_t ref_len = req->r_referer_len > 1024 ? 1024 : req->r_referer_len;
+	size_t ua_len = req->r_agent_len > 1024 ? 1024 : req->r_agent_len;
+	size_t need = req_len + ref_len + ua_len;
+
+	if (need > c->c_logcap) {
+		char *p = realloc(c->c_log, need);
+
+		if (p == NULL) {
+			c->c_log_req = c->c_log_ref = c->c_log_ua = 0;
+			c->c_log_has = 0;
+			return;
+		}
+		c->c_log = p;
+		c->c_logcap = need;
+	}
+	if (req_len)
+		memcpy(c->c_log, req->r_line, req_len);
+	if (ref_len)
+		memcpy(c->c_log + req_len, req->r_referer, ref_len);
+	if (ua_len)
+		memcpy(c->c_log + req_len + ref_len, req->r_agent, ua_len);
+	c->c_log_req = req_len;
+	c->c_log_ref = ref_len;
+	c->c_log_ua = ua_len;
+	c->c_log_has = (req->r_referer ? 1 : 0) | (req->r_agent ? 2 : 0);
+}
+
+/* One access log line for the response being sent. */
+static void
+conn_log(struct conn *c, int status, long long bytes)
+{
+	struct accesslog_entry e;
+
+	e.a_client = c->c_client[0] ? c->c_client : "-";
+	e.a_request = c->c_log_req ? c->c_log : NULL;
+	e.a_request_len = c->c_log_req;
+	e.a_referer = (c->c_log_has & 1) ? c->c_log + c->c_log_req : NULL;
+	e.a_referer_len = c->c_log_ref;
+	e.a_agent = (c->c_log_has & 2) ?
+	    c->c_log + c->c_log_req + c->c_log_ref : NULL;
+	e.a_agent_len = c->c_log_ua;
+	e.a_status = status;
+	e.a_bytes = bytes;
+	accesslog_write(&e);
+	c->c_log_req = c->c_log_ref = c->c_log_ua = 0;
+	c->c_log_has = 0;
+}
+
+void
+conn_respond(struct conn *c, int status, const char *ctype, const char *body,
+    size_t bodylen, size_t content_length, int flags)
+{
+	struct conn_set *cs = c->c_set;
+	size_t n;
+
+	if (c->c_close)
+		return;         /* the previous response ended the connection */
+	/* conn_process() leaves CONN_OUT_RESERVE free for each response. */
+	n = http_format_response(cs->cs_out + cs->cs_outlen,
+	    cs->cs_outcap - cs->cs_outlen, status, ctype, body, bodylen,
+	    content_length, flags);
+	if (n == 0) {
+		/*
+		 * A bug (the answer is larger than the reserve), which costs
+		 * this connection only.  It is not counted as sent: the
+		 * client gets a 500 if that fits, else the connection closes.
+		 */
+		log_warnx("conn: a %d answer of %zu bytes does not fit in %zu",
+		    status, bodylen, cs->cs_outcap - cs->cs_outlen);
+		if (status != 500)
+			conn_respond_text(c, 500, "Internal Server Error\n",
+			    (flags & HTTP_F_HEAD) | HTTP_F_CLOSE);
+		c->c_close = 1;
+		return;
+	}
+	cs->cs_outlen += n;
+	if (flags & HTTP_F_CLOSE)
+		c->c_close = 1;
+	metrics_count_status(status);
+	if (accesslog_enabled())
+		conn_log(c, status, (flags & HTTP_F_HEAD) ? 0 :
+		    (long long)bodylen);
+}
+
+/*
+ * Append bytes that are already a response: an interim 1xx, which may be
+ * left out (RFC 9110 15.2), and is when there is no room for it.
+ */
+static void
+conn_respond_raw(struct conn *c, const char *text)
+{
+	struct conn_set *cs = c->c_set;
+	size_t len = strlen(text);
+
+	if (len > cs->cs_outcap - cs->cs_outlen)
+		return;
+	memcpy(cs->cs_out + cs->cs_outlen, text, len);
+	cs->cs_outlen += len;
+}
+
+void
+conn_respond_text(struct conn *c, int status, const char *text, int flags)
+{
+	size_t len = strlen(text);
+
+	conn_respond(c, status, "text/plain; charset=utf-8", text, len, len,
+	    flags);
+}
+
+void
+conn_wait(struct conn *c, int flags, int json)
+{
+	c->c_resp_flags = flags;
+	c->c_json = json;
+	c->c_waiting = 1;
+}
+
+int
+conn_wake(struct conn *c, int *flags, int *json)
+{
+	c->c_waiting = 0;
+	if (c->c_dead) {
+		conn_free(c);
+		return -1;
+	}
+	*flags = c->c_resp_flags;
+	if (c->c_set->cs_stopping)
+		*flags = (*flags & ~HTTP_F_KEEPALIVE) | HTTP_F_CLOSE;
+	*json = c->c_json;
+	return 0;
+}
+
+void
+conn_resume(struct conn *c)
+{
+	/* Carry on with pipelined requests that arrived meanwhile. */
+	if (c->c_inlen > 0 && !c->c_close)
+		conn_process_buffered(c);
+	else
+		conn_flush(c);
+}
+
+/*
+ * Skip request body bytes at buf (len bytes).  Returns how many were
+ * body, or -1 if a chunked body is malformed (its answer is out; the next
+ * request cannot be found, so the connection is to close).
+ */
+static ssize_t
+conn_skip_body(struct conn *c, const char *buf, size_t len)
+{
+	ssize_t n;
+	int done;
+
+	if (c->c_discard > 0) {
+		if ((long long)len > c->c_discard)
+			len = (size_t)c->c_discard;
+		c->c_discard -= len;
+		return (ssize_t)len;
+	}
+	n = http_chunked_skip(&c->c_chunk, buf, len, CONN_MAX_BODY, &done);
+	if (n >= 0)
+		c->c_chunked = !done;
+	return n;
+}
+
+/*
+ * Answer a parsed request (head bytes; more is whether bytes follow it in
+ * this pass).  Returns 0, or -1 if the connection is to take nothing more.
+ */
+static int
+conn_request(struct conn *c, const struct http_request *req, int more)
+{
+	struct conn_set *cs = c->c_set;
+	int flags = 0;
+
+	if (!req->r_keepalive || cs->cs_cf->cf_keepalive_timeout == 0 ||
+	    cs->cs_stopping || c->c_eof)
+		flags |= HTTP_F_CLOSE;
+	else if (req->r_minor == 0)
+		flags |= HTTP_F_KEEPALIVE;
+	/*
+	 * No resource here takes a body: it is read and thrown away, so
+	 * that the next request on the connection starts at the right
+	 * byte.  A body too large to be worth reading ends the connection.
+	 */
+	if (req->r_content_length > CONN_MAX_BODY) {
+		conn_respond_text(c, 413, "Content Too Large\n", HTTP_F_CLOSE);
+		return -1;
+	}
+	if (req->r_chunked) {
+		memset(&c->c_chunk, 0, sizeof(c->c_chunk));
+		c->c_chunked = 1;
+	} else if (req->r_content_length > 0)
+		c->c_discard = req->r_content_length;
+	/* The client waits for a go-ahead before it sends the body. */
+	if (req->r_expect_continue && req->r_minor == 1 && !more &&
+	    (c->c_chunked || c->c_discard > 0))
+		conn_respond_raw(c, "HTTP/1.1 100 Continue\r\n\r\n");
+	if (accesslog_enabled())
+		conn_log_keep(c, req);
+	route_dispatch(cs->cs_routes, c, req, flags, c->c_admin);
+	return 0;
+}
+
+/*
+ * Keep the len unprocessed bytes at buf in the connection's own buffer.
+ * Returns 0, or -1 after closing the connection.
+ */
+static int
+conn_keep_in(struct conn *c, const char *buf, size_t len)
+{
+	struct conn_set *cs = c->c_set;
+	size_t cap = (size_t)cs->cs_cf->cf_max_header_size + 1024;
+
+	if (cap < len)
+		cap = len;
+	c->c_in = malloc(cap);
+	if (c->c_in == NULL) {
+		log_warn("malloc");
+		cs->cs_outlen = 0;
+		conn_close(c);
+		return -1;
+	}
+	memcpy(c->c_in, buf, len);
+	c->c_inlen = len;
+	c->c_incap = cap;
+	return 0;
+}
+
+/*
+ * Parse and answer the requests in buf (len bytes; not the connection's
+ * own buffer), stopping at one that waits for Redis.  What is left is
+ * kept in c->c_in.  Ends by flushing the output.
+ */
+static void
+conn_process(struct conn *c, const char *buf, size_t len)
+{
+	struct conn_set *cs = c->c_set;
+	size_t off = 0;
+
+	c->c_more = 0;
+	while (off < len && !c->c_waiting && !c->c_close) {
+		struct http_request req;
+		ssize_t head;
+		int status;
+
+		if ((cs->cs_outlen > 0 &&
+		    cs->cs_outcap - cs->cs_outlen < CONN_OUT_RESERVE) ||
+		    c->c_outlen > CONN_OUT_SIZE) {
+			/* Enough output for now: the rest once it is sent. */
+			c->c_more = 1;
+			break;
+		}
+		if (c->c_discard > 0 || c->c_chunked) {
+			ssize_t n = conn_skip_body(c, buf + off, len - off);
+
+			if (n < 0) {
+				c->c_close = 1;
+				off = len;
+				break;
+			}
+			off += n;
+			continue;
+		}
+		head = http_parse_request(buf + off, len - off, &c->c_scan,
+		    &cs->cs_lim, &req, &status);
+		if (head == 0)
+			break;
+		memset(&c->c_scan, 0, sizeof(c->c_scan));
+		c->c_head_start_ms = 0;
+		if (head < 0) {
+			char text[64];
+
+			snprintf(text, sizeof(text), "%s\n", http_reason(status));
+			conn_respond_text(c, status, text, HTTP_F_CLOSE);
+			off = len;
+			break;
+		}
+		off += head;
+		if (conn_request(c, &req, off < len) == -1) {
+			off = len;
+			break;
+		}
+	}
+
+	/* Keep what is not yet processed. */
+	if (off < len && !c->c_close && conn_keep_in(c, buf + off,
+	    len - off) == -1)
+		return;
+	conn_flush(c);
+}
+
+/* Process the bytes the connection holds (conn_process() re-stores the rest). */
+static void
+conn_process_buffered(struct conn *c)
+{
+	char *in = c->c_in;
+	size_t inlen = c->c_inlen;
+
+	c->c_in = NULL;
+	c->c_inlen = c->c_incap = 0;
+	conn_process(c, in, inlen);
+	free(in);
+}
+
+/* The client closed its side: answer what was asked, then close. */
+static void
+conn_on_eof(struct conn *c)
+{
+	c->c_eof = 1;
+	if (c->c_outlen > 0)
+		conn_set_events(c, EV_WRITE, c->c_set->cs_hdr_tv);
+	else if (c->c_waiting)
+		conn_idle(c);
+	else
+		conn_close(c);
+}
+
+static void
+conn_read(struct conn *c)
+{
+	struct conn_set *cs = c->c_set;
+	ssize_t n;
+
+	if (c->c_linger) {
+		n = recv(c->c_fd, cs->cs_scratch, cs->cs_scratch_size, 0);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			conn_close(c);
+		return;
+	}
+	if (c->c_in == NULL && !c->c_waiting) {
+		n = recv(c->c_fd, cs->cs_scratch, cs->cs_scratch_size, 0);
+		if (n > 0) {
+			conn_process(c, cs->cs_scratch, (size_t)n);
+			return;
+		}
+	} else {
+		if (c->c_in == NULL) {
+			c->c_incap = (size_t)cs->cs_cf->cf_max_header_size + 1024;
+			c->c_in = malloc(c->c_incap);
+			if (c->c_in == NULL) {
+				log_warn("malloc");
+				conn_close(c);
+				return;
+			}
+		}
+		if (c->c_inlen == c->c_incap) {
+			conn_idle(c);   /* full: wait for Redis to drain it */
+			return;
+		}
+		n = recv(c->c_fd, c->c_in + c->c_inlen, c->c_incap - c->c_inlen,
+		    0);
+		if (n > 0) {
+			c->c_inlen += n;
+			if (c->c_waiting)
+				conn_idle(c);
+			else
+				conn_process_buffered(c);
+			return;
+		}
+	}
+	if (n == 0) {
+		conn_on_eof(c);
+		return;
+	}
+	if (errno == EAGAIN || errno == EINTR)
+		return;
+	if (errno != ECONNRESET)
+		log_debug("recv: %s", strerror(errno));
+	conn_close(c);
+}
+
+static void
+conn_on_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	if (what & EV_TIMEOUT) {
+		if (c->c_waiting)
+			return;
+		if (c->c_linger || c->c_outlen > 0 ||
+		    (c->c_inlen == 0 && c->c_discard == 0 && !c->c_chunked)) {
+			conn_close(c);  /* idle keep-alive, or a client not reading */
+			return;
+		}
+		conn_respond_text(c, 408, "Request Timeout\n", HTTP_F_CLOSE);
+		free(c->c_in);
+		c->c_in = NULL;
+		c->c_inlen = c->c_incap = 0;
+		conn_flush(c);
+		return;
+	}
+	if (what & EV_WRITE)
+		conn_flush(c);
+	else if (what & EV_READ)
+		conn_read(c);
+}
+
+/* The client's address as the access log shows it. */
+static void
+conn_client_text(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	const void *a;
+
+	if (ss->ss_family == AF_INET6)
+		a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+	else if (ss->ss_family == AF_INET)
+		a = &((const struct sockaddr_in *)ss)->sin_addr;
+	else {
+		snprintf(buf, len, "-");
+		return;
+	}
+	if (inet_ntop(ss->ss_family, a, buf, len) == NULL)
+		snprintf(buf, len, "-");
+}
+
+int
+conn_new(struct conn_set *cs, int fd, const struct sockaddr_storage *ss,
+    int admin)
+{
+	struct conn *c;
+
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		log_warn("calloc");
+		close(fd);
+		return -1;
+	}
+	c->c_set = cs;
+	c->c_fd = fd;
+	c->c_admin = admin;
+	if (accesslog_enabled())
+		conn_client_text(ss, c->c_client, sizeof(c->c_client));
+	METRICS_ADD(mw_conns_open, 1);
+	c->c_next = cs->cs_conns;
+	if (cs->cs_conns)
+		cs->cs_conns->c_prev = c;
+	cs->cs_conns = c;
+	cs->cs_nconns++;
+	c->c_head_start_ms = clock_coarse_ms();
+	conn_set_events(c, EV_READ, cs->cs_hdr_tv);
+	return 0;
+}
+
+/* A timeout in milliseconds as a libevent common timeout (one heap each). */
+static const struct timeval *
+conn_common_timeout(struct event_base *base, long ms)
+{
+	struct timeval tv;
+
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	return event_base_init_common_timeout(base, &tv);
+}
+
+int
+conn_set_init(struct conn_set *cs, struct event_base *base,
+    const struct conf *cf, struct route_table *routes,
+    void (*on_close)(void *), void *arg)
+{
+	memset(cs, 0, sizeof(*cs));
+	cs->cs_base = base;
+	cs->cs_cf = cf;
+	cs->cs_routes = routes;
+	cs->cs_on_close = on_close;
+	cs->cs_arg = arg;
+	cs->cs_lim.hl_max_head = cf->cf_max_header_size;
+	cs->cs_lim.hl_max_headers = cf->cf_max_headers;
+	cs->cs_scratch_size = (size_t)cf->cf_max_header_size + 1024;
+	if (cs->cs_scratch_size < 16384)
+		cs->cs_scratch_size = 16384;
+	cs->cs_scratch = malloc(cs->cs_scratch_size);
+	cs->cs_outcap = CONN_OUT_SIZE;
+	cs->cs_out = malloc(cs->cs_outcap);
+	if (cs->cs_scratch == NULL || cs->cs_out == NULL) {
+		log_warn("malloc");
+		return -1;
+	}
+	cs->cs_ka_tv = conn_common_timeout(base,
+	    cf->cf_keepalive_timeout * 1000L);
+	cs->cs_hdr_tv = conn_common_timeout(base, cf->cf_header_timeout * 1000L);
+	cs->cs_linger_tv = conn_common_timeout(base, CONN_LINGER_MS);
+	cs->cs_grace_tv = conn_common_timeout(base, CONN_STOP_GRACE_MS);
+	return 0;
+}
+
+void
+conn_set_stop(struct conn_set *cs)
+{
+	struct conn *c;
+
+	cs->cs_stopping = 1;
+	for (c = cs->cs_conns; c != NULL; c = c->c_next) {
+		/*
+		 * Idle keep-alive connections get a short grace for a request
+		 * already on its way; the others close after their answer.
+		 */
+		if (!c->c_waiting && c->c_inlen == 0 && c->c_outlen == 0 &&
+		    c->c_discard == 0 && !c->c_chunked && !c->c_linger)
+			conn_set_events(c, EV_READ, cs->cs_grace_tv);
+	}
+}
+
+void
+conn_set_free(struct conn_set *cs)
+{
+	struct conn *c, *next;
+
+	for (c = cs->cs_conns; c != NULL; c = next) {
+		next = c->c_next;
+		conn_close(c);
+	}
+	free(cs->cs_scratch);
+	cs->cs_scratch = NULL;
+	free(cs->cs_out);
+	cs->cs_out = NULL;
+}

@@ -1,0 +1,32 @@
+/*
+ * route.h - what each path answers.
+ */
+#ifndef HITCOUNTD_ROUTE_H
+#define HITCOUNTD_ROUTE_H
+
+struct conf;
+struct conn;
+struct counter;
+struct http_request;
+struct route_table;
+
+/*
+ * The routes of a worker, from cf (which must outlive them): the counter
+ * page (counting with counter), /healthz, readyz_path and metrics_path.
+ * has_admin says whether there are metrics_listen sockets, which then
+ * alone serve metrics_path.  Returns NULL on allocation failure.
+ */
+struct route_table *route_table_new(const struct conf *cf,
+    struct counter *counter, int has_admin);
+
+void route_table_free(struct route_table *rt);
+
+/*
+ * Answer req on c with conn_respond(), now or once Redis has answered
+ * (conn_wait()).  flags are the HTTP_F_* the connection asks for; admin
+ * says whether c came in on a metrics_listen socket.
+ */
+void route_dispatch(struct route_table *rt, struct conn *c,
+    const struct http_request *req, int flags, int admin);
+
+#endif
