@@ -15,12 +15,8 @@
  * coming back.  The host name is resolved with evdns, because a blocking
  * getaddrinfo() would stall every client of the worker.
  *
- * hiredis is tied to the loop by its own small adapter rather than the
- * stock libevent one: commands queued while a loop turn handles its
- * clients are written together by one send() at the end of the turn,
- * instead of waiting a turn for the socket to report writable (an
- * epoll_ctl pair and a wakeup per turn).  Only when the socket is full,
- * or while connecting, does it wait for EV_WRITE.
+ * hiredis is tied to the loop by redisio.c, which writes at the end of
+ * the loop turn.
  */
 #include "config.h"
 
@@ -42,6 +38,7 @@
 #include "counter.h"
 #include "log.h"
 #include "metrics.h"
+#include "redisio.h"
 
 #define COUNTER_BACKOFF_MIN_MS  50
 #define COUNTER_BACKOFF_MAX_MS  500
@@ -67,15 +64,6 @@ struct counter_held {
 	counter_cb *h_cb;
 	void *h_arg;
 	long long h_value;
-};
-
-/* The event hooks of one hiredis connection. */
-struct counter_io {
-	redisAsyncContext *io_ac;
-	struct event *io_read;          /* EV_READ | EV_PERSIST */
-	struct event *io_write;         /* EV_WRITE: socket full, or connecting */
-	struct event *io_flush;         /* activated: write at the end of the turn */
-	int io_flushing;
 };
 
 struct counter {
@@ -525,152 +513,6 @@ counter_on_disconnected(const redisAsyncContext *ac, int status)
 }
 
 static void
-counter_io_on_read(evutil_socket_t fd, short what, void *arg)
-{
-	struct counter_io *io = arg;
-
-	(void)fd;
-	(void)what;
-	redisAsyncHandleRead(io->io_ac);
-}
-
-/* The socket is writable, or the loop turn ends with commands queued. */
-static void
-counter_io_on_write(evutil_socket_t fd, short what, void *arg)
-{
-	struct counter_io *io = arg;
-
-	(void)fd;
-	(void)what;
-	io->io_flushing = 1;
-	redisAsyncHandleWrite(io->io_ac);
-	/* io may be gone: hiredis frees the context on a write error. */
-}
-
-static void
-counter_io_add_read(void *arg)
-{
-	struct counter_io *io = arg;
-
-	event_add(io->io_read, NULL);
-}
-
-static void
-counter_io_del_read(void *arg)
-{
-	struct counter_io *io = arg;
-
-	event_del(io->io_read);
-}
-
-static void
-counter_io_add_write(void *arg)
-{
-	struct counter_io *io = arg;
-
-	/*
-	 * While connecting, writable means connected: wait for it.  Inside a
-	 * write that could not finish, the socket is full: wait for room.
-	 * Otherwise write at the end of this loop turn.
-	 */
-	if (!(io->io_ac->c.flags & REDIS_CONNECTED) || io->io_flushing) {
-		io->io_flushing = 0;
-		event_add(io->io_write, NULL);
-	} else if (!event_pending(io->io_write, EV_WRITE, NULL))
-		event_active(io->io_flush, EV_WRITE, 1);
-}
-
-static void
-counter_io_del_write(void *arg)
-{
-	struct counter_io *io = arg;
-
-	io->io_flushing = 0;
-	event_del(io->io_write);
-	event_del(io->io_flush);
-}
-
-static void
-counter_io_cleanup(void *arg)
-{
-	struct counter_io *io = arg;
-
-	if (io->io_read)
-		event_free(io->io_read);
-	if (io->io_write)
-		event_free(io->io_write);
-	if (io->io_flush)
-		event_free(io->io_flush);
-	free(io);
-}
-
-/*
- * Replies to INCR are integers, one at a time: hiredis hands each to its
- * callback and frees it before it reads the next.  Giving it the same
- * object every time spares a calloc() and a free() per request.  Integers
- * inside arrays (ROLE, SENTINEL) are left to hiredis.
- */
-static redisReplyObjectFunctions counter_default_fns, counter_fns;
-static redisReply counter_int_reply;
-
-static void *
-counter_create_integer(const redisReadTask *task, long long v)
-{
-	if (task->parent != NULL)
-		return counter_default_fns.createInteger(task, v);
-	memset(&counter_int_reply, 0, sizeof(counter_int_reply));
-	counter_int_reply.type = REDIS_REPLY_INTEGER;
-	counter_int_reply.integer = v;
-	return &counter_int_reply;
-}
-
-static void
-counter_free_object(void *obj)
-{
-	if (obj != &counter_int_reply)
-		counter_default_fns.freeObject(obj);
-}
-
-/* Attach ac to the loop with the hooks above.  Returns 0 or -1. */
-static int
-counter_attach(struct counter *c, redisAsyncContext *ac)
-{
-	struct counter_io *io;
-	int fd = ac->c.fd;
-
-	io = calloc(1, sizeof(*io));
-	if (io == NULL)
-		return -1;
-	io->io_ac = ac;
-	io->io_read = event_new(c->c_base, fd, EV_READ | EV_PERSIST,
-	    counter_io_on_read, io);
-	io->io_write = event_new(c->c_base, fd, EV_WRITE, counter_io_on_write,
-	    io);
-	io->io_flush = event_new(c->c_base, -1, 0, counter_io_on_write, io);
-	if (io->io_read == NULL || io->io_write == NULL ||
-	    io->io_flush == NULL) {
-		counter_io_cleanup(io);
-		return -1;
-	}
-	if (ac->c.reader != NULL && ac->c.reader->fn != NULL) {
-		if (counter_fns.freeObject == NULL) {
-			counter_default_fns = *ac->c.reader->fn;
-			counter_fns = counter_default_fns;
-			counter_fns.createInteger = counter_create_integer;
-			counter_fns.freeObject = counter_free_object;
-		}
-		ac->c.reader->fn = &counter_fns;
-	}
-	ac->ev.data = io;
-	ac->ev.addRead = counter_io_add_read;
-	ac->ev.delRead = counter_io_del_read;
-	ac->ev.addWrite = counter_io_add_write;
-	ac->ev.delWrite = counter_io_del_write;
-	ac->ev.cleanup = counter_io_cleanup;
-	return 0;
-}
-
-static void
 counter_start_connect(struct counter *c, const char *ip)
 {
 	const struct conf *cf = c->c_cf;
@@ -690,7 +532,7 @@ counter_start_connect(struct counter *c, const char *ip)
 		return;
 	}
 	ac->data = c;
-	if (counter_attach(c, ac) == -1) {
+	if (redisio_attach(ac, c->c_base) == -1) {
 		counter_failed(c, "cannot connect to", "event attach failed");
 		redisAsyncFree(ac);
 		counter_schedule_retry(c);
@@ -920,7 +762,7 @@ counter_ask_sentinel(struct counter *c, int check)
 		}
 	}
 	ac = redisAsyncConnect(host, port);
-	if (ac == NULL || ac->err || counter_attach(c, ac) == -1) {
+	if (ac == NULL || ac->err || redisio_attach(ac, c->c_base) == -1) {
 		if (!check)
 			counter_failed(c, "cannot reach sentinel", ac && ac->err ?
 			    ac->errstr : "out of memory");
