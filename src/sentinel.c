@@ -52,6 +52,7 @@ struct sentinel {
 	int sn_watching;
 	char sn_host[256];              /* the primary being watched */
 	int sn_port;
+	int sn_complained;              /* about a check's answer, this watch */
 	sentinel_answer_cb *sn_answer;
 	sentinel_moved_cb *sn_moved;
 	void *sn_arg;
@@ -74,7 +75,7 @@ sentinel_close(struct sentinel *s)
  * The sentinel asked could not tell: the next one is asked next time.
  * A question is answered; a periodic check fails quietly.
  */
-static void
+static void LOG_PRINTF(3, 4)
 sentinel_failed(struct sentinel *s, enum sentinel_doing doing,
     const char *fmt, ...)
 {
@@ -91,52 +92,112 @@ sentinel_failed(struct sentinel *s, enum sentinel_doing doing,
 		log_debug("redis: periodic check: %s", why);
 }
 
-/* A primary's address: ["ip", "port"]. */
+/*
+ * A port as a sentinel sends it: decimal digits only, 1 to 65535.
+ * strtol() would take " 6379", "+6379" and "6379abc" for 6379, and atoi()
+ * anything for 0.  Returns the port, or -1.
+ */
 static int
-sentinel_is_addr(const redisReply *reply)
+sentinel_port(const char *text)
 {
-	return reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
-	    reply->element[0]->type == REDIS_REPLY_STRING &&
-	    reply->element[1]->type == REDIS_REPLY_STRING;
+	const char *p;
+	long v = 0;
+
+	if (text[0] == '\0' || strlen(text) > 5)
+		return -1;
+	for (p = text; *p != '\0'; p++) {
+		if (*p < '0' || *p > '9')
+			return -1;
+		v = v * 10 + (*p - '0');
+	}
+	return v >= 1 && v <= 65535 ? (int)v : -1;
 }
 
-/* The periodic question got an answer: follow it if it changed. */
+/*
+ * The reply to get-master-addr-by-name: ["ip", "port"], or nil for a name
+ * the sentinel does not know.  Returns 0 with the address in host and
+ * *port, or -1 with why in why (for the log).
+ */
+static int
+sentinel_parse(const struct sentinel *s, const redisReply *reply,
+    char *host, size_t hostlen, int *port, char *why, size_t whylen)
+{
+	const char *name = s->sn_cf->cf_redis.master_name;
+
+	if (reply->type == REDIS_REPLY_ERROR) {
+		snprintf(why, whylen, "sentinel %s: %s", s->sn_asked,
+		    reply->str);
+		return -1;
+	}
+	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+	    reply->element[0]->type != REDIS_REPLY_STRING ||
+	    reply->element[1]->type != REDIS_REPLY_STRING) {
+		snprintf(why, whylen, "sentinel %s has no primary for '%s'",
+		    s->sn_asked, name);
+		return -1;
+	}
+	if (strlen(reply->element[0]->str) >= hostlen) {
+		snprintf(why, whylen, "sentinel %s named the primary of '%s' "
+		    "with a host name too long", s->sn_asked, name);
+		return -1;
+	}
+	if ((*port = sentinel_port(reply->element[1]->str)) == -1) {
+		snprintf(why, whylen, "sentinel %s named the primary of '%s' "
+		    "with a bad port '%.16s'", s->sn_asked, name,
+		    reply->element[1]->str);
+		return -1;
+	}
+	strcpy(host, reply->element[0]->str);
+	return 0;
+}
+
+/*
+ * The periodic question got an answer: follow it if it changed.  One
+ * that cannot be understood changes nothing; it is logged as a warning
+ * once per connection.
+ */
 static void
 sentinel_check_reply(struct sentinel *s, const redisReply *reply)
 {
-	const char *host, *port;
+	char host[sizeof(s->sn_host)], why[512];
+	int port;
 
-	if (!s->sn_watching || !sentinel_is_addr(reply))
+	if (!s->sn_watching)
 		return;
-	host = reply->element[0]->str;
-	port = reply->element[1]->str;
-	if (strcmp(host, s->sn_host) == 0 && atoi(port) == s->sn_port)
+	if (sentinel_parse(s, reply, host, sizeof(host), &port, why,
+	    sizeof(why)) == -1) {
+		s->sn_next++;
+		if (s->sn_complained)
+			log_debug("redis: %s; keeping %s:%d", why, s->sn_host,
+			    s->sn_port);
+		else
+			log_warnx("redis: %s; keeping %s:%d", why, s->sn_host,
+			    s->sn_port);
+		s->sn_complained = 1;
 		return;
-	log_warnx("redis: the sentinels moved the primary of '%s' to %s:%s; "
+	}
+	if (strcmp(host, s->sn_host) == 0 && port == s->sn_port)
+		return;
+	log_warnx("redis: the sentinels moved the primary of '%s' to %s:%d; "
 	    "leaving %s:%d", s->sn_cf->cf_redis.master_name, host, port,
 	    s->sn_host, s->sn_port);
 	sentinel_unwatch(s);
-	s->sn_moved(s->sn_arg, host, atoi(port));
+	s->sn_moved(s->sn_arg, host, port);
 }
 
 /* The answer to a question for a new connection. */
 static void
 sentinel_ask_reply(struct sentinel *s, const redisReply *reply)
 {
-	const char *name = s->sn_cf->cf_redis.master_name;
-	long port;
+	char host[sizeof(s->sn_host)], why[512];
+	int port;
 
-	if (!sentinel_is_addr(reply) ||
-	    strlen(reply->element[0]->str) >= sizeof(s->sn_host) ||
-	    (port = strtol(reply->element[1]->str, NULL, 10)) < 1 ||
-	    port > 65535) {
-		sentinel_failed(s, SN_ASKING, "sentinel %s has no primary for "
-		    "'%s'%s%s", s->sn_asked, name,
-		    reply->type == REDIS_REPLY_ERROR ? ": " : "",
-		    reply->type == REDIS_REPLY_ERROR ? reply->str : "");
+	if (sentinel_parse(s, reply, host, sizeof(host), &port, why,
+	    sizeof(why)) == -1) {
+		sentinel_failed(s, SN_ASKING, "%s", why);
 		return;
 	}
-	s->sn_answer(s->sn_arg, reply->element[0]->str, (int)port, NULL);
+	s->sn_answer(s->sn_arg, host, port, NULL);
 }
 
 /* SENTINEL get-master-addr-by-name: ["ip", "port"], or nil if unknown. */
@@ -291,6 +352,7 @@ sentinel_watch(struct sentinel *s, const char *host, int port)
 	snprintf(s->sn_host, sizeof(s->sn_host), "%s", host);
 	s->sn_port = port;
 	s->sn_watching = 1;
+	s->sn_complained = 0;
 	event_add(s->sn_check_ev, &tv);
 }
 
