@@ -200,6 +200,23 @@ sentinel_ask_reply(struct sentinel *s, const redisReply *reply)
 	s->sn_answer(s->sn_arg, host, port, NULL);
 }
 
+/*
+ * The connection to the sentinel went without an answer (refused, or
+ * closed before the reply); hiredis frees it after we return.
+ */
+static void
+sentinel_lost(struct sentinel *s, const char *what,
+    const redisAsyncContext *ac)
+{
+	enum sentinel_doing doing = s->sn_doing;
+
+	s->sn_ac = NULL;
+	s->sn_doing = SN_IDLE;
+	event_del(s->sn_deadline_ev);
+	sentinel_failed(s, doing, "%s sentinel %s: %s", what, s->sn_asked,
+	    ac->err ? ac->errstr : "connection closed");
+}
+
 /* SENTINEL get-master-addr-by-name: ["ip", "port"], or nil if unknown. */
 static void
 sentinel_on_reply(redisAsyncContext *ac, void *r, void *priv)
@@ -208,8 +225,13 @@ sentinel_on_reply(redisAsyncContext *ac, void *r, void *priv)
 	enum sentinel_doing doing = s->sn_doing;
 	redisReply *reply = r;
 
-	if (reply == NULL || s->sn_ac != ac)
+	if (s->sn_ac != ac)
+		return;         /* given up on already */
+	if (reply == NULL) {
+		/* Without this the question stayed open, unanswered, for ever. */
+		sentinel_lost(s, "no answer from", ac);
 		return;
+	}
 	s->sn_ac = NULL;
 	s->sn_doing = SN_IDLE;
 	event_del(s->sn_deadline_ev);
@@ -225,16 +247,9 @@ static void
 sentinel_on_connected(const redisAsyncContext *ac, int status)
 {
 	struct sentinel *s = ac->data;
-	enum sentinel_doing doing;
 
-	if (s == NULL || s->sn_ac != ac || status == REDIS_OK)
-		return;
-	doing = s->sn_doing;
-	s->sn_ac = NULL;        /* hiredis frees it */
-	s->sn_doing = SN_IDLE;
-	event_del(s->sn_deadline_ev);
-	sentinel_failed(s, doing, "cannot reach sentinel %s: %s", s->sn_asked,
-	    ac->errstr);
+	if (s != NULL && s->sn_ac == ac && status != REDIS_OK)
+		sentinel_lost(s, "cannot reach", ac);
 }
 
 static void
@@ -244,7 +259,7 @@ sentinel_on_disconnected(const redisAsyncContext *ac, int status)
 
 	(void)status;
 	if (s != NULL && s->sn_ac == ac)
-		s->sn_ac = NULL;
+		sentinel_lost(s, "no answer from", ac);
 }
 
 static void
@@ -255,7 +270,7 @@ sentinel_on_deadline(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (s->sn_ac == NULL)
+	if (doing == SN_IDLE)
 		return;
 	sentinel_close(s);
 	sentinel_failed(s, doing, "no answer from sentinel %s within %d ms",

@@ -12,6 +12,9 @@ redis-server.
 - test_bad_port_in_periodic_check_keeps_primary: the once-a-second check
   gets such an answer; the worker keeps its primary (atoi() made it port 0,
   "moved", and the worker left a good primary for nothing).
+- test_sentinel_that_hangs_up_is_skipped: the first sentinel closes the
+  connection without answering; the worker asks the next one (it used to
+  wait for an answer that could no longer come, for ever).
 """
 
 import socket
@@ -166,3 +169,14 @@ def test_bad_port_in_periodic_check_keeps_primary(daemon_factory,
     assert "bad port 'abc'" in log, log[-3000:]
     assert "moved the primary" not in log, log[-3000:]
 
+
+def test_sentinel_that_hangs_up_is_skipped(daemon_factory, redis_server,
+                                           fake_sentinels):
+    first = fake_sentinels("hangup")
+    second = fake_sentinels(["127.0.0.1", str(redis_server.port)])
+    t0 = time.monotonic()
+    d = daemon_factory(workers=1, redis=_redis_section([first, second]))
+    r = _poll_200(d, 3)
+    assert first.asked() >= 1
+    assert visits_from_body(r.body) == 1
+    assert time.monotonic() - t0 < 4.0
