@@ -356,6 +356,7 @@ void
 sentinel_ask(struct sentinel *s)
 {
 	sentinel_unwatch(s);
+	sentinel_close(s);      /* a question still out: this one replaces it */
 	sentinel_put(s, SN_ASKING);
 }
 

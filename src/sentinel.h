@@ -29,8 +29,9 @@ struct sentinel *sentinel_new(struct event_base *base, const struct conf *cf,
 /*
  * Ask the next sentinel in turn where the primary is; answer is called
  * exactly once, within timeout_ms, possibly before this returns.  A check
- * under way (sentinel_watch()) is given up.  An answer with a port that
- * is not a decimal number from 1 to 65535 counts as no answer.
+ * (sentinel_watch()) or an earlier question still out is given up, without
+ * an answer.  An answer with a port that is not a decimal number from 1 to
+ * 65535 counts as no answer.
  */
 void sentinel_ask(struct sentinel *s);
 

@@ -259,6 +259,21 @@ expect_answer(size_t i, int id, int ok, long long value)
 		assert_int_equal(cur->f_answers[i].a_value, value);
 }
 
+/*
+ * counter_free(), with callbacks that try to send again: they must be
+ * refused, the connection being gone.
+ */
+static void
+free_counter(void)
+{
+	cur->f_resend = 1;
+	cur->f_resend_rc = 0;
+	counter_free(cur->f_c);
+	cur->f_c = NULL;
+	assert_int_equal(cur->f_resend_rc, -1);
+	assert_int_equal(fake.rc_frees, 1);
+}
+
 /* One loop turn: what is active runs (the end-of-turn WAIT). */
 static void
 turn(void)
@@ -485,12 +500,7 @@ test_free_fails_inflight(void **state)
 	(void)state;
 	incr(1);
 	incr(2);
-	cur->f_resend = 1;
-	cur->f_resend_rc = 0;
-	counter_free(cur->f_c);
-	cur->f_c = NULL;
-	assert_int_equal(cur->f_resend_rc, -1);
-	assert_int_equal(fake.rc_frees, 1);
+	free_counter();
 	assert_int_equal(cur->f_nanswers, 2);
 	expect_answer(0, 1, 0, 0);
 	expect_answer(1, 2, 0, 0);
@@ -592,11 +602,7 @@ test_free_fails_held(void **state)
 	incr(1);
 	incr(2);
 	fake_reply_integer(1);          /* held */
-	cur->f_resend = 1;
-	cur->f_resend_rc = 0;
-	counter_free(cur->f_c);
-	cur->f_c = NULL;
-	assert_int_equal(cur->f_resend_rc, -1);
+	free_counter();
 	assert_int_equal(cur->f_nanswers, 2);
 	expect_answer(0, 2, 0, 0);
 	expect_answer(1, 1, 0, 0);
