@@ -16,8 +16,8 @@
  * 1.2 alike; tests/unit/test_redisio.c pins it for both, and .ci/run runs
  * it against each).  So every top-level integer is the same static object,
  * which freeObject() leaves alone.  Integers inside arrays (ROLE,
- * SENTINEL) are hiredis's own.  This is the one adapter of the process, and
- * a process has one loop, so one object serves every context.
+ * SENTINEL) are hiredis's own.  A worker reads all its contexts on one
+ * thread, one reply at a time, so one object serves them all.
  */
 #include "config.h"
 
