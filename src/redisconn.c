@@ -1,0 +1,512 @@
+/*
+ * redisconn.c - a worker's connection to the Redis primary: finding it,
+ * connecting, and connecting again.
+ *
+ * Each worker owns one asynchronous hiredis connection to the primary,
+ * attached to its libevent loop (redisio.c); the command queue (counter.c)
+ * sends on it.  The primary is cf_redis.host, or whatever the sentinels
+ * name (sentinel.c).  The host name is resolved with evdns, because a
+ * blocking getaddrinfo() would stall every client of the worker.
+ * Resolving and connecting each have timeout_ms, on this file's own timer;
+ * a failed or lost connection is tried again after a pause that backs off
+ * from 50 ms to 500 ms, so service resumes within a second of Redis coming
+ * back.  A failure is logged as a warning once, then at debug level until
+ * a connection succeeds.
+ *
+ * A new connection first sends AUTH and SELECT as configured, and with
+ * sentinels ROLE: a sentinel's word may be stale, so the server must say
+ * itself that it is the primary.  Commands queued while connecting go out
+ * behind these.
+ */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/util.h>
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+
+#include "conf.h"
+#include "log.h"
+#include "metrics.h"
+#include "redisconn.h"
+#include "redisio.h"
+#include "sentinel.h"
+
+#define REDISCONN_BACKOFF_MIN_MS        50
+#define REDISCONN_BACKOFF_MAX_MS        500
+
+enum redisconn_state {
+	RC_IDLE,        /* waiting to retry */
+	RC_ASKING,      /* asking the sentinels where the primary is */
+	RC_RESOLVING,   /* evdns lookup of the host */
+	RC_CONNECTING,  /* TCP connect and setup in progress */
+	RC_READY,       /* connected */
+	RC_CLOSED       /* redisconn_free() under way */
+};
+
+struct redisconn {
+	struct event_base *rc_base;
+	const struct conf *rc_cf;
+	struct evdns_base *rc_dns;
+	struct evdns_getaddrinfo_request *rc_dnsreq;
+	redisAsyncContext *rc_ac;
+	enum redisconn_state rc_state;
+	struct event *rc_retry_ev;      /* the next attempt, after a pause */
+	struct event *rc_deadline_ev;   /* resolving or connecting */
+	int rc_backoff_ms;
+	int rc_failing;                 /* the last attempt failed (log once) */
+	int rc_connected_before;        /* a later connect is a reconnect */
+	char rc_host[256];              /* where the primary is now */
+	int rc_port;
+	struct sentinel *rc_sentinel;   /* NULL without sentinels */
+	redisconn_down_cb *rc_down;
+	void *rc_arg;
+	redisconn_settled_cb *rc_settled;       /* until the first attempt ends */
+	void *rc_settled_arg;
+};
+
+static void redisconn_connect(struct redisconn *rc);
+
+static void
+redisconn_arm(struct event *ev, int ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	event_add(ev, &tv);
+}
+
+/* The first attempt to reach Redis ended, one way or the other. */
+static void
+redisconn_settle(struct redisconn *rc)
+{
+	redisconn_settled_cb *cb = rc->rc_settled;
+
+	if (cb != NULL) {
+		rc->rc_settled = NULL;
+		cb(rc->rc_settled_arg);
+	}
+}
+
+/* An attempt failed: a warning the first time, then debug lines. */
+static void LOG_PRINTF(2, 3)
+redisconn_failed(struct redisconn *rc, const char *fmt, ...)
+{
+	char why[600];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	redisconn_settle(rc);
+	if (!rc->rc_failing)
+		log_warnx("redis: %s", why);
+	else
+		log_debug("redis: %s", why);
+	rc->rc_failing = 1;
+}
+
+static void
+redisconn_schedule_retry(struct redisconn *rc)
+{
+	if (rc->rc_state == RC_CLOSED)
+		return;
+	rc->rc_state = RC_IDLE;
+	if (rc->rc_backoff_ms == 0)
+		rc->rc_backoff_ms = REDISCONN_BACKOFF_MIN_MS;
+	else if (rc->rc_backoff_ms < REDISCONN_BACKOFF_MAX_MS)
+		rc->rc_backoff_ms *= 2;
+	if (rc->rc_backoff_ms > REDISCONN_BACKOFF_MAX_MS)
+		rc->rc_backoff_ms = REDISCONN_BACKOFF_MAX_MS;
+	redisconn_arm(rc->rc_retry_ev, rc->rc_backoff_ms);
+}
+
+/* The connection is gone: tell the queue, and try again. */
+static void
+redisconn_lost(struct redisconn *rc)
+{
+	if (rc->rc_sentinel)
+		sentinel_unwatch(rc->rc_sentinel);
+	rc->rc_down(rc->rc_arg);
+	redisconn_schedule_retry(rc);
+}
+
+/* Free the connection ourselves.  Not inside a hiredis callback of it. */
+static void
+redisconn_close(struct redisconn *rc)
+{
+	redisAsyncContext *ac = rc->rc_ac;
+
+	rc->rc_ac = NULL;
+	event_del(rc->rc_deadline_ev);
+	if (ac)
+		redisAsyncFree(ac);     /* runs the pending callbacks with NULL */
+	redisconn_lost(rc);
+}
+
+static void
+redisconn_on_retry(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	redisconn_connect(arg);
+}
+
+static void
+redisconn_on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct redisconn *rc = arg;
+
+	(void)fd;
+	(void)what;
+	if (rc->rc_state == RC_RESOLVING && rc->rc_dnsreq) {
+		struct evdns_getaddrinfo_request *req = rc->rc_dnsreq;
+
+		rc->rc_dnsreq = NULL;
+		evdns_getaddrinfo_cancel(req);
+		redisconn_failed(rc, "cannot resolve %s:%d: timed out",
+		    rc->rc_host, rc->rc_port);
+		redisconn_schedule_retry(rc);
+	} else if (rc->rc_state == RC_CONNECTING) {
+		redisconn_failed(rc, "cannot connect to %s:%d: timed out",
+		    rc->rc_host, rc->rc_port);
+		redisconn_close(rc);
+	}
+}
+
+/* What a sentinel named must really be the primary (it may be stale). */
+static void
+redisconn_on_role_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct redisconn *rc = priv;
+	redisReply *reply = r;
+
+	if (reply == NULL)
+		return;
+	if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+	    reply->element[0]->type == REDIS_REPLY_STRING &&
+	    strcmp(reply->element[0]->str, "master") == 0)
+		return;
+	log_warnx("redis: %s:%d is not the primary; asking the sentinels "
+	    "again", rc->rc_host, rc->rc_port);
+	redisAsyncDisconnect(ac);
+}
+
+/* Replies to AUTH and SELECT: an error makes the connection useless. */
+static void
+redisconn_on_setup_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+	redisReply *reply = r;
+
+	(void)priv;
+	if (reply && reply->type == REDIS_REPLY_ERROR) {
+		log_warnx("redis: connection setup failed: %s", reply->str);
+		/* Inside a callback hiredis allows only this way out. */
+		redisAsyncDisconnect(ac);
+	}
+}
+
+static void
+redisconn_on_connected(const redisAsyncContext *ac, int status)
+{
+	struct redisconn *rc = ac->data;
+
+	if (rc == NULL || rc->rc_ac != ac)
+		return;
+	event_del(rc->rc_deadline_ev);
+	if (status != REDIS_OK) {
+		redisconn_failed(rc, "cannot connect to %s:%d: %s",
+		    rc->rc_host, rc->rc_port, ac->errstr);
+		/*
+		 * hiredis frees it after we return, failing what was queued;
+		 * nothing was ever answered on it, so there is no down to report.
+		 */
+		rc->rc_ac = NULL;
+		redisconn_schedule_retry(rc);
+		return;
+	}
+	rc->rc_state = RC_READY;
+	rc->rc_backoff_ms = 0;
+	redisconn_settle(rc);
+	if (rc->rc_connected_before)
+		METRICS_ADD(mw_redis_reconnects, 1);
+	rc->rc_connected_before = 1;
+	log_info("redis: connected to %s:%d%s", rc->rc_host, rc->rc_port,
+	    rc->rc_sentinel ? " (the primary, says the sentinel)" : "");
+	rc->rc_failing = 0;
+	if (rc->rc_sentinel)
+		sentinel_watch(rc->rc_sentinel, rc->rc_host, rc->rc_port);
+}
+
+static void
+redisconn_on_disconnected(const redisAsyncContext *ac, int status)
+{
+	struct redisconn *rc = ac->data;
+
+	if (rc == NULL || rc->rc_ac != ac)
+		return;         /* we dropped it ourselves */
+	rc->rc_ac = NULL;
+	if (status != REDIS_OK)
+		redisconn_failed(rc, "lost connection to %s:%d: %s",
+		    rc->rc_host, rc->rc_port, ac->errstr);
+	else
+		rc->rc_failing = 1;
+	redisconn_lost(rc);
+}
+
+/* Open the connection to ip, and queue the setup commands. */
+static void
+redisconn_open(struct redisconn *rc, const char *ip)
+{
+	const struct conf *cf = rc->rc_cf;
+	redisAsyncContext *ac;
+
+	ac = redisAsyncConnect(ip, rc->rc_port);
+	if (ac == NULL || ac->err || redisio_attach(ac, rc->rc_base) == -1) {
+		redisconn_failed(rc, "cannot connect to %s:%d: %s", rc->rc_host,
+		    rc->rc_port, ac == NULL ? "out of memory" :
+		    ac->err ? ac->errstr : "event attach failed");
+		if (ac)
+			redisAsyncFree(ac);
+		redisconn_schedule_retry(rc);
+		return;
+	}
+	ac->data = rc;
+	redisAsyncSetConnectCallback(ac, redisconn_on_connected);
+	redisAsyncSetDisconnectCallback(ac, redisconn_on_disconnected);
+	rc->rc_ac = ac;
+	rc->rc_state = RC_CONNECTING;
+	if (cf->cf_redis.password[0])
+		redisAsyncCommand(ac, redisconn_on_setup_reply, rc, "AUTH %s",
+		    cf->cf_redis.password);
+	if (cf->cf_redis.db != 0)
+		redisAsyncCommand(ac, redisconn_on_setup_reply, rc,
+		    "SELECT %d", cf->cf_redis.db);
+	if (rc->rc_sentinel)
+		redisAsyncCommand(ac, redisconn_on_role_reply, rc, "ROLE");
+	redisconn_arm(rc->rc_deadline_ev, cf->cf_redis.timeout_ms);
+}
+
+static void
+redisconn_on_resolved(int result, struct evutil_addrinfo *res, void *arg)
+{
+	struct redisconn *rc = arg;
+	char ip[INET6_ADDRSTRLEN];
+	struct evutil_addrinfo *ai;
+	const void *addr;
+
+	if (result == EVUTIL_EAI_CANCEL)
+		return;         /* timed out or closing; already handled */
+	rc->rc_dnsreq = NULL;
+	if (rc->rc_state != RC_RESOLVING) {
+		if (res)
+			evutil_freeaddrinfo(res);
+		return;
+	}
+	event_del(rc->rc_deadline_ev);
+	if (result != 0 || res == NULL) {
+		redisconn_failed(rc, "cannot resolve %s:%d: %s", rc->rc_host,
+		    rc->rc_port, evutil_gai_strerror(result));
+		if (res)
+			evutil_freeaddrinfo(res);
+		redisconn_schedule_retry(rc);
+		return;
+	}
+	/*
+	 * Prefer IPv4: "localhost" resolves to ::1 as well, and Redis is often
+	 * bound to 127.0.0.1 only.
+	 */
+	for (ai = res; ai != NULL; ai = ai->ai_next)
+		if (ai->ai_family == AF_INET)
+			break;
+	if (ai == NULL)
+		ai = res;
+	if (ai->ai_family == AF_INET6)
+		addr = &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
+	else
+		addr = &((struct sockaddr_in *)ai->ai_addr)->sin_addr;
+	evutil_inet_ntop(ai->ai_family, addr, ip, sizeof(ip));
+	evutil_freeaddrinfo(res);
+	redisconn_open(rc, ip);
+}
+
+static void
+redisconn_resolve(struct redisconn *rc)
+{
+	struct evutil_addrinfo hints;
+	struct evdns_getaddrinfo_request *req;
+
+	if (rc->rc_state == RC_CLOSED)
+		return;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_protocol = IPPROTO_TCP;
+	rc->rc_state = RC_RESOLVING;
+	redisconn_arm(rc->rc_deadline_ev, rc->rc_cf->cf_redis.timeout_ms);
+	/* May call redisconn_on_resolved() before it returns (numeric hosts). */
+	req = evdns_getaddrinfo(rc->rc_dns, rc->rc_host, NULL, &hints,
+	    redisconn_on_resolved, rc);
+	if (req && rc->rc_state == RC_RESOLVING)
+		rc->rc_dnsreq = req;
+}
+
+/* The sentinels' answer (sentinel_ask()). */
+static void
+redisconn_on_answer(void *arg, const char *host, int port, const char *why)
+{
+	struct redisconn *rc = arg;
+
+	if (rc->rc_state != RC_ASKING)
+		return;
+	if (host == NULL) {
+		redisconn_failed(rc, "%s", why);
+		redisconn_schedule_retry(rc);
+		return;
+	}
+	if (strcmp(rc->rc_host, host) != 0 || rc->rc_port != port)
+		log_info("redis: the sentinels say the primary of '%s' is "
+		    "%s:%d", rc->rc_cf->cf_redis.master_name, host, port);
+	snprintf(rc->rc_host, sizeof(rc->rc_host), "%s", host);
+	rc->rc_port = port;
+	redisconn_resolve(rc);
+}
+
+/* The sentinels name another primary than ours: leave this one. */
+static void
+redisconn_on_moved(void *arg, const char *host, int port)
+{
+	struct redisconn *rc = arg;
+
+	(void)host;
+	(void)port;
+	if (rc->rc_state != RC_READY)
+		return;
+	rc->rc_failing = 1;
+	redisconn_close(rc);    /* a different connection than the sentinel's */
+}
+
+static void
+redisconn_connect(struct redisconn *rc)
+{
+	if (rc->rc_state == RC_CLOSED)
+		return;
+	if (rc->rc_sentinel) {
+		rc->rc_state = RC_ASKING;
+		sentinel_ask(rc->rc_sentinel);
+	} else
+		redisconn_resolve(rc);
+}
+
+struct redisconn *
+redisconn_new(struct event_base *base, const struct conf *cf,
+    redisconn_down_cb *down, void *arg)
+{
+	struct redisconn *rc = calloc(1, sizeof(*rc));
+
+	if (rc == NULL)
+		return NULL;
+	rc->rc_base = base;
+	rc->rc_cf = cf;
+	rc->rc_state = RC_IDLE;
+	rc->rc_down = down;
+	rc->rc_arg = arg;
+	snprintf(rc->rc_host, sizeof(rc->rc_host), "%s", cf->cf_redis.host);
+	rc->rc_port = cf->cf_redis.port;
+	if (cf->cf_redis.nsentinels > 0) {
+		snprintf(rc->rc_host, sizeof(rc->rc_host), "(%s)",
+		    cf->cf_redis.master_name);
+		rc->rc_sentinel = sentinel_new(base, cf, redisconn_on_answer,
+		    redisconn_on_moved, rc);
+	}
+	rc->rc_dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+	    EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	rc->rc_retry_ev = evtimer_new(base, redisconn_on_retry, rc);
+	rc->rc_deadline_ev = evtimer_new(base, redisconn_on_deadline, rc);
+	if (rc->rc_dns == NULL || rc->rc_retry_ev == NULL ||
+	    rc->rc_deadline_ev == NULL ||
+	    (cf->cf_redis.nsentinels > 0 && rc->rc_sentinel == NULL)) {
+		redisconn_free(rc);
+		return NULL;
+	}
+	return rc;
+}
+
+void
+redisconn_start(struct redisconn *rc, redisconn_settled_cb *settled,
+    void *arg)
+{
+	rc->rc_settled = settled;
+	rc->rc_settled_arg = arg;
+	redisconn_connect(rc);
+}
+
+int
+redisconn_send(struct redisconn *rc, const char *cmd, size_t len,
+    redisCallbackFn *fn, void *priv)
+{
+	if (rc->rc_ac == NULL ||
+	    (rc->rc_state != RC_READY && rc->rc_state != RC_CONNECTING))
+		return -1;
+	if (redisAsyncFormattedCommand(rc->rc_ac, fn, priv, cmd, len) !=
+	    REDIS_OK)
+		return -1;      /* disconnecting */
+	return 0;
+}
+
+void
+redisconn_drop(struct redisconn *rc)
+{
+	if (rc->rc_ac == NULL)
+		return;
+	rc->rc_failing = 1;
+	redisconn_close(rc);
+}
+
+void
+redisconn_disconnect(struct redisconn *rc)
+{
+	if (rc->rc_ac != NULL)
+		redisAsyncDisconnect(rc->rc_ac);
+}
+
+int
+redisconn_ready(const struct redisconn *rc)
+{
+	return rc->rc_state == RC_READY;
+}
+
+void
+redisconn_free(struct redisconn *rc)
+{
+	redisAsyncContext *ac;
+
+	if (rc == NULL)
+		return;
+	rc->rc_state = RC_CLOSED;
+	if (rc->rc_dnsreq) {
+		struct evdns_getaddrinfo_request *req = rc->rc_dnsreq;
+
+		rc->rc_dnsreq = NULL;
+		evdns_getaddrinfo_cancel(req);
+	}
+	sentinel_free(rc->rc_sentinel);
+	ac = rc->rc_ac;
+	rc->rc_ac = NULL;
+	if (ac)
+		redisAsyncFree(ac);
+	if (rc->rc_retry_ev)
+		event_free(rc->rc_retry_ev);
+	if (rc->rc_deadline_ev)
+		event_free(rc->rc_deadline_ev);
+	if (rc->rc_dns)
+		evdns_base_free(rc->rc_dns, 0);
+	free(rc);
+}

@@ -1,0 +1,74 @@
+/*
+ * redisconn.h - a worker's connection to the Redis primary.
+ */
+#ifndef HITCOUNTD_REDISCONN_H
+#define HITCOUNTD_REDISCONN_H
+
+#include <stddef.h>
+
+#include <hiredis/async.h>
+
+struct event_base;
+struct conf;
+struct redisconn;
+
+/*
+ * The connection is gone (lost, dropped, or never completed).  Every
+ * command sent on it has had its reply callback already, with NULL where
+ * no reply came.  A new attempt follows on its own.
+ */
+typedef void redisconn_down_cb(void *arg);
+
+/* See redisconn_start(). */
+typedef void redisconn_settled_cb(void *arg);
+
+/*
+ * A connection to the primary of cf->cf_redis, on base: cf_redis.host,
+ * or where the sentinels say it is.  cf must outlive it.  Nothing
+ * happens before redisconn_start().  Returns NULL on allocation failure.
+ */
+struct redisconn *redisconn_new(struct event_base *base, const struct conf *cf,
+    redisconn_down_cb *down, void *arg);
+
+/*
+ * Start connecting, and keep connecting again whenever the connection is
+ * lost or an attempt fails (each step within timeout_ms; pauses of 50 to
+ * 500 ms between attempts).  settled, if not NULL, is called once, from
+ * the loop or before this returns, when the first attempt has ended:
+ * connected, or failed.
+ */
+void redisconn_start(struct redisconn *rc, redisconn_settled_cb *settled,
+    void *arg);
+
+/*
+ * Send a command formatted by redisFormatCommand(); fn gets its reply, or
+ * NULL if the connection goes first.  Allowed while connecting: it then
+ * goes out once connected.  Returns 0, or -1 when there is no connection
+ * to send on (fn will not be called).
+ */
+int redisconn_send(struct redisconn *rc, const char *cmd, size_t len,
+    redisCallbackFn *fn, void *priv);
+
+/*
+ * Give up on the connection now, as failed: every command in flight gets
+ * NULL, then down is called.  Not from inside a reply callback.
+ */
+void redisconn_drop(struct redisconn *rc);
+
+/*
+ * Close the connection once the replies due on it have come, then down;
+ * allowed inside a reply callback (for a reply that says this is no
+ * primary to talk to).
+ */
+void redisconn_disconnect(struct redisconn *rc);
+
+/* 1 when connected to the primary, else 0. */
+int redisconn_ready(const struct redisconn *rc);
+
+/*
+ * Close and free rc.  Commands in flight get NULL; down is not called.
+ * NULL is allowed.
+ */
+void redisconn_free(struct redisconn *rc);
+
+#endif
