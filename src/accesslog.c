@@ -59,6 +59,44 @@ accesslog_open(const char *spec)
 }
 
 int
+accesslog_check(const char *spec, char *err, size_t errlen)
+{
+	char *dir, *slash;
+	int fd, rc = 0;
+
+	if (spec[0] == '\0' || strcmp(spec, "stderr") == 0)
+		return 0;
+	fd = open(spec, O_WRONLY | O_APPEND | O_CLOEXEC);
+	if (fd != -1) {
+		close(fd);
+		return 0;
+	}
+	if (errno != ENOENT) {
+		snprintf(err, errlen, "access_log %s: %s", spec, strerror(errno));
+		return -1;
+	}
+	dir = strdup(spec);
+	if (dir == NULL) {
+		snprintf(err, errlen, "access_log %s: %s", spec, strerror(errno));
+		return -1;
+	}
+	slash = strrchr(dir, '/');
+	if (slash == NULL)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	if (access(dir, W_OK | X_OK) == -1) {
+		snprintf(err, errlen, "access_log %s: cannot create it in %s: %s",
+		    spec, dir, strerror(errno));
+		rc = -1;
+	}
+	free(dir);
+	return rc;
+}
+
+int
 accesslog_enabled(void)
 {
 	return accesslog_fd != -1;

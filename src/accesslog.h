@@ -25,6 +25,14 @@ struct accesslog_entry {
  */
 int accesslog_open(const char *spec);
 
+/*
+ * For -t: can spec be written where this process runs (the same sandbox,
+ * as systemd's ExecStartPre)?  An existing file is opened for appending,
+ * a missing one's directory must be writable; nothing is created.
+ * Returns 0, or -1 with the reason in err.
+ */
+int accesslog_check(const char *spec, char *err, size_t errlen);
+
 /* 1 when an access log is open. */
 int accesslog_enabled(void);
 

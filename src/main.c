@@ -17,6 +17,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include "accesslog.h"
 #include "conf.h"
 #include "log.h"
 #include "listen.h"
@@ -208,7 +209,12 @@ main(int argc, char *argv[])
 	if (test || dump) {
 		if (dump && conf_print(cf, stdout) == -1)
 			rc = 1;
-		else
+		else if (test && accesslog_check(cf->cf_access_log, err,
+		    sizeof(err)) == -1) {
+			fprintf(stderr, "%s\n", err);
+			conf_free(cf);
+			return 1;
+		} else
 			rc = 0;
 		if (test && !dump)
 			printf("hitcountd: configuration file %s is valid\n",

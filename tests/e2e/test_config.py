@@ -36,6 +36,26 @@ def test_check_no_listen_address_is_an_error(run_hitcountd, tmp_path, text):
                                 "address" % conf), r.stderr
 
 
+def test_check_access_log_that_cannot_be_written(run_hitcountd, tmp_path):
+    """-t runs where the daemon will (systemd's ExecStartPre shares its
+    sandbox): an access log it could not open is an error there, not at
+    the start that follows."""
+    conf = tmp_path / "hitcountd.conf"
+    path = str(tmp_path / "missing-dir" / "access.log")
+    conf.write_text('access_log = "%s"\n' % path)
+    r = run_hitcountd("-t", "-f", str(conf))
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert r.stderr.strip() == ("access_log %s: cannot create it in %s: "
+                                "No such file or directory"
+                                % (path, os.path.dirname(path))), r.stderr
+    # a writable place passes, and -t creates nothing there
+    path = str(tmp_path / "access.log")
+    conf.write_text('access_log = "%s"\n' % path)
+    r = run_hitcountd("-t", "-f", str(conf))
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert not os.path.exists(path)
+
+
 def test_reload_of_a_directory_keeps_serving(daemon_factory, redis_server):
     d = daemon_factory(workers=1)
     d.wait_workers(1)
