@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
@@ -464,8 +465,19 @@ redisconn_send(struct redisconn *rc, const char *cmd, size_t len,
 void
 redisconn_drop(struct redisconn *rc)
 {
+	struct linger lg = { 1, 0 };
+
 	if (rc->rc_ac == NULL)
 		return;
+	/*
+	 * Reset, not close: the commands still in the socket's send queue
+	 * are answered 503 now, and after a close() the kernel would go on
+	 * sending them, so Redis would count them when the network lets it
+	 * (seconds after a partition heals).  A reset discards them.
+	 */
+	if (rc->rc_ac->c.fd != -1 && setsockopt(rc->rc_ac->c.fd, SOL_SOCKET,
+	    SO_LINGER, &lg, sizeof(lg)) == -1)
+		log_warn("redis: setsockopt SO_LINGER");
 	rc->rc_failing = 1;
 	redisconn_close(rc);
 }

@@ -51,7 +51,9 @@ int redisconn_send(struct redisconn *rc, const char *cmd, size_t len,
 
 /*
  * Give up on the connection now, as failed: every command in flight gets
- * NULL, then down is called.  Not from inside a reply callback.
+ * NULL, then down is called.  The socket is reset, so that no command
+ * still queued in it reaches Redis later.  Not from inside a reply
+ * callback.
  */
 void redisconn_drop(struct redisconn *rc);
 
