@@ -17,6 +17,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
 #include <netdb.h>
@@ -64,6 +65,9 @@ enum conf_kind {
 #define CONF_ADMIN      0x04    /* CONF_LISTEN: the metrics-only addresses */
 #define CONF_RESTART    0x08    /* a reload cannot apply it (not a list) */
 
+/* The longest password a password file may hold. */
+#define CONF_SECRET_MAX 4096
+
 struct conf_key {
 	enum conf_section k_section;
 	cfg_opt_t k_opt;                /* name, type and default */
@@ -94,6 +98,7 @@ struct conf_key {
 static int conf_check_user(cfg_t *, cfg_opt_t *);
 static int conf_check_group(cfg_t *, cfg_opt_t *);
 static int conf_check_path(cfg_t *, cfg_opt_t *);
+static int conf_check_file(cfg_t *, cfg_opt_t *);
 
 /*
  * Every key, in the order -T prints them.  Names are unique across
@@ -151,16 +156,24 @@ static const struct conf_key conf_keys[] = {
 	    AS_STR(cf_redis.key), CONF_NONEMPTY, NULL },
 	{ CONF_REDIS, CFG_INT("timeout_ms", 1000, CFGF_NONE),
 	    AS_INT(cf_redis.timeout_ms, 1, 600000), 0, NULL },
+	{ CONF_REDIS, CFG_STR("username", "", CFGF_NONE),
+	    AS_STR(cf_redis.username), 0, NULL },
 	{ CONF_REDIS, CFG_STR("password", "", CFGF_NONE),
 	    AS_STR(cf_redis.password), CONF_SECRET, NULL },
+	{ CONF_REDIS, CFG_STR("password_file", "", CFGF_NONE),
+	    AS_STR(cf_redis.password_file), 0, conf_check_file },
 	{ CONF_REDIS, CFG_INT("db", 0, CFGF_NONE),
 	    AS_INT(cf_redis.db, 0, 1000000), 0, NULL },
 	{ CONF_REDIS, CFG_STR_LIST("sentinels", "{}", CFGF_NONE),
 	    AS_HOSTPORTS(cf_redis.sentinels, cf_redis.nsentinels), 0, NULL },
 	{ CONF_REDIS, CFG_STR("master_name", "mymaster", CFGF_NONE),
 	    AS_STR(cf_redis.master_name), CONF_NONEMPTY, NULL },
+	{ CONF_REDIS, CFG_STR("sentinel_username", "", CFGF_NONE),
+	    AS_STR(cf_redis.sentinel_username), 0, NULL },
 	{ CONF_REDIS, CFG_STR("sentinel_password", "", CFGF_NONE),
 	    AS_STR(cf_redis.sentinel_password), CONF_SECRET, NULL },
+	{ CONF_REDIS, CFG_STR("sentinel_password_file", "", CFGF_NONE),
+	    AS_STR(cf_redis.sentinel_password_file), 0, conf_check_file },
 	{ CONF_REDIS, CFG_INT("min_replicas_acked", 0, CFGF_NONE),
 	    AS_INT(cf_redis.min_replicas_acked, 0, 100), 0, NULL },
 };
@@ -309,6 +322,20 @@ conf_check_path(cfg_t *cfg, cfg_opt_t *opt)
 	    strcmp(s, "/healthz") == 0) {
 		cfg_error(cfg, "option '%s': '%s' is not a path of its own "
 		    "(\"/name\", or \"\" to turn it off)", opt->name, s);
+		return -1;
+	}
+	return 0;
+}
+
+/* A file the master opens: "" (none) or an absolute path. */
+static int
+conf_check_file(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *s = conf_opt_str(opt);
+
+	if (*s != '\0' && *s != '/') {
+		cfg_error(cfg, "option '%s': '%s' is not an absolute path (the "
+		    "daemon runs in /)", opt->name, s);
 		return -1;
 	}
 	return 0;
@@ -642,6 +669,117 @@ conf_check_consistency(const struct conf *cf, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * The password of Redis (pre "") or of the sentinels (pre "sentinel_"):
+ * given one way only, and there for a user name.
+ */
+static int
+conf_check_auth(const struct conf *cf, const char *pre, const char *user,
+    const char *password, const char *file, char *err, size_t errlen)
+{
+	if (password[0] && file[0]) {
+		snprintf(err, errlen, "%s: options '%spassword' and "
+		    "'%spassword_file' are both set; keep one", cf->cf_path,
+		    pre, pre);
+		return -1;
+	}
+	if (user[0] && !password[0] && !file[0]) {
+		snprintf(err, errlen, "%s: option '%susername' needs a password "
+		    "('%spassword' or '%spassword_file')", cf->cf_path, pre,
+		    pre, pre);
+		return -1;
+	}
+	return 0;
+}
+
+/* Rules between the keys of the redis section. */
+static int
+conf_check_redis(const struct conf *cf, char *err, size_t errlen)
+{
+	if (conf_check_auth(cf, "", cf->cf_redis.username,
+	    cf->cf_redis.password, cf->cf_redis.password_file, err,
+	    errlen) == -1 ||
+	    conf_check_auth(cf, "sentinel_", cf->cf_redis.sentinel_username,
+	    cf->cf_redis.sentinel_password,
+	    cf->cf_redis.sentinel_password_file, err, errlen) == -1)
+		return -1;
+	return 0;
+}
+
+/*
+ * The password in the file at path, for key: the file's one line, without
+ * its newline, into *dst.  A file that group or others can read works,
+ * with a warning.
+ */
+static int
+conf_read_secret(const struct conf *cf, const char *key, const char *path,
+    char **dst, char *err, size_t errlen)
+{
+	char buf[CONF_SECRET_MAX + 2], *s = NULL;
+	struct stat st;
+	ssize_t n = 0, got;
+	int fd;
+
+	/* O_NONBLOCK: a FIFO put there must not hang the master. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd == -1 || fstat(fd, &st) == -1) {
+		snprintf(err, errlen, "%s: option '%s': %s: %s", cf->cf_path,
+		    key, path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s: option '%s': %s is not a regular "
+		    "file", cf->cf_path, key, path);
+		goto out;
+	}
+	while (n < (ssize_t)sizeof(buf) - 1 &&
+	    (got = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0)
+		n += got;
+	buf[n] = '\0';
+	if (n > 0 && buf[n - 1] == '\n')
+		buf[--n] = '\0';
+	if (n > 0 && buf[n - 1] == '\r')
+		buf[--n] = '\0';
+	if (n == 0 || n > CONF_SECRET_MAX || strlen(buf) != (size_t)n ||
+	    strchr(buf, '\n') != NULL) {
+		snprintf(err, errlen, "%s: option '%s': %s must hold the "
+		    "password alone, on one line of at most %d bytes",
+		    cf->cf_path, key, path, CONF_SECRET_MAX);
+		goto out;
+	}
+	if ((s = strdup(buf)) == NULL) {
+		snprintf(err, errlen, "%s: out of memory", cf->cf_path);
+		goto out;
+	}
+	if (st.st_mode & (S_IRGRP | S_IROTH))
+		log_warnx("%s: option '%s': %s can be read by %s (mode %04o): "
+		    "make it readable by its owner only", cf->cf_path, key,
+		    path, (st.st_mode & S_IROTH) ? "anyone" : "its group",
+		    (unsigned int)(st.st_mode & 07777));
+	free(*dst);
+	*dst = s;
+out:
+	explicit_bzero(buf, sizeof(buf));
+	if (fd != -1)
+		close(fd);
+	return s != NULL ? 0 : -1;
+}
+
+/* Read password_file and sentinel_password_file, those that are set. */
+static int
+conf_read_secrets(struct conf *cf, char *err, size_t errlen)
+{
+	if (cf->cf_redis.password_file[0] && conf_read_secret(cf,
+	    "password_file", cf->cf_redis.password_file, &cf->cf_redis.password,
+	    err, errlen) == -1)
+		return -1;
+	if (cf->cf_redis.sentinel_password_file[0] && conf_read_secret(cf,
+	    "sentinel_password_file", cf->cf_redis.sentinel_password_file,
+	    &cf->cf_redis.sentinel_password, err, errlen) == -1)
+		return -1;
+	return 0;
+}
+
 /* Append the addresses of key k, read from sec, to cf_listen. */
 static int
 conf_fill_listen(struct conf *cf, const struct conf_key *k, cfg_t *sec,
@@ -820,7 +958,9 @@ conf_load(const char *path, char *err, size_t errlen)
 	if (cfg != NULL && conf_apply_env(cfg, err, errlen) == 0)
 		cf = conf_fill(cfg, path, err, errlen);
 	if (cf != NULL && (conf_resolve_ids(cf, err, errlen) == -1 ||
-	    conf_check_consistency(cf, err, errlen) == -1)) {
+	    conf_check_consistency(cf, err, errlen) == -1 ||
+	    conf_check_redis(cf, err, errlen) == -1 ||
+	    conf_read_secrets(cf, err, errlen) == -1)) {
 		conf_free(cf);
 		cf = NULL;
 	}
@@ -841,8 +981,13 @@ conf_free(struct conf *cf)
 	for (i = 0; i < nitems(conf_keys); i++) {
 		const struct conf_key *k = &conf_keys[i];
 
-		if (k->k_kind == CONF_STR)
-			free(*CONF_AT(cf, k->k_off, char *));
+		if (k->k_kind == CONF_STR) {
+			char *s = *CONF_AT(cf, k->k_off, char *);
+
+			if (s != NULL && (k->k_flags & CONF_SECRET))
+				explicit_bzero(s, strlen(s));
+			free(s);
+		}
 		if (k->k_kind == CONF_HOSTPORTS) {
 			char **v = *CONF_AT(cf, k->k_off, char **);
 

@@ -13,10 +13,14 @@
  * back.  A failure is logged as a warning once, then at debug level until
  * a connection succeeds.
  *
- * A new connection first sends AUTH and SELECT as configured, and with
- * sentinels ROLE: a sentinel's word may be stale, so the server must say
- * itself that it is the primary.  Commands queued while connecting go out
- * behind these.
+ * A new connection first sends AUTH (with the user name, for an ACL user)
+ * and SELECT as configured, and with sentinels ROLE: a sentinel's word may
+ * be stale, so the server must say itself that it is the primary.
+ * Commands queued while connecting go out behind these.  The connection
+ * is ready, and the pause before the next attempt starts again from 50 ms,
+ * only once AUTH and SELECT have succeeded: a server that refuses them
+ * (a wrong password, a user without the right) is tried again no more
+ * often than a server that is down.
  */
 #include "config.h"
 
@@ -64,6 +68,8 @@ struct redisconn {
 	int rc_backoff_ms;
 	int rc_failing;                 /* the last attempt failed (log once) */
 	int rc_connected_before;        /* a later connect is a reconnect */
+	int rc_setup;                   /* AUTH and SELECT replies due */
+	int rc_refused;                 /* AUTH or SELECT failed (log once) */
 	char rc_host[256];              /* where the primary is now */
 	int rc_port;
 	struct sentinel *rc_sentinel;   /* NULL without sentinels */
@@ -175,8 +181,9 @@ redisconn_on_deadline(evutil_socket_t fd, short what, void *arg)
 		    rc->rc_host, rc->rc_port);
 		redisconn_schedule_retry(rc);
 	} else if (rc->rc_state == RC_CONNECTING) {
-		redisconn_failed(rc, "cannot connect to %s:%d: timed out",
-		    rc->rc_host, rc->rc_port);
+		redisconn_failed(rc, "cannot connect to %s:%d: timed out%s",
+		    rc->rc_host, rc->rc_port, rc->rc_setup > 0 ?
+		    " (no answer to AUTH or SELECT)" : "");
 		redisconn_close(rc);
 	}
 }
@@ -199,18 +206,74 @@ redisconn_on_role_reply(redisAsyncContext *ac, void *r, void *priv)
 	redisAsyncDisconnect(ac);
 }
 
-/* Replies to AUTH and SELECT: an error makes the connection useless. */
+/* Connected, and AUTH and SELECT done: the connection is ready. */
 static void
-redisconn_on_setup_reply(redisAsyncContext *ac, void *r, void *priv)
+redisconn_up(struct redisconn *rc)
 {
-	redisReply *reply = r;
+	event_del(rc->rc_deadline_ev);
+	rc->rc_state = RC_READY;
+	rc->rc_backoff_ms = 0;
+	redisconn_settle(rc);
+	if (rc->rc_connected_before)
+		METRICS_ADD(mw_redis_reconnects, 1);
+	rc->rc_connected_before = 1;
+	log_info("redis: connected to %s:%d%s", rc->rc_host, rc->rc_port,
+	    rc->rc_sentinel ? " (the primary, says the sentinel)" : "");
+	rc->rc_failing = 0;
+	rc->rc_refused = 0;
+	if (rc->rc_sentinel)
+		sentinel_watch(rc->rc_sentinel, rc->rc_host, rc->rc_port);
+}
 
-	(void)priv;
-	if (reply && reply->type == REDIS_REPLY_ERROR) {
-		log_warnx("redis: connection setup failed: %s", reply->str);
-		/* Inside a callback hiredis allows only this way out. */
-		redisAsyncDisconnect(ac);
+/*
+ * The reply to AUTH (auth set) or SELECT: the last of them makes the
+ * connection ready; an error makes it useless, and says why in the log.
+ */
+static void
+redisconn_setup_reply(redisAsyncContext *ac, const redisReply *reply,
+    int auth)
+{
+	struct redisconn *rc = ac->data;
+	const struct conf *cf;
+	char what[300];
+
+	if (reply == NULL || rc == NULL || rc->rc_ac != ac || rc->rc_setup == 0)
+		return;
+	cf = rc->rc_cf;
+	if (reply->type != REDIS_REPLY_ERROR) {
+		if (--rc->rc_setup == 0 && (ac->c.flags & REDIS_CONNECTED))
+			redisconn_up(rc);
+		return;
 	}
+	rc->rc_setup = 0;       /* never ready: what else comes is moot */
+	/* After a lost connection this is news: a warning too, once. */
+	if (!rc->rc_refused)
+		rc->rc_failing = 0;
+	rc->rc_refused = 1;
+	if (auth)
+		snprintf(what, sizeof(what), "AUTH as user '%.200s'",
+		    cf->cf_redis.username[0] ? cf->cf_redis.username :
+		    "default");
+	else
+		snprintf(what, sizeof(what), "SELECT %d", cf->cf_redis.db);
+	redisconn_failed(rc, "connection setup failed: %s at %s:%d: %s", what,
+	    rc->rc_host, rc->rc_port, reply->str);
+	/* Inside a callback hiredis allows only this way out. */
+	redisAsyncDisconnect(ac);
+}
+
+static void
+redisconn_on_auth_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+	(void)priv;
+	redisconn_setup_reply(ac, r, 1);
+}
+
+static void
+redisconn_on_select_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+	(void)priv;
+	redisconn_setup_reply(ac, r, 0);
 }
 
 static void
@@ -232,17 +295,10 @@ redisconn_on_connected(const redisAsyncContext *ac, int status)
 		redisconn_schedule_retry(rc);
 		return;
 	}
-	rc->rc_state = RC_READY;
-	rc->rc_backoff_ms = 0;
-	redisconn_settle(rc);
-	if (rc->rc_connected_before)
-		METRICS_ADD(mw_redis_reconnects, 1);
-	rc->rc_connected_before = 1;
-	log_info("redis: connected to %s:%d%s", rc->rc_host, rc->rc_port,
-	    rc->rc_sentinel ? " (the primary, says the sentinel)" : "");
-	rc->rc_failing = 0;
-	if (rc->rc_sentinel)
-		sentinel_watch(rc->rc_sentinel, rc->rc_host, rc->rc_port);
+	if (rc->rc_setup == 0)
+		redisconn_up(rc);
+	else    /* AUTH and SELECT get timeout_ms too */
+		redisconn_arm(rc->rc_deadline_ev, rc->rc_cf->cf_redis.timeout_ms);
 }
 
 static void
@@ -283,12 +339,17 @@ redisconn_open(struct redisconn *rc, const char *ip)
 	redisAsyncSetDisconnectCallback(ac, redisconn_on_disconnected);
 	rc->rc_ac = ac;
 	rc->rc_state = RC_CONNECTING;
-	if (cf->cf_redis.password[0])
-		redisAsyncCommand(ac, redisconn_on_setup_reply, rc, "AUTH %s",
-		    cf->cf_redis.password);
+	rc->rc_setup = 0;
+	if (cf->cf_redis.password[0] && cf->cf_redis.username[0])
+		rc->rc_setup += redisAsyncCommand(ac, redisconn_on_auth_reply,
+		    rc, "AUTH %s %s", cf->cf_redis.username,
+		    cf->cf_redis.password) == REDIS_OK;
+	else if (cf->cf_redis.password[0])
+		rc->rc_setup += redisAsyncCommand(ac, redisconn_on_auth_reply,
+		    rc, "AUTH %s", cf->cf_redis.password) == REDIS_OK;
 	if (cf->cf_redis.db != 0)
-		redisAsyncCommand(ac, redisconn_on_setup_reply, rc,
-		    "SELECT %d", cf->cf_redis.db);
+		rc->rc_setup += redisAsyncCommand(ac, redisconn_on_select_reply,
+		    rc, "SELECT %d", cf->cf_redis.db) == REDIS_OK;
 	if (rc->rc_sentinel)
 		redisAsyncCommand(ac, redisconn_on_role_reply, rc, "ROLE");
 	redisconn_arm(rc->rc_deadline_ev, cf->cf_redis.timeout_ms);
