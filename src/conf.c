@@ -27,6 +27,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
@@ -99,6 +100,7 @@ static int conf_check_user(cfg_t *, cfg_opt_t *);
 static int conf_check_group(cfg_t *, cfg_opt_t *);
 static int conf_check_path(cfg_t *, cfg_opt_t *);
 static int conf_check_file(cfg_t *, cfg_opt_t *);
+static int conf_check_socket(cfg_t *, cfg_opt_t *);
 
 /*
  * Every key, in the order -T prints them.  Names are unique across
@@ -152,6 +154,8 @@ static const struct conf_key conf_keys[] = {
 	    AS_STR(cf_redis.host), CONF_NONEMPTY, NULL },
 	{ CONF_REDIS, CFG_INT("port", 6379, CFGF_NONE),
 	    AS_INT(cf_redis.port, 1, 65535), 0, NULL },
+	{ CONF_REDIS, CFG_STR("socket", "", CFGF_NONE),
+	    AS_STR(cf_redis.socket), 0, conf_check_socket },
 	{ CONF_REDIS, CFG_STR("key", "visits", CFGF_NONE),
 	    AS_STR(cf_redis.key), CONF_NONEMPTY, NULL },
 	{ CONF_REDIS, CFG_INT("timeout_ms", 1000, CFGF_NONE),
@@ -336,6 +340,22 @@ conf_check_file(cfg_t *cfg, cfg_opt_t *opt)
 	if (*s != '\0' && *s != '/') {
 		cfg_error(cfg, "option '%s': '%s' is not an absolute path (the "
 		    "daemon runs in /)", opt->name, s);
+		return -1;
+	}
+	return 0;
+}
+
+/* A Unix socket: a file, and short enough for sockaddr_un. */
+static int
+conf_check_socket(cfg_t *cfg, cfg_opt_t *opt)
+{
+	struct sockaddr_un sun;
+
+	if (conf_check_file(cfg, opt) == -1)
+		return -1;
+	if (strlen(conf_opt_str(opt)) >= sizeof(sun.sun_path)) {
+		cfg_error(cfg, "option '%s': the path is longer than %zu bytes",
+		    opt->name, sizeof(sun.sun_path) - 1);
 		return -1;
 	}
 	return 0;
@@ -546,7 +566,7 @@ conf_env_port(const char *s)
 /*
  * REDIS_HOST and REDIS_PORT, as the original Docker setup passes them.
  * REDIS_PORT may also be in the "tcp://HOST:PORT" form that Docker's
- * legacy links export.
+ * legacy links export.  Either names a TCP address: socket is not used.
  */
 static int
 conf_apply_env(cfg_t *cfg, char *err, size_t errlen)
@@ -586,6 +606,8 @@ conf_apply_env(cfg_t *cfg, char *err, size_t errlen)
 	}
 	if (host && *host)
 		cfg_setstr(redis, "host", host);
+	if ((host && *host) || (port && *port))
+		cfg_setstr(redis, "socket", "");
 	return 0;
 }
 
@@ -703,6 +725,11 @@ conf_check_redis(const struct conf *cf, char *err, size_t errlen)
 	    cf->cf_redis.sentinel_password,
 	    cf->cf_redis.sentinel_password_file, err, errlen) == -1)
 		return -1;
+	if (cf->cf_redis.socket[0] && cf->cf_redis.nsentinels > 0) {
+		snprintf(err, errlen, "%s: options 'socket' and 'sentinels' "
+		    "exclude each other", cf->cf_path);
+		return -1;
+	}
 	return 0;
 }
 

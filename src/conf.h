@@ -43,6 +43,7 @@ struct conf {
 	struct {
 		char *host;
 		int port;
+		char *socket;         /* a Unix socket instead of host/port */
 		char *key;
 		int timeout_ms;
 		char *username;       /* "" = AUTH with the password alone */

@@ -4,9 +4,10 @@
  *
  * Each worker owns one asynchronous hiredis connection to the primary,
  * attached to its libevent loop (redisio.c); the command queue (counter.c)
- * sends on it.  The primary is cf_redis.host, or whatever the sentinels
- * name (sentinel.c).  The host name is resolved with evdns, because a
- * blocking getaddrinfo() would stall every client of the worker.
+ * sends on it.  The primary is cf_redis.host, or cf_redis.socket, or
+ * whatever the sentinels name (sentinel.c).  The host name is resolved
+ * with evdns, because a blocking getaddrinfo() would stall every client of
+ * the worker.
  * Resolving and connecting each have timeout_ms, on this file's own timer;
  * a failed or lost connection is tried again after a pause that backs off
  * from 50 ms to 500 ms, so service resumes within a second of Redis coming
@@ -72,6 +73,7 @@ struct redisconn {
 	int rc_refused;                 /* AUTH or SELECT failed (log once) */
 	char rc_host[256];              /* where the primary is now */
 	int rc_port;
+	char rc_where[300];             /* host:port or the socket, to log */
 	struct sentinel *rc_sentinel;   /* NULL without sentinels */
 	redisconn_down_cb *rc_down;
 	void *rc_arg;
@@ -87,6 +89,17 @@ redisconn_arm(struct event *ev, int ms)
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 
 	event_add(ev, &tv);
+}
+
+/* Where the connection goes, for the log: HOST:PORT or the socket. */
+static const char *
+redisconn_where(struct redisconn *rc)
+{
+	if (rc->rc_cf->cf_redis.socket[0])
+		return rc->rc_cf->cf_redis.socket;
+	snprintf(rc->rc_where, sizeof(rc->rc_where), "%s:%d", rc->rc_host,
+	    rc->rc_port);
+	return rc->rc_where;
 }
 
 /* The first attempt to reach Redis ended, one way or the other. */
@@ -181,8 +194,8 @@ redisconn_on_deadline(evutil_socket_t fd, short what, void *arg)
 		    rc->rc_host, rc->rc_port);
 		redisconn_schedule_retry(rc);
 	} else if (rc->rc_state == RC_CONNECTING) {
-		redisconn_failed(rc, "cannot connect to %s:%d: timed out%s",
-		    rc->rc_host, rc->rc_port, rc->rc_setup > 0 ?
+		redisconn_failed(rc, "cannot connect to %s: timed out%s",
+		    redisconn_where(rc), rc->rc_setup > 0 ?
 		    " (no answer to AUTH or SELECT)" : "");
 		redisconn_close(rc);
 	}
@@ -217,7 +230,7 @@ redisconn_up(struct redisconn *rc)
 	if (rc->rc_connected_before)
 		METRICS_ADD(mw_redis_reconnects, 1);
 	rc->rc_connected_before = 1;
-	log_info("redis: connected to %s:%d%s", rc->rc_host, rc->rc_port,
+	log_info("redis: connected to %s%s", redisconn_where(rc),
 	    rc->rc_sentinel ? " (the primary, says the sentinel)" : "");
 	rc->rc_failing = 0;
 	rc->rc_refused = 0;
@@ -256,8 +269,8 @@ redisconn_setup_reply(redisAsyncContext *ac, const redisReply *reply,
 		    "default");
 	else
 		snprintf(what, sizeof(what), "SELECT %d", cf->cf_redis.db);
-	redisconn_failed(rc, "connection setup failed: %s at %s:%d: %s", what,
-	    rc->rc_host, rc->rc_port, reply->str);
+	redisconn_failed(rc, "connection setup failed: %s at %s: %s", what,
+	    redisconn_where(rc), reply->str);
 	/* Inside a callback hiredis allows only this way out. */
 	redisAsyncDisconnect(ac);
 }
@@ -285,8 +298,8 @@ redisconn_on_connected(const redisAsyncContext *ac, int status)
 		return;
 	event_del(rc->rc_deadline_ev);
 	if (status != REDIS_OK) {
-		redisconn_failed(rc, "cannot connect to %s:%d: %s",
-		    rc->rc_host, rc->rc_port, ac->errstr);
+		redisconn_failed(rc, "cannot connect to %s: %s",
+		    redisconn_where(rc), ac->errstr);
 		/*
 		 * hiredis frees it after we return, failing what was queued;
 		 * nothing was ever answered on it, so there is no down to report.
@@ -310,24 +323,28 @@ redisconn_on_disconnected(const redisAsyncContext *ac, int status)
 		return;         /* we dropped it ourselves */
 	rc->rc_ac = NULL;
 	if (status != REDIS_OK)
-		redisconn_failed(rc, "lost connection to %s:%d: %s",
-		    rc->rc_host, rc->rc_port, ac->errstr);
+		redisconn_failed(rc, "lost connection to %s: %s",
+		    redisconn_where(rc), ac->errstr);
 	else
 		rc->rc_failing = 1;
 	redisconn_lost(rc);
 }
 
-/* Open the connection to ip, and queue the setup commands. */
+/*
+ * Open the connection to ip, or to the socket for NULL, and queue the
+ * setup commands.
+ */
 static void
 redisconn_open(struct redisconn *rc, const char *ip)
 {
 	const struct conf *cf = rc->rc_cf;
 	redisAsyncContext *ac;
 
-	ac = redisAsyncConnect(ip, rc->rc_port);
+	ac = ip != NULL ? redisAsyncConnect(ip, rc->rc_port) :
+	    redisAsyncConnectUnix(cf->cf_redis.socket);
 	if (ac == NULL || ac->err || redisio_attach(ac, rc->rc_base) == -1) {
-		redisconn_failed(rc, "cannot connect to %s:%d: %s", rc->rc_host,
-		    rc->rc_port, ac == NULL ? "out of memory" :
+		redisconn_failed(rc, "cannot connect to %s: %s",
+		    redisconn_where(rc), ac == NULL ? "out of memory" :
 		    ac->err ? ac->errstr : "event attach failed");
 		if (ac)
 			redisAsyncFree(ac);
@@ -462,7 +479,9 @@ redisconn_connect(struct redisconn *rc)
 	if (rc->rc_sentinel) {
 		rc->rc_state = RC_ASKING;
 		sentinel_ask(rc->rc_sentinel);
-	} else
+	} else if (rc->rc_cf->cf_redis.socket[0])
+		redisconn_open(rc, NULL);
+	else
 		redisconn_resolve(rc);
 }
 
