@@ -35,6 +35,7 @@
 
 #include "conf.h"
 #include "log.h"
+#include "redisurl.h"
 #include "util.h"
 
 /* The sections of the file; CONF_TOP is outside any. */
@@ -569,7 +570,7 @@ conf_env_port(const char *s)
  * legacy links export.  Either names a TCP address: socket is not used.
  */
 static int
-conf_apply_env(cfg_t *cfg, char *err, size_t errlen)
+conf_env_hostport(cfg_t *cfg, char *err, size_t errlen)
 {
 	cfg_t *redis = cfg_getsec(cfg, "redis");
 	const char *host = getenv("REDIS_HOST");
@@ -609,6 +610,94 @@ conf_apply_env(cfg_t *cfg, char *err, size_t errlen)
 	if ((host && *host) || (port && *port))
 		cfg_setstr(redis, "socket", "");
 	return 0;
+}
+
+/*
+ * rediss:// asks for TLS to Redis, which this build cannot do.  (Where
+ * TLS is built in, this is where the URL turns it on.)
+ */
+static int
+conf_env_tls(cfg_t *redis, char *err, size_t errlen)
+{
+	(void)redis;
+	snprintf(err, errlen, "REDIS_URL: rediss:// asks for TLS, which this "
+	    "build of hitcountd does not support; use redis://");
+	return -1;
+}
+
+/* Set db to the URL's database, if in the range of the key. */
+static int
+conf_env_db(cfg_t *redis, long db, char *err, size_t errlen)
+{
+	const struct conf_key *k = conf_key_find("db");
+
+	if (db < k->k_min || db > k->k_max) {
+		snprintf(err, errlen, "REDIS_URL: database %ld is out of range "
+		    "(%ld..%ld)", db, k->k_min, k->k_max);
+		return -1;
+	}
+	cfg_setint(redis, "db", db);
+	return 0;
+}
+
+/*
+ * REDIS_URL, which wins over REDIS_HOST, REDIS_PORT and REDIS_PASSWORD:
+ * the address (a port left out is 6379) or the socket, and the database,
+ * user name and password where the URL has them.
+ */
+static int
+conf_env_url(cfg_t *cfg, char *err, size_t errlen)
+{
+	cfg_t *redis = cfg_getsec(cfg, "redis");
+	const char *url = getenv("REDIS_URL");
+	struct redisurl u;
+	char why[256];
+	int rc = -1;
+
+	if (url == NULL || *url == '\0')
+		return 0;
+	if (redisurl_parse(url, &u, why, sizeof(why)) == -1) {
+		snprintf(err, errlen, "REDIS_URL: %s", why);
+		return -1;
+	}
+	if (u.ru_tls && conf_env_tls(redis, err, errlen) == -1)
+		goto out;
+	if (u.ru_db != -1 && conf_env_db(redis, u.ru_db, err, errlen) == -1)
+		goto out;
+	cfg_setstr(redis, "socket", u.ru_socket);
+	if (u.ru_socket[0] == '\0') {
+		cfg_setstr(redis, "host", u.ru_host);
+		cfg_setint(redis, "port", u.ru_port);
+	}
+	if (u.ru_user)
+		cfg_setstr(redis, "username", u.ru_user);
+	if (u.ru_password) {
+		cfg_setstr(redis, "password", u.ru_password);
+		cfg_setstr(redis, "password_file", "");
+	}
+	rc = 0;
+out:
+	redisurl_clear(&u);
+	return rc;
+}
+
+/*
+ * The environment over the file: REDIS_HOST and REDIS_PORT, then
+ * REDIS_PASSWORD (over password and password_file), then REDIS_URL over
+ * all of them.
+ */
+static int
+conf_apply_env(cfg_t *cfg, char *err, size_t errlen)
+{
+	const char *password = getenv("REDIS_PASSWORD");
+
+	if (conf_env_hostport(cfg, err, errlen) == -1)
+		return -1;
+	if (password && *password) {
+		cfg_setstr(cfg_getsec(cfg, "redis"), "password", password);
+		cfg_setstr(cfg_getsec(cfg, "redis"), "password_file", "");
+	}
+	return conf_env_url(cfg, err, errlen);
 }
 
 /*
@@ -707,8 +796,8 @@ conf_check_auth(const struct conf *cf, const char *pre, const char *user,
 	}
 	if (user[0] && !password[0] && !file[0]) {
 		snprintf(err, errlen, "%s: option '%susername' needs a password "
-		    "('%spassword' or '%spassword_file')", cf->cf_path, pre,
-		    pre, pre);
+		    "('%spassword' or '%spassword_file'%s)", cf->cf_path, pre,
+		    pre, pre, pre[0] ? "" : ", or REDIS_PASSWORD");
 		return -1;
 	}
 	return 0;
@@ -726,8 +815,9 @@ conf_check_redis(const struct conf *cf, char *err, size_t errlen)
 	    cf->cf_redis.sentinel_password_file, err, errlen) == -1)
 		return -1;
 	if (cf->cf_redis.socket[0] && cf->cf_redis.nsentinels > 0) {
-		snprintf(err, errlen, "%s: options 'socket' and 'sentinels' "
-		    "exclude each other", cf->cf_path);
+		snprintf(err, errlen, "%s: option 'socket' (or a unix:// "
+		    "REDIS_URL) and option 'sentinels' exclude each other",
+		    cf->cf_path);
 		return -1;
 	}
 	return 0;

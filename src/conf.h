@@ -62,11 +62,12 @@ struct conf {
 
 /*
  * Read and validate the config file at path, then apply the environment
- * overrides (REDIS_HOST, REDIS_PORT), then read the password files (a
- * warning is logged for one that group or others can read).  Returns a
- * new conf owned by the caller (free with conf_free()), or NULL with a
- * one-line message in err, "FILE:LINE: reason" where the file is to blame.
- * Binds nothing.
+ * overrides (REDIS_HOST, REDIS_PORT, REDIS_PASSWORD, REDIS_URL), then read
+ * the password files (a warning is logged for one that group or others
+ * can read).  Returns a new conf owned by the caller (free with
+ * conf_free()), or NULL with a one-line message in err, "FILE:LINE:
+ * reason" where the file is to blame, "REDIS_URL: reason" where the
+ * environment is.  Binds nothing.
  */
 struct conf *conf_load(const char *path, char *err, size_t errlen);
 

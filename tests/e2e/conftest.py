@@ -33,7 +33,7 @@ SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                      "runtime error:")
 
 # Variables the daemon reads: never inherit them from the caller's env.
-_SCRUB = ("REDIS_HOST", "REDIS_PORT")
+_SCRUB = ("REDIS_HOST", "REDIS_PORT", "REDIS_URL", "REDIS_PASSWORD")
 
 
 def clean_env(extra=None):

@@ -1,4 +1,5 @@
-"""Redis over a Unix socket: redis.socket (issue 13, item 3).
+"""Redis over a Unix socket: redis.socket and unix:// REDIS_URLs (issue
+13, items 3 and 2).
 
 redis-server listens on TCP and on a socket in a private directory; the
 tests tell the connections apart in CLIENT LIST (flags=U is a socket).
@@ -15,6 +16,7 @@ from conftest import RedisServer
 from e2e_helpers import (free_port, get, patience, visits_from_body,
                          wait_all_workers_ready, wait_for, wait_log)
 from test_redis import check_503, poll_until_200
+from test_redis_auth import MINIMAL, USER, lock_default_user, set_user
 
 
 @pytest.fixture
@@ -114,12 +116,32 @@ def test_socket_missing_503_then_recovers(bare_daemon_factory, sock_redis):
     assert r.body == b"Page visited 1 times"   # --save "": a new count
 
 
+def test_unix_redis_url(bare_daemon_factory, sock_redis):
+    sock_redis.start()
+    lock_default_user(sock_redis)
+    set_user(sock_redis, "u-pw", MINIMAL + ["+select"])
+    url = "unix://%s:u-pw@%s?db=4" % (USER, sock_redis.socket)
+    d = bare_daemon_factory(env={"REDIS_URL": url,
+                                 "REDIS_HOST": "no-such-host.invalid"},
+                            redis={"host": "127.0.0.1",
+                                   "port": sock_redis.port})
+    for n in (1, 2):
+        r = get(d.port, timeout=10)
+        assert r.status == 200, (r, d.log()[-2000:])
+        assert visits_from_body(r.body) == n
+    assert sock_redis.visits(db=4) == 2
+    wait_for(lambda: clients(sock_redis) == (2, 0), patience(5),
+             what="both workers on the socket")
+
+
 @pytest.mark.parametrize("redis,env,why", [
     ({"socket": "redis.sock"}, {}, "is not an absolute path"),
     ({"socket": "/" + "s" * 107}, {}, "the path is longer than 107 bytes"),
     ({"socket": "/run/redis.sock", "sentinels": ["127.0.0.1:26379"]}, {},
-     "options 'socket' and 'sentinels' exclude each other"),
-], ids=["relative", "too-long", "sentinels"])
+     "option 'socket' (or a unix:// REDIS_URL) and option 'sentinels'"),
+    ({"sentinels": ["127.0.0.1:26379"]},
+     {"REDIS_URL": "unix:///run/redis.sock"}, "option 'sentinels'"),
+], ids=["relative", "too-long", "sentinels", "url-and-sentinels"])
 def test_socket_errors(run_hitcountd, tmp_path, redis, env, why):
     from conftest import render_config
     conf = tmp_path / "h.conf"
