@@ -17,6 +17,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
 #include <netdb.h>
@@ -26,6 +27,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
@@ -33,6 +35,7 @@
 
 #include "conf.h"
 #include "log.h"
+#include "redisurl.h"
 #include "util.h"
 
 /* The sections of the file; CONF_TOP is outside any. */
@@ -64,6 +67,9 @@ enum conf_kind {
 #define CONF_ADMIN      0x04    /* CONF_LISTEN: the metrics-only addresses */
 #define CONF_RESTART    0x08    /* a reload cannot apply it (not a list) */
 
+/* The longest password a password file may hold. */
+#define CONF_SECRET_MAX 4096
+
 struct conf_key {
 	enum conf_section k_section;
 	cfg_opt_t k_opt;                /* name, type and default */
@@ -94,6 +100,8 @@ struct conf_key {
 static int conf_check_user(cfg_t *, cfg_opt_t *);
 static int conf_check_group(cfg_t *, cfg_opt_t *);
 static int conf_check_path(cfg_t *, cfg_opt_t *);
+static int conf_check_file(cfg_t *, cfg_opt_t *);
+static int conf_check_socket(cfg_t *, cfg_opt_t *);
 
 /*
  * Every key, in the order -T prints them.  Names are unique across
@@ -147,20 +155,30 @@ static const struct conf_key conf_keys[] = {
 	    AS_STR(cf_redis.host), CONF_NONEMPTY, NULL },
 	{ CONF_REDIS, CFG_INT("port", 6379, CFGF_NONE),
 	    AS_INT(cf_redis.port, 1, 65535), 0, NULL },
+	{ CONF_REDIS, CFG_STR("socket", "", CFGF_NONE),
+	    AS_STR(cf_redis.socket), 0, conf_check_socket },
 	{ CONF_REDIS, CFG_STR("key", "visits", CFGF_NONE),
 	    AS_STR(cf_redis.key), CONF_NONEMPTY, NULL },
 	{ CONF_REDIS, CFG_INT("timeout_ms", 1000, CFGF_NONE),
 	    AS_INT(cf_redis.timeout_ms, 1, 600000), 0, NULL },
+	{ CONF_REDIS, CFG_STR("username", "", CFGF_NONE),
+	    AS_STR(cf_redis.username), 0, NULL },
 	{ CONF_REDIS, CFG_STR("password", "", CFGF_NONE),
 	    AS_STR(cf_redis.password), CONF_SECRET, NULL },
+	{ CONF_REDIS, CFG_STR("password_file", "", CFGF_NONE),
+	    AS_STR(cf_redis.password_file), 0, conf_check_file },
 	{ CONF_REDIS, CFG_INT("db", 0, CFGF_NONE),
 	    AS_INT(cf_redis.db, 0, 1000000), 0, NULL },
 	{ CONF_REDIS, CFG_STR_LIST("sentinels", "{}", CFGF_NONE),
 	    AS_HOSTPORTS(cf_redis.sentinels, cf_redis.nsentinels), 0, NULL },
 	{ CONF_REDIS, CFG_STR("master_name", "mymaster", CFGF_NONE),
 	    AS_STR(cf_redis.master_name), CONF_NONEMPTY, NULL },
+	{ CONF_REDIS, CFG_STR("sentinel_username", "", CFGF_NONE),
+	    AS_STR(cf_redis.sentinel_username), 0, NULL },
 	{ CONF_REDIS, CFG_STR("sentinel_password", "", CFGF_NONE),
 	    AS_STR(cf_redis.sentinel_password), CONF_SECRET, NULL },
+	{ CONF_REDIS, CFG_STR("sentinel_password_file", "", CFGF_NONE),
+	    AS_STR(cf_redis.sentinel_password_file), 0, conf_check_file },
 	{ CONF_REDIS, CFG_INT("min_replicas_acked", 0, CFGF_NONE),
 	    AS_INT(cf_redis.min_replicas_acked, 0, 100), 0, NULL },
 };
@@ -309,6 +327,36 @@ conf_check_path(cfg_t *cfg, cfg_opt_t *opt)
 	    strcmp(s, "/healthz") == 0) {
 		cfg_error(cfg, "option '%s': '%s' is not a path of its own "
 		    "(\"/name\", or \"\" to turn it off)", opt->name, s);
+		return -1;
+	}
+	return 0;
+}
+
+/* A file the master opens: "" (none) or an absolute path. */
+static int
+conf_check_file(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *s = conf_opt_str(opt);
+
+	if (*s != '\0' && *s != '/') {
+		cfg_error(cfg, "option '%s': '%s' is not an absolute path (the "
+		    "daemon runs in /)", opt->name, s);
+		return -1;
+	}
+	return 0;
+}
+
+/* A Unix socket: a file, and short enough for sockaddr_un. */
+static int
+conf_check_socket(cfg_t *cfg, cfg_opt_t *opt)
+{
+	struct sockaddr_un sun;
+
+	if (conf_check_file(cfg, opt) == -1)
+		return -1;
+	if (strlen(conf_opt_str(opt)) >= sizeof(sun.sun_path)) {
+		cfg_error(cfg, "option '%s': the path is longer than %zu bytes",
+		    opt->name, sizeof(sun.sun_path) - 1);
 		return -1;
 	}
 	return 0;
@@ -519,10 +567,10 @@ conf_env_port(const char *s)
 /*
  * REDIS_HOST and REDIS_PORT, as the original Docker setup passes them.
  * REDIS_PORT may also be in the "tcp://HOST:PORT" form that Docker's
- * legacy links export.
+ * legacy links export.  Either names a TCP address: socket is not used.
  */
 static int
-conf_apply_env(cfg_t *cfg, char *err, size_t errlen)
+conf_env_hostport(cfg_t *cfg, char *err, size_t errlen)
 {
 	cfg_t *redis = cfg_getsec(cfg, "redis");
 	const char *host = getenv("REDIS_HOST");
@@ -559,7 +607,97 @@ conf_apply_env(cfg_t *cfg, char *err, size_t errlen)
 	}
 	if (host && *host)
 		cfg_setstr(redis, "host", host);
+	if ((host && *host) || (port && *port))
+		cfg_setstr(redis, "socket", "");
 	return 0;
+}
+
+/*
+ * rediss:// asks for TLS to Redis, which this build cannot do.  (Where
+ * TLS is built in, this is where the URL turns it on.)
+ */
+static int
+conf_env_tls(cfg_t *redis, char *err, size_t errlen)
+{
+	(void)redis;
+	snprintf(err, errlen, "REDIS_URL: rediss:// asks for TLS, which this "
+	    "build of hitcountd does not support; use redis://");
+	return -1;
+}
+
+/* Set db to the URL's database, if in the range of the key. */
+static int
+conf_env_db(cfg_t *redis, long db, char *err, size_t errlen)
+{
+	const struct conf_key *k = conf_key_find("db");
+
+	if (db < k->k_min || db > k->k_max) {
+		snprintf(err, errlen, "REDIS_URL: database %ld is out of range "
+		    "(%ld..%ld)", db, k->k_min, k->k_max);
+		return -1;
+	}
+	cfg_setint(redis, "db", db);
+	return 0;
+}
+
+/*
+ * REDIS_URL, which wins over REDIS_HOST, REDIS_PORT and REDIS_PASSWORD:
+ * the address (a port left out is 6379) or the socket, and the database,
+ * user name and password where the URL has them.
+ */
+static int
+conf_env_url(cfg_t *cfg, char *err, size_t errlen)
+{
+	cfg_t *redis = cfg_getsec(cfg, "redis");
+	const char *url = getenv("REDIS_URL");
+	struct redisurl u;
+	char why[256];
+	int rc = -1;
+
+	if (url == NULL || *url == '\0')
+		return 0;
+	if (redisurl_parse(url, &u, why, sizeof(why)) == -1) {
+		snprintf(err, errlen, "REDIS_URL: %s", why);
+		return -1;
+	}
+	if (u.ru_tls && conf_env_tls(redis, err, errlen) == -1)
+		goto out;
+	if (u.ru_db != -1 && conf_env_db(redis, u.ru_db, err, errlen) == -1)
+		goto out;
+	cfg_setstr(redis, "socket", u.ru_socket);
+	if (u.ru_socket[0] == '\0') {
+		cfg_setstr(redis, "host", u.ru_host);
+		cfg_setint(redis, "port", u.ru_port);
+	}
+	if (u.ru_user)
+		cfg_setstr(redis, "username", u.ru_user);
+	if (u.ru_password) {
+		cfg_setstr(redis, "password", u.ru_password);
+		cfg_setstr(redis, "password_file", "");
+	}
+	rc = 0;
+out:
+	redisurl_clear(&u);
+	return rc;
+}
+
+/*
+ * The environment over the file: REDIS_HOST and REDIS_PORT, then
+ * REDIS_PASSWORD (over password and password_file), then REDIS_URL over
+ * all of them.
+ */
+static int
+conf_apply_env(cfg_t *cfg, char *err, size_t errlen)
+{
+	const char *password = getenv("REDIS_PASSWORD");
+
+	if (conf_env_hostport(cfg, err, errlen) == -1)
+		return -1;
+	if (password && *password) {
+		cfg_setstr(cfg_getsec(cfg, "redis"), "password", password);
+		cfg_setstr(cfg_getsec(cfg, "redis"), "password_file", "");
+	}
+	return conf_env_url(cfg, err, errlen);
 }
 
 /*
@@ -639,6 +777,123 @@ conf_check_consistency(const struct conf *cf, char *err, size_t errlen)
 		    cf->cf_path);
 		return -1;
 	}
+	return 0;
+}
+
+/*
+ * The password of Redis (pre "") or of the sentinels (pre "sentinel_"):
+ * given one way only, and there for a user name.
+ */
+static int
+conf_check_auth(const struct conf *cf, const char *pre, const char *user,
+    const char *password, const char *file, char *err, size_t errlen)
+{
+	if (password[0] && file[0]) {
+		snprintf(err, errlen, "%s: options '%spassword' and "
+		    "'%spassword_file' are both set; keep one", cf->cf_path,
+		    pre, pre);
+		return -1;
+	}
+	if (user[0] && !password[0] && !file[0]) {
+		snprintf(err, errlen, "%s: option '%susername' needs a password "
+		    "('%spassword' or '%spassword_file'%s)", cf->cf_path, pre,
+		    pre, pre, pre[0] ? "" : ", or REDIS_PASSWORD");
+		return -1;
+	}
+	return 0;
+}
+
+/* Rules between the keys of the redis section. */
+static int
+conf_check_redis(const struct conf *cf, char *err, size_t errlen)
+{
+	if (conf_check_auth(cf, "", cf->cf_redis.username,
+	    cf->cf_redis.password, cf->cf_redis.password_file, err,
+	    errlen) == -1 ||
+	    conf_check_auth(cf, "sentinel_", cf->cf_redis.sentinel_username,
+	    cf->cf_redis.sentinel_password,
+	    cf->cf_redis.sentinel_password_file, err, errlen) == -1)
+		return -1;
+	if (cf->cf_redis.socket[0] && cf->cf_redis.nsentinels > 0) {
+		snprintf(err, errlen, "%s: option 'socket' (or a unix:// "
+		    "REDIS_URL) and option 'sentinels' exclude each other",
+		    cf->cf_path);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The password in the file at path, for key: the file's one line, without
+ * its newline, into *dst.  A file that group or others can read works,
+ * with a warning.
+ */
+static int
+conf_read_secret(const struct conf *cf, const char *key, const char *path,
+    char **dst, char *err, size_t errlen)
+{
+	char buf[CONF_SECRET_MAX + 2], *s = NULL;
+	struct stat st;
+	ssize_t n = 0, got;
+	int fd;
+
+	/* O_NONBLOCK: a FIFO put there must not hang the master. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd == -1 || fstat(fd, &st) == -1) {
+		snprintf(err, errlen, "%s: option '%s': %s: %s", cf->cf_path,
+		    key, path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s: option '%s': %s is not a regular "
+		    "file", cf->cf_path, key, path);
+		goto out;
+	}
+	while (n < (ssize_t)sizeof(buf) - 1 &&
+	    (got = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0)
+		n += got;
+	buf[n] = '\0';
+	if (n > 0 && buf[n - 1] == '\n')
+		buf[--n] = '\0';
+	if (n > 0 && buf[n - 1] == '\r')
+		buf[--n] = '\0';
+	if (n == 0 || n > CONF_SECRET_MAX || strlen(buf) != (size_t)n ||
+	    strchr(buf, '\n') != NULL) {
+		snprintf(err, errlen, "%s: option '%s': %s must hold the "
+		    "password alone, on one line of at most %d bytes",
+		    cf->cf_path, key, path, CONF_SECRET_MAX);
+		goto out;
+	}
+	if ((s = strdup(buf)) == NULL) {
+		snprintf(err, errlen, "%s: out of memory", cf->cf_path);
+		goto out;
+	}
+	if (st.st_mode & (S_IRGRP | S_IROTH))
+		log_warnx("%s: option '%s': %s can be read by %s (mode %04o): "
+		    "make it readable by its owner only", cf->cf_path, key,
+		    path, (st.st_mode & S_IROTH) ? "anyone" : "its group",
+		    (unsigned int)(st.st_mode & 07777));
+	free(*dst);
+	*dst = s;
+out:
+	explicit_bzero(buf, sizeof(buf));
+	if (fd != -1)
+		close(fd);
+	return s != NULL ? 0 : -1;
+}
+
+/* Read password_file and sentinel_password_file, those that are set. */
+static int
+conf_read_secrets(struct conf *cf, char *err, size_t errlen)
+{
+	if (cf->cf_redis.password_file[0] && conf_read_secret(cf,
+	    "password_file", cf->cf_redis.password_file, &cf->cf_redis.password,
+	    err, errlen) == -1)
+		return -1;
+	if (cf->cf_redis.sentinel_password_file[0] && conf_read_secret(cf,
+	    "sentinel_password_file", cf->cf_redis.sentinel_password_file,
+	    &cf->cf_redis.sentinel_password, err, errlen) == -1)
+		return -1;
 	return 0;
 }
 
@@ -820,7 +1075,9 @@ conf_load(const char *path, char *err, size_t errlen)
 	if (cfg != NULL && conf_apply_env(cfg, err, errlen) == 0)
 		cf = conf_fill(cfg, path, err, errlen);
 	if (cf != NULL && (conf_resolve_ids(cf, err, errlen) == -1 ||
-	    conf_check_consistency(cf, err, errlen) == -1)) {
+	    conf_check_consistency(cf, err, errlen) == -1 ||
+	    conf_check_redis(cf, err, errlen) == -1 ||
+	    conf_read_secrets(cf, err, errlen) == -1)) {
 		conf_free(cf);
 		cf = NULL;
 	}
@@ -841,8 +1098,13 @@ conf_free(struct conf *cf)
 	for (i = 0; i < nitems(conf_keys); i++) {
 		const struct conf_key *k = &conf_keys[i];
 
-		if (k->k_kind == CONF_STR)
-			free(*CONF_AT(cf, k->k_off, char *));
+		if (k->k_kind == CONF_STR) {
+			char *s = *CONF_AT(cf, k->k_off, char *);
+
+			if (s != NULL && (k->k_flags & CONF_SECRET))
+				explicit_bzero(s, strlen(s));
+			free(s);
+		}
 		if (k->k_kind == CONF_HOSTPORTS) {
 			char **v = *CONF_AT(cf, k->k_off, char **);
 

@@ -43,23 +43,31 @@ struct conf {
 	struct {
 		char *host;
 		int port;
+		char *socket;         /* a Unix socket instead of host/port */
 		char *key;
 		int timeout_ms;
-		char *password;
+		char *username;       /* "" = AUTH with the password alone */
+		char *password;       /* password_file's content if that is set */
+		char *password_file;
 		int db;
 		char **sentinels;     /* "host:port"; none = use host/port */
 		size_t nsentinels;
 		char *master_name;
-		char *sentinel_password;
+		char *sentinel_username;
+		char *sentinel_password;  /* or sentinel_password_file's content */
+		char *sentinel_password_file;
 		int min_replicas_acked;  /* > 0: confirm INCRs with WAIT */
 	} cf_redis;
 };
 
 /*
  * Read and validate the config file at path, then apply the environment
- * overrides (REDIS_HOST, REDIS_PORT).  Returns a new conf owned by the
- * caller (free with conf_free()), or NULL with a one-line message in err,
- * "FILE:LINE: reason" where the file is to blame.  Binds nothing.
+ * overrides (REDIS_HOST, REDIS_PORT, REDIS_PASSWORD, REDIS_URL), then read
+ * the password files (a warning is logged for one that group or others
+ * can read).  Returns a new conf owned by the caller (free with
+ * conf_free()), or NULL with a one-line message in err, "FILE:LINE:
+ * reason" where the file is to blame, "REDIS_URL: reason" where the
+ * environment is.  Binds nothing.
  */
 struct conf *conf_load(const char *path, char *err, size_t errlen);
 

@@ -4,19 +4,24 @@
  *
  * Each worker owns one asynchronous hiredis connection to the primary,
  * attached to its libevent loop (redisio.c); the command queue (counter.c)
- * sends on it.  The primary is cf_redis.host, or whatever the sentinels
- * name (sentinel.c).  The host name is resolved with evdns, because a
- * blocking getaddrinfo() would stall every client of the worker.
+ * sends on it.  The primary is cf_redis.host, or cf_redis.socket, or
+ * whatever the sentinels name (sentinel.c).  The host name is resolved
+ * with evdns, because a blocking getaddrinfo() would stall every client of
+ * the worker.
  * Resolving and connecting each have timeout_ms, on this file's own timer;
  * a failed or lost connection is tried again after a pause that backs off
  * from 50 ms to 500 ms, so service resumes within a second of Redis coming
  * back.  A failure is logged as a warning once, then at debug level until
  * a connection succeeds.
  *
- * A new connection first sends AUTH and SELECT as configured, and with
- * sentinels ROLE: a sentinel's word may be stale, so the server must say
- * itself that it is the primary.  Commands queued while connecting go out
- * behind these.
+ * A new connection first sends AUTH (with the user name, for an ACL user)
+ * and SELECT as configured, and with sentinels ROLE: a sentinel's word may
+ * be stale, so the server must say itself that it is the primary.
+ * Commands queued while connecting go out behind these.  The connection
+ * is ready, and the pause before the next attempt starts again from 50 ms,
+ * only once AUTH and SELECT have succeeded: a server that refuses them
+ * (a wrong password, a user without the right) is tried again no more
+ * often than a server that is down.
  */
 #include "config.h"
 
@@ -65,8 +70,11 @@ struct redisconn {
 	int rc_backoff_ms;
 	int rc_failing;                 /* the last attempt failed (log once) */
 	int rc_connected_before;        /* a later connect is a reconnect */
+	int rc_setup;                   /* AUTH and SELECT replies due */
+	int rc_refused;                 /* AUTH or SELECT failed (log once) */
 	char rc_host[256];              /* where the primary is now */
 	int rc_port;
+	char rc_where[300];             /* host:port or the socket, to log */
 	struct sentinel *rc_sentinel;   /* NULL without sentinels */
 	redisconn_down_cb *rc_down;
 	void *rc_arg;
@@ -82,6 +90,17 @@ redisconn_arm(struct event *ev, int ms)
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 
 	event_add(ev, &tv);
+}
+
+/* Where the connection goes, for the log: HOST:PORT or the socket. */
+static const char *
+redisconn_where(struct redisconn *rc)
+{
+	if (rc->rc_cf->cf_redis.socket[0])
+		return rc->rc_cf->cf_redis.socket;
+	snprintf(rc->rc_where, sizeof(rc->rc_where), "%s:%d", rc->rc_host,
+	    rc->rc_port);
+	return rc->rc_where;
 }
 
 /* The first attempt to reach Redis ended, one way or the other. */
@@ -176,8 +195,9 @@ redisconn_on_deadline(evutil_socket_t fd, short what, void *arg)
 		    rc->rc_host, rc->rc_port);
 		redisconn_schedule_retry(rc);
 	} else if (rc->rc_state == RC_CONNECTING) {
-		redisconn_failed(rc, "cannot connect to %s:%d: timed out",
-		    rc->rc_host, rc->rc_port);
+		redisconn_failed(rc, "cannot connect to %s: timed out%s",
+		    redisconn_where(rc), rc->rc_setup > 0 ?
+		    " (no answer to AUTH or SELECT)" : "");
 		redisconn_close(rc);
 	}
 }
@@ -200,18 +220,74 @@ redisconn_on_role_reply(redisAsyncContext *ac, void *r, void *priv)
 	redisAsyncDisconnect(ac);
 }
 
-/* Replies to AUTH and SELECT: an error makes the connection useless. */
+/* Connected, and AUTH and SELECT done: the connection is ready. */
 static void
-redisconn_on_setup_reply(redisAsyncContext *ac, void *r, void *priv)
+redisconn_up(struct redisconn *rc)
 {
-	redisReply *reply = r;
+	event_del(rc->rc_deadline_ev);
+	rc->rc_state = RC_READY;
+	rc->rc_backoff_ms = 0;
+	redisconn_settle(rc);
+	if (rc->rc_connected_before)
+		METRICS_ADD(mw_redis_reconnects, 1);
+	rc->rc_connected_before = 1;
+	log_info("redis: connected to %s%s", redisconn_where(rc),
+	    rc->rc_sentinel ? " (the primary, says the sentinel)" : "");
+	rc->rc_failing = 0;
+	rc->rc_refused = 0;
+	if (rc->rc_sentinel)
+		sentinel_watch(rc->rc_sentinel, rc->rc_host, rc->rc_port);
+}
 
-	(void)priv;
-	if (reply && reply->type == REDIS_REPLY_ERROR) {
-		log_warnx("redis: connection setup failed: %s", reply->str);
-		/* Inside a callback hiredis allows only this way out. */
-		redisAsyncDisconnect(ac);
+/*
+ * The reply to AUTH (auth set) or SELECT: the last of them makes the
+ * connection ready; an error makes it useless, and says why in the log.
+ */
+static void
+redisconn_setup_reply(redisAsyncContext *ac, const redisReply *reply,
+    int auth)
+{
+	struct redisconn *rc = ac->data;
+	const struct conf *cf;
+	char what[300];
+
+	if (reply == NULL || rc == NULL || rc->rc_ac != ac || rc->rc_setup == 0)
+		return;
+	cf = rc->rc_cf;
+	if (reply->type != REDIS_REPLY_ERROR) {
+		if (--rc->rc_setup == 0 && (ac->c.flags & REDIS_CONNECTED))
+			redisconn_up(rc);
+		return;
 	}
+	rc->rc_setup = 0;       /* never ready: what else comes is moot */
+	/* After a lost connection this is news: a warning too, once. */
+	if (!rc->rc_refused)
+		rc->rc_failing = 0;
+	rc->rc_refused = 1;
+	if (auth)
+		snprintf(what, sizeof(what), "AUTH as user '%.200s'",
+		    cf->cf_redis.username[0] ? cf->cf_redis.username :
+		    "default");
+	else
+		snprintf(what, sizeof(what), "SELECT %d", cf->cf_redis.db);
+	redisconn_failed(rc, "connection setup failed: %s at %s: %s", what,
+	    redisconn_where(rc), reply->str);
+	/* Inside a callback hiredis allows only this way out. */
+	redisAsyncDisconnect(ac);
+}
+
+static void
+redisconn_on_auth_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+	(void)priv;
+	redisconn_setup_reply(ac, r, 1);
+}
+
+static void
+redisconn_on_select_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+	(void)priv;
+	redisconn_setup_reply(ac, r, 0);
 }
 
 static void
@@ -223,8 +299,8 @@ redisconn_on_connected(const redisAsyncContext *ac, int status)
 		return;
 	event_del(rc->rc_deadline_ev);
 	if (status != REDIS_OK) {
-		redisconn_failed(rc, "cannot connect to %s:%d: %s",
-		    rc->rc_host, rc->rc_port, ac->errstr);
+		redisconn_failed(rc, "cannot connect to %s: %s",
+		    redisconn_where(rc), ac->errstr);
 		/*
 		 * hiredis frees it after we return, failing what was queued;
 		 * nothing was ever answered on it, so there is no down to report.
@@ -233,17 +309,10 @@ redisconn_on_connected(const redisAsyncContext *ac, int status)
 		redisconn_schedule_retry(rc);
 		return;
 	}
-	rc->rc_state = RC_READY;
-	rc->rc_backoff_ms = 0;
-	redisconn_settle(rc);
-	if (rc->rc_connected_before)
-		METRICS_ADD(mw_redis_reconnects, 1);
-	rc->rc_connected_before = 1;
-	log_info("redis: connected to %s:%d%s", rc->rc_host, rc->rc_port,
-	    rc->rc_sentinel ? " (the primary, says the sentinel)" : "");
-	rc->rc_failing = 0;
-	if (rc->rc_sentinel)
-		sentinel_watch(rc->rc_sentinel, rc->rc_host, rc->rc_port);
+	if (rc->rc_setup == 0)
+		redisconn_up(rc);
+	else    /* AUTH and SELECT get timeout_ms too */
+		redisconn_arm(rc->rc_deadline_ev, rc->rc_cf->cf_redis.timeout_ms);
 }
 
 static void
@@ -255,24 +324,28 @@ redisconn_on_disconnected(const redisAsyncContext *ac, int status)
 		return;         /* we dropped it ourselves */
 	rc->rc_ac = NULL;
 	if (status != REDIS_OK)
-		redisconn_failed(rc, "lost connection to %s:%d: %s",
-		    rc->rc_host, rc->rc_port, ac->errstr);
+		redisconn_failed(rc, "lost connection to %s: %s",
+		    redisconn_where(rc), ac->errstr);
 	else
 		rc->rc_failing = 1;
 	redisconn_lost(rc);
 }
 
-/* Open the connection to ip, and queue the setup commands. */
+/*
+ * Open the connection to ip, or to the socket for NULL, and queue the
+ * setup commands.
+ */
 static void
 redisconn_open(struct redisconn *rc, const char *ip)
 {
 	const struct conf *cf = rc->rc_cf;
 	redisAsyncContext *ac;
 
-	ac = redisAsyncConnect(ip, rc->rc_port);
+	ac = ip != NULL ? redisAsyncConnect(ip, rc->rc_port) :
+	    redisAsyncConnectUnix(cf->cf_redis.socket);
 	if (ac == NULL || ac->err || redisio_attach(ac, rc->rc_base) == -1) {
-		redisconn_failed(rc, "cannot connect to %s:%d: %s", rc->rc_host,
-		    rc->rc_port, ac == NULL ? "out of memory" :
+		redisconn_failed(rc, "cannot connect to %s: %s",
+		    redisconn_where(rc), ac == NULL ? "out of memory" :
 		    ac->err ? ac->errstr : "event attach failed");
 		if (ac)
 			redisAsyncFree(ac);
@@ -284,12 +357,17 @@ redisconn_open(struct redisconn *rc, const char *ip)
 	redisAsyncSetDisconnectCallback(ac, redisconn_on_disconnected);
 	rc->rc_ac = ac;
 	rc->rc_state = RC_CONNECTING;
-	if (cf->cf_redis.password[0])
-		redisAsyncCommand(ac, redisconn_on_setup_reply, rc, "AUTH %s",
-		    cf->cf_redis.password);
+	rc->rc_setup = 0;
+	if (cf->cf_redis.password[0] && cf->cf_redis.username[0])
+		rc->rc_setup += redisAsyncCommand(ac, redisconn_on_auth_reply,
+		    rc, "AUTH %s %s", cf->cf_redis.username,
+		    cf->cf_redis.password) == REDIS_OK;
+	else if (cf->cf_redis.password[0])
+		rc->rc_setup += redisAsyncCommand(ac, redisconn_on_auth_reply,
+		    rc, "AUTH %s", cf->cf_redis.password) == REDIS_OK;
 	if (cf->cf_redis.db != 0)
-		redisAsyncCommand(ac, redisconn_on_setup_reply, rc,
-		    "SELECT %d", cf->cf_redis.db);
+		rc->rc_setup += redisAsyncCommand(ac, redisconn_on_select_reply,
+		    rc, "SELECT %d", cf->cf_redis.db) == REDIS_OK;
 	if (rc->rc_sentinel)
 		redisAsyncCommand(ac, redisconn_on_role_reply, rc, "ROLE");
 	redisconn_arm(rc->rc_deadline_ev, cf->cf_redis.timeout_ms);
@@ -402,7 +480,9 @@ redisconn_connect(struct redisconn *rc)
 	if (rc->rc_sentinel) {
 		rc->rc_state = RC_ASKING;
 		sentinel_ask(rc->rc_sentinel);
-	} else
+	} else if (rc->rc_cf->cf_redis.socket[0])
+		redisconn_open(rc, NULL);
+	else
 		redisconn_resolve(rc);
 }
 

@@ -310,7 +310,12 @@ sentinel_put(struct sentinel *s, enum sentinel_doing doing)
 	redisAsyncSetDisconnectCallback(ac, sentinel_on_disconnected);
 	s->sn_ac = ac;
 	s->sn_doing = doing;
-	if (cf->cf_redis.sentinel_password[0])
+	if (cf->cf_redis.sentinel_password[0] &&
+	    cf->cf_redis.sentinel_username[0])
+		redisAsyncCommand(ac, NULL, NULL, "AUTH %s %s",
+		    cf->cf_redis.sentinel_username,
+		    cf->cf_redis.sentinel_password);
+	else if (cf->cf_redis.sentinel_password[0])
 		redisAsyncCommand(ac, NULL, NULL, "AUTH %s",
 		    cf->cf_redis.sentinel_password);
 	redisAsyncCommand(ac, sentinel_on_reply, s,

@@ -73,7 +73,8 @@ settings() {
 }
 
 : >"$tmp/empty.conf"
-if ! env -u REDIS_HOST -u REDIS_PORT "$hitcountd" -T -f "$tmp/empty.conf" \
+if ! env -u REDIS_HOST -u REDIS_PORT -u REDIS_URL -u REDIS_PASSWORD \
+    "$hitcountd" -T -f "$tmp/empty.conf" \
     >"$tmp/dump" 2>"$tmp/err"; then
 	echo "FAIL: $hitcountd -T of an empty file: $(cat "$tmp/err")" >&2
 	exit 1

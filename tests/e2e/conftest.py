@@ -33,7 +33,7 @@ SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                      "runtime error:")
 
 # Variables the daemon reads: never inherit them from the caller's env.
-_SCRUB = ("REDIS_HOST", "REDIS_PORT")
+_SCRUB = ("REDIS_HOST", "REDIS_PORT", "REDIS_URL", "REDIS_PASSWORD")
 
 
 def clean_env(extra=None):
@@ -88,6 +88,7 @@ class RedisServer:
         self.password = None
         self.proc = None
         self.logpath = os.path.join(workdir, "redis.log")
+        self.extra = []          # more arguments, e.g. --unixsocket PATH
 
     @property
     def pid(self):
@@ -111,7 +112,7 @@ class RedisServer:
         assert not self.running(), "redis-server already running"
         cmd = [REDIS_SERVER, "--port", str(self.port), "--bind", self.host,
                "--save", "", "--appendonly", "no", "--daemonize", "no",
-               "--dir", self.dir]
+               "--dir", self.dir] + [str(a) for a in self.extra]
         log = open(self.logpath, "ab")
         try:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,

@@ -47,6 +47,8 @@ setup(void **state)
 	(void)state;
 	unsetenv("REDIS_HOST");
 	unsetenv("REDIS_PORT");
+	unsetenv("REDIS_URL");
+	unsetenv("REDIS_PASSWORD");
 	return 0;
 }
 
@@ -200,6 +202,51 @@ test_env_overrides(void **state)
 }
 
 static void
+test_env_url(void **state)
+{
+	struct conf *cf;
+
+	(void)state;
+	/* REDIS_URL over REDIS_HOST, REDIS_PORT, REDIS_PASSWORD and the file. */
+	setenv("REDIS_HOST", "ignored.example", 1);
+	setenv("REDIS_PASSWORD", "ignored", 1);
+	setenv("REDIS_URL", "redis://hc:a%40b%3Ac%2F%25@[::1]:6390/7", 1);
+	cf = load("redis {\n host = \"a\"\n port = 1\n db = 2\n}\n");
+	assert_non_null(cf);
+	assert_string_equal(cf->cf_redis.host, "::1");
+	assert_int_equal(cf->cf_redis.port, 6390);
+	assert_int_equal(cf->cf_redis.db, 7);
+	assert_string_equal(cf->cf_redis.username, "hc");
+	assert_string_equal(cf->cf_redis.password, "a@b:c/%");
+	assert_string_equal(cf->cf_redis.socket, "");
+	conf_free(cf);
+
+	/* No password in the URL: REDIS_PASSWORD's; no port: 6379. */
+	setenv("REDIS_URL", "redis://cache", 1);
+	cf = load("redis {\n db = 2\n}\n");
+	assert_non_null(cf);
+	assert_int_equal(cf->cf_redis.port, 6379);
+	assert_int_equal(cf->cf_redis.db, 2);
+	assert_string_equal(cf->cf_redis.password, "ignored");
+	conf_free(cf);
+
+	setenv("REDIS_URL", "unix:///run/redis%20x.sock?db=3", 1);
+	cf = load("");
+	assert_non_null(cf);
+	assert_string_equal(cf->cf_redis.socket, "/run/redis x.sock");
+	assert_int_equal(cf->cf_redis.db, 3);
+	conf_free(cf);
+
+	setenv("REDIS_URL", "redis://u:secret@h:0", 1);
+	assert_null(load(""));
+	assert_string_equal(err, "REDIS_URL: the port is not a number from 1 "
+	    "to 65535");
+	unsetenv("REDIS_URL");
+	unsetenv("REDIS_PASSWORD");
+	unsetenv("REDIS_HOST");
+}
+
+static void
 test_listen_parse(void **state)
 {
 	struct sockaddr_storage ss;
@@ -313,6 +360,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_missing_file, setup, NULL),
 		cmocka_unit_test_setup_teardown(test_directory, setup, NULL),
 		cmocka_unit_test_setup_teardown(test_env_overrides, setup, NULL),
+		cmocka_unit_test_setup_teardown(test_env_url, setup, NULL),
 		cmocka_unit_test_setup_teardown(test_listen_parse, setup, NULL),
 		cmocka_unit_test_setup_teardown(test_print_roundtrip, setup, NULL),
 		cmocka_unit_test_setup_teardown(test_print_keeps_dollar, setup,
