@@ -20,13 +20,12 @@ import time
 import pytest
 
 from e2e_helpers import (children_of, daemon_binary, free_port, get,
-                         kill_pid, patience, pid_alive, read_log, wait_for)
+                         kill_pid, patience, pid_alive, read_log,
+                         require_tool, wait_for)
 
 # the daemon answers /healthz within this (scaled for a sanitizer build)
 START_TIMEOUT = (float(os.environ["E2E_START_TIMEOUT"])
                  if os.environ.get("E2E_START_TIMEOUT") else patience(5))
-REDIS_SERVER = os.environ.get("REDIS_SERVER_BIN", "redis-server")
-REDIS_CLI = os.environ.get("REDIS_CLI_BIN", "redis-cli")
 
 # A build with --enable-sanitizers reports errors on stderr (our log).
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
@@ -109,7 +108,9 @@ class RedisServer:
     def start(self, timeout=10):
         """Start (or restart, on the same port) and wait for PING."""
         assert not self.running(), "redis-server already running"
-        cmd = [REDIS_SERVER, "--port", str(self.port), "--bind", self.host,
+        cmd = [require_tool("redis-server", "redis-server",
+                            env="REDIS_SERVER_BIN"),
+               "--port", str(self.port), "--bind", self.host,
                "--save", "", "--appendonly", "no", "--daemonize", "no",
                "--dir", self.dir]
         log = open(self.logpath, "ab")
@@ -158,7 +159,8 @@ class RedisServer:
             os.kill(self.proc.pid, signal.SIGCONT)
 
     def cli(self, *args, db=None, check=True):
-        cmd = [REDIS_CLI, "-h", self.host, "-p", str(self.port), "--raw"]
+        cmd = [require_tool("redis-cli", "redis-tools", env="REDIS_CLI_BIN"),
+               "-h", self.host, "-p", str(self.port), "--raw"]
         if self.password:
             cmd += ["-a", self.password, "--no-auth-warning"]
         if db is not None:

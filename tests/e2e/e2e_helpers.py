@@ -9,11 +9,14 @@ byte for byte), a thin http.client wrapper, process helpers based on
 import http.client
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import threading
 import time
+
+import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 VERSION = "0.1.0"
@@ -71,6 +74,35 @@ def patience(seconds):
     """The deadline of a wait that takes `seconds` with the normal build,
     scaled for the build under test (TIME_FACTOR)."""
     return seconds * TIME_FACTOR
+
+
+# --------------------------------------------------------------------------
+# external programs
+# --------------------------------------------------------------------------
+
+# root's PATH has these, not every user's (nginx is in /usr/sbin)
+_SBIN = ("/usr/sbin", "/sbin")
+
+
+def require_tool(name, package, env=None):
+    """The path of an external program a test runs: $env when it is set,
+    else name (a path, or a program looked up on PATH and in /usr/sbin,
+    /sbin).  When it is missing the test fails -- it never skips: a skip
+    hides what is missing, and CI counts it as a failure anyway -- with a
+    message that names the Debian package to install."""
+    wanted = (os.environ.get(env) if env else None) or name
+    if os.sep in wanted:
+        found = os.path.isfile(wanted) and os.access(wanted, os.X_OK)
+        path = wanted if found else None
+    else:
+        search = os.pathsep.join([os.environ.get("PATH", os.defpath)] +
+                                 list(_SBIN))
+        path = shutil.which(wanted, path=search)
+    if path is None:
+        pytest.fail("%s not found: apt-get install %s%s"
+                    % (wanted, package, " (or set %s)" % env if env else ""),
+                    pytrace=False)
+    return path
 
 
 def wait_for(predicate, timeout, interval=0.05, what="condition"):

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from e2e_helpers import free_port, serves, wait_log
+from e2e_helpers import free_port, require_tool, serves, wait_log
 
 
 def test_check_directory_is_an_error(run_hitcountd, tmp_path):
@@ -52,9 +52,10 @@ def test_reload_of_a_directory_keeps_serving(daemon_factory, redis_server):
 
 def _backlog(port):
     """The backlog of the socket listening on 127.0.0.1:port, as ss(8)
-    shows it (Send-Q), or None without ss."""
+    shows it (Send-Q), or None if ss fails or lists no such socket."""
+    ss = require_tool("ss", "iproute2")
     try:
-        out = subprocess.run(["ss", "-Hltn", "sport = :%d" % port],
+        out = subprocess.run([ss, "-Hltn", "sport = :%d" % port],
                              stdout=subprocess.PIPE, universal_newlines=True,
                              check=True).stdout
     except (OSError, subprocess.CalledProcessError):

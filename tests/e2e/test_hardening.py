@@ -15,7 +15,6 @@ connections while a probe asks GET / every 100 ms on fresh connections.
 import re
 import resource
 import select
-import shutil
 import socket
 import subprocess
 import threading
@@ -25,7 +24,8 @@ import pytest
 
 from e2e_helpers import (ConnectionClosed, RawClient, built_with_asan,
                          client_sockets, free_port, get, kill_pid, patience,
-                         visits_from_body, wait_all_workers_ready, wait_for)
+                         require_tool, visits_from_body,
+                         wait_all_workers_ready, wait_for)
 
 UNAVAILABLE = b"Redis is unavailable\n"
 GET_ROOT = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
@@ -866,9 +866,7 @@ class Prober(threading.Thread):
 @pytest.mark.parametrize("mode", ["-H", "-B", "-X"])
 def test_slowhttptest_keeps_service_available(daemon_factory, redis_server,
                                               tmp_path, mode):
-    tool = shutil.which("slowhttptest")
-    if tool is None:
-        pytest.skip("slowhttptest is not installed (.ci/deps installs it)")
+    tool = require_tool("slowhttptest", "slowhttptest")
     old = raise_nofile(8192)
     try:
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)

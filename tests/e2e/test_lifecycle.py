@@ -20,7 +20,8 @@ import pytest
 from e2e_helpers import (WRK, assert_gone, assert_wrk_lost_nothing,
                          children_of, client_sockets, fire_requests, free_port,
                          get, join_all, kill_pid, listeners_of, patience,
-                         pid_alive, port_refuses, proc_ids, serves,
+                         pid_alive, port_refuses, proc_ids, require_tool,
+                         serves,
                          visits_from_body, wait_exit, wait_for, wait_log)
 
 # --------------------------------------------------------------------------
@@ -79,7 +80,7 @@ def nobody_ids():
 def test_hup_storm_under_wrk_load(daemon_factory, redis_server):
     """20 reloads while wrk keeps 50 keep-alive connections busy: no request
     fails, no connection error, nothing is lost from the count."""
-    assert os.access(WRK, os.X_OK), "wrk not found at %s" % WRK
+    require_tool(WRK, "wrk")
     n_hups = 20
     d = daemon_factory(workers=2)
     first = d.wait_workers(2)

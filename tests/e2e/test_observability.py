@@ -24,10 +24,9 @@ import time
 import pytest
 
 from e2e_helpers import (RawClient, free_port, get, http_request, patience,
-                         wait_all_workers_down, wait_all_workers_ready,
-                         wait_for)
+                         require_tool, wait_all_workers_down,
+                         wait_all_workers_ready, wait_for)
 
-PROMTOOL = os.environ.get("PROMTOOL_BIN", "promtool")
 
 
 # --------------------------------------------------------------------------
@@ -320,9 +319,7 @@ def test_metrics_agree_with_requests(daemon_factory, redis_server):
 # --------------------------------------------------------------------------
 
 def test_promtool_check_metrics(daemon_factory, redis_server):
-    promtool = shutil.which(PROMTOOL)
-    assert promtool, ("promtool not found (Debian package prometheus; or "
-                      "set PROMTOOL_BIN)")
+    promtool = require_tool("promtool", "prometheus", env="PROMTOOL_BIN")
     d = daemon_factory(workers=2)
     wait_redis_connected(d, 2)
     for k in ["get", "get", "nope", "post", "garbage", "head"]:

@@ -29,7 +29,8 @@ import time
 import pytest
 
 from e2e_helpers import (free_port, get, listeners_of, log_count,
-                         port_refuses, serves, wait_for, wait_log)
+                         port_refuses, require_tool, serves, wait_for,
+                         wait_log)
 
 
 def test_worker_respawned_during_reload_gets_the_current_sockets(
@@ -185,7 +186,9 @@ def slow_dns():
 def resolv_conf_prefix(path):
     """A wrapper that runs the daemon in a mount namespace of its own,
     where /etc/resolv.conf is path, and execs it (the pid stays)."""
-    return ["unshare", "--mount", "--propagation", "private",
+    require_tool("mount", "mount")
+    return [require_tool("unshare", "util-linux"),
+            "--mount", "--propagation", "private",
             "sh", "-c", 'f=$1; shift; '
             'mount --bind "$f" /etc/resolv.conf && exec "$@"', "sh", path]
 

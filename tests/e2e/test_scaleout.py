@@ -30,7 +30,6 @@ the same program).
 """
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -41,19 +40,20 @@ import pytest
 
 from e2e_helpers import (ConnectionClosed, RawClient, children_of, free_port,
                          keepalive_load, read_log, patience,
-                         get, kill_pid, metric_value, pid_alive,
+                         get, kill_pid, metric_value, pid_alive, require_tool,
                          visits_from_body, wait_all_workers_ready, wait_for)
 
-REDIS_SERVER = os.environ.get("REDIS_SERVER_BIN", "redis-server")
 REQUEST = b"GET / HTTP/1.1\r\nHost: scaleout\r\n\r\n"
 MASTER_NAME = "mymaster"
 
 
 def _nginx_binary():
-    path = os.environ.get("NGINX_BIN") or shutil.which("nginx")
-    if not path and os.access("/usr/sbin/nginx", os.X_OK):
-        path = "/usr/sbin/nginx"
-    return path
+    return require_tool("nginx", "nginx-light", env="NGINX_BIN")
+
+
+def _redis_server_binary():
+    return require_tool("redis-server", "redis-server",
+                        env="REDIS_SERVER_BIN")
 
 
 # --------------------------------------------------------------------------
@@ -207,7 +207,7 @@ class RedisNode(Proc):
         self.extra = [str(a) for a in extra]
 
     def start(self, timeout=10):
-        self.spawn([REDIS_SERVER, "--port", str(self.port),
+        self.spawn([_redis_server_binary(), "--port", str(self.port),
                     "--bind", "127.0.0.1", "--protected-mode", "no",
                     "--save", "", "--appendonly", "no",
                     "--daemonize", "no", "--dir", self.dir,
@@ -252,7 +252,7 @@ class SentinelNode(Proc):
                        MASTER_NAME, MASTER_NAME, MASTER_NAME))
 
     def start(self, timeout=10):
-        self.spawn([REDIS_SERVER, self.conf, "--sentinel"])
+        self.spawn([_redis_server_binary(), self.conf, "--sentinel"])
 
         def up():
             self.check_alive()
@@ -334,8 +334,6 @@ class Topology:
 
 @pytest.fixture
 def sentinel_topology(tmp_path):
-    if not shutil.which(REDIS_SERVER):
-        pytest.skip("redis-server is not installed (.ci/deps installs it)")
     topo = Topology(str(tmp_path / "topology"))
     try:
         topo.start()
@@ -432,8 +430,6 @@ def _scrape(port):
 def test_nginx_balances_three_instances(daemon_factory, redis_server,
                                         tmp_path):
     nginx_bin = _nginx_binary()
-    if not nginx_bin:
-        pytest.skip("nginx is not installed (.ci/deps installs nginx-light)")
     instances = [daemon_factory(workers=1) for _ in range(3)]
     ports = [d.port for d in instances]
     assert len(set(ports)) == 3, ports

@@ -19,8 +19,8 @@ import time
 import pytest
 
 from e2e_helpers import (assert_gone, fire_requests, join_all, pid_alive,
-                         port_refuses, serves, signal_tree, wait_exit,
-                         wait_for, wait_log)
+                         port_refuses, require_tool, serves, signal_tree,
+                         wait_exit, wait_for, wait_log)
 
 # What each signal does to the number of workers when sent to all.
 SAFE_SIGNALS = [
@@ -110,17 +110,20 @@ def test_stop_signal_to_every_process_stops_cleanly(daemon_factory,
 # a master without CAP_KILL (a systemd unit's bounding set)
 # --------------------------------------------------------------------------
 
-SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
 # The capabilities the issue's unit had: no CAP_KILL.
 NO_KILL = ["--bounding-set=-all,+setuid,+setgid,+net_bind_service",
            "--inh-caps=-all", "--no-new-privs"]
 
 
+def setpriv_prefix(caps):
+    """setpriv with the capability options caps: it execs the daemon."""
+    return [require_tool("setpriv", "util-linux")] + caps
+
+
 def no_kill_daemon(daemon_factory, **overrides):
     if os.geteuid() != 0:
         pytest.fail("needs root: the master must be root without CAP_KILL")
-    assert os.access(SETPRIV, os.X_OK), "setpriv (util-linux) not found"
-    return daemon_factory(prefix=[SETPRIV] + NO_KILL, user="nobody",
+    return daemon_factory(prefix=setpriv_prefix(NO_KILL), user="nobody",
                           **overrides)
 
 
@@ -220,7 +223,7 @@ def test_access_log_with_the_units_capabilities(daemon_factory,
     request.addfinalizer(lambda: shutil.rmtree(logdir, ignore_errors=True))
     path = os.path.join(logdir, "access.log")
     for round_ in range(2):          # the second start finds the file
-        d = daemon_factory(prefix=[SETPRIV] + UNIT_CAPS, user="nobody",
+        d = daemon_factory(prefix=setpriv_prefix(UNIT_CAPS), user="nobody",
                            workers=2, access_log=path)
         serves(d.port, 3)
         if round_ == 1:

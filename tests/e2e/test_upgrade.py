@@ -15,7 +15,8 @@ import subprocess
 import pytest
 
 from e2e_helpers import (WRK, assert_gone, assert_wrk_lost_nothing,
-                         children_of, pid_alive, serves, signal_tree,
+                         children_of, pid_alive, require_tool, serves,
+                         signal_tree,
                          wait_exit, wait_for, wait_log)
 
 
@@ -93,7 +94,7 @@ def new_master():
 def test_upgrade_under_wrk_load_loses_nothing(daemon_factory, redis_server,
                                               copied_bin, new_master,
                                               hitcountd_bin):
-    assert os.access(WRK, os.X_OK), "wrk not found at %s" % WRK
+    require_tool(WRK, "wrk")
     d = daemon_factory(workers=2, binary=copied_bin)
     old_workers = d.wait_workers(2)
     old_exe = os.stat("/proc/%d/exe" % d.pid).st_ino

@@ -8,7 +8,7 @@ real redis-server.  It serves a mix of requests (counted, HEAD, JSON, 404,
 (200), and is stopped gracefully with SIGTERM.  Every process's log must
 then report no errors and no definitely or indirectly lost bytes.
 
-Skipped when valgrind is missing, or when the binary is built with
+Fails when valgrind is missing; skipped when the binary is built with
 AddressSanitizer (make distcheck --enable-sanitizers), which cannot run
 under valgrind and checks leaks by itself.
 """
@@ -23,7 +23,8 @@ import time
 
 import pytest
 
-from e2e_helpers import RawClient, get, visits_from_body, wait_for
+from e2e_helpers import (RawClient, get, require_tool, visits_from_body,
+                         wait_for)
 
 VALGRIND_TIMEOUT = 60       # valgrind is slow: start, stop, leak check
 
@@ -63,9 +64,7 @@ def vgdir():
 
 def test_no_leaks_or_errors_under_valgrind(daemon_factory, redis_server,
                                            hitcountd_bin, vgdir):
-    vg = shutil.which("valgrind")
-    if vg is None:
-        pytest.skip("valgrind is not installed (.ci/deps installs it)")
+    vg = require_tool("valgrind", "valgrind")
     if built_with_asan(hitcountd_bin):
         pytest.skip("binary built with AddressSanitizer: not for valgrind")
     prefix = [vg, "--leak-check=full",
