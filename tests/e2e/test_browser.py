@@ -6,7 +6,7 @@ import socket
 import subprocess
 import threading
 
-from e2e_helpers import free_port, require_tool
+from e2e_helpers import require_tool
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu",
          "--disable-background-networking", "--disable-component-update",

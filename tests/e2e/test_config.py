@@ -11,7 +11,9 @@ import subprocess
 
 import pytest
 
-from e2e_helpers import free_port, require_tool, serves, wait_log
+from e2e_helpers import free_port, require_tool
+from e2e_http import serves
+from e2e_daemon import wait_log
 
 
 def test_check_directory_is_an_error(run_hitcountd, tmp_path):

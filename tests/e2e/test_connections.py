@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from e2e_helpers import RawClient, patience, visits_from_body
+from e2e_helpers import patience
+from e2e_http import RawClient, visits_from_body
 
 
 def test_keepalive_several_requests_one_connection(daemon_factory,

@@ -22,10 +22,10 @@ import time
 
 import pytest
 
-from e2e_helpers import (ConnectionClosed, RawClient, built_with_asan,
-                         client_sockets, free_port, get, kill_pid, patience,
-                         require_tool, visits_from_body,
-                         wait_all_workers_ready, wait_for)
+from e2e_helpers import (built_with_sanitizer, client_sockets, free_port,
+                         kill_pid, patience, require_tool, wait_for)
+from e2e_http import ConnectionClosed, RawClient, get, visits_from_body
+from e2e_daemon import wait_all_workers_ready
 
 UNAVAILABLE = b"Redis is unavailable\n"
 GET_ROOT = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
@@ -763,7 +763,7 @@ def test_client_that_never_reads_is_bounded_and_cut(daemon_factory,
     assert closed_at is not None, \
         "a client that never reads was kept for 12 s (%d bytes)" % pushed
     assert stalled_at is None or closed_at - stalled_at < 2 + 1.5
-    if not built_with_asan(hitcountd_bin):   # ASan keeps freed memory
+    if not built_with_sanitizer(hitcountd_bin):   # ASan keeps freed memory
         assert rss1 - rss0 < 16 * 1024, "worker grew by %d KiB" % (
             rss1 - rss0)
     assert seen >= 1

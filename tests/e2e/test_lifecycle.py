@@ -17,12 +17,13 @@ import time
 
 import pytest
 
-from e2e_helpers import (WRK, assert_gone, assert_wrk_lost_nothing,
-                         children_of, client_sockets, fire_requests, free_port,
-                         get, join_all, kill_pid, listeners_of, patience,
-                         pid_alive, port_refuses, proc_ids, require_tool,
-                         serves,
-                         visits_from_body, wait_exit, wait_for, wait_log)
+from e2e_helpers import (assert_gone, children_of, client_sockets, free_port,
+                         kill_pid, listeners_of, patience, pid_alive,
+                         port_refuses, proc_ids, require_tool, wait_for)
+from e2e_http import (WRK, assert_wrk_lost_nothing, fire_requests, get,
+                      join_all, serves, visits_from_body)
+from e2e_daemon import wait_exit, wait_log
+
 
 # --------------------------------------------------------------------------
 # helpers local to the lifecycle tests

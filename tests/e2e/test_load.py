@@ -4,8 +4,9 @@ in the middle of a load."""
 import threading
 import time
 
-from e2e_helpers import (ConnectionClosed, RawClient, keepalive_load,
-                         patience, visits_from_body, wait_for)
+from e2e_helpers import patience, wait_for
+from e2e_http import (ConnectionClosed, RawClient, keepalive_load,
+                      visits_from_body)
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: load\r\n\r\n"
 

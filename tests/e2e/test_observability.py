@@ -15,128 +15,23 @@ import json
 import os
 import pwd
 import re
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 
 import pytest
 
-from e2e_helpers import (RawClient, free_port, get, http_request, patience,
-                         require_tool, wait_all_workers_down,
-                         wait_all_workers_ready, wait_for)
-
+from e2e_helpers import (free_port, patience, reachable_dir, require_tool,
+                         wait_for)
+from e2e_http import RawClient, get, http_request
+from e2e_metrics import (assert_counters_not_lower, assert_histogram_sane,
+                         scrape)
+from e2e_daemon import wait_all_workers_down, wait_all_workers_ready, wait_log
 
 
 # --------------------------------------------------------------------------
 # helpers local to these tests
 # --------------------------------------------------------------------------
-
-_SAMPLE_RE = re.compile(
-    r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)(?: (-?\d+))?$')
-_LABEL_RE = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\.)*)"'
-                       r'\s*(?:,|$)')
-
-COUNTERS = ("hitcountd_http_requests_total", "hitcountd_visits_total",
-            "hitcountd_redis_errors_total", "hitcountd_redis_reconnects_total",
-            "hitcountd_reloads_total", "hitcountd_worker_restarts_total",
-            "hitcountd_redis_roundtrip_seconds_count",
-            "hitcountd_redis_roundtrip_seconds_bucket")
-
-
-class Metrics:
-    """A parsed text exposition (format 0.0.4)."""
-
-    def __init__(self, text):
-        self.text = text
-        self.samples = {}          # (name, ((label, value), ...)) -> float
-        self.types = {}
-        for line in text.split("\n"):
-            if not line:
-                continue
-            if line.startswith("#"):
-                parts = line.split(None, 3)
-                if len(parts) >= 4 and parts[1] == "TYPE":
-                    self.types[parts[2]] = parts[3]
-                continue
-            m = _SAMPLE_RE.match(line)
-            assert m, "unparseable metrics line %r in:\n%s" % (line, text)
-            name, labels_text, value = m.group(1), m.group(2), m.group(3)
-            labels = {}
-            if labels_text:
-                pos = 0
-                while pos < len(labels_text):
-                    lm = _LABEL_RE.match(labels_text, pos)
-                    assert lm, "bad labels in %r" % (line,)
-                    labels[lm.group(1)] = lm.group(2)
-                    pos = lm.end()
-            key = (name, tuple(sorted(labels.items())))
-            assert key not in self.samples, "duplicate sample %r" % (line,)
-            self.samples[key] = float(value)
-
-    def get(self, name, **labels):
-        key = (name, tuple(sorted(labels.items())))
-        assert key in self.samples, "no sample %s%r in:\n%s" % (
-            name, labels, self.text)
-        return self.samples[key]
-
-    def code(self, code):
-        return self.get("hitcountd_http_requests_total", code=str(code))
-
-    def counters(self):
-        """All samples of counters (and histogram counts/buckets)."""
-        return {k: v for k, v in self.samples.items() if k[0] in COUNTERS}
-
-    def buckets(self, name):
-        out = []
-        for (n, labels), v in self.samples.items():
-            if n == name + "_bucket":
-                le = dict(labels)["le"]
-                out.append((float("inf") if le == "+Inf" else float(le), v))
-        return sorted(out)
-
-
-def scrape(port, path="/metrics"):
-    r = get(port, path, timeout=5)
-    assert r.status == 200, r
-    ctype = r.header("Content-Type") or ""
-    assert ctype.startswith("text/plain") and "version=0.0.4" in ctype, \
-        "Content-Type %r" % ctype
-    return Metrics(r.text)
-
-
-def assert_histogram_sane(m, name="hitcountd_redis_roundtrip_seconds"):
-    assert m.types.get(name) == "histogram", m.types
-    bk = m.buckets(name)
-    assert bk and bk[-1][0] == float("inf"), bk
-    counts = [v for _, v in bk]
-    assert counts == sorted(counts), "buckets not cumulative: %r" % (bk,)
-    assert bk[-1][1] == m.get(name + "_count"), \
-        "+Inf bucket %r != _count %r" % (bk[-1][1], m.get(name + "_count"))
-    assert m.get(name + "_sum") >= 0
-
-
-def assert_counters_not_lower(before, after, what):
-    lower = {k: (v, after.samples.get(k)) for k, v in before.counters().items()
-             if after.samples.get(k) is None or after.samples[k] < v}
-    assert not lower, "counters went down %s: %r (before -> after)" % (
-        what, lower)
-
-
-def wait_log(d, text, count=1, timeout=5):
-    try:
-        return wait_for(lambda: d.log().count(text) >= count,
-                        patience(timeout),
-                        what="%d x %r in the log" % (count, text))
-    except AssertionError as exc:
-        raise AssertionError("%s; log:\n%s" % (exc, d.log()[-6000:]))
-
-
-def wait_redis_connected(d, n):
-    """Wait until the daemon has n workers and each of them has logged its
-    Redis connection."""
-    wait_all_workers_ready(d, n)
 
 
 def garbage(port):
@@ -225,7 +120,7 @@ def access_lines(text):
 def test_metrics_agree_with_requests(daemon_factory, redis_server):
     d = daemon_factory(workers=2)
     d.wait_workers(2)
-    wait_redis_connected(d, 2)
+    wait_all_workers_ready(d, 2)
     port = d.port
     scrapes = [0]
 
@@ -321,7 +216,7 @@ def test_metrics_agree_with_requests(daemon_factory, redis_server):
 def test_promtool_check_metrics(daemon_factory, redis_server):
     promtool = require_tool("promtool", "prometheus", env="PROMTOOL_BIN")
     d = daemon_factory(workers=2)
-    wait_redis_connected(d, 2)
+    wait_all_workers_ready(d, 2)
     for k in ["get", "get", "nope", "post", "garbage", "head"]:
         one_request(d.port, k)
     r = get(d.port, "/metrics", timeout=5)
@@ -343,7 +238,7 @@ def test_metrics_survive_reload_and_worker_restart(daemon_factory,
                                                    redis_server):
     d = daemon_factory(workers=2)
     gen1 = d.wait_workers(2)
-    wait_redis_connected(d, 2)
+    wait_all_workers_ready(d, 2)
     for k in ["get"] * 5 + ["nope"] * 2 + ["head"]:
         one_request(d.port, k)
     before = scrape(d.port)
@@ -440,7 +335,7 @@ def test_killed_worker_does_not_leak_open_connections(daemon_factory,
 
 def test_redis_error_and_reconnect_metrics(daemon_factory, redis_server):
     d = daemon_factory(workers=2, redis={"timeout_ms": 300})
-    wait_redis_connected(d, 2)
+    wait_all_workers_ready(d, 2)
     assert get(d.port, timeout=5).status == 200
     m0 = scrape(d.port)
 
@@ -527,7 +422,7 @@ def test_redis_error_and_reconnect_metrics(daemon_factory, redis_server):
 
 def test_readyz_follows_redis(daemon_factory, redis_server):
     d = daemon_factory(workers=2)
-    wait_redis_connected(d, 2)
+    wait_all_workers_ready(d, 2)
     for _ in range(6):
         r = get(d.port, "/readyz", timeout=5)
         assert r.status == 200, r
@@ -593,7 +488,7 @@ def test_readyz_path_empty_turns_readyz_off(daemon_factory, redis_server):
 def test_metrics_listen(daemon_factory, redis_server):
     mport = free_port()
     d = daemon_factory(metrics_listen=["127.0.0.1:%d" % mport])
-    wait_redis_connected(d, 2)
+    wait_all_workers_ready(d, 2)
     m = wait_for(lambda: (lambda m: m.get("hitcountd_workers") == 2 and m)(
         scrape(mport)), patience(3),
         what="hitcountd_workers == 2 on metrics_listen")
@@ -621,12 +516,8 @@ def test_metrics_listen(daemon_factory, redis_server):
 def log_dir():
     """A directory the workers (user nobody) can reach: pytest's tmp_path
     is mode 0700, which a worker that dropped root cannot search."""
-    path = tempfile.mkdtemp(prefix="hitcountd-access-")
-    os.chmod(path, 0o755)
-    try:
+    with reachable_dir("hitcountd-access-", 0o755) as path:
         yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def assert_access_log_for_workers(path):
@@ -656,7 +547,7 @@ def wait_access_lines(read, n, timeout=2.5):
 def test_access_log_file_and_reopen(daemon_factory, redis_server, log_dir):
     path = os.path.join(log_dir, "access.log")
     d = daemon_factory(workers=2, access_log=path)
-    wait_redis_connected(d, 2)
+    wait_all_workers_ready(d, 2)
     if os.geteuid() == 0:
         assert_access_log_for_workers(path)
 
@@ -785,7 +676,7 @@ def test_access_log_file_and_reopen(daemon_factory, redis_server, log_dir):
 
 def test_access_log_stderr(daemon_factory, redis_server):
     d = daemon_factory(workers=2, access_log="stderr")
-    wait_redis_connected(d, 2)
+    wait_all_workers_ready(d, 2)
     sizes = []
     for i in range(3):
         r = get(d.port, "/", headers={"User-Agent": "stderr-%d" % i,

@@ -7,8 +7,9 @@ import socket
 import subprocess
 import time
 
-from e2e_helpers import (children_of, get, kill_pid, patience, pid_alive,
-                         wait_all_workers_ready, wait_for, RawClient)
+from e2e_helpers import children_of, kill_pid, patience, pid_alive, wait_for
+from e2e_http import RawClient, get
+from e2e_daemon import wait_all_workers_ready
 
 
 def test_two_workers(daemon_factory, redis_server):
@@ -213,7 +214,7 @@ def test_ipv6_loopback_listen(daemon_factory, redis_server):
 
 def test_sigterm_during_load_is_graceful(daemon_factory, redis_server):
     import threading
-    from e2e_helpers import ConnectionClosed
+    from e2e_http import ConnectionClosed
     shutdown_timeout = 4
     d = daemon_factory(workers=2, shutdown_timeout=shutdown_timeout)
     lock = threading.Lock()

@@ -3,8 +3,9 @@
 import re
 import time
 
-from e2e_helpers import (free_port, get, http_request, patience,
-                         visits_from_body, wait_all_workers_ready, wait_for)
+from e2e_helpers import free_port, patience, wait_for
+from e2e_http import get, http_request, visits_from_body
+from e2e_daemon import wait_all_workers_ready
 
 UNAVAILABLE = b"Redis is unavailable\n"
 

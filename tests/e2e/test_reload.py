@@ -28,9 +28,10 @@ import time
 
 import pytest
 
-from e2e_helpers import (free_port, get, listeners_of, log_count,
-                         port_refuses, require_tool, serves, wait_for,
-                         wait_log)
+from e2e_helpers import (free_port, listeners_of, port_refuses, require_tool,
+                         wait_for)
+from e2e_http import get, serves
+from e2e_daemon import log_count, wait_log
 
 
 def test_worker_respawned_during_reload_gets_the_current_sockets(

@@ -29,307 +29,17 @@ sentinels are `redis-server CONF --sentinel` (the redis-sentinel binary is
 the same program).
 """
 
-import os
-import signal
-import socket
-import subprocess
 import threading
 import time
 
 import pytest
 
-from e2e_helpers import (ConnectionClosed, RawClient, children_of, free_port,
-                         keepalive_load, read_log, patience,
-                         get, kill_pid, metric_value, pid_alive, require_tool,
-                         visits_from_body, wait_all_workers_ready, wait_for)
-
-REQUEST = b"GET / HTTP/1.1\r\nHost: scaleout\r\n\r\n"
-MASTER_NAME = "mymaster"
-
-
-def _nginx_binary():
-    return require_tool("nginx", "nginx-light", env="NGINX_BIN")
-
-
-def _redis_server_binary():
-    return require_tool("redis-server", "redis-server",
-                        env="REDIS_SERVER_BIN")
-
-
-# --------------------------------------------------------------------------
-# a minimal RESP client (no redis-cli process per query)
-# --------------------------------------------------------------------------
-
-class RespError(Exception):
-    """An error reply (-ERR ..., -READONLY ...)."""
-
-
-class Resp:
-    def __init__(self, port, timeout=2.0, host="127.0.0.1"):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
-        self.sock.settimeout(timeout)
-        self.rfile = self.sock.makefile("rb")
-
-    def command(self, *args):
-        parts = [b"*%d\r\n" % len(args)]
-        for a in args:
-            a = a if isinstance(a, bytes) else str(a).encode()
-            parts.append(b"$%d\r\n%s\r\n" % (len(a), a))
-        self.sock.sendall(b"".join(parts))
-        reply = self._read()
-        if isinstance(reply, RespError):
-            raise reply
-        return reply
-
-    def _read(self):
-        line = self.rfile.readline()
-        if not line.endswith(b"\r\n"):
-            raise ConnectionError("RESP connection closed")
-        kind, rest = line[:1], line[1:-2]
-        if kind == b"+":
-            return rest.decode()
-        if kind == b"-":
-            return RespError(rest.decode())
-        if kind == b":":
-            return int(rest)
-        if kind == b"$":
-            n = int(rest)
-            if n < 0:
-                return None
-            data = self.rfile.read(n + 2)
-            if len(data) != n + 2:
-                raise ConnectionError("RESP connection closed")
-            return data[:-2].decode("utf-8", "replace")
-        if kind == b"*":
-            n = int(rest)
-            if n < 0:
-                return None
-            return [self._read() for _ in range(n)]
-        raise ConnectionError("unexpected RESP line %r" % (line,))
-
-    def close(self):
-        try:
-            self.rfile.close()
-            self.sock.close()
-        except OSError:
-            pass
-
-
-def resp(port, *args, timeout=2.0):
-    """One command on a fresh connection."""
-    c = Resp(port, timeout=timeout)
-    try:
-        return c.command(*args)
-    finally:
-        c.close()
-
-
-def _pairs(flat):
-    """[k1, v1, k2, v2, ...] -> dict."""
-    return dict(zip(flat[0::2], flat[1::2]))
-
-
-def _info(port, section="replication"):
-    text = resp(port, "INFO", section)
-    out = {}
-    for line in text.splitlines():
-        k, sep, v = line.partition(":")
-        if sep:
-            out[k] = v
-    return out
-
-
-# --------------------------------------------------------------------------
-# real processes: redis-server, sentinels, nginx
-# --------------------------------------------------------------------------
-
-class Proc:
-    """A child process with its log file, stopped by PID."""
-
-    def __init__(self, name, workdir):
-        self.name = name
-        self.dir = workdir
-        os.makedirs(workdir, exist_ok=True)
-        self.logpath = os.path.join(workdir, name + ".log")
-        self.proc = None
-
-    @property
-    def pid(self):
-        return self.proc.pid if self.proc else None
-
-    def running(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def spawn(self, argv):
-        assert not self.running(), "%s already running" % self.name
-        with open(self.logpath, "ab") as log:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                         stdout=log, stderr=subprocess.STDOUT,
-                                         cwd=self.dir)
-
-    def log(self):
-        return read_log(self.logpath)
-
-    def check_alive(self):
-        if self.proc.poll() is not None:
-            raise AssertionError("%s exited with %s: %s" % (
-                self.name, self.proc.returncode, self.log()[-3000:]))
-
-    def kill9(self):
-        kill_pid(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-
-    def freeze(self):
-        os.kill(self.proc.pid, signal.SIGSTOP)
-
-    def thaw(self):
-        if self.running():
-            kill_pid(self.proc.pid, signal.SIGCONT)
-
-    def teardown(self, sig=signal.SIGTERM):
-        if not self.running():
-            return
-        kill_pid(self.proc.pid, signal.SIGCONT)
-        kill_pid(self.proc.pid, sig)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
-class RedisNode(Proc):
-    """redis-server on a fixed port (kept across restarts)."""
-
-    def __init__(self, name, workdir, extra=()):
-        Proc.__init__(self, name, workdir)
-        self.port = free_port()
-        self.extra = [str(a) for a in extra]
-
-    def start(self, timeout=10):
-        self.spawn([_redis_server_binary(), "--port", str(self.port),
-                    "--bind", "127.0.0.1", "--protected-mode", "no",
-                    "--save", "", "--appendonly", "no",
-                    "--daemonize", "no", "--dir", self.dir,
-                    # a replica (or a demoted primary) syncs at once
-                    # instead of after the default 5 s
-                    "--repl-diskless-sync-delay", "0"] + self.extra)
-
-        def up():
-            self.check_alive()
-            return resp(self.port, "PING", timeout=1) == "PONG"
-        wait_for(up, timeout, what="%s PING" % self.name)
-
-    def command(self, *args, timeout=2.0):
-        return resp(self.port, *args, timeout=timeout)
-
-    def role(self):
-        return self.command("ROLE")[0]
-
-    def visits(self, key="visits"):
-        v = self.command("GET", key)
-        return int(v) if v is not None else 0
-
-
-class SentinelNode(Proc):
-    def __init__(self, name, workdir, primary_port):
-        Proc.__init__(self, name, workdir)
-        self.port = free_port()
-        self.conf = os.path.join(workdir, "sentinel.conf")
-        # sentinel rewrites this file: each sentinel has its own
-        with open(self.conf, "w") as f:
-            f.write("port %d\n"
-                    "bind 127.0.0.1\n"
-                    "protected-mode no\n"
-                    "daemonize no\n"
-                    'logfile ""\n'
-                    "dir %s\n"
-                    "sentinel monitor %s 127.0.0.1 %d 2\n"
-                    "sentinel down-after-milliseconds %s 1000\n"
-                    "sentinel failover-timeout %s 3000\n"
-                    "sentinel parallel-syncs %s 1\n"
-                    % (self.port, workdir, MASTER_NAME, primary_port,
-                       MASTER_NAME, MASTER_NAME, MASTER_NAME))
-
-    def start(self, timeout=10):
-        self.spawn([_redis_server_binary(), self.conf, "--sentinel"])
-
-        def up():
-            self.check_alive()
-            return resp(self.port, "PING", timeout=1) == "PONG"
-        wait_for(up, timeout, what="%s PING" % self.name)
-
-    def command(self, *args, timeout=2.0):
-        return resp(self.port, *args, timeout=timeout)
-
-    def master_addr(self):
-        host, port = self.command("SENTINEL", "get-master-addr-by-name",
-                                  MASTER_NAME)
-        return host, int(port)
-
-
-class Topology:
-    """primary + replica + 3 sentinels, all on 127.0.0.1."""
-
-    def __init__(self, workdir):
-        self.dir = workdir
-        self.primary = RedisNode("primary", os.path.join(workdir, "primary"))
-        self.replica = RedisNode("replica", os.path.join(workdir, "replica"),
-                                 extra=["--replicaof", "127.0.0.1",
-                                        self.primary.port])
-        self.sentinels = [
-            SentinelNode("sentinel%d" % i,
-                         os.path.join(workdir, "sentinel%d" % i),
-                         self.primary.port) for i in (1, 2, 3)]
-
-    def procs(self):
-        return [self.primary, self.replica] + self.sentinels
-
-    def sentinel_addrs(self):
-        return ["127.0.0.1:%d" % s.port for s in self.sentinels]
-
-    def start(self):
-        t0 = time.monotonic()
-        self.primary.start()
-        self.replica.start()
-
-        def replicating():
-            return (_info(self.replica.port).get("master_link_status") == "up"
-                    and _info(self.primary.port).get("connected_slaves")
-                    == "1")
-        wait_for(replicating, 15, what="replica in sync with the primary")
-        for s in self.sentinels:
-            s.start()
-
-        def sentinels_ready():
-            for s in self.sentinels:
-                s.check_alive()
-                reps = [_pairs(r) for r in
-                        s.command("SENTINEL", "replicas", MASTER_NAME)]
-                ok = [r for r in reps
-                      if int(r["port"]) == self.replica.port
-                      and "s_down" not in r["flags"]
-                      and "disconnected" not in r["flags"]]
-                if not ok:
-                    return False
-                if len(s.command("SENTINEL", "sentinels", MASTER_NAME)) != 2:
-                    return False
-                if s.master_addr()[1] != self.primary.port:
-                    return False
-            return all(s.command("SENTINEL", "ckquorum",
-                                 MASTER_NAME).startswith("OK")
-                       for s in self.sentinels)
-        wait_for(sentinels_ready, 30, interval=0.2,
-                 what="3 sentinels that see the replica and each other")
-        self.setup_seconds = time.monotonic() - t0
-
-    def teardown(self):
-        for p in reversed(self.procs()):
-            p.teardown()
-
-    def logs(self):
-        return "\n".join("---- %s:\n%s" % (p.name, p.log()[-3000:])
-                         for p in self.procs())
+from e2e_helpers import patience, wait_for
+from e2e_http import LoadClients, get, keepalive_load, visits_from_body
+from e2e_metrics import metric_value, scrape
+from e2e_daemon import wait_all_workers_ready
+from e2e_servers import (MASTER_NAME, Nginx, RespError, Topology, nginx_binary,
+                         redis_info, sentinel_redis_section)
 
 
 @pytest.fixture
@@ -342,85 +52,11 @@ def sentinel_topology(tmp_path):
         topo.teardown()
 
 
-class Nginx(Proc):
-    def __init__(self, binary, workdir, upstream_ports):
-        Proc.__init__(self, "nginx", workdir)
-        self.binary = binary
-        self.port = free_port()
-        self.conf = os.path.join(workdir, "nginx.conf")
-        self.error_log = os.path.join(workdir, "error.log")
-        servers = "".join("        server 127.0.0.1:%d;\n" % p
-                          for p in upstream_ports)
-        d = workdir
-        with open(self.conf, "w") as f:
-            f.write(
-                "daemon off;\n"
-                "master_process on;\n"
-                "worker_processes 2;\n"
-                "pid %(d)s/nginx.pid;\n"
-                "error_log %(d)s/error.log warn;\n"
-                "events { worker_connections 1024; }\n"
-                "http {\n"
-                "    access_log off;\n"
-                "    client_body_temp_path %(d)s/client_body;\n"
-                "    proxy_temp_path %(d)s/proxy;\n"
-                "    fastcgi_temp_path %(d)s/fastcgi;\n"
-                "    uwsgi_temp_path %(d)s/uwsgi;\n"
-                "    scgi_temp_path %(d)s/scgi;\n"
-                "    upstream hc {\n"
-                "%(servers)s"
-                "        keepalive 32;\n"
-                "    }\n"
-                "    server {\n"
-                "        listen 127.0.0.1:%(port)d;\n"
-                "        keepalive_requests 100000;\n"
-                "        keepalive_timeout 60s;\n"
-                "        location / {\n"
-                "            proxy_pass http://hc;\n"
-                "            proxy_http_version 1.1;\n"
-                '            proxy_set_header Connection "";\n'
-                "        }\n"
-                "    }\n"
-                "}\n" % {"d": d, "servers": servers, "port": self.port})
-        self.children = []
-
-    def start(self, timeout=10):
-        self.spawn([self.binary, "-e", self.error_log, "-c", self.conf,
-                    "-p", self.dir + "/"])
-
-        def up():
-            self.check_alive()
-            with socket.create_connection(("127.0.0.1", self.port),
-                                          timeout=1):
-                pass
-            self.children = children_of(self.proc.pid)
-            return len(self.children) == 2
-        wait_for(up, timeout, what="nginx listening with 2 workers")
-
-    def teardown(self, sig=signal.SIGTERM):
-        kids = children_of(self.proc.pid) if self.running() else []
-        Proc.teardown(self, sig)
-        for k in set(kids) | set(self.children):
-            if pid_alive(k):
-                kill_pid(k)
-
-    def errors(self):
-        try:
-            with open(self.error_log, errors="replace") as f:
-                lines = f.read().splitlines()
-        except FileNotFoundError:
-            return []
-        return [ln for ln in lines
-                if any(t in ln for t in ("[error]", "[crit]", "[alert]",
-                                         "[emerg]"))]
-
-
 def _scrape(port):
-    r = get(port, "/metrics", timeout=5)
-    assert r.status == 200, r
-    return (metric_value(r.text, "hitcountd_http_requests_total",
-                         code="200"),
-            metric_value(r.text, "hitcountd_visits_total"))
+    """(200s served, visits counted) from the /metrics of the daemon on
+    port."""
+    m = scrape(port)
+    return m.code(200), m.get("hitcountd_visits_total")
 
 
 # --------------------------------------------------------------------------
@@ -429,7 +65,7 @@ def _scrape(port):
 
 def test_nginx_balances_three_instances(daemon_factory, redis_server,
                                         tmp_path):
-    nginx_bin = _nginx_binary()
+    nginx_bin = nginx_binary()
     instances = [daemon_factory(workers=1) for _ in range(3)]
     ports = [d.port for d in instances]
     assert len(set(ports)) == 3, ports
@@ -492,16 +128,6 @@ def _nginx_load(ng, instances, redis_server):
 # tests 2 and 3: Redis Sentinel
 # --------------------------------------------------------------------------
 
-def _sentinel_redis_section(topo, **extra):
-    section = {"host": None, "port": None,
-               "sentinels": topo.sentinel_addrs(),
-               "master_name": MASTER_NAME,
-               "sentinel_password": "",
-               "min_replicas_acked": 0,
-               "timeout_ms": 1000}
-    section.update(extra)
-    return section
-
 
 def _start_sentinel_daemon(bare_daemon_factory, run_hitcountd, topo,
                            **redis_extra):
@@ -510,8 +136,8 @@ def _start_sentinel_daemon(bare_daemon_factory, run_hitcountd, topo,
     before that, and a worker still asking the sentinels answers GET /
     with 503."""
     d = bare_daemon_factory(wait=False, workers=2,
-                            redis=_sentinel_redis_section(topo,
-                                                          **redis_extra))
+                            redis=sentinel_redis_section(
+                                topo.sentinel_addrs(), **redis_extra))
     # say clearly when the daemon does not know the options yet
     chk = run_hitcountd("-t", "-f", d.conf)
     assert chk.returncode == 0, (
@@ -520,86 +146,6 @@ def _start_sentinel_daemon(bare_daemon_factory, run_hitcountd, topo,
     d.wait_healthy()
     wait_all_workers_ready(d, 2, timeout=5)
     return d
-
-
-class LoadClients:
-    """n client threads, each on a persistent connection (a new one after
-    an error), sending GET / with a short pause; every answer is recorded
-    as (t_send, t_recv, conn, status, value, error)."""
-
-    def __init__(self, port, n=4, pause=0.005, timeout=3.0, limit=90.0):
-        self.port = port
-        self.n = n
-        self.pause = pause
-        self.timeout = timeout
-        self.stop_ev = threading.Event()
-        self.records = [[] for _ in range(n)]
-        self.threads = []
-        self.hard_deadline = time.monotonic() + limit
-
-    def _run(self, i):
-        recs = self.records[i]
-        seq = 0
-        c = None
-        while (not self.stop_ev.is_set()
-               and time.monotonic() < self.hard_deadline):
-            if c is None:
-                try:
-                    c = RawClient(self.port, timeout=self.timeout)
-                    seq += 1
-                except OSError as exc:
-                    now = time.monotonic()
-                    recs.append((now, now, (i, seq), None, None,
-                                 "connect: %r" % (exc,)))
-                    time.sleep(0.05)
-                    continue
-            t0 = time.monotonic()
-            try:
-                c.send(REQUEST)
-                r = c.read_response()
-            except (OSError, ConnectionClosed) as exc:
-                recs.append((t0, time.monotonic(), (i, seq), None, None,
-                             repr(exc)))
-                c.close()
-                c = None
-                time.sleep(0.02)
-                continue
-            t1 = time.monotonic()
-            value, err = None, None
-            if r.status == 200:
-                try:
-                    value = visits_from_body(r.body)
-                except AssertionError as exc:
-                    err = str(exc)
-            recs.append((t0, t1, (i, seq), r.status, value, err))
-            if (r.header("Connection") or "").lower() == "close":
-                c.close()
-                c = None
-            time.sleep(self.pause)
-        if c is not None:
-            c.close()
-
-    def start(self):
-        for i in range(self.n):
-            t = threading.Thread(target=self._run, args=(i,), daemon=True)
-            t.start()
-            self.threads.append(t)
-
-    def stop(self):
-        self.stop_ev.set()
-        for t in self.threads:
-            t.join(self.timeout + 5)
-        assert not any(t.is_alive() for t in self.threads), "clients hung"
-
-    def all(self):
-        out = []
-        for recs in self.records:
-            out.extend(list(recs))
-        return sorted(out, key=lambda r: r[1])
-
-    def count_200_since(self, t):
-        return sum(1 for recs in self.records for r in list(recs)
-                   if r[0] >= t and r[3] == 200)
 
 
 class SentinelWatch:
@@ -885,8 +431,8 @@ def test_sentinel_manual_failover(bare_daemon_factory, run_hitcountd,
                  what="the old primary demoted to a replica")
         t_demoted = time.monotonic()
         # a full resync (diskless, after repl-diskless-sync-delay)
-        wait_for(lambda: _info(topo.primary.port).get("master_link_status")
-                 == "up", 15, interval=0.1,
+        wait_for(lambda: redis_info(topo.primary.port)
+                 .get("master_link_status") == "up", 15, interval=0.1,
                  what="the old primary in sync with the new one")
         t_synced = time.monotonic()
         wait_for(lambda: time.monotonic() - t_synced >= 2.0, 5,

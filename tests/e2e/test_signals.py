@@ -18,9 +18,10 @@ import time
 
 import pytest
 
-from e2e_helpers import (assert_gone, fire_requests, join_all, pid_alive,
-                         port_refuses, require_tool, serves, signal_tree,
-                         wait_exit, wait_for, wait_log)
+from e2e_helpers import (assert_gone, pid_alive, port_refuses, require_tool,
+                         signal_tree, wait_for)
+from e2e_http import fire_requests, join_all, serves
+from e2e_daemon import wait_exit, wait_log
 
 # What each signal does to the number of workers when sent to all.
 SAFE_SIGNALS = [
