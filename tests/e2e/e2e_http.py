@@ -14,12 +14,16 @@ import socket
 import threading
 import time
 
+from e2e_helpers import patience
+
 VERSION = "0.1.0"
 SERVER_HEADER = "hitcountd/" + VERSION
 BODY_RE = re.compile(r"^Page visited (\d+) times$")
 WRK = os.environ.get("WRK_BIN", "/usr/bin/wrk")
 # GET / as the load generators send it, one after another on a connection
 LOAD_REQUEST = b"GET / HTTP/1.1\r\nHost: load\r\n\r\n"
+# GET / as the tests write it on a raw connection
+GET_ROOT = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
 
 
 def visits_from_body(body):
@@ -206,6 +210,34 @@ class RawClient:
 
     def __exit__(self, *exc):
         self.close()
+
+
+# --------------------------------------------------------------------------
+# what the daemon answers: rejections, 503
+# --------------------------------------------------------------------------
+
+def is_close(reply):
+    return (reply.header("Connection") or "").lower() == "close"
+
+
+def expect_rejected(port, data, status, settle=3.0):
+    """Send data on a fresh connection; the answer must be `status` with
+    Connection: close, and the server must then close the connection
+    without sending anything else (nothing after the bad request is
+    answered).  Returns the reply."""
+    with RawClient(port, timeout=5) as c:
+        c.send(data)
+        r = c.read_response()
+        assert r.status == status, "expected %d for %r, got %r" % (
+            status, data[:300], r)
+        closed, extra, _ = c.wait_closed(patience(settle))
+    assert is_close(r), "no 'Connection: close' on %r" % (r,)
+    assert int(r.header("Content-Length")) == len(r.body), r
+    assert r.header("Server") == "hitcountd/0.1.0" and r.header("Date"), r
+    assert closed, "connection left open after %d for %r" % (
+        status, data[:300])
+    assert extra == b"", "bytes after the %d: %r" % (status, extra[:300])
+    return r
 
 
 # --------------------------------------------------------------------------

@@ -181,37 +181,6 @@ def test_log_level_info_has_no_debug(daemon_factory, redis_server):
     assert not re.search(r"^hitcountd\[\d+\]: debug: ", log, re.M), log
 
 
-def test_several_listen_addresses(daemon_factory, redis_server):
-    from e2e_helpers import free_port
-    other = free_port()
-    d = daemon_factory(listen=["127.0.0.1:%d" % free_port(),
-                               "127.0.0.1:%d" % other])
-    # the factory health-checks the first address; ask both
-    first = d.port
-    assert get(first).body == b"Page visited 1 times"
-    assert get(other).body == b"Page visited 2 times"
-    assert get(first).body == b"Page visited 3 times"
-    assert redis_server.visits() == 3
-
-
-def test_ipv6_loopback_listen(daemon_factory, redis_server):
-    import http.client
-    from e2e_helpers import free_port
-    p6 = free_port()
-    d = daemon_factory(listen=["127.0.0.1:%d" % free_port(),
-                               "[::1]:%d" % p6])
-    conn = http.client.HTTPConnection("::1", p6, timeout=10)
-    try:
-        conn.request("GET", "/")
-        r = conn.getresponse()
-        assert r.status == 200
-        assert r.read() == b"Page visited 1 times"
-    finally:
-        conn.close()
-    assert redis_server.visits() == 1
-    assert d.proc.poll() is None
-
-
 def test_sigterm_during_load_is_graceful(daemon_factory, redis_server):
     import threading
     from e2e_http import ConnectionClosed
