@@ -87,6 +87,7 @@ def get(port, path="/", headers=None, timeout=10.0):
 
 
 def serves(port, n=3):
+    """n GET / on fresh connections, each answered 200 with a count."""
     for _ in range(n):
         r = get(port, timeout=5)
         assert r.status == 200, r
@@ -238,6 +239,20 @@ def expect_rejected(port, data, status, settle=3.0):
         status, data[:300])
     assert extra == b"", "bytes after the %d: %r" % (status, extra[:300])
     return r
+
+
+UNAVAILABLE = b"Redis is unavailable\n"
+
+
+def check_503(r):
+    """r is what GET / gets while Redis cannot count: 503 with
+    Retry-After: 1, a body that says so, and the common headers."""
+    assert r.status == 503, r
+    assert r.header("Retry-After") == "1", r
+    assert r.header("Content-Type") == "text/plain; charset=utf-8", r
+    assert r.body == UNAVAILABLE, r
+    assert int(r.header("Content-Length")) == len(r.body)
+    assert r.header("Date") and r.header("Server") == "hitcountd/0.1.0"
 
 
 # --------------------------------------------------------------------------
