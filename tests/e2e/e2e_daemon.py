@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from e2e_helpers import (children_of, free_port, kill_pid, patience,
-                         pid_alive, read_log, wait_for)
+from e2e_helpers import (assert_gone, children_of, free_port, kill_pid,
+                         patience, pid_alive, read_log, wait_for)
 from e2e_http import get
 
 
@@ -219,6 +219,11 @@ def log_count(d, text):
     return d.log().count(text)
 
 
+def log_lines(d, text):
+    """The lines of the daemon's log that hold text."""
+    return [l for l in d.log().splitlines() if text in l]
+
+
 def wait_log(d, text, count=1, timeout=5):
     """Wait until text occurs at least count times in the daemon's log
     (deadline: patience(timeout))."""
@@ -239,6 +244,22 @@ def wait_exit(d, timeout):
         raise AssertionError("master %d still running after %.1f s; log:\n%s"
                              % (d.pid, timeout, d.log()[-6000:]))
     return rc, time.monotonic() - t0
+
+
+def wait_exit_after(d, sig, timeout):
+    """sig to the master; wait_exit(), and for its workers to go."""
+    kids = d.workers()
+    os.kill(d.pid, sig)
+    res = wait_exit(d, timeout)
+    assert_gone(kids, 2)
+    return res
+
+
+def barrier(d, n):
+    """Make sure the master handled every signal sent before: WINCH is
+    handled after TTIN/TTOU in the same pass; wait for its n-th log line."""
+    os.kill(d.pid, signal.SIGWINCH)
+    wait_log(d, "WINCH ignored", n)
 
 
 # --------------------------------------------------------------------------
