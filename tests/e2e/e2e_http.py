@@ -255,6 +255,14 @@ def check_503(r):
     assert r.header("Date") and r.header("Server") == "hitcountd/0.1.0"
 
 
+def garbage(port):
+    """A line that is no HTTP on a fresh connection; returns the answer
+    (a 400)."""
+    with RawClient(port, timeout=5) as c:
+        c.send(b"this is not http at all\r\n\r\n")
+        return c.read_response()
+
+
 # --------------------------------------------------------------------------
 # load: client threads, wrk
 # --------------------------------------------------------------------------

@@ -1,11 +1,14 @@
-"""The configuration file as a whole: what -t/-T accept, and reloads.
+"""The configuration file as a whole, as -t judges it: a directory, a
+file without a listen address, and keys that may not agree (readyz_path
+with metrics_path, metrics_listen with listen).
 
-tests/e2e/test_cli.py covers each bad value; this file covers what is
-wrong with a file as a whole, and what a reload (SIGHUP) does with a
-changed file.
+tests/e2e/test_cli.py covers each bad value; a reload of a changed file
+is in test_reload.py.
 """
 
 import pytest
+
+from e2e_helpers import free_port
 
 
 def test_check_directory_is_an_error(run_hitcountd, tmp_path):
@@ -28,3 +31,35 @@ def test_check_no_listen_address_is_an_error(run_hitcountd, tmp_path, text):
     assert r.returncode == 1, (r.stdout, r.stderr)
     assert r.stderr.strip() == ("%s: option 'listen' needs at least one "
                                 "address" % conf), r.stderr
+
+
+def _check_conf(run_hitcountd, tmp_path, text):
+    conf = tmp_path / "check.conf"
+    conf.write_text(text)
+    return conf, run_hitcountd("-t", "-f", conf)
+
+
+def test_check_rejects_readyz_path_equal_to_metrics_path(run_hitcountd,
+                                                         tmp_path):
+    """metrics_path = "/healthz" is refused as "not a path of its own";
+    readyz_path = metrics_path hides the metrics the same way."""
+    conf, r = _check_conf(run_hitcountd, tmp_path,
+                          'listen = {"127.0.0.1:%d"}\n'
+                          'readyz_path = "/metrics"\n' % free_port())
+    assert r.returncode == 1 and "readyz_path" in r.stderr, \
+        "readyz_path equal to metrics_path: -t exit %d, stdout %r, " \
+        "stderr %r" % (r.returncode, r.stdout, r.stderr)
+
+
+def test_check_rejects_metrics_listen_equal_to_listen(run_hitcountd,
+                                                      tmp_path):
+    """The daemon cannot start with the same address in listen and
+    metrics_listen (bind: Address already in use), so -t must not call
+    that configuration valid."""
+    p = free_port()
+    conf, r = _check_conf(run_hitcountd, tmp_path,
+                          'listen = {"127.0.0.1:%d"}\n'
+                          'metrics_listen = {"127.0.0.1:%d"}\n' % (p, p))
+    assert r.returncode == 1 and "metrics_listen" in r.stderr, \
+        "same address in listen and metrics_listen: -t exit %d, " \
+        "stdout %r, stderr %r" % (r.returncode, r.stdout, r.stderr)
