@@ -87,6 +87,10 @@ def _merge_settings(settings, overrides):
 # --------------------------------------------------------------------------
 
 class Daemon:
+    """One hitcountd that daemon_factory started: a work directory with
+    its config file (settings), pidfile and log (stdout and stderr); the
+    first listen address is self.port."""
+
     def __init__(self, binary, workdir, redis, overrides, env, args,
                  prefix=None, pass_fds=()):
         self.binary = binary

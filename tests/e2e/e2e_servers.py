@@ -43,6 +43,9 @@ class RespError(Exception):
 
 
 class Resp:
+    """One RESP connection: command() sends a command, returns its reply
+    (an error reply raises RespError)."""
+
     def __init__(self, port, timeout=2.0, host="127.0.0.1"):
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.settimeout(timeout)
@@ -396,6 +399,10 @@ def sentinel_redis_section(addrs, **extra):
 # --------------------------------------------------------------------------
 
 class Nginx(Proc):
+    """nginx (a master and 2 workers) as a load balancer: one server on a
+    port of its own, proxying to 127.0.0.1:upstream_ports with upstream
+    keep-alive."""
+
     def __init__(self, binary, workdir, upstream_ports):
         Proc.__init__(self, "nginx", workdir)
         self.binary = binary

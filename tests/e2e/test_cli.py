@@ -1,4 +1,5 @@
-"""Command line: -V, -h, bad options, -t (config check), -T (effective config)."""
+"""Command line: -V, -h, bad options, -t (config check), -T (effective
+config), and REDIS_PORT that is no port."""
 
 import os
 import re
