@@ -6,7 +6,9 @@
 #              `make distcheck`); default: the directory above this script
 #   HITCOUNTD  daemon under test; default: $(pwd)/src/hitcountd
 # The tests start real redis-server, hitcountd and chromium processes on
-# 127.0.0.1 (free ports only).  The exit status is pytest's.
+# 127.0.0.1 (free ports only), and nginx, sentinels, wrk, valgrind ...; a
+# test whose tool is missing fails with the Debian package to install
+# (tests/e2e/e2e_helpers.py: require_tool).  The exit status is pytest's.
 
 : "${srcdir:=$(dirname "$0")/..}"
 builddir=$(pwd)

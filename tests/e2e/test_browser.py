@@ -6,9 +6,8 @@ import socket
 import subprocess
 import threading
 
-from e2e_helpers import free_port
+from e2e_helpers import require_tool
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu",
          "--disable-background-networking", "--disable-component-update",
          "--no-first-run", "--disable-sync", "--disable-quic"]
@@ -21,7 +20,8 @@ def run_chromium(tmp_path, url, tag):
     errpath = tmp_path / ("chromium-%s.err" % tag)
     env = dict(os.environ, HOME=str(profile))
     with open(str(errpath), "wb") as err:
-        p = subprocess.Popen([CHROMIUM] + FLAGS +
+        chromium = require_tool("chromium", "chromium", env="CHROMIUM")
+        p = subprocess.Popen([chromium] + FLAGS +
                              ["--user-data-dir=%s" % profile,
                               "--dump-dom", url],
                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

@@ -1,15 +1,15 @@
-"""Command line: -V, -h, bad options, -t (config check), -T (effective config)."""
+"""Command line: -V, -h, bad options, -t (config check), -T (effective
+config), and REDIS_PORT that is no port."""
 
 import os
 import re
-import signal
 import socket
 import subprocess
 
 import pytest
 
-from conftest import clean_env
-from e2e_helpers import children_of, kill_pid, pid_alive
+from e2e_helpers import children_of, kill_pid
+from e2e_daemon import clean_env
 
 VALID_CONF = """\
 # a valid configuration

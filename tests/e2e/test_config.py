@@ -1,17 +1,15 @@
-"""The configuration file as a whole: what -t/-T accept, and reloads.
+"""The configuration file as a whole, as -t judges it: a directory, a
+file without a listen address, and keys that may not agree (readyz_path
+with metrics_path, metrics_listen with listen).
 
-tests/e2e/test_cli.py covers each bad value; this file covers what is
-wrong with a file as a whole, and what a reload (SIGHUP) does with a
-changed file.
+tests/e2e/test_cli.py covers each bad value; a reload of a changed file
+is in test_reload.py.
 """
 
 import os
-import signal
-import subprocess
-
 import pytest
 
-from e2e_helpers import free_port, serves, wait_log
+from e2e_helpers import free_port
 
 
 def test_check_directory_is_an_error(run_hitcountd, tmp_path):
@@ -56,75 +54,33 @@ def test_check_access_log_that_cannot_be_written(run_hitcountd, tmp_path):
     assert not os.path.exists(path)
 
 
-def test_reload_of_a_directory_keeps_serving(daemon_factory, redis_server):
-    d = daemon_factory(workers=1)
-    d.wait_workers(1)
-    os.rename(d.conf, d.conf + ".away")
-    os.mkdir(d.conf)
-    os.kill(d.pid, signal.SIGHUP)
-    wait_log(d, "reload failed")
-    assert "Is a directory" in d.log()
-    assert d.proc.poll() is None, "the master exited:\n" + d.log()
-    serves(d.port)
-    os.rmdir(d.conf)
-    os.rename(d.conf + ".away", d.conf)
+def _check_conf(run_hitcountd, tmp_path, text):
+    conf = tmp_path / "check.conf"
+    conf.write_text(text)
+    return conf, run_hitcountd("-t", "-f", conf)
 
 
-def _backlog(port):
-    """The backlog of the socket listening on 127.0.0.1:port, as ss(8)
-    shows it (Send-Q), or None without ss."""
-    try:
-        out = subprocess.run(["ss", "-Hltn", "sport = :%d" % port],
-                             stdout=subprocess.PIPE, universal_newlines=True,
-                             check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    fields = out.split()
-    return int(fields[2]) if len(fields) > 2 else None
+def test_check_rejects_readyz_path_equal_to_metrics_path(run_hitcountd,
+                                                         tmp_path):
+    """metrics_path = "/healthz" is refused as "not a path of its own";
+    readyz_path = metrics_path hides the metrics the same way."""
+    conf, r = _check_conf(run_hitcountd, tmp_path,
+                          'listen = {"127.0.0.1:%d"}\n'
+                          'readyz_path = "/metrics"\n' % free_port())
+    assert r.returncode == 1 and "readyz_path" in r.stderr, \
+        "readyz_path equal to metrics_path: -t exit %d, stdout %r, " \
+        "stderr %r" % (r.returncode, r.stdout, r.stderr)
 
 
-RESTART_WARNING = "the change takes effect only at a restart"
-
-
-def test_reload_warns_about_keys_only_a_restart_applies(
-        daemon_factory, redis_server, run_hitcountd):
-    d = daemon_factory(workers=1, backlog=511)
-    d.wait_workers(1)
-    # a reload that changes only what a reload applies: no warning
-    d.reconfigure(workers=2)
-    os.kill(d.pid, signal.SIGHUP)
-    wait_log(d, "reload succeeded")
-    d.wait_workers(2)
-    assert RESTART_WARNING not in d.log()
-
-    # pidfile and backlog: warned about, and the old values stay in force
-    old_pid, new_pid = d.pidfile, os.path.join(d.workdir, "other.pid")
-    p2 = free_port()
-    d.reconfigure(pidfile=new_pid, backlog=100, workers=1,
-                  listen=["127.0.0.1:%d" % d.port, "127.0.0.1:%d" % p2])
-    os.kill(d.pid, signal.SIGHUP)
-    wait_log(d, "reload succeeded", 2)
-    log = d.log()
-    assert ("reload: option 'pidfile' changed from \"%s\" to \"%s\" in %s; "
-            % (old_pid, new_pid, d.conf) + RESTART_WARNING) in log, log
-    assert ("reload: option 'backlog' changed from 511 to 100 in %s; "
-            % d.conf + RESTART_WARNING) in log, log
-    d.wait_workers(1)               # what a reload applies, it applied
-    serves(p2)
-    with open(old_pid) as f:
-        assert int(f.read()) == d.pid
-    assert not os.path.exists(new_pid)
-    if _backlog(p2) is not None:    # the new address got the backlog in force
-        assert _backlog(p2) == 511
-        assert _backlog(d.port) == 511
-
-    # the file still differs from what is in force: warned at each reload
-    os.kill(d.pid, signal.SIGHUP)
-    wait_log(d, "reload succeeded", 3)
-    assert d.log().count(RESTART_WARNING) == 4, d.log()
-
-    # -T prints the file's values: what the next start will use
-    r = run_hitcountd("-T", "-f", d.conf)
-    assert r.returncode == 0, r.stderr
-    assert 'pidfile = "%s"\n' % new_pid in r.stdout, r.stdout
-    assert "backlog = 100\n" in r.stdout, r.stdout
+def test_check_rejects_metrics_listen_equal_to_listen(run_hitcountd,
+                                                      tmp_path):
+    """The daemon cannot start with the same address in listen and
+    metrics_listen (bind: Address already in use), so -t must not call
+    that configuration valid."""
+    p = free_port()
+    conf, r = _check_conf(run_hitcountd, tmp_path,
+                          'listen = {"127.0.0.1:%d"}\n'
+                          'metrics_listen = {"127.0.0.1:%d"}\n' % (p, p))
+    assert r.returncode == 1 and "metrics_listen" in r.stderr, \
+        "same address in listen and metrics_listen: -t exit %d, " \
+        "stdout %r, stderr %r" % (r.returncode, r.stdout, r.stderr)

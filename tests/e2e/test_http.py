@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from e2e_helpers import (SERVER_HEADER, RawClient, get, http_request,
-                         patience, visits_from_body)
+from e2e_helpers import patience
+from e2e_http import RawClient, SERVER_HEADER, get, http_request
 
 HTML = "text/html; charset=utf-8"
 

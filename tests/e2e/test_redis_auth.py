@@ -15,10 +15,11 @@ import time
 
 import pytest
 
-from e2e_helpers import (get, http_request, patience, visits_from_body,
-                         wait_all_workers_ready, wait_log)
-from test_redis import check_503, poll_until_200
-from test_scaleout import MASTER_NAME, SentinelNode
+from e2e_daemon import wait_all_workers_ready, wait_log
+from e2e_helpers import patience
+from e2e_http import (check_503, get, http_request, poll_until_200,
+                      visits_from_body)
+from e2e_servers import MASTER_NAME, SentinelNode
 
 ADMIN_PW = "admin-pw"
 USER = "hitcountd"

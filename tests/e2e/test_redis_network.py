@@ -39,9 +39,9 @@ import time
 
 import pytest
 
-from e2e_helpers import (ConnectionClosed, RawClient, get, kill_pid,
-                         patience, visits_from_body, wait_all_workers_down,
-                         wait_all_workers_ready, wait_for)
+from e2e_daemon import wait_all_workers_down, wait_all_workers_ready
+from e2e_helpers import kill_pid, patience, wait_for
+from e2e_http import ConnectionClosed, get, RawClient, visits_from_body
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REDIS_SERVER = os.environ.get("REDIS_SERVER_BIN", "redis-server")

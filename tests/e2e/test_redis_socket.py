@@ -12,10 +12,11 @@ import tempfile
 
 import pytest
 
-from conftest import RedisServer
-from e2e_helpers import (free_port, get, patience, visits_from_body,
-                         wait_all_workers_ready, wait_for, wait_log)
-from test_redis import check_503, poll_until_200
+from e2e_daemon import wait_all_workers_ready, wait_log
+from e2e_daemon import render_config
+from e2e_helpers import free_port, patience, wait_for
+from e2e_servers import RedisServer
+from e2e_http import check_503, get, poll_until_200, visits_from_body
 from test_redis_auth import MINIMAL, USER, lock_default_user, set_user
 
 
@@ -143,7 +144,6 @@ def test_unix_redis_url(bare_daemon_factory, sock_redis):
      {"REDIS_URL": "unix:///run/redis.sock"}, "option 'sentinels'"),
 ], ids=["relative", "too-long", "sentinels", "url-and-sentinels"])
 def test_socket_errors(run_hitcountd, tmp_path, redis, env, why):
-    from conftest import render_config
     conf = tmp_path / "h.conf"
     conf.write_text(render_config({"redis": redis}))
     r = run_hitcountd("-t", "-f", conf, env=env)

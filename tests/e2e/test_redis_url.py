@@ -10,8 +10,8 @@ import urllib.parse
 
 import pytest
 
-from e2e_helpers import free_port, get, visits_from_body, wait_for
-from test_redis import check_503
+from e2e_helpers import free_port, wait_for
+from e2e_http import check_503, get, visits_from_body
 from test_redis_auth import (ADMIN_PW, MINIMAL, USER, lock_default_user,
                              set_user, user_clients, write_secret)
 

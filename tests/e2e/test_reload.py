@@ -1,5 +1,8 @@
-"""The two configurations alive during a reload: their listening sockets,
-and which workers take clients.
+"""Reloading (SIGHUP): a new generation of workers with the new
+configuration, the old one serving until it is ready -- also under wrk
+load, without a failed request; a broken or unreadable file keeps the
+workers; listen and workers change; the keys only a restart applies are
+warned about; and the two configurations alive during a reload.
 
 While a reload's workers start, the old configuration still serves: a
 worker forked for it in that window (a crash replacement, or TTIN) must
@@ -23,14 +26,242 @@ import select
 import signal
 import socket
 import struct
+import subprocess
 import threading
 import time
 
 import pytest
 
-from e2e_helpers import (free_port, get, listeners_of, log_count,
-                         port_refuses, serves, wait_for, wait_log)
+from e2e_helpers import (free_port, listeners_of, patience, port_refuses,
+                         require_tool, wait_for)
+from e2e_http import WRK, assert_wrk_lost_nothing, get, serves
+from e2e_daemon import log_count, log_lines, wait_log
 
+
+# --------------------------------------------------------------------------
+# a reload, and what it changes
+# --------------------------------------------------------------------------
+
+def test_hup_storm_under_wrk_load(daemon_factory, redis_server):
+    """20 reloads while wrk keeps 50 keep-alive connections busy: no request
+    fails, no connection error, nothing is lost from the count."""
+    require_tool(WRK, "wrk")
+    n_hups = 20
+    d = daemon_factory(workers=2)
+    first = d.wait_workers(2)
+    wrk = subprocess.Popen(
+        [WRK, "-t2", "-c50", "-d15s", "--latency",
+         "http://127.0.0.1:%d/" % d.port],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, universal_newlines=True)
+    hup_times = []
+    try:
+        wait_for(lambda: redis_server.visits() >= 200, patience(10),
+                 what="wrk load to start")
+        t_start = time.monotonic()
+        for i in range(n_hups):
+            t0 = time.monotonic()
+            os.kill(d.pid, signal.SIGHUP)
+            wait_log(d, "reload succeeded", i + 1, timeout=5)
+            hup_times.append(time.monotonic() - t0)
+            assert d.proc.poll() is None, "master died during reload %d" % i
+            time.sleep(max(0.0, 0.6 - (time.monotonic() - t0)))
+        hup_phase = time.monotonic() - t_start
+        wrk_running_after_hups = wrk.poll() is None
+        out, _ = wrk.communicate(timeout=40)
+    finally:
+        if wrk.poll() is None:
+            wrk.kill()
+            wrk.wait()
+    print(out)
+    print("HUP phase %.1f s, slowest reload %.2f s, wrk still running after "
+          "the last HUP: %s" % (hup_phase, max(hup_times),
+                                wrk_running_after_hups))
+    assert wrk.returncode == 0, out
+    log = d.log()
+    assert_wrk_lost_nothing(out, redis_server.visits(), 50, log)
+    assert log.count("reload succeeded") == n_hups, log[-6000:]
+    assert "reload failed" not in log
+    assert "killed by signal" not in log and \
+        "exited with status" not in log, "unexpected worker deaths:\n%s" % log
+    assert d.proc.poll() is None
+    last = wait_for(lambda: len(d.workers()) == 2 and d.workers(),
+                    patience(10), what="the old generations to exit")
+    assert not set(last) & set(first), \
+        "workers not replaced by the reloads: %r -> %r" % (first, last)
+    serves(d.port)
+
+
+def test_hup_with_broken_config_keeps_workers(daemon_factory, redis_server):
+    d = daemon_factory(workers=2)
+    kids = d.wait_workers(2)
+    serves(d.port)
+    good = d.config_text()
+    bad_line = good.count("\n") + 1
+    d.write_config_text(good + "no_such_option = 1\n")
+    os.kill(d.pid, signal.SIGHUP)
+    wait_log(d, "reload failed")
+    failed = log_lines(d, "reload failed")
+    assert len(failed) == 1, failed
+    assert "%s:%d" % (d.conf, bad_line) in failed[0], \
+        "the error does not name %s:%d: %r" % (d.conf, bad_line, failed[0])
+    assert "no_such_option" in failed[0], failed[0]
+    # the same workers keep serving
+    serves(d.port, 5)
+    assert d.workers() == kids
+    assert d.proc.poll() is None
+    assert "reload succeeded" not in d.log()
+
+    # an out-of-range value: also refused, with its line
+    lines = good.splitlines()
+    wline = [i for i, l in enumerate(lines) if l.startswith("workers")][0]
+    lines[wline] = "workers = 999"
+    d.write_config_text("\n".join(lines) + "\n")
+    os.kill(d.pid, signal.SIGHUP)
+    wait_log(d, "reload failed", 2)
+    failed = log_lines(d, "reload failed")
+    assert "%s:%d" % (d.conf, wline + 1) in failed[1], failed[1]
+    serves(d.port, 3)
+    assert d.workers() == kids
+
+    # once fixed, a reload goes through
+    d.write_config_text(good)
+    os.kill(d.pid, signal.SIGHUP)
+    wait_log(d, "reload succeeded")
+    new = wait_for(lambda: len(d.workers()) == 2 and
+                   not set(d.workers()) & set(kids) and d.workers(),
+                   patience(10), what="the new generation alone")
+    assert len(new) == 2
+    serves(d.port)
+
+
+def test_hup_changes_listen(daemon_factory, redis_server):
+    d = daemon_factory(workers=2)
+    gen1 = d.wait_workers(2)
+    old_port = d.port
+    new_port = free_port()
+    assert port_refuses(new_port)
+    d.reconfigure(listen=["127.0.0.1:%d" % new_port])
+    os.kill(d.pid, signal.SIGHUP)
+    # the old port serves until the reload; the first moment it refuses,
+    # the new one must already accept (bound before the old one closed)
+    try:
+        wait_for(lambda: port_refuses(old_port), patience(5),
+                 what="old port %d to refuse connections" % old_port)
+    except AssertionError as exc:
+        raise AssertionError(
+            "%s: it still accepts connections; processes holding a "
+            "listening socket on it: %r (master %d, workers now %r); "
+            "log:\n%s" % (exc, listeners_of(old_port), d.pid, d.workers(),
+                           d.log()[-3000:]))
+    r = get(new_port, timeout=5)
+    assert r.status == 200, r
+    wait_log(d, "reload succeeded")
+    serves(new_port)
+    assert port_refuses(old_port)
+    wait_for(lambda: len(d.workers()) == 2 and
+             not set(d.workers()) & set(gen1), patience(10),
+             what="generation 2 alone")
+    assert port_refuses(old_port)
+
+
+def test_hup_changes_workers(daemon_factory, redis_server):
+    d = daemon_factory(workers=2)
+    gen1 = d.wait_workers(2)
+    d.reconfigure(workers=3)
+    os.kill(d.pid, signal.SIGHUP)
+    wait_log(d, "reload succeeded")
+    gen2 = wait_for(lambda: len(d.workers()) == 3 and
+                    not set(d.workers()) & set(gen1) and d.workers(),
+                    patience(10), what="3 workers of generation 2 alone")
+    serves(d.port, 6)
+    d.reconfigure(workers=1)
+    os.kill(d.pid, signal.SIGHUP)
+    wait_log(d, "reload succeeded", 2)
+    wait_for(lambda: len(d.workers()) == 1 and
+             not set(d.workers()) & set(gen2), patience(10),
+             what="1 worker of generation 3 alone")
+    serves(d.port)
+
+
+def test_reload_of_a_directory_keeps_serving(daemon_factory, redis_server):
+    d = daemon_factory(workers=1)
+    d.wait_workers(1)
+    os.rename(d.conf, d.conf + ".away")
+    os.mkdir(d.conf)
+    os.kill(d.pid, signal.SIGHUP)
+    wait_log(d, "reload failed")
+    assert "Is a directory" in d.log()
+    assert d.proc.poll() is None, "the master exited:\n" + d.log()
+    serves(d.port)
+    os.rmdir(d.conf)
+    os.rename(d.conf + ".away", d.conf)
+
+
+def _backlog(port):
+    """The backlog of the socket listening on 127.0.0.1:port, as ss(8)
+    shows it (Send-Q), or None if ss fails or lists no such socket."""
+    ss = require_tool("ss", "iproute2")
+    try:
+        out = subprocess.run([ss, "-Hltn", "sport = :%d" % port],
+                             stdout=subprocess.PIPE, universal_newlines=True,
+                             check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    fields = out.split()
+    return int(fields[2]) if len(fields) > 2 else None
+
+
+RESTART_WARNING = "the change takes effect only at a restart"
+
+
+def test_reload_warns_about_keys_only_a_restart_applies(
+        daemon_factory, redis_server, run_hitcountd):
+    d = daemon_factory(workers=1, backlog=511)
+    d.wait_workers(1)
+    # a reload that changes only what a reload applies: no warning
+    d.reconfigure(workers=2)
+    os.kill(d.pid, signal.SIGHUP)
+    wait_log(d, "reload succeeded")
+    d.wait_workers(2)
+    assert RESTART_WARNING not in d.log()
+
+    # pidfile and backlog: warned about, and the old values stay in force
+    old_pid, new_pid = d.pidfile, os.path.join(d.workdir, "other.pid")
+    p2 = free_port()
+    d.reconfigure(pidfile=new_pid, backlog=100, workers=1,
+                  listen=["127.0.0.1:%d" % d.port, "127.0.0.1:%d" % p2])
+    os.kill(d.pid, signal.SIGHUP)
+    wait_log(d, "reload succeeded", 2)
+    log = d.log()
+    assert ("reload: option 'pidfile' changed from \"%s\" to \"%s\" in %s; "
+            % (old_pid, new_pid, d.conf) + RESTART_WARNING) in log, log
+    assert ("reload: option 'backlog' changed from 511 to 100 in %s; "
+            % d.conf + RESTART_WARNING) in log, log
+    d.wait_workers(1)               # what a reload applies, it applied
+    serves(p2)
+    with open(old_pid) as f:
+        assert int(f.read()) == d.pid
+    assert not os.path.exists(new_pid)
+    if _backlog(p2) is not None:    # the new address got the backlog in force
+        assert _backlog(p2) == 511
+        assert _backlog(d.port) == 511
+
+    # the file still differs from what is in force: warned at each reload
+    os.kill(d.pid, signal.SIGHUP)
+    wait_log(d, "reload succeeded", 3)
+    assert d.log().count(RESTART_WARNING) == 4, d.log()
+
+    # -T prints the file's values: what the next start will use
+    r = run_hitcountd("-T", "-f", d.conf)
+    assert r.returncode == 0, r.stderr
+    assert 'pidfile = "%s"\n' % new_pid in r.stdout, r.stdout
+    assert "backlog = 100\n" in r.stdout, r.stdout
+
+
+# --------------------------------------------------------------------------
+# the two configurations alive during a reload
+# --------------------------------------------------------------------------
 
 def test_worker_respawned_during_reload_gets_the_current_sockets(
         daemon_factory, redis_server):
@@ -185,7 +416,9 @@ def slow_dns():
 def resolv_conf_prefix(path):
     """A wrapper that runs the daemon in a mount namespace of its own,
     where /etc/resolv.conf is path, and execs it (the pid stays)."""
-    return ["unshare", "--mount", "--propagation", "private",
+    require_tool("mount", "mount")
+    return [require_tool("unshare", "util-linux"),
+            "--mount", "--propagation", "private",
             "sh", "-c", 'f=$1; shift; '
             'mount --bind "$f" /etc/resolv.conf && exec "$@"', "sh", path]
 

@@ -23,9 +23,10 @@ import time
 
 import pytest
 
-from e2e_helpers import get, visits_from_body, wait_for, wait_log
-
-MASTER_NAME = "mymaster"
+from e2e_helpers import made_by, wait_for
+from e2e_http import get, visits_from_body
+from e2e_daemon import wait_log
+from e2e_servers import sentinel_redis_section
 
 
 class FakeSentinel:
@@ -109,22 +110,11 @@ class FakeSentinel:
 
 @pytest.fixture
 def fake_sentinels():
-    made = []
-
-    def make(answer):
-        s = FakeSentinel(answer)
-        made.append(s)
-        return s
-    yield make
-    for s in made:
-        s.close()
+    yield from made_by(FakeSentinel, FakeSentinel.close)
 
 
 def _redis_section(sentinels):
-    return {"host": None, "port": None,
-            "sentinels": [s.addr for s in sentinels],
-            "master_name": MASTER_NAME, "sentinel_password": "",
-            "timeout_ms": 1000}
+    return sentinel_redis_section([s.addr for s in sentinels])
 
 
 def _poll_200(d, timeout):

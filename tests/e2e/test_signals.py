@@ -1,26 +1,88 @@
-"""Signals sent to every process of the service, and a master that may not
-signal its workers.
+"""Signals besides those that stop, reload and upgrade: USR1 (reopen
+the log files) and WINCH (ignored), alone and pending together; and each
+signal sent to every process of the service.
 
 `systemctl kill -s SIG hitcountd` (kill-whom=all by default), `pkill -SIG
 hitcountd` and `docker kill` on a process group all reach the workers as
 well as the master.  Each signal must leave the service serving with the
 right number of workers; TERM, QUIT and INT must still stop it cleanly.
-Under a systemd unit whose bounding set lacks CAP_KILL, the root master
-cannot signal workers running as another user: it commands them over
-their channels instead, and a worker ends itself at shutdown_timeout.
 """
 
 import os
-import shutil
 import signal
-import tempfile
 import time
 
 import pytest
 
-from e2e_helpers import (assert_gone, fire_requests, join_all, pid_alive,
-                         port_refuses, serves, signal_tree, wait_exit,
-                         wait_for, wait_log)
+from e2e_helpers import (assert_gone, patience, pid_alive, port_refuses,
+                         signal_tree, wait_for)
+from e2e_http import serves
+from e2e_daemon import barrier, wait_exit, wait_log
+
+
+# --------------------------------------------------------------------------
+# USR1 and WINCH
+# --------------------------------------------------------------------------
+
+def test_usr1_keeps_workers(daemon_factory, redis_server):
+    # log_level debug: each worker logs that it handled USR1
+    d = daemon_factory(workers=2, log_level="debug")
+    kids = d.wait_workers(2)
+    os.kill(d.pid, signal.SIGUSR1)
+    wait_log(d, "USR1")
+    barrier(d, 1)            # USR1 was forwarded before this point
+    # each worker handled it (and lived on)
+    for k in kids:
+        wait_log(d, "hitcountd[%d]: debug: access log reopened" % k)
+    assert d.workers() == kids
+    assert all(pid_alive(k) for k in kids)
+    serves(d.port, 6)
+    assert "killed by signal" not in d.log()
+    # also sent to a worker directly
+    os.kill(kids[0], signal.SIGUSR1)
+    wait_log(d, "hitcountd[%d]: debug: access log reopened" % kids[0],
+             2)
+    assert d.workers() == kids
+    serves(d.port, 4)
+
+
+def test_winch_is_ignored(daemon_factory, redis_server):
+    d = daemon_factory(workers=2)
+    kids = d.wait_workers(2)
+    os.kill(d.pid, signal.SIGWINCH)
+    wait_log(d, "WINCH ignored")
+    time.sleep(0.3)
+    assert d.proc.poll() is None
+    assert d.workers() == kids
+    serves(d.port)
+    assert "reload" not in d.log()
+
+
+def test_usr1_and_winch_together_are_both_handled(daemon_factory,
+                                                  redis_server):
+    """Both signals pending at once (master stopped meanwhile): each one
+    is handled, neither swallows the other.  (Not TTIN: SIGCONT discards
+    a pending TTIN, as it does every stop signal.)"""
+    d = daemon_factory(workers=2)
+    kids = d.wait_workers(2)
+    os.kill(d.pid, signal.SIGSTOP)
+    try:
+        wait_for(lambda: open("/proc/%d/stat" % d.pid).read()
+                 .rsplit(")", 1)[1].split()[0] == "T", patience(2),
+                 what="master stopped")
+        os.kill(d.pid, signal.SIGUSR1)
+        os.kill(d.pid, signal.SIGWINCH)
+    finally:
+        os.kill(d.pid, signal.SIGCONT)
+    wait_log(d, "USR1: reopening log files")
+    wait_log(d, "WINCH ignored")
+    assert d.workers() == kids
+    serves(d.port)
+
+
+# --------------------------------------------------------------------------
+# signals to every process
+# --------------------------------------------------------------------------
 
 # What each signal does to the number of workers when sent to all.
 SAFE_SIGNALS = [
@@ -104,139 +166,3 @@ def test_stop_signal_to_every_process_stops_cleanly(daemon_factory,
     assert port_refuses(d.port)
     assert "killing them" not in d.log()
     assert not os.path.exists(d.pidfile)
-
-
-# --------------------------------------------------------------------------
-# a master without CAP_KILL (a systemd unit's bounding set)
-# --------------------------------------------------------------------------
-
-SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
-# The capabilities the issue's unit had: no CAP_KILL.
-NO_KILL = ["--bounding-set=-all,+setuid,+setgid,+net_bind_service",
-           "--inh-caps=-all", "--no-new-privs"]
-
-
-def no_kill_daemon(daemon_factory, **overrides):
-    if os.geteuid() != 0:
-        pytest.fail("needs root: the master must be root without CAP_KILL")
-    assert os.access(SETPRIV, os.X_OK), "setpriv (util-linux) not found"
-    return daemon_factory(prefix=[SETPRIV] + NO_KILL, user="nobody",
-                          **overrides)
-
-
-def master_caps(pid):
-    for line in open("/proc/%d/status" % pid):
-        if line.startswith("CapEff:"):
-            return int(line.split()[1], 16)
-    return None
-
-
-def test_master_without_cap_kill_really_lacks_it(daemon_factory,
-                                                 redis_server):
-    """The setup of the tests below: the master is root, and kill() of a
-    worker running as nobody fails with EPERM."""
-    d = no_kill_daemon(daemon_factory, workers=1)
-    assert not master_caps(d.pid) & (1 << 5), "CAP_KILL is effective"
-    assert os.stat("/proc/%d" % d.pid).st_uid == 0
-
-
-def test_reload_without_cap_kill_replaces_workers(daemon_factory,
-                                                  redis_server):
-    d = no_kill_daemon(daemon_factory, workers=2)
-    old = d.wait_workers(2)
-    t0 = time.monotonic()
-    os.kill(d.pid, signal.SIGHUP)
-    wait_log(d, "reload succeeded")
-    wait_for(lambda: not any(pid_alive(k) for k in old), 5,
-             what="the old workers to exit")
-    print("reload without CAP_KILL: old workers gone after %.2f s"
-          % (time.monotonic() - t0))
-    assert len(d.workers()) == 2
-    assert "Operation not permitted" not in d.log(), d.log()
-    serves(d.port, 4)
-    # TTOU stops one worker the same way
-    kids = d.workers()
-    os.kill(d.pid, signal.SIGTTOU)
-    d.wait_workers(1)
-    assert sum(pid_alive(k) for k in kids) == 1
-
-
-def test_stop_without_cap_kill_is_quick_and_clean(daemon_factory,
-                                                  redis_server):
-    d = no_kill_daemon(daemon_factory, workers=2)
-    kids = d.wait_workers(2)
-    serves(d.port)
-    os.kill(d.pid, signal.SIGTERM)
-    rc, elapsed = wait_exit(d, 5)
-    assert rc == 0, d.log()
-    assert elapsed < 2, elapsed
-    assert_gone(kids, 1)
-    assert "Operation not permitted" not in d.log(), d.log()
-    assert "killing them" not in d.log(), d.log()
-
-
-def test_worker_ends_itself_at_shutdown_timeout_without_cap_kill(
-        daemon_factory, redis_server):
-    """A request held by Redis keeps a worker busy past shutdown_timeout;
-    the master may not kill it, so the worker must end itself."""
-    d = no_kill_daemon(daemon_factory, workers=1, shutdown_timeout=1,
-                       redis={"timeout_ms": 60000})
-    kids = d.wait_workers(1)
-    redis_server.cli("CLIENT", "PAUSE", "20000", "WRITE")
-    try:
-        threads, results = fire_requests(d.port, 2)
-        wait_for(lambda: "blocked_clients:0" not in
-                 redis_server.cli("INFO", "clients"), 5,
-                 what="an INCR held by CLIENT PAUSE")
-        os.kill(d.pid, signal.SIGTERM)
-        rc, elapsed = wait_exit(d, 6)
-    finally:
-        redis_server.cli("CLIENT", "UNPAUSE", check=False)
-    assert rc == 0, d.log()
-    assert elapsed < 1 + 2.5, elapsed
-    assert_gone(kids, 1)
-    assert "shutdown_timeout reached" in d.log(), d.log()
-    join_all(threads, 5)
-    for r in results:
-        assert isinstance(r, Exception) or r.status != 200, r
-
-
-# The unit's bounding set (etc/hitcountd.service.in): no CAP_DAC_OVERRIDE.
-UNIT_CAPS = ["--bounding-set=-all,+setuid,+setgid,+net_bind_service,+kill,"
-             "+chown", "--inh-caps=-all", "--no-new-privs"]
-
-
-def test_access_log_with_the_units_capabilities(daemon_factory,
-                                                redis_server, request):
-    """The access log needs no CAP_DAC_OVERRIDE: the master owns the file,
-    the workers write it through its group, before and after dropping
-    root, across a restart and a reopen."""
-    if os.geteuid() != 0:
-        pytest.fail("needs root")
-    # pytest's tmp_path is 0700 all the way: a worker that dropped root
-    # could not reach it to reopen the file
-    logdir = tempfile.mkdtemp(prefix="hitcountd-caps-")
-    os.chmod(logdir, 0o755)
-    request.addfinalizer(lambda: shutil.rmtree(logdir, ignore_errors=True))
-    path = os.path.join(logdir, "access.log")
-    for round_ in range(2):          # the second start finds the file
-        d = daemon_factory(prefix=[SETPRIV] + UNIT_CAPS, user="nobody",
-                           workers=2, access_log=path)
-        serves(d.port, 3)
-        if round_ == 1:
-            os.rename(path, path + ".1")
-            os.kill(d.pid, signal.SIGUSR1)
-            wait_for(lambda: os.path.exists(path), 5,
-                     what="the master to create the file again")
-            wait_for(lambda: all(path in [os.readlink("/proc/%d/fd/%s"
-                                                      % (w, fd))
-                                          for fd in os.listdir(
-                                              "/proc/%d/fd" % w)]
-                                 for w in d.workers()), 5,
-                     what="the workers to reopen the file")
-            serves(d.port, 3)
-        assert d.stop() == 0, d.log()
-        assert "Permission denied" not in d.log(), d.log()
-    lines = open(path).read().splitlines() + \
-        open(path + ".1").read().splitlines()
-    assert len([l for l in lines if '"GET / HTTP/1.1" 200' in l]) == 9, lines

@@ -14,9 +14,10 @@ import subprocess
 
 import pytest
 
-from e2e_helpers import (WRK, assert_gone, assert_wrk_lost_nothing,
-                         children_of, pid_alive, serves, signal_tree,
-                         wait_exit, wait_for, wait_log)
+from e2e_helpers import (assert_gone, children_of, made_by, pid_alive,
+                         require_tool, signal_tree, wait_for)
+from e2e_http import WRK, assert_wrk_lost_nothing, serves
+from e2e_daemon import wait_exit, wait_log
 
 
 @pytest.fixture
@@ -79,21 +80,13 @@ class NewMaster:
 
 @pytest.fixture
 def new_master():
-    made = []
-
-    def make(d):
-        nm = NewMaster(d)
-        made.append(nm)
-        return nm
-    yield make
-    for nm in made:
-        nm.stop()
+    yield from made_by(NewMaster, NewMaster.stop)
 
 
 def test_upgrade_under_wrk_load_loses_nothing(daemon_factory, redis_server,
                                               copied_bin, new_master,
                                               hitcountd_bin):
-    assert os.access(WRK, os.X_OK), "wrk not found at %s" % WRK
+    require_tool(WRK, "wrk")
     d = daemon_factory(workers=2, binary=copied_bin)
     old_workers = d.wait_workers(2)
     old_exe = os.stat("/proc/%d/exe" % d.pid).st_ino

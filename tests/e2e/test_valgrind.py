@@ -8,30 +8,24 @@ real redis-server.  It serves a mix of requests (counted, HEAD, JSON, 404,
 (200), and is stopped gracefully with SIGTERM.  Every process's log must
 then report no errors and no definitely or indirectly lost bytes.
 
-Skipped when valgrind is missing, or when the binary is built with
+Fails when valgrind is missing; skipped when the binary is built with
 AddressSanitizer (make distcheck --enable-sanitizers), which cannot run
 under valgrind and checks leaks by itself.
 """
 
 import os
 import re
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 
 import pytest
 
-from e2e_helpers import RawClient, get, visits_from_body, wait_for
+from e2e_helpers import (built_with_sanitizer, reachable_dir, require_tool,
+                         wait_for)
+from e2e_http import RawClient, get, visits_from_body
 
 VALGRIND_TIMEOUT = 60       # valgrind is slow: start, stop, leak check
-
-
-def built_with_asan(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    return b"__asan_init" in data or b"__tsan_init" in data
 
 
 def parse_vg_log(text):
@@ -53,20 +47,14 @@ def vgdir():
     # valgrind opens the worker's log in the forked child; the worker then
     # runs as 'nobody', so the directory is world-writable (and not below
     # pytest's 0700 tmp_path)
-    d = tempfile.mkdtemp(prefix="hitcountd-vg.")
-    os.chmod(d, 0o777)
-    try:
+    with reachable_dir("hitcountd-vg.", 0o777) as d:
         yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def test_no_leaks_or_errors_under_valgrind(daemon_factory, redis_server,
                                            hitcountd_bin, vgdir):
-    vg = shutil.which("valgrind")
-    if vg is None:
-        pytest.skip("valgrind is not installed (.ci/deps installs it)")
-    if built_with_asan(hitcountd_bin):
+    vg = require_tool("valgrind", "valgrind")
+    if built_with_sanitizer(hitcountd_bin):
         pytest.skip("binary built with AddressSanitizer: not for valgrind")
     prefix = [vg, "--leak-check=full",
               "--show-leak-kinds=definite,indirect",
