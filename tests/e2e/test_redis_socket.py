@@ -12,8 +12,7 @@ import tempfile
 
 import pytest
 
-from e2e_daemon import wait_all_workers_ready, wait_log
-from e2e_daemon import render_config
+from e2e_daemon import render_config, wait_all_workers_ready, wait_log
 from e2e_helpers import free_port, patience, wait_for
 from e2e_servers import RedisServer
 from e2e_http import check_503, get, poll_until_200, visits_from_body
