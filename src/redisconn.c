@@ -299,8 +299,6 @@ redisconn_on_resolved(int result, struct evutil_addrinfo *res, void *arg)
 {
 	struct redisconn *rc = arg;
 	char ip[INET6_ADDRSTRLEN];
-	struct evutil_addrinfo *ai;
-	const void *addr;
 
 	if (result == EVUTIL_EAI_CANCEL)
 		return;         /* timed out or closing; already handled */
@@ -319,20 +317,7 @@ redisconn_on_resolved(int result, struct evutil_addrinfo *res, void *arg)
 		redisconn_schedule_retry(rc);
 		return;
 	}
-	/*
-	 * Prefer IPv4: "localhost" resolves to ::1 as well, and Redis is often
-	 * bound to 127.0.0.1 only.
-	 */
-	for (ai = res; ai != NULL; ai = ai->ai_next)
-		if (ai->ai_family == AF_INET)
-			break;
-	if (ai == NULL)
-		ai = res;
-	if (ai->ai_family == AF_INET6)
-		addr = &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
-	else
-		addr = &((struct sockaddr_in *)ai->ai_addr)->sin_addr;
-	evutil_inet_ntop(ai->ai_family, addr, ip, sizeof(ip));
+	redisio_address(res, ip, sizeof(ip));
 	evutil_freeaddrinfo(res);
 	redisconn_open(rc, ip);
 }
@@ -420,14 +405,14 @@ redisconn_new(struct event_base *base, const struct conf *cf,
 	rc->rc_arg = arg;
 	snprintf(rc->rc_host, sizeof(rc->rc_host), "%s", cf->cf_redis.host);
 	rc->rc_port = cf->cf_redis.port;
-	if (cf->cf_redis.nsentinels > 0) {
-		snprintf(rc->rc_host, sizeof(rc->rc_host), "(%s)",
-		    cf->cf_redis.master_name);
-		rc->rc_sentinel = sentinel_new(base, cf, redisconn_on_answer,
-		    redisconn_on_moved, rc);
-	}
 	rc->rc_dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
 	    EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	if (cf->cf_redis.nsentinels > 0 && rc->rc_dns != NULL) {
+		snprintf(rc->rc_host, sizeof(rc->rc_host), "(%s)",
+		    cf->cf_redis.master_name);
+		rc->rc_sentinel = sentinel_new(base, rc->rc_dns, cf,
+		    redisconn_on_answer, redisconn_on_moved, rc);
+	}
 	rc->rc_retry_ev = evtimer_new(base, redisconn_on_retry, rc);
 	rc->rc_deadline_ev = evtimer_new(base, redisconn_on_deadline, rc);
 	if (rc->rc_dns == NULL || rc->rc_retry_ev == NULL ||

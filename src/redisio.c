@@ -23,8 +23,10 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 
 #include <event2/event.h>
+#include <event2/util.h>
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
 
@@ -182,4 +184,22 @@ redisio_attach(redisAsyncContext *ac, struct event_base *base)
 	ac->ev.delWrite = redisio_del_write;
 	ac->ev.cleanup = redisio_cleanup;
 	return 0;
+}
+
+void
+redisio_address(const struct evutil_addrinfo *res, char *ip, size_t iplen)
+{
+	const struct evutil_addrinfo *ai;
+	const void *addr;
+
+	for (ai = res; ai != NULL; ai = ai->ai_next)
+		if (ai->ai_family == AF_INET)
+			break;
+	if (ai == NULL)
+		ai = res;
+	if (ai->ai_family == AF_INET6)
+		addr = &((const struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
+	else
+		addr = &((const struct sockaddr_in *)ai->ai_addr)->sin_addr;
+	evutil_inet_ntop(ai->ai_family, addr, ip, iplen);
 }

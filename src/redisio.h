@@ -4,6 +4,10 @@
 #ifndef HITCOUNTD_REDISIO_H
 #define HITCOUNTD_REDISIO_H
 
+#include <stddef.h>
+
+#include <event2/util.h>
+
 struct event_base;
 struct redisAsyncContext;
 
@@ -18,5 +22,14 @@ struct redisAsyncContext;
  * the caller frees it).
  */
 int redisio_attach(struct redisAsyncContext *ac, struct event_base *base);
+
+/*
+ * The address to connect to among res, an evdns answer (not NULL): the
+ * first IPv4 one, else the first, written to ip (INET6_ADDRSTRLEN bytes
+ * are enough) as text.  IPv4 first: "localhost" resolves to ::1 as well,
+ * and Redis is often bound to 127.0.0.1 only.
+ */
+void redisio_address(const struct evutil_addrinfo *res, char *ip,
+    size_t iplen);
 
 #endif

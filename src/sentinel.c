@@ -11,10 +11,11 @@
  *
  * The sentinels are asked in turn, one connection at a time, each
  * question within timeout_ms on this file's own timer; one that fails is
- * passed over for the next one next time.  They are given as addresses
- * (they are what is asked when names may be moving), so no lookup is done
- * here.  A question for a new connection replaces a periodic one still
- * out.
+ * passed over for the next one next time.  A sentinel given by name is
+ * looked up first, with the worker's evdns (as redisconn.c does for the
+ * primary), within the same timeout_ms: hiredis would call the blocking
+ * getaddrinfo(), and stall every client of the worker, once a second.  A
+ * question for a new connection replaces a periodic one still out.
  */
 #include "config.h"
 
@@ -22,8 +23,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 
+#include <event2/dns.h>
 #include <event2/event.h>
+#include <event2/util.h>
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
 
@@ -42,11 +46,14 @@ enum sentinel_doing {
 
 struct sentinel {
 	struct event_base *sn_base;
+	struct evdns_base *sn_dns;
 	const struct conf *sn_cf;
+	struct evdns_getaddrinfo_request *sn_dnsreq;   /* looking it up */
 	redisAsyncContext *sn_ac;       /* the sentinel being asked */
 	enum sentinel_doing sn_doing;
 	size_t sn_next;                 /* which one to ask next */
 	char sn_asked[300];             /* its "host:port", for the log */
+	int sn_asked_port;
 	struct event *sn_deadline_ev;   /* the question's timeout_ms */
 	struct event *sn_check_ev;      /* once a second while watching */
 	int sn_watching;
@@ -62,11 +69,15 @@ struct sentinel {
 static void
 sentinel_close(struct sentinel *s)
 {
+	struct evdns_getaddrinfo_request *req = s->sn_dnsreq;
 	redisAsyncContext *ac = s->sn_ac;
 
+	s->sn_dnsreq = NULL;
 	s->sn_ac = NULL;
 	s->sn_doing = SN_IDLE;
 	event_del(s->sn_deadline_ev);
+	if (req != NULL)
+		evdns_getaddrinfo_cancel(req);
 	if (ac != NULL)
 		redisAsyncFree(ac);
 }
@@ -267,56 +278,109 @@ sentinel_on_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	struct sentinel *s = arg;
 	enum sentinel_doing doing = s->sn_doing;
+	int looking_up;
 
 	(void)fd;
 	(void)what;
 	if (doing == SN_IDLE)
 		return;
+	looking_up = s->sn_dnsreq != NULL;
 	sentinel_close(s);
-	sentinel_failed(s, doing, "no answer from sentinel %s within %d ms",
-	    s->sn_asked, s->sn_cf->cf_redis.timeout_ms);
+	if (looking_up)
+		sentinel_failed(s, doing, "cannot look up sentinel %s: no "
+		    "answer within %d ms", s->sn_asked,
+		    s->sn_cf->cf_redis.timeout_ms);
+	else
+		sentinel_failed(s, doing, "no answer from sentinel %s within "
+		    "%d ms", s->sn_asked, s->sn_cf->cf_redis.timeout_ms);
 }
 
-/*
- * Connect to the next sentinel and put the question.  Returns 0, or -1
- * after sentinel_failed().
- */
-static int
-sentinel_put(struct sentinel *s, enum sentinel_doing doing)
+/* Connect to the sentinel looked up, at ip, and put the question. */
+static void
+sentinel_connect(struct sentinel *s, const char *ip)
 {
 	const struct conf *cf = s->sn_cf;
-	const char *spec = cf->cf_redis.sentinels[s->sn_next %
-	    cf->cf_redis.nsentinels];
-	int ms = cf->cf_redis.timeout_ms, port;
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	enum sentinel_doing doing = s->sn_doing;
 	redisAsyncContext *ac;
-	char host[256];
 
-	snprintf(s->sn_asked, sizeof(s->sn_asked), "%s", spec);
-	if (conf_split_hostport(spec, host, sizeof(host), &port) == -1) {
-		sentinel_failed(s, doing, "bad sentinel '%s'", spec);
-		return -1;
-	}
-	ac = redisAsyncConnect(host, port);
+	ac = redisAsyncConnect(ip, s->sn_asked_port);
 	if (ac == NULL || ac->err || redisio_attach(ac, s->sn_base) == -1) {
-		sentinel_failed(s, doing, "cannot reach sentinel %s: %s", spec,
-		    ac && ac->err ? ac->errstr : "out of memory");
+		sentinel_close(s);
+		sentinel_failed(s, doing, "cannot reach sentinel %s: %s",
+		    s->sn_asked, ac && ac->err ? ac->errstr : "out of memory");
 		if (ac)
 			redisAsyncFree(ac);
-		return -1;
+		return;
 	}
 	ac->data = s;
 	redisAsyncSetConnectCallback(ac, sentinel_on_connected);
 	redisAsyncSetDisconnectCallback(ac, sentinel_on_disconnected);
 	s->sn_ac = ac;
-	s->sn_doing = doing;
 	if (cf->cf_redis.sentinel_password[0])
 		redisAsyncCommand(ac, NULL, NULL, "AUTH %s",
 		    cf->cf_redis.sentinel_password);
 	redisAsyncCommand(ac, sentinel_on_reply, s,
 	    "SENTINEL get-master-addr-by-name %s", cf->cf_redis.master_name);
+}
+
+static void
+sentinel_on_resolved(int result, struct evutil_addrinfo *res, void *arg)
+{
+	struct sentinel *s = arg;
+	enum sentinel_doing doing = s->sn_doing;
+	char ip[INET6_ADDRSTRLEN];
+
+	if (result == EVUTIL_EAI_CANCEL)
+		return;         /* given up on (sentinel_close()) */
+	s->sn_dnsreq = NULL;
+	if (result != 0 || res == NULL || doing == SN_IDLE) {
+		sentinel_close(s);
+		if (doing != SN_IDLE)
+			sentinel_failed(s, doing, "cannot look up sentinel %s: "
+			    "%s", s->sn_asked, evutil_gai_strerror(result));
+		if (res)
+			evutil_freeaddrinfo(res);
+		return;
+	}
+	redisio_address(res, ip, sizeof(ip));
+	evutil_freeaddrinfo(res);
+	sentinel_connect(s, ip);
+}
+
+/*
+ * Look up the next sentinel, then connect to it and put the question;
+ * all within timeout_ms.  A failure is reported by sentinel_failed(),
+ * possibly before this returns.
+ */
+static void
+sentinel_put(struct sentinel *s, enum sentinel_doing doing)
+{
+	const struct conf *cf = s->sn_cf;
+	const char *spec = cf->cf_redis.sentinels[s->sn_next %
+	    cf->cf_redis.nsentinels];
+	int ms = cf->cf_redis.timeout_ms;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	struct evutil_addrinfo hints;
+	struct evdns_getaddrinfo_request *req;
+	char host[256];
+
+	snprintf(s->sn_asked, sizeof(s->sn_asked), "%s", spec);
+	if (conf_split_hostport(spec, host, sizeof(host),
+	    &s->sn_asked_port) == -1) {
+		sentinel_failed(s, doing, "bad sentinel '%s'", spec);
+		return;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_protocol = IPPROTO_TCP;
+	s->sn_doing = doing;
 	event_add(s->sn_deadline_ev, &tv);
-	return 0;
+	/* An address, or a name in /etc/hosts, is answered before this returns. */
+	req = evdns_getaddrinfo(s->sn_dns, host, NULL, &hints,
+	    sentinel_on_resolved, s);
+	if (req != NULL)
+		s->sn_dnsreq = req;
 }
 
 static void
@@ -326,19 +390,21 @@ sentinel_on_check(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (s->sn_watching && s->sn_ac == NULL)
+	if (s->sn_watching && s->sn_doing == SN_IDLE)
 		sentinel_put(s, SN_CHECKING);
 }
 
 struct sentinel *
-sentinel_new(struct event_base *base, const struct conf *cf,
-    sentinel_answer_cb *answer, sentinel_moved_cb *moved, void *arg)
+sentinel_new(struct event_base *base, struct evdns_base *dns,
+    const struct conf *cf, sentinel_answer_cb *answer,
+    sentinel_moved_cb *moved, void *arg)
 {
 	struct sentinel *s = calloc(1, sizeof(*s));
 
 	if (s == NULL)
 		return NULL;
 	s->sn_base = base;
+	s->sn_dns = dns;
 	s->sn_cf = cf;
 	s->sn_answer = answer;
 	s->sn_moved = moved;

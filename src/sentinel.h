@@ -5,6 +5,7 @@
 #define HITCOUNTD_SENTINEL_H
 
 struct event_base;
+struct evdns_base;
 struct conf;
 struct sentinel;
 
@@ -20,11 +21,13 @@ typedef void sentinel_moved_cb(void *arg, const char *host, int port);
 
 /*
  * Ask the sentinels of cf->cf_redis (at least one) about the primary
- * named cf_redis.master_name, on base.  cf must outlive the sentinel.
- * Returns NULL on allocation failure.
+ * named cf_redis.master_name, on base; sentinels given by name are looked
+ * up with dns.  cf and dns must outlive the sentinel.  Returns NULL on
+ * allocation failure.
  */
-struct sentinel *sentinel_new(struct event_base *base, const struct conf *cf,
-    sentinel_answer_cb *answer, sentinel_moved_cb *moved, void *arg);
+struct sentinel *sentinel_new(struct event_base *base, struct evdns_base *dns,
+    const struct conf *cf, sentinel_answer_cb *answer,
+    sentinel_moved_cb *moved, void *arg);
 
 /*
  * Ask the next sentinel in turn where the primary is; answer is called
