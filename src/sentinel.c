@@ -9,6 +9,14 @@
  * what the workers wrote to it then would be lost when it is demoted.  So
  * the sentinels' word is followed as soon as it changes.
  *
+ * Sooner still, by what the sentinels publish (sentinelsub.c): the switch
+ * (+switch-master, from every sentinel) and the promoted replica's new
+ * role (+promoted-slave) name the new primary at once; and the start of
+ * the promotion (+failover-state-send-slaveof-noone, a moment before the
+ * replica is told) says that the old primary is about to be left behind,
+ * and that what it takes from then on may be lost.  The question remains
+ * for what a subscription misses.
+ *
  * The sentinels are asked in turn, one connection at a time, each
  * question within timeout_ms on this file's own timer; one that fails is
  * passed over for the next one next time.  A sentinel given by name is
@@ -35,8 +43,18 @@
 #include "log.h"
 #include "redisio.h"
 #include "sentinel.h"
+#include "sentinelsub.h"
+#include "util.h"
 
 #define SENTINEL_CHECK_MS       1000
+
+/* What the sentinels publish that is followed here. */
+static const char *const sentinel_channels[] = {
+	"+switch-master",       /* NAME OLD-IP OLD-PORT NEW-IP NEW-PORT */
+	"+promoted-slave",      /* slave IP:PORT IP PORT @ NAME IP PORT */
+	"+failover-state-send-slaveof-noone",           /* the same */
+	NULL
+};
 
 enum sentinel_doing {
 	SN_IDLE,
@@ -60,6 +78,7 @@ struct sentinel {
 	char sn_host[256];              /* the primary being watched */
 	int sn_port;
 	int sn_complained;              /* about a check's answer, this watch */
+	struct sentinelsub *sn_sub;     /* the announcements */
 	sentinel_answer_cb *sn_answer;
 	sentinel_moved_cb *sn_moved;
 	void *sn_arg;
@@ -189,9 +208,6 @@ sentinel_check_reply(struct sentinel *s, const redisReply *reply)
 	}
 	if (strcmp(host, s->sn_host) == 0 && port == s->sn_port)
 		return;
-	log_warnx("redis: the sentinels moved the primary of '%s' to %s:%d; "
-	    "leaving %s:%d", s->sn_cf->cf_redis.master_name, host, port,
-	    s->sn_host, s->sn_port);
 	sentinel_unwatch(s);
 	s->sn_moved(s->sn_arg, host, port);
 }
@@ -316,9 +332,7 @@ sentinel_connect(struct sentinel *s, const char *ip)
 	redisAsyncSetConnectCallback(ac, sentinel_on_connected);
 	redisAsyncSetDisconnectCallback(ac, sentinel_on_disconnected);
 	s->sn_ac = ac;
-	if (cf->cf_redis.sentinel_password[0])
-		redisAsyncCommand(ac, NULL, NULL, "AUTH %s",
-		    cf->cf_redis.sentinel_password);
+	sentinel_auth(cf, ac);
 	redisAsyncCommand(ac, sentinel_on_reply, s,
 	    "SENTINEL get-master-addr-by-name %s", cf->cf_redis.master_name);
 }
@@ -394,6 +408,84 @@ sentinel_on_check(evutil_socket_t fd, short what, void *arg)
 		sentinel_put(s, SN_CHECKING);
 }
 
+/*
+ * A sentinel announced that the primary is now host:port (a string from
+ * the message), or, host NULL, that a replica is being promoted.
+ */
+static void
+sentinel_announced(struct sentinel *s, const char *channel, const char *host,
+    const char *port_text)
+{
+	int port = 0;
+
+	if (host != NULL) {
+		port = sentinel_port(port_text);
+		if (port == -1 || strlen(host) >= sizeof(s->sn_host)) {
+			log_warnx("redis: a sentinel announced %s for '%s' with "
+			    "a bad address '%.64s:%.16s'; ignored", channel,
+			    s->sn_cf->cf_redis.master_name, host, port_text);
+			return;
+		}
+		if (s->sn_watching && strcmp(host, s->sn_host) == 0 &&
+		    port == s->sn_port)
+			return;         /* where we are (one per sentinel) */
+	}
+	log_debug("redis: a sentinel announced %s for '%s'", channel,
+	    s->sn_cf->cf_redis.master_name);
+	sentinel_unwatch(s);
+	s->sn_moved(s->sn_arg, host, port);
+}
+
+/* Split text, in place, into at most n words; returns how many, or -1. */
+static int
+sentinel_words(char *text, char **word, int n)
+{
+	char *save = NULL, *w;
+	int i = 0;
+
+	for (w = strtok_r(text, " ", &save); w != NULL;
+	    w = strtok_r(NULL, " ", &save)) {
+		if (i == n)
+			return -1;
+		word[i++] = w;
+	}
+	return i;
+}
+
+/* A message on one of sentinel_channels[]: is it about our primary? */
+static void
+sentinel_on_announcement(void *arg, const char *channel, const char *message)
+{
+	struct sentinel *s = arg;
+	const char *name = s->sn_cf->cf_redis.master_name;
+	char text[1024], *w[8];
+	int n;
+
+	if (strlen(message) >= sizeof(text))
+		return;
+	strcpy(text, message);
+	n = sentinel_words(text, w, (int)nitems(w));
+	if (strcmp(channel, "+switch-master") == 0) {
+		if (n == 5 && strcmp(w[0], name) == 0)
+			sentinel_announced(s, channel, w[3], w[4]);
+		return;
+	}
+	if (n != 8 || strcmp(w[4], "@") != 0 || strcmp(w[5], name) != 0)
+		return;
+	if (strcmp(channel, "+promoted-slave") == 0)
+		sentinel_announced(s, channel, w[2], w[3]);
+	else
+		sentinel_announced(s, channel, NULL, NULL);
+}
+
+void
+sentinel_auth(const struct conf *cf, redisAsyncContext *ac)
+{
+	if (cf->cf_redis.sentinel_password[0])
+		redisAsyncCommand(ac, NULL, NULL, "AUTH %s",
+		    cf->cf_redis.sentinel_password);
+}
+
 struct sentinel *
 sentinel_new(struct event_base *base, struct evdns_base *dns,
     const struct conf *cf, sentinel_answer_cb *answer,
@@ -411,7 +503,10 @@ sentinel_new(struct event_base *base, struct evdns_base *dns,
 	s->sn_arg = arg;
 	s->sn_deadline_ev = evtimer_new(base, sentinel_on_deadline, s);
 	s->sn_check_ev = event_new(base, -1, EV_PERSIST, sentinel_on_check, s);
-	if (s->sn_deadline_ev == NULL || s->sn_check_ev == NULL) {
+	s->sn_sub = sentinelsub_new(base, dns, cf, sentinel_channels,
+	    sentinel_on_announcement, s);
+	if (s->sn_deadline_ev == NULL || s->sn_check_ev == NULL ||
+	    s->sn_sub == NULL) {
 		sentinel_free(s);
 		return NULL;
 	}
@@ -421,6 +516,7 @@ sentinel_new(struct event_base *base, struct evdns_base *dns,
 void
 sentinel_ask(struct sentinel *s)
 {
+	sentinelsub_start(s->sn_sub);
 	sentinel_unwatch(s);
 	sentinel_close(s);      /* a question still out: this one replaces it */
 	sentinel_put(s, SN_ASKING);
@@ -452,6 +548,7 @@ sentinel_free(struct sentinel *s)
 {
 	if (s == NULL)
 		return;
+	sentinelsub_free(s->sn_sub);
 	sentinel_close(s);
 	if (s->sn_deadline_ev)
 		event_free(s->sn_deadline_ev);
