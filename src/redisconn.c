@@ -349,46 +349,36 @@ redisconn_on_resolved(int result, struct evutil_addrinfo *res, void *arg)
 {
 	struct redisconn *rc = arg;
 	char ip[INET6_ADDRSTRLEN];
+	int found;
 
 	if (result == EVUTIL_EAI_CANCEL)
 		return;         /* timed out or closing; already handled */
 	rc->rc_dnsreq = NULL;
-	if (rc->rc_state != RC_RESOLVING) {
-		if (res)
-			evutil_freeaddrinfo(res);
+	found = redisio_resolved(result, res, ip, sizeof(ip)) == 0;
+	if (rc->rc_state != RC_RESOLVING)
 		return;
-	}
 	event_del(rc->rc_deadline_ev);
-	if (result != 0 || res == NULL) {
+	if (!found) {
 		redisconn_failed(rc, "cannot resolve %s:%d: %s", rc->rc_host,
 		    rc->rc_port, evutil_gai_strerror(result));
-		if (res)
-			evutil_freeaddrinfo(res);
 		redisconn_schedule_retry(rc);
 		return;
 	}
-	redisio_address(res, ip, sizeof(ip));
-	evutil_freeaddrinfo(res);
 	redisconn_open(rc, ip);
 }
 
 static void
 redisconn_resolve(struct redisconn *rc)
 {
-	struct evutil_addrinfo hints;
 	struct evdns_getaddrinfo_request *req;
 
 	if (rc->rc_state == RC_CLOSED)
 		return;
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_protocol = IPPROTO_TCP;
 	rc->rc_state = RC_RESOLVING;
 	redisconn_arm(rc->rc_deadline_ev, rc->rc_cf->cf_redis.timeout_ms);
 	/* May call redisconn_on_resolved() before it returns (numeric hosts). */
-	req = evdns_getaddrinfo(rc->rc_dns, rc->rc_host, NULL, &hints,
-	    redisconn_on_resolved, rc);
+	req = redisio_lookup(rc->rc_dns, rc->rc_host, redisconn_on_resolved,
+	    rc);
 	if (req && rc->rc_state == RC_RESOLVING)
 		rc->rc_dnsreq = req;
 }

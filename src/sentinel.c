@@ -347,18 +347,13 @@ sentinel_on_resolved(int result, struct evutil_addrinfo *res, void *arg)
 	if (result == EVUTIL_EAI_CANCEL)
 		return;         /* given up on (sentinel_close()) */
 	s->sn_dnsreq = NULL;
-	if (result != 0 || res == NULL || doing == SN_IDLE) {
-		sentinel_close(s);
-		if (doing != SN_IDLE)
-			sentinel_failed(s, doing, "cannot look up sentinel %s: "
-			    "%s", s->sn_asked, evutil_gai_strerror(result));
-		if (res)
-			evutil_freeaddrinfo(res);
+	if (redisio_resolved(result, res, ip, sizeof(ip)) == 0) {
+		sentinel_connect(s, ip);
 		return;
 	}
-	redisio_address(res, ip, sizeof(ip));
-	evutil_freeaddrinfo(res);
-	sentinel_connect(s, ip);
+	sentinel_close(s);
+	sentinel_failed(s, doing, "cannot look up sentinel %s: %s",
+	    s->sn_asked, evutil_gai_strerror(result));
 }
 
 /*
@@ -374,7 +369,6 @@ sentinel_put(struct sentinel *s, enum sentinel_doing doing)
 	    cf->cf_redis.nsentinels];
 	int ms = cf->cf_redis.timeout_ms;
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-	struct evutil_addrinfo hints;
 	struct evdns_getaddrinfo_request *req;
 	char host[256];
 
@@ -384,15 +378,10 @@ sentinel_put(struct sentinel *s, enum sentinel_doing doing)
 		sentinel_failed(s, doing, "bad sentinel '%s'", spec);
 		return;
 	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_protocol = IPPROTO_TCP;
 	s->sn_doing = doing;
 	event_add(s->sn_deadline_ev, &tv);
 	/* An address, or a name in /etc/hosts, is answered before this returns. */
-	req = evdns_getaddrinfo(s->sn_dns, host, NULL, &hints,
-	    sentinel_on_resolved, s);
+	req = redisio_lookup(s->sn_dns, host, sentinel_on_resolved, s);
 	if (req != NULL)
 		s->sn_dnsreq = req;
 }

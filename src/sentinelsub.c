@@ -258,19 +258,12 @@ sentinelsub_on_resolved(int result, struct evutil_addrinfo *res, void *arg)
 	if (result == EVUTIL_EAI_CANCEL)
 		return;         /* given up on (sentinelsub_close()) */
 	l->sl_dnsreq = NULL;
-	if (result != 0 || res == NULL || l->sl_state != SL_LOOKUP) {
-		if (l->sl_state == SL_LOOKUP) {
-			sentinelsub_close(l);
-			sentinelsub_failed(l, "lookup: %s",
-			    evutil_gai_strerror(result));
-		}
-		if (res)
-			evutil_freeaddrinfo(res);
+	if (redisio_resolved(result, res, ip, sizeof(ip)) == 0) {
+		sentinelsub_connect(l, ip);
 		return;
 	}
-	redisio_address(res, ip, sizeof(ip));
-	evutil_freeaddrinfo(res);
-	sentinelsub_connect(l, ip);
+	sentinelsub_close(l);
+	sentinelsub_failed(l, "lookup: %s", evutil_gai_strerror(result));
 }
 
 /* Look the sentinel up, then connect and subscribe, within timeout_ms. */
@@ -279,7 +272,6 @@ sentinelsub_open(struct sentinelsub_link *l)
 {
 	struct sentinelsub *sb = l->sl_sb;
 	struct evdns_getaddrinfo_request *req;
-	struct evutil_addrinfo hints;
 	char host[256];
 
 	if (conf_split_hostport(l->sl_spec, host, sizeof(host),
@@ -287,15 +279,10 @@ sentinelsub_open(struct sentinelsub_link *l)
 		sentinelsub_failed(l, "not HOST:PORT");
 		return;
 	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_protocol = IPPROTO_TCP;
 	l->sl_state = SL_LOOKUP;
 	sentinelsub_arm(l->sl_ev, sb->sb_cf->cf_redis.timeout_ms);
 	/* An address, or a name in /etc/hosts, is answered before this returns. */
-	req = evdns_getaddrinfo(sb->sb_dns, host, NULL, &hints,
-	    sentinelsub_on_resolved, l);
+	req = redisio_lookup(sb->sb_dns, host, sentinelsub_on_resolved, l);
 	if (req != NULL)
 		l->sl_dnsreq = req;
 }

@@ -261,9 +261,15 @@ def second_redis(tmp_path):
         node.teardown()
 
 
-def _subscribed(s, n=1):
-    wait_for(lambda: s.subscribed() >= n, patience(3),
+def _on_primary(daemon_factory, primary, fake_sentinels):
+    """A daemon (one worker) on a fake sentinel that names primary: once
+    it serves 200 and is subscribed.  Returns (sentinel, daemon)."""
+    s = fake_sentinels(["127.0.0.1", str(primary.port)])
+    d = daemon_factory(workers=1, redis=_redis_section([s]))
+    _poll_200(d, 3)
+    wait_for(lambda: s.subscribed() >= 1, patience(3),
              what="the worker subscribed to the sentinel")
+    return s, d
 
 
 def _visit(d, status=200):
@@ -275,10 +281,7 @@ def _visit(d, status=200):
 def test_switch_announced_followed_at_once(daemon_factory, redis_server,
                                            second_redis, fake_sentinels):
     old, new = redis_server, second_redis
-    s = fake_sentinels(["127.0.0.1", str(old.port)])
-    d = daemon_factory(workers=1, redis=_redis_section([s]))
-    _poll_200(d, 3)
-    _subscribed(s)
+    s, d = _on_primary(daemon_factory, old, fake_sentinels)
     # from now on the worker's questions go unanswered: it keeps its
     # primary, and only an announcement can move it
     s.set_answer("hang")
@@ -315,10 +318,7 @@ def test_switch_announced_followed_at_once(daemon_factory, redis_server,
 def test_promotion_announced_leaves_primary(daemon_factory, redis_server,
                                             second_redis, fake_sentinels):
     old, new = redis_server, second_redis
-    s = fake_sentinels(["127.0.0.1", str(old.port)])
-    d = daemon_factory(workers=1, redis=_redis_section([s]))
-    _poll_200(d, 3)
-    _subscribed(s)
+    s, d = _on_primary(daemon_factory, old, fake_sentinels)
     promoting = "slave 127.0.0.1:%d 127.0.0.1 %d @ %s 127.0.0.1 %d" % (
         new.port, new.port, MASTER_NAME, old.port)
 
