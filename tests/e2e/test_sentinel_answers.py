@@ -19,6 +19,9 @@ redis-server.
   hanging, only its +switch-master message can move the worker: one for
   another master, or with a bad port, is ignored; a lost subscription is
   made again; the switch is followed within a fraction of a second.
+- test_refused_subscription_retried_calmly: a sentinel that refuses
+  SUBSCRIBE (an error reply) costs one warning and a new attempt at most
+  once a second; the worker serves all the same.
 - test_promotion_announced_leaves_primary: +failover-state-send-slaveof-
   noone makes the worker leave its primary at once (503); without a new
   primary named it asks the sentinels again 3 s later; +promoted-slave
@@ -41,10 +44,12 @@ class FakeSentinel:
     """A RESP server on 127.0.0.1 answering SENTINEL get-master-addr-by-name
     with self.answer: [host, port] (port a string, sent as is), "hangup"
     to close the connection instead, or "hang" to say nothing.  SUBSCRIBE
-    is confirmed, and publish() sends a message to the subscribers."""
+    is confirmed, and publish() sends a message to the subscribers; or,
+    with refuse_subscribe, refused with an error (counted all the same)."""
 
-    def __init__(self, answer):
+    def __init__(self, answer, refuse_subscribe=False):
         self.answer = answer
+        self.refuse_subscribe = refuse_subscribe
         self.questions = 0
         self.subscriptions = 0          # SUBSCRIBE commands received
         self.subscribers = {}           # connection -> its channels
@@ -126,6 +131,9 @@ class FakeSentinel:
     def _subscribe(self, conn, channels):
         with self.lock:
             self.subscriptions += 1
+            if self.refuse_subscribe:
+                conn.sendall(b"-NOAUTH Authentication required.\r\n")
+                return
             mine = self.subscribers.setdefault(conn, set())
             for ch in channels:
                 mine.add(ch)
@@ -174,8 +182,8 @@ class FakeSentinel:
 def fake_sentinels():
     made = []
 
-    def make(answer):
-        s = FakeSentinel(answer)
+    def make(answer, **kw):
+        s = FakeSentinel(answer, **kw)
         made.append(s)
         return s
     yield make
@@ -349,3 +357,26 @@ def test_promotion_announced_leaves_primary(daemon_factory, redis_server,
     assert answered_503 < 0.5
     assert 2.9 <= back < 3.0 + patience(1.5), back
     assert took < patience(0.5), took
+
+
+def test_refused_subscription_retried_calmly(daemon_factory, redis_server,
+                                             fake_sentinels):
+    s = fake_sentinels(["127.0.0.1", str(redis_server.port)],
+                       refuse_subscribe=True)
+    d = daemon_factory(workers=1, redis=_redis_section([s]))
+    _poll_200(d, 3)
+    wait_for(lambda: s.subscriptions >= 1, patience(3),
+             what="an attempt to subscribe")
+    t0, n0 = time.monotonic(), s.subscriptions
+    while time.monotonic() < t0 + 3.0:
+        _visit(d)
+        time.sleep(0.05)
+    tries = s.subscriptions - n0
+    log = d.log()
+    warned = log.count("cannot subscribe to sentinel %s: NOAUTH" % s.addr)
+    print("SUBSCRIBE refused: %d attempts in 3 s, %d warnings"
+          % (tries, warned))
+    # 100, 200, 400, 800 ms, then a second between attempts
+    assert 2 <= tries <= 6, tries
+    assert warned == 1, log[-3000:]
+    assert "redis: connected" in log and "moved the primary" not in log
