@@ -341,11 +341,12 @@ static void
 sentinel_on_resolved(int result, struct evutil_addrinfo *res, void *arg)
 {
 	struct sentinel *s = arg;
-	enum sentinel_doing doing = s->sn_doing;
+	enum sentinel_doing doing;
 	char ip[INET6_ADDRSTRLEN];
 
 	if (result == EVUTIL_EAI_CANCEL)
-		return;         /* given up on (sentinel_close()) */
+		return;         /* given up on (sentinel_close()): s may be gone */
+	doing = s->sn_doing;
 	s->sn_dnsreq = NULL;
 	if (redisio_resolved(result, res, ip, sizeof(ip)) == 0) {
 		sentinel_connect(s, ip);
