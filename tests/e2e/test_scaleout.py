@@ -907,12 +907,12 @@ def test_sentinel_manual_failover(bare_daemon_factory, run_hitcountd,
     With min_replicas_acked = 0, what the old primary takes after the
     replica's promotion is lost (lost = 200s minus the new primary's
     count; the key is new).  Measured on the 2-core test machine, 4
-    clients at 620 to 710 requests/s: 1,115 to 1,353 lost per failover
-    when the workers asked the sentinels once a second (6982cf2, 7 runs;
+    clients at 610 to 750 requests/s: 1,115 to 1,395 lost per failover
+    when the workers asked the sentinels once a second (6982cf2, 8 runs;
     they left the old primary ~2.0 s after SENTINEL FAILOVER, the replica
     being promoted at ~0.2 s); 590 to 657 when following +switch-master
     and +promoted-slave only (3 runs); 0 now that they leave it at
-    +failover-state-send-slaveof-noone (6 runs), with 670 to 730 requests
+    +failover-state-send-slaveof-noone (6 runs), with 668 to 734 requests
     answered 503 until +promoted-slave (~0.9 s)."""
     topo = sentinel_topology
     t_begin = time.monotonic()
