@@ -94,7 +94,8 @@ struct master {
 	pid_t m_up_pid;                 /* a binary upgrade under way: new master */
 	int m_up_fd;                    /* ... and its report pipe, or -1 */
 	uint64_t m_up_deadline;
-	int m_report_fd;                /* started by an upgrade: report here */
+	int m_report_fd;                /* started by an upgrade: report here, */
+	int m_reported;                 /* ... then wait for the old one's exit */
 	int m_handed_over;              /* a new master serves: this one drains */
 	int m_debug;                    /* -d: the log level stays at debug */
 };
@@ -703,6 +704,12 @@ master_begin_upgrade(struct master *m)
 		log_warnx("USR2: not serving yet; not upgrading");
 		return;
 	}
+	/* Nor while the master it took over from drains: one .oldbin. */
+	if (m->m_report_fd != -1) {
+		log_warnx("USR2: the previous master is still draining; not "
+		    "upgrading");
+		return;
+	}
 	if (pidfile_rename_oldbin() == -1)
 		return;
 	if (upgrade_start(m->m_ls, &m->m_up_pid, &m->m_up_fd) == -1) {
@@ -721,8 +728,7 @@ master_begin_upgrade(struct master *m)
 static void
 master_finish_upgrade(struct master *m, pid_t newpid)
 {
-	close(m->m_up_fd);
-	m->m_up_fd = -1;
+	/* m_up_fd stays open until exit: its end of file tells the new one. */
 	log_info("binary upgrade: new master %ld serves; stopping this one",
 	    (long)newpid);
 	/* It was reported here first: systemd hears it from the main pid. */
@@ -755,7 +761,7 @@ master_poll_upgrade(struct master *m)
 	pid_t newpid;
 	int rc;
 
-	if (m->m_up_fd == -1)
+	if (m->m_up_fd == -1 || m->m_handed_over)
 		return;
 	rc = upgrade_poll(m->m_up_fd, &newpid);
 	if (rc == 1)
@@ -767,7 +773,10 @@ master_poll_upgrade(struct master *m)
 		master_abort_upgrade(m, "the new master did not serve in time");
 }
 
-/* Read what the workers' channels carry: only their readiness. */
+/*
+ * Read what the workers' channels carry (only their readiness), and notice
+ * the end of a hand-over this master took from an old one.
+ */
 static void
 master_read_channels(struct master *m, const struct pollfd *pfd, size_t npfd)
 {
@@ -779,6 +788,13 @@ master_read_channels(struct master *m, const struct pollfd *pfd, size_t npfd)
 
 		if (!(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
 			continue;
+		if (pfd[i].fd == m->m_report_fd) {
+			log_info("binary upgrade complete: the previous master "
+			    "has exited");
+			close(m->m_report_fd);
+			m->m_report_fd = -1;
+			continue;
+		}
 		for (j = 0; j < m->m_nw; j++)
 			if (m->m_w[j].w_chan == pfd[i].fd)
 				break;
@@ -878,7 +894,7 @@ master_pollset(struct master *m, struct pollfd **pfdp)
 	struct pollfd *pfd;
 	size_t i, n = 0;
 
-	pfd = realloc(*pfdp, (m->m_nw + 1) * sizeof(*pfd));
+	pfd = realloc(*pfdp, (m->m_nw + 2) * sizeof(*pfd));
 	if (pfd == NULL)
 		return 0;       /* the deadlines still advance the loop */
 	*pfdp = pfd;
@@ -889,7 +905,12 @@ master_pollset(struct master *m, struct pollfd **pfdp)
 		pfd[n].events = POLLIN;
 		pfd[n++].revents = 0;
 	}
-	if (m->m_up_fd != -1) {
+	if (m->m_report_fd != -1 && m->m_reported) {
+		pfd[n].fd = m->m_report_fd;     /* POLLERR: the old one is gone */
+		pfd[n].events = 0;
+		pfd[n++].revents = 0;
+	}
+	if (m->m_up_fd != -1 && !m->m_handed_over) {
 		pfd[n].fd = m->m_up_fd;
 		pfd[n].events = POLLIN;
 		pfd[n++].revents = 0;
@@ -907,7 +928,8 @@ master_timeout(const struct master *m, struct timespec *ts)
 		wake = m->m_stop_deadline;
 	else if (m->m_newcf)
 		wake = m->m_reload_deadline;
-	if (m->m_up_fd != -1 && (wake == 0 || m->m_up_deadline < wake))
+	if (m->m_up_fd != -1 && !m->m_handed_over &&
+	    (wake == 0 || m->m_up_deadline < wake))
 		wake = m->m_up_deadline;
 	if (wake == 0)
 		return NULL;
@@ -946,8 +968,12 @@ master_advance(struct master *m)
 		m->m_ready_notified = 1;
 		if (m->m_report_fd != -1) {
 			/* The old master tells systemd (NotifyAccess=main). */
-			upgrade_report_ready(m->m_report_fd);
-			m->m_report_fd = -1;
+			if (upgrade_report_ready(m->m_report_fd) == 0)
+				m->m_reported = 1;
+			else {
+				close(m->m_report_fd);
+				m->m_report_fd = -1;
+			}
 		} else {
 			master_notify("READY=1\nMAINPID=%ld", (long)getpid());
 			master_status(m);

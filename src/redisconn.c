@@ -22,6 +22,14 @@
  * only once AUTH and SELECT have succeeded: a server that refuses them
  * (a wrong password, a user without the right) is tried again no more
  * often than a server that is down.
+ *
+ * When the sentinels name another primary (sentinel.c), the connection is
+ * dropped at once, failing the commands in flight (what the old primary
+ * answers now may be lost, and nothing is sent twice), and the new one is
+ * connected to without a pause.  When they announce that they are
+ * promoting a replica, the old primary is left at once too, and none is
+ * used until they name the new one: for REDISCONN_FAILOVER_MS at most,
+ * after which they are asked again.
  */
 #include "config.h"
 
@@ -48,9 +56,14 @@
 
 #define REDISCONN_BACKOFF_MIN_MS        50
 #define REDISCONN_BACKOFF_MAX_MS        500
+/*
+ * A sentinel checks the replica it promotes once a second, and announces
+ * the new primary when the replica says it is one: three of those.
+ */
+#define REDISCONN_FAILOVER_MS           3000
 
 enum redisconn_state {
-	RC_IDLE,        /* waiting to retry */
+	RC_IDLE,        /* waiting to retry, or for a failover to end */
 	RC_ASKING,      /* asking the sentinels where the primary is */
 	RC_RESOLVING,   /* evdns lookup of the host */
 	RC_CONNECTING,  /* TCP connect and setup in progress */
@@ -83,6 +96,7 @@ struct redisconn {
 };
 
 static void redisconn_connect(struct redisconn *rc);
+static void redisconn_resolve(struct redisconn *rc);
 
 static void
 redisconn_arm(struct event *ev, int ms)
@@ -169,6 +183,42 @@ redisconn_close(struct redisconn *rc)
 	if (ac)
 		redisAsyncFree(ac);     /* runs the pending callbacks with NULL */
 	redisconn_lost(rc);
+}
+
+/*
+ * Stop whatever is under way, and stay idle: a lookup is cancelled, a
+ * connection closed (its commands get NULL, then down is called), a retry
+ * or a sentinel's question forgotten.  Not inside a hiredis callback of
+ * the connection.
+ */
+static void
+redisconn_abandon(struct redisconn *rc)
+{
+	struct evdns_getaddrinfo_request *req = rc->rc_dnsreq;
+	redisAsyncContext *ac = rc->rc_ac;
+
+	rc->rc_dnsreq = NULL;
+	rc->rc_ac = NULL;
+	rc->rc_state = RC_IDLE;
+	event_del(rc->rc_deadline_ev);
+	event_del(rc->rc_retry_ev);
+	if (req != NULL)
+		evdns_getaddrinfo_cancel(req);
+	if (rc->rc_sentinel)
+		sentinel_unwatch(rc->rc_sentinel);
+	if (ac != NULL) {
+		redisAsyncFree(ac);
+		rc->rc_down(rc->rc_arg);
+	}
+}
+
+/* The primary is at host:port: go there now. */
+static void
+redisconn_goto(struct redisconn *rc, const char *host, int port)
+{
+	snprintf(rc->rc_host, sizeof(rc->rc_host), "%s", host);
+	rc->rc_port = port;
+	redisconn_resolve(rc);
 }
 
 static void
@@ -378,61 +428,36 @@ redisconn_on_resolved(int result, struct evutil_addrinfo *res, void *arg)
 {
 	struct redisconn *rc = arg;
 	char ip[INET6_ADDRSTRLEN];
-	struct evutil_addrinfo *ai;
-	const void *addr;
+	int found;
 
 	if (result == EVUTIL_EAI_CANCEL)
 		return;         /* timed out or closing; already handled */
 	rc->rc_dnsreq = NULL;
-	if (rc->rc_state != RC_RESOLVING) {
-		if (res)
-			evutil_freeaddrinfo(res);
+	found = redisio_resolved(result, res, ip, sizeof(ip)) == 0;
+	if (rc->rc_state != RC_RESOLVING)
 		return;
-	}
 	event_del(rc->rc_deadline_ev);
-	if (result != 0 || res == NULL) {
+	if (!found) {
 		redisconn_failed(rc, "cannot resolve %s:%d: %s", rc->rc_host,
 		    rc->rc_port, evutil_gai_strerror(result));
-		if (res)
-			evutil_freeaddrinfo(res);
 		redisconn_schedule_retry(rc);
 		return;
 	}
-	/*
-	 * Prefer IPv4: "localhost" resolves to ::1 as well, and Redis is often
-	 * bound to 127.0.0.1 only.
-	 */
-	for (ai = res; ai != NULL; ai = ai->ai_next)
-		if (ai->ai_family == AF_INET)
-			break;
-	if (ai == NULL)
-		ai = res;
-	if (ai->ai_family == AF_INET6)
-		addr = &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
-	else
-		addr = &((struct sockaddr_in *)ai->ai_addr)->sin_addr;
-	evutil_inet_ntop(ai->ai_family, addr, ip, sizeof(ip));
-	evutil_freeaddrinfo(res);
 	redisconn_open(rc, ip);
 }
 
 static void
 redisconn_resolve(struct redisconn *rc)
 {
-	struct evutil_addrinfo hints;
 	struct evdns_getaddrinfo_request *req;
 
 	if (rc->rc_state == RC_CLOSED)
 		return;
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_protocol = IPPROTO_TCP;
 	rc->rc_state = RC_RESOLVING;
 	redisconn_arm(rc->rc_deadline_ev, rc->rc_cf->cf_redis.timeout_ms);
 	/* May call redisconn_on_resolved() before it returns (numeric hosts). */
-	req = evdns_getaddrinfo(rc->rc_dns, rc->rc_host, NULL, &hints,
-	    redisconn_on_resolved, rc);
+	req = redisio_lookup(rc->rc_dns, rc->rc_host, redisconn_on_resolved,
+	    rc);
 	if (req && rc->rc_state == RC_RESOLVING)
 		rc->rc_dnsreq = req;
 }
@@ -453,23 +478,47 @@ redisconn_on_answer(void *arg, const char *host, int port, const char *why)
 	if (strcmp(rc->rc_host, host) != 0 || rc->rc_port != port)
 		log_info("redis: the sentinels say the primary of '%s' is "
 		    "%s:%d", rc->rc_cf->cf_redis.master_name, host, port);
-	snprintf(rc->rc_host, sizeof(rc->rc_host), "%s", host);
-	rc->rc_port = port;
-	redisconn_resolve(rc);
+	redisconn_goto(rc, host, port);
 }
 
-/* The sentinels name another primary than ours: leave this one. */
+/*
+ * The sentinels name host:port as the primary, or (host NULL) are about
+ * to name a new one: leave the one we have or are going to, unless it is
+ * that one.  Called from the sentinels' connections, never this one's.
+ */
 static void
 redisconn_on_moved(void *arg, const char *host, int port)
 {
 	struct redisconn *rc = arg;
+	const char *name = rc->rc_cf->cf_redis.master_name;
+	int going = rc->rc_state == RC_RESOLVING ||
+	    rc->rc_state == RC_CONNECTING || rc->rc_state == RC_READY;
 
-	(void)host;
-	(void)port;
-	if (rc->rc_state != RC_READY)
+	if (rc->rc_state == RC_CLOSED)
 		return;
+	if (host != NULL && going && strcmp(rc->rc_host, host) == 0 &&
+	    rc->rc_port == port)
+		return;
+	if (host == NULL && going)
+		log_warnx("redis: the sentinels are promoting a replica of "
+		    "'%s'; leaving %s:%d until they name it", name,
+		    rc->rc_host, rc->rc_port);
+	else if (host == NULL)
+		log_warnx("redis: the sentinels are promoting a replica of "
+		    "'%s'; waiting until they name it", name);
+	else if (going)
+		log_warnx("redis: the sentinels moved the primary of '%s' to "
+		    "%s:%d; leaving %s:%d", name, host, port, rc->rc_host,
+		    rc->rc_port);
+	else
+		log_warnx("redis: the sentinels moved the primary of '%s' to "
+		    "%s:%d", name, host, port);
+	redisconn_abandon(rc);
 	rc->rc_failing = 1;
-	redisconn_close(rc);    /* a different connection than the sentinel's */
+	if (host == NULL)
+		redisconn_arm(rc->rc_retry_ev, REDISCONN_FAILOVER_MS);
+	else
+		redisconn_goto(rc, host, port);
 }
 
 static void
@@ -501,14 +550,14 @@ redisconn_new(struct event_base *base, const struct conf *cf,
 	rc->rc_arg = arg;
 	snprintf(rc->rc_host, sizeof(rc->rc_host), "%s", cf->cf_redis.host);
 	rc->rc_port = cf->cf_redis.port;
-	if (cf->cf_redis.nsentinels > 0) {
-		snprintf(rc->rc_host, sizeof(rc->rc_host), "(%s)",
-		    cf->cf_redis.master_name);
-		rc->rc_sentinel = sentinel_new(base, cf, redisconn_on_answer,
-		    redisconn_on_moved, rc);
-	}
 	rc->rc_dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
 	    EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	if (cf->cf_redis.nsentinels > 0 && rc->rc_dns != NULL) {
+		snprintf(rc->rc_host, sizeof(rc->rc_host), "(%s)",
+		    cf->cf_redis.master_name);
+		rc->rc_sentinel = sentinel_new(base, rc->rc_dns, cf,
+		    redisconn_on_answer, redisconn_on_moved, rc);
+	}
 	rc->rc_retry_ev = evtimer_new(base, redisconn_on_retry, rc);
 	rc->rc_deadline_ev = evtimer_new(base, redisconn_on_deadline, rc);
 	if (rc->rc_dns == NULL || rc->rc_retry_ev == NULL ||

@@ -23,8 +23,11 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 
+#include <event2/dns.h>
 #include <event2/event.h>
+#include <event2/util.h>
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
 
@@ -181,5 +184,44 @@ redisio_attach(redisAsyncContext *ac, struct event_base *base)
 	ac->ev.addWrite = redisio_add_write;
 	ac->ev.delWrite = redisio_del_write;
 	ac->ev.cleanup = redisio_cleanup;
+	return 0;
+}
+
+struct evdns_getaddrinfo_request *
+redisio_lookup(struct evdns_base *dns, const char *host,
+    evdns_getaddrinfo_cb cb, void *arg)
+{
+	struct evutil_addrinfo hints;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_protocol = IPPROTO_TCP;
+	return evdns_getaddrinfo(dns, host, NULL, &hints, cb, arg);
+}
+
+int
+redisio_resolved(int result, struct evutil_addrinfo *res, char *ip,
+    size_t iplen)
+{
+	const struct evutil_addrinfo *ai;
+	const void *addr;
+
+	if (result != 0 || res == NULL) {
+		if (res != NULL)
+			evutil_freeaddrinfo(res);
+		return -1;
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next)
+		if (ai->ai_family == AF_INET)
+			break;
+	if (ai == NULL)
+		ai = res;
+	if (ai->ai_family == AF_INET6)
+		addr = &((const struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
+	else
+		addr = &((const struct sockaddr_in *)ai->ai_addr)->sin_addr;
+	evutil_inet_ntop(ai->ai_family, addr, ip, iplen);
+	evutil_freeaddrinfo(res);
 	return 0;
 }

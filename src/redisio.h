@@ -4,6 +4,11 @@
 #ifndef HITCOUNTD_REDISIO_H
 #define HITCOUNTD_REDISIO_H
 
+#include <stddef.h>
+
+#include <event2/dns.h>
+#include <event2/util.h>
+
 struct event_base;
 struct redisAsyncContext;
 
@@ -18,5 +23,25 @@ struct redisAsyncContext;
  * the caller frees it).
  */
 int redisio_attach(struct redisAsyncContext *ac, struct event_base *base);
+
+/*
+ * Look host up with dns (IPv4 and IPv6 addresses, for TCP), without
+ * blocking: as evdns_getaddrinfo(), cb is called once, before this returns
+ * when the answer is at hand (an address, a name in /etc/hosts, an error),
+ * and then NULL is returned; else with the request returned, which
+ * evdns_getaddrinfo_cancel() gives up (cb then gets EVUTIL_EAI_CANCEL).
+ */
+struct evdns_getaddrinfo_request *redisio_lookup(struct evdns_base *dns,
+    const char *host, evdns_getaddrinfo_cb cb, void *arg);
+
+/*
+ * What a lookup's cb got (not EVUTIL_EAI_CANCEL): 0 with the address to
+ * connect to in ip as text (INET6_ADDRSTRLEN bytes are enough), or -1 if
+ * the lookup failed.  The first IPv4 address is chosen, else the first:
+ * "localhost" resolves to ::1 as well, and Redis is often bound to
+ * 127.0.0.1 only.  res is freed.
+ */
+int redisio_resolved(int result, struct evutil_addrinfo *res, char *ip,
+    size_t iplen);
 
 #endif

@@ -9,12 +9,21 @@
  * what the workers wrote to it then would be lost when it is demoted.  So
  * the sentinels' word is followed as soon as it changes.
  *
+ * Sooner still, by what the sentinels publish (sentinelsub.c): the switch
+ * (+switch-master, from every sentinel) and the promoted replica's new
+ * role (+promoted-slave) name the new primary at once; and the start of
+ * the promotion (+failover-state-send-slaveof-noone, a moment before the
+ * replica is told) says that the old primary is about to be left behind,
+ * and that what it takes from then on may be lost.  The question remains
+ * for what a subscription misses.
+ *
  * The sentinels are asked in turn, one connection at a time, each
  * question within timeout_ms on this file's own timer; one that fails is
- * passed over for the next one next time.  They are given as addresses
- * (they are what is asked when names may be moving), so no lookup is done
- * here.  A question for a new connection replaces a periodic one still
- * out.
+ * passed over for the next one next time.  A sentinel given by name is
+ * looked up first, with the worker's evdns (as redisconn.c does for the
+ * primary), within the same timeout_ms: hiredis would call the blocking
+ * getaddrinfo(), and stall every client of the worker, once a second.  A
+ * question for a new connection replaces a periodic one still out.
  */
 #include "config.h"
 
@@ -22,8 +31,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 
+#include <event2/dns.h>
 #include <event2/event.h>
+#include <event2/util.h>
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
 
@@ -31,8 +43,18 @@
 #include "log.h"
 #include "redisio.h"
 #include "sentinel.h"
+#include "sentinelsub.h"
+#include "util.h"
 
 #define SENTINEL_CHECK_MS       1000
+
+/* What the sentinels publish that is followed here. */
+static const char *const sentinel_channels[] = {
+	"+switch-master",       /* NAME OLD-IP OLD-PORT NEW-IP NEW-PORT */
+	"+promoted-slave",      /* slave IP:PORT IP PORT @ NAME IP PORT */
+	"+failover-state-send-slaveof-noone",           /* the same */
+	NULL
+};
 
 enum sentinel_doing {
 	SN_IDLE,
@@ -42,17 +64,21 @@ enum sentinel_doing {
 
 struct sentinel {
 	struct event_base *sn_base;
+	struct evdns_base *sn_dns;
 	const struct conf *sn_cf;
+	struct evdns_getaddrinfo_request *sn_dnsreq;   /* looking it up */
 	redisAsyncContext *sn_ac;       /* the sentinel being asked */
 	enum sentinel_doing sn_doing;
 	size_t sn_next;                 /* which one to ask next */
 	char sn_asked[300];             /* its "host:port", for the log */
+	int sn_asked_port;
 	struct event *sn_deadline_ev;   /* the question's timeout_ms */
 	struct event *sn_check_ev;      /* once a second while watching */
 	int sn_watching;
 	char sn_host[256];              /* the primary being watched */
 	int sn_port;
 	int sn_complained;              /* about a check's answer, this watch */
+	struct sentinelsub *sn_sub;     /* the announcements */
 	sentinel_answer_cb *sn_answer;
 	sentinel_moved_cb *sn_moved;
 	void *sn_arg;
@@ -62,11 +88,15 @@ struct sentinel {
 static void
 sentinel_close(struct sentinel *s)
 {
+	struct evdns_getaddrinfo_request *req = s->sn_dnsreq;
 	redisAsyncContext *ac = s->sn_ac;
 
+	s->sn_dnsreq = NULL;
 	s->sn_ac = NULL;
 	s->sn_doing = SN_IDLE;
 	event_del(s->sn_deadline_ev);
+	if (req != NULL)
+		evdns_getaddrinfo_cancel(req);
 	if (ac != NULL)
 		redisAsyncFree(ac);
 }
@@ -178,9 +208,6 @@ sentinel_check_reply(struct sentinel *s, const redisReply *reply)
 	}
 	if (strcmp(host, s->sn_host) == 0 && port == s->sn_port)
 		return;
-	log_warnx("redis: the sentinels moved the primary of '%s' to %s:%d; "
-	    "leaving %s:%d", s->sn_cf->cf_redis.master_name, host, port,
-	    s->sn_host, s->sn_port);
 	sentinel_unwatch(s);
 	s->sn_moved(s->sn_arg, host, port);
 }
@@ -267,61 +294,97 @@ sentinel_on_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	struct sentinel *s = arg;
 	enum sentinel_doing doing = s->sn_doing;
+	int looking_up;
 
 	(void)fd;
 	(void)what;
 	if (doing == SN_IDLE)
 		return;
+	looking_up = s->sn_dnsreq != NULL;
 	sentinel_close(s);
-	sentinel_failed(s, doing, "no answer from sentinel %s within %d ms",
-	    s->sn_asked, s->sn_cf->cf_redis.timeout_ms);
+	if (looking_up)
+		sentinel_failed(s, doing, "cannot look up sentinel %s: no "
+		    "answer within %d ms", s->sn_asked,
+		    s->sn_cf->cf_redis.timeout_ms);
+	else
+		sentinel_failed(s, doing, "no answer from sentinel %s within "
+		    "%d ms", s->sn_asked, s->sn_cf->cf_redis.timeout_ms);
 }
 
-/*
- * Connect to the next sentinel and put the question.  Returns 0, or -1
- * after sentinel_failed().
- */
-static int
-sentinel_put(struct sentinel *s, enum sentinel_doing doing)
+/* Connect to the sentinel looked up, at ip, and put the question. */
+static void
+sentinel_connect(struct sentinel *s, const char *ip)
 {
 	const struct conf *cf = s->sn_cf;
-	const char *spec = cf->cf_redis.sentinels[s->sn_next %
-	    cf->cf_redis.nsentinels];
-	int ms = cf->cf_redis.timeout_ms, port;
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	enum sentinel_doing doing = s->sn_doing;
 	redisAsyncContext *ac;
-	char host[256];
 
-	snprintf(s->sn_asked, sizeof(s->sn_asked), "%s", spec);
-	if (conf_split_hostport(spec, host, sizeof(host), &port) == -1) {
-		sentinel_failed(s, doing, "bad sentinel '%s'", spec);
-		return -1;
-	}
-	ac = redisAsyncConnect(host, port);
+	ac = redisAsyncConnect(ip, s->sn_asked_port);
 	if (ac == NULL || ac->err || redisio_attach(ac, s->sn_base) == -1) {
-		sentinel_failed(s, doing, "cannot reach sentinel %s: %s", spec,
-		    ac && ac->err ? ac->errstr : "out of memory");
+		sentinel_close(s);
+		sentinel_failed(s, doing, "cannot reach sentinel %s: %s",
+		    s->sn_asked, ac && ac->err ? ac->errstr : "out of memory");
 		if (ac)
 			redisAsyncFree(ac);
-		return -1;
+		return;
 	}
 	ac->data = s;
 	redisAsyncSetConnectCallback(ac, sentinel_on_connected);
 	redisAsyncSetDisconnectCallback(ac, sentinel_on_disconnected);
 	s->sn_ac = ac;
-	s->sn_doing = doing;
-	if (cf->cf_redis.sentinel_password[0] &&
-	    cf->cf_redis.sentinel_username[0])
-		redisAsyncCommand(ac, NULL, NULL, "AUTH %s %s",
-		    cf->cf_redis.sentinel_username,
-		    cf->cf_redis.sentinel_password);
-	else if (cf->cf_redis.sentinel_password[0])
-		redisAsyncCommand(ac, NULL, NULL, "AUTH %s",
-		    cf->cf_redis.sentinel_password);
+	sentinel_auth(cf, ac);
 	redisAsyncCommand(ac, sentinel_on_reply, s,
 	    "SENTINEL get-master-addr-by-name %s", cf->cf_redis.master_name);
+}
+
+static void
+sentinel_on_resolved(int result, struct evutil_addrinfo *res, void *arg)
+{
+	struct sentinel *s = arg;
+	enum sentinel_doing doing;
+	char ip[INET6_ADDRSTRLEN];
+
+	if (result == EVUTIL_EAI_CANCEL)
+		return;         /* given up on (sentinel_close()): s may be gone */
+	doing = s->sn_doing;
+	s->sn_dnsreq = NULL;
+	if (redisio_resolved(result, res, ip, sizeof(ip)) == 0) {
+		sentinel_connect(s, ip);
+		return;
+	}
+	sentinel_close(s);
+	sentinel_failed(s, doing, "cannot look up sentinel %s: %s",
+	    s->sn_asked, evutil_gai_strerror(result));
+}
+
+/*
+ * Look up the next sentinel, then connect to it and put the question;
+ * all within timeout_ms.  A failure is reported by sentinel_failed(),
+ * possibly before this returns.
+ */
+static void
+sentinel_put(struct sentinel *s, enum sentinel_doing doing)
+{
+	const struct conf *cf = s->sn_cf;
+	const char *spec = cf->cf_redis.sentinels[s->sn_next %
+	    cf->cf_redis.nsentinels];
+	int ms = cf->cf_redis.timeout_ms;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	struct evdns_getaddrinfo_request *req;
+	char host[256];
+
+	snprintf(s->sn_asked, sizeof(s->sn_asked), "%s", spec);
+	if (conf_split_hostport(spec, host, sizeof(host),
+	    &s->sn_asked_port) == -1) {
+		sentinel_failed(s, doing, "bad sentinel '%s'", spec);
+		return;
+	}
+	s->sn_doing = doing;
 	event_add(s->sn_deadline_ev, &tv);
-	return 0;
+	/* An address, or a name in /etc/hosts, is answered before this returns. */
+	req = redisio_lookup(s->sn_dns, host, sentinel_on_resolved, s);
+	if (req != NULL)
+		s->sn_dnsreq = req;
 }
 
 static void
@@ -331,26 +394,114 @@ sentinel_on_check(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (s->sn_watching && s->sn_ac == NULL)
+	if (s->sn_watching && s->sn_doing == SN_IDLE)
 		sentinel_put(s, SN_CHECKING);
 }
 
+/*
+ * A sentinel announced that the primary is now host:port (a string from
+ * the message), or, host NULL, that a replica is being promoted.
+ */
+static void
+sentinel_announced(struct sentinel *s, const char *channel, const char *host,
+    const char *port_text)
+{
+	int port = 0;
+
+	if (host != NULL) {
+		port = sentinel_port(port_text);
+		if (port == -1 || strlen(host) >= sizeof(s->sn_host)) {
+			log_warnx("redis: a sentinel announced %s for '%s' with "
+			    "a bad address '%.64s:%.16s'; ignored", channel,
+			    s->sn_cf->cf_redis.master_name, host, port_text);
+			return;
+		}
+		if (s->sn_watching && strcmp(host, s->sn_host) == 0 &&
+		    port == s->sn_port)
+			return;         /* where we are (one per sentinel) */
+	}
+	log_debug("redis: a sentinel announced %s for '%s'", channel,
+	    s->sn_cf->cf_redis.master_name);
+	sentinel_unwatch(s);
+	s->sn_moved(s->sn_arg, host, port);
+}
+
+/* Split text, in place, into at most n words; returns how many, or -1. */
+static int
+sentinel_words(char *text, char **word, int n)
+{
+	char *save = NULL, *w;
+	int i = 0;
+
+	for (w = strtok_r(text, " ", &save); w != NULL;
+	    w = strtok_r(NULL, " ", &save)) {
+		if (i == n)
+			return -1;
+		word[i++] = w;
+	}
+	return i;
+}
+
+/* A message on one of sentinel_channels[]: is it about our primary? */
+static void
+sentinel_on_announcement(void *arg, const char *channel, const char *message)
+{
+	struct sentinel *s = arg;
+	const char *name = s->sn_cf->cf_redis.master_name;
+	char text[1024], *w[8];
+	int n;
+
+	if (strlen(message) >= sizeof(text))
+		return;
+	strcpy(text, message);
+	n = sentinel_words(text, w, (int)nitems(w));
+	if (strcmp(channel, "+switch-master") == 0) {
+		if (n == 5 && strcmp(w[0], name) == 0)
+			sentinel_announced(s, channel, w[3], w[4]);
+		return;
+	}
+	if (n != 8 || strcmp(w[4], "@") != 0 || strcmp(w[5], name) != 0)
+		return;
+	if (strcmp(channel, "+promoted-slave") == 0)
+		sentinel_announced(s, channel, w[2], w[3]);
+	else
+		sentinel_announced(s, channel, NULL, NULL);
+}
+
+void
+sentinel_auth(const struct conf *cf, redisAsyncContext *ac)
+{
+	if (cf->cf_redis.sentinel_password[0] &&
+	    cf->cf_redis.sentinel_username[0])
+		redisAsyncCommand(ac, NULL, NULL, "AUTH %s %s",
+		    cf->cf_redis.sentinel_username,
+		    cf->cf_redis.sentinel_password);
+	else if (cf->cf_redis.sentinel_password[0])
+		redisAsyncCommand(ac, NULL, NULL, "AUTH %s",
+		    cf->cf_redis.sentinel_password);
+}
+
 struct sentinel *
-sentinel_new(struct event_base *base, const struct conf *cf,
-    sentinel_answer_cb *answer, sentinel_moved_cb *moved, void *arg)
+sentinel_new(struct event_base *base, struct evdns_base *dns,
+    const struct conf *cf, sentinel_answer_cb *answer,
+    sentinel_moved_cb *moved, void *arg)
 {
 	struct sentinel *s = calloc(1, sizeof(*s));
 
 	if (s == NULL)
 		return NULL;
 	s->sn_base = base;
+	s->sn_dns = dns;
 	s->sn_cf = cf;
 	s->sn_answer = answer;
 	s->sn_moved = moved;
 	s->sn_arg = arg;
 	s->sn_deadline_ev = evtimer_new(base, sentinel_on_deadline, s);
 	s->sn_check_ev = event_new(base, -1, EV_PERSIST, sentinel_on_check, s);
-	if (s->sn_deadline_ev == NULL || s->sn_check_ev == NULL) {
+	s->sn_sub = sentinelsub_new(base, dns, cf, sentinel_channels,
+	    sentinel_on_announcement, s);
+	if (s->sn_deadline_ev == NULL || s->sn_check_ev == NULL ||
+	    s->sn_sub == NULL) {
 		sentinel_free(s);
 		return NULL;
 	}
@@ -360,6 +511,7 @@ sentinel_new(struct event_base *base, const struct conf *cf,
 void
 sentinel_ask(struct sentinel *s)
 {
+	sentinelsub_start(s->sn_sub);
 	sentinel_unwatch(s);
 	sentinel_close(s);      /* a question still out: this one replaces it */
 	sentinel_put(s, SN_ASKING);
@@ -391,6 +543,7 @@ sentinel_free(struct sentinel *s)
 {
 	if (s == NULL)
 		return;
+	sentinelsub_free(s->sn_sub);
 	sentinel_close(s);
 	if (s->sn_deadline_ev)
 		event_free(s->sn_deadline_ev);

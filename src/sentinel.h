@@ -5,7 +5,9 @@
 #define HITCOUNTD_SENTINEL_H
 
 struct event_base;
+struct evdns_base;
 struct conf;
+struct redisAsyncContext;
 struct sentinel;
 
 /*
@@ -15,23 +17,33 @@ struct sentinel;
 typedef void sentinel_answer_cb(void *arg, const char *host, int port,
     const char *why);
 
-/* The sentinels now name host:port, not the primary being watched. */
+/*
+ * The sentinels now name host:port as the primary: a check found that it
+ * is not the one being watched, or a sentinel announced it (any time
+ * after the first sentinel_ask(), possibly where the caller is already
+ * going).  Or, host NULL, a sentinel announced that it is promoting a
+ * replica: the primary is about to be another, not yet known.  The watch
+ * has ended either way.
+ */
 typedef void sentinel_moved_cb(void *arg, const char *host, int port);
 
 /*
  * Ask the sentinels of cf->cf_redis (at least one) about the primary
- * named cf_redis.master_name, on base.  cf must outlive the sentinel.
- * Returns NULL on allocation failure.
+ * named cf_redis.master_name, on base; sentinels given by name are looked
+ * up with dns.  cf and dns must outlive the sentinel.  Returns NULL on
+ * allocation failure.
  */
-struct sentinel *sentinel_new(struct event_base *base, const struct conf *cf,
-    sentinel_answer_cb *answer, sentinel_moved_cb *moved, void *arg);
+struct sentinel *sentinel_new(struct event_base *base, struct evdns_base *dns,
+    const struct conf *cf, sentinel_answer_cb *answer,
+    sentinel_moved_cb *moved, void *arg);
 
 /*
  * Ask the next sentinel in turn where the primary is; answer is called
  * exactly once, within timeout_ms, possibly before this returns.  A check
  * (sentinel_watch()) or an earlier question still out is given up, without
  * an answer.  An answer with a port that is not a decimal number from 1 to
- * 65535 counts as no answer.
+ * 65535 counts as no answer.  The first call also subscribes to the
+ * sentinels' announcements (sentinelsub.c), for as long as s lives.
  */
 void sentinel_ask(struct sentinel *s);
 
@@ -48,5 +60,12 @@ void sentinel_unwatch(struct sentinel *s);
 
 /* Free s and close any connection to a sentinel; no callback is called. */
 void sentinel_free(struct sentinel *s);
+
+/*
+ * Queue on ac, a new connection to a sentinel, what must come before any
+ * command: AUTH, when cf has a sentinel password.  Its reply is not
+ * looked at: a refused AUTH makes the command behind it fail.
+ */
+void sentinel_auth(const struct conf *cf, struct redisAsyncContext *ac);
 
 #endif

@@ -177,14 +177,16 @@ upgrade_inherited(int *activated)
 	return (int)fd;
 }
 
-void
+int
 upgrade_report_ready(int fd)
 {
 	char buf[32];
 	int n;
 
 	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
-	if (write(fd, buf, (size_t)n) != n)
+	if (write(fd, buf, (size_t)n) != n) {
 		log_warn("binary upgrade: report to the old master");
-	close(fd);
+		return -1;
+	}
+	return 0;
 }

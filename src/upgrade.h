@@ -39,7 +39,12 @@ int upgrade_poll(int fd, pid_t *newpid);
  */
 int upgrade_inherited(int *activated);
 
-/* New master: report that it serves, then close fd. */
-void upgrade_report_ready(int fd);
+/*
+ * New master: report on fd that it serves.  Keep fd open: the old master
+ * keeps its end until it has drained and exited, so that fd's end of file
+ * (POLLERR on this end) tells when the hand-over is complete.  Returns 0,
+ * or -1 (the old master is gone already).
+ */
+int upgrade_report_ready(int fd);
 
 #endif

@@ -284,8 +284,10 @@ REDIS_DOWN = ("redis: lost connection to ", "redis: cannot connect to ",
               "redis: no reply within ", "redis: connection setup failed",
               "is not the primary; asking the sentinels",
               "redis: the sentinels moved the primary",
+              "redis: the sentinels are promoting a replica",
               "redis: cannot resolve ", "redis: no answer from sentinel ",
               "redis: cannot reach sentinel ",
+              "redis: cannot look up sentinel ",
               "redis: sentinel has no primary for ", "redis: bad sentinel ")
 
 

@@ -9,11 +9,15 @@ sentinels, nginx) in e2e_servers.py.
 """
 
 import contextlib
+import heapq
 import os
+import select
 import shutil
 import signal
 import socket
+import struct
 import tempfile
+import threading
 import time
 
 import pytest
@@ -347,3 +351,103 @@ def made_by(make, clean):
     yield factory
     for thing in made:
         clean(thing)
+
+
+# --------------------------------------------------------------------------
+# a slow DNS server, and a daemon that uses it (tests/e2e/test_reload.py,
+# tests/e2e/test_sentinel_dns.py)
+# --------------------------------------------------------------------------
+
+class SlowDNS:
+    """A DNS server on 127.0.0.1 (a free UDP port) that knows one name:
+    an A query for it gets 127.0.0.1, an AAAA query no address (NOERROR,
+    empty), any other name NXDOMAIN, each after delay seconds.  queries
+    lists (time received, source port, name, type) of every query."""
+
+    def __init__(self, name, delay):
+        self.name = name.lower()
+        self.delay = delay
+        self.queries = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _answer(self, query):
+        qid, qflags = struct.unpack("!HH", query[:4])
+        labels, i = [], 12
+        while query[i]:
+            labels.append(query[i + 1:i + 1 + query[i]].decode("ascii"))
+            i += 1 + query[i]
+        qtype, = struct.unpack("!H", query[i + 1:i + 3])
+        name = ".".join(labels)
+        question = query[12:i + 5]
+        answers = b""
+        rcode = 0 if name.lower() == self.name else 3      # NXDOMAIN
+        if rcode == 0 and qtype == 1:                      # A
+            answers = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + \
+                socket.inet_aton("127.0.0.1")
+        flags = 0x8400 | (qflags & 0x0100) | 0x0080 | rcode  # QR AA RD RA
+        head = struct.pack("!HHHHHH", qid, flags, 1,
+                           1 if answers else 0, 0, 0)
+        return name, qtype, head + question + answers
+
+    def _serve(self):
+        due = []                        # (when, seq, reply, address)
+        seq = 0
+        while not self._stop.is_set():
+            wait = 0.05 if not due else max(
+                0.0, min(0.05, due[0][0] - time.monotonic()))
+            if select.select([self.sock], [], [], wait)[0]:
+                query, addr = self.sock.recvfrom(4096)
+                now = time.monotonic()
+                try:
+                    name, qtype, reply = self._answer(query)
+                except (IndexError, struct.error, UnicodeDecodeError):
+                    continue
+                self.queries.append((now, addr[1], name, qtype))
+                seq += 1
+                heapq.heappush(due, (now + self.delay, seq, reply, addr))
+            while due and due[0][0] <= time.monotonic():
+                _, _, reply, addr = heapq.heappop(due)
+                try:
+                    self.sock.sendto(reply, addr)
+                except OSError:
+                    pass
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()
+
+
+
+def resolv_conf_prefix(path):
+    """A wrapper that runs the daemon in a mount namespace of its own,
+    where /etc/resolv.conf is path, and execs it (the pid stays)."""
+    require_tool("mount", "mount")
+    return [require_tool("unshare", "util-linux"),
+            "--mount", "--propagation", "private",
+            "sh", "-c", 'f=$1; shift; '
+            'mount --bind "$f" /etc/resolv.conf && exec "$@"', "sh", path]
+
+
+def private_resolv_conf(dns, directory):
+    """Write DIRECTORY/resolv.conf naming the SlowDNS dns, and return
+    (prefix, path): prefix is an argv to put before the daemon so that it
+    runs in a mount namespace of its own where /etc/resolv.conf is that
+    file (the host's file is left alone, no query leaves 127.0.0.1).
+    Fails the test without root or without unshare (util-linux)."""
+    import pytest
+    if os.geteuid() != 0:
+        pytest.fail("needs root: a mount namespace for /etc/resolv.conf")
+    if shutil.which("unshare") is None:
+        pytest.fail("unshare is not installed (Debian package util-linux)")
+    path = os.path.join(str(directory), "resolv.conf")
+    with open(path, "w") as f:
+        # evdns (not the libc resolver) reads it: it takes an address:port
+        f.write("nameserver 127.0.0.1:%d\n" % dns.port)
+    os.chmod(path, 0o644)               # read by the workers, as nobody
+    return resolv_conf_prefix(path), path

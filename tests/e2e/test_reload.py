@@ -19,23 +19,20 @@ namespace of its own (unshare; needs root) where /etc/resolv.conf names
 that server: the host's file is left alone, no query leaves 127.0.0.1.
 """
 
-import heapq
 import json
 import os
-import select
 import signal
-import socket
-import struct
 import subprocess
 import threading
 import time
 
 import pytest
 
-from e2e_helpers import (free_port, listeners_of, patience, port_refuses,
+from e2e_daemon import log_count, log_lines, wait_log
+from e2e_helpers import (SlowDNS, free_port, listeners_of, patience,
+                         port_refuses, private_resolv_conf,
                          require_tool, wait_for)
 from e2e_http import WRK, assert_wrk_lost_nothing, get, serves
-from e2e_daemon import log_count, log_lines, wait_log
 
 
 # --------------------------------------------------------------------------
@@ -339,71 +336,6 @@ DNS_NAME = "redis.hitcountd.test"      # a reserved TLD: never a real name
 DNS_DELAY = 0.4                        # seconds before every answer
 
 
-class SlowDNS:
-    """A DNS server on 127.0.0.1 (a free UDP port) that knows one name:
-    an A query for it gets 127.0.0.1, an AAAA query no address (NOERROR,
-    empty), any other name NXDOMAIN, each after delay seconds.  queries
-    lists (time received, source port, name, type) of every query."""
-
-    def __init__(self, name, delay):
-        self.name = name.lower()
-        self.delay = delay
-        self.queries = []
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _answer(self, query):
-        qid, qflags = struct.unpack("!HH", query[:4])
-        labels, i = [], 12
-        while query[i]:
-            labels.append(query[i + 1:i + 1 + query[i]].decode("ascii"))
-            i += 1 + query[i]
-        qtype, = struct.unpack("!H", query[i + 1:i + 3])
-        name = ".".join(labels)
-        question = query[12:i + 5]
-        answers = b""
-        rcode = 0 if name.lower() == self.name else 3      # NXDOMAIN
-        if rcode == 0 and qtype == 1:                      # A
-            answers = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + \
-                socket.inet_aton("127.0.0.1")
-        flags = 0x8400 | (qflags & 0x0100) | 0x0080 | rcode  # QR AA RD RA
-        head = struct.pack("!HHHHHH", qid, flags, 1,
-                           1 if answers else 0, 0, 0)
-        return name, qtype, head + question + answers
-
-    def _serve(self):
-        due = []                        # (when, seq, reply, address)
-        seq = 0
-        while not self._stop.is_set():
-            wait = 0.05 if not due else max(
-                0.0, min(0.05, due[0][0] - time.monotonic()))
-            if select.select([self.sock], [], [], wait)[0]:
-                query, addr = self.sock.recvfrom(4096)
-                now = time.monotonic()
-                try:
-                    name, qtype, reply = self._answer(query)
-                except (IndexError, struct.error, UnicodeDecodeError):
-                    continue
-                self.queries.append((now, addr[1], name, qtype))
-                seq += 1
-                heapq.heappush(due, (now + self.delay, seq, reply, addr))
-            while due and due[0][0] <= time.monotonic():
-                _, _, reply, addr = heapq.heappop(due)
-                try:
-                    self.sock.sendto(reply, addr)
-                except OSError:
-                    pass
-
-    def close(self):
-        self._stop.set()
-        self._thread.join(5)
-        self.sock.close()
-
-
 @pytest.fixture
 def slow_dns():
     srv = SlowDNS(DNS_NAME, DNS_DELAY)
@@ -413,40 +345,26 @@ def slow_dns():
         srv.close()
 
 
-def resolv_conf_prefix(path):
-    """A wrapper that runs the daemon in a mount namespace of its own,
-    where /etc/resolv.conf is path, and execs it (the pid stays)."""
-    require_tool("mount", "mount")
-    return [require_tool("unshare", "util-linux"),
-            "--mount", "--propagation", "private",
-            "sh", "-c", 'f=$1; shift; '
-            'mount --bind "$f" /etc/resolv.conf && exec "$@"', "sh", path]
-
-
 def test_new_workers_serve_only_once_redis_host_resolved(
         daemon_factory, redis_server, slow_dns, tmp_path):
     """A new worker (reload, TTIN) takes clients only once its first
     attempt to reach Redis has ended: while it resolves the Redis host the
     old workers serve, and not one client gets 503."""
-    if os.geteuid() != 0:
-        pytest.fail("needs root: a mount namespace for /etc/resolv.conf")
     n_hups = 4
-    resolv = tmp_path / "resolv.conf"
-    # evdns (not the libc resolver) reads it: it takes an address:port
-    resolv.write_text("nameserver 127.0.0.1:%d\n" % slow_dns.port)
-    resolv.chmod(0o644)                 # read by the workers, as nobody
+    prefix, resolv = private_resolv_conf(slow_dns, tmp_path)
     with open("/etc/resolv.conf") as f:
         host_resolv = f.read()
     # timeout_ms also bounds the first attempt: well above DNS_DELAY
-    d = daemon_factory(workers=2, prefix=resolv_conf_prefix(str(resolv)),
+    d = daemon_factory(workers=2, prefix=prefix,
                        redis={"host": DNS_NAME, "timeout_ms": 3000})
     # the wrapper exec'd the daemon, in its own mount namespace
     assert os.path.realpath("/proc/%d/exe" % d.pid) == \
         os.path.realpath(d.binary)
     assert os.readlink("/proc/%d/ns/mnt" % d.pid) != \
         os.readlink("/proc/self/ns/mnt")
-    with open("/proc/%d/root/etc/resolv.conf" % d.pid) as f:
-        assert f.read() == resolv.read_text()
+    with open("/proc/%d/root/etc/resolv.conf" % d.pid) as f, \
+            open(resolv) as g:
+        assert f.read() == g.read()
     d.wait_workers(2)
     # (before the fix the first workers too served, 503, until then)
     wait_log(d, "redis: connected to", 2)

@@ -13,8 +13,8 @@ a real topology (primary + replica + three sentinels; e2e_servers.py).
 - test_sentinel_manual_failover: SENTINEL FAILOVER (the old primary stays
   up, a writable primary, until the sentinels demote it ~10 s later): with
   min_replicas_acked = 1 no visit answered 200 may be lost; with 0, the
-  workers must leave the old primary within 2 s of the switch (they ask
-  the sentinels every second) and no visit answered after that is lost.
+  workers leave the old primary when the promotion starts, and at most
+  0.1 s of load may be lost.
 - test_min_replicas_acked_under_load: WAIT timing out under concurrent
   load must not drop the Redis connection.
 
@@ -22,6 +22,7 @@ Sentinels that give answers a real one would not are in
 test_sentinel_answers.py.
 """
 
+import socket
 import threading
 import time
 
@@ -31,7 +32,7 @@ from e2e_helpers import patience, wait_for
 from e2e_http import LoadClients, get, visits_from_body
 from e2e_metrics import metric_value
 from e2e_daemon import wait_all_workers_ready
-from e2e_servers import (MASTER_NAME, RespError, Topology, redis_info,
+from e2e_servers import (MASTER_NAME, Resp, RespError, Topology, redis_info,
                          sentinel_redis_section)
 
 
@@ -62,6 +63,43 @@ def _start_sentinel_daemon(bare_daemon_factory, run_hitcountd, topo,
     d.wait_healthy()
     wait_all_workers_ready(d, 2, timeout=5)
     return d
+
+
+class SentinelEvents:
+    """Records the events one sentinel publishes (PSUBSCRIBE *) as
+    {channel: [(time, payload), ...]}, to time a failover's steps."""
+
+    def __init__(self, sentinel):
+        self.conn = Resp(sentinel.port)
+        self.conn.command("PSUBSCRIBE", "*")
+        self.conn.sock.settimeout(None)     # stop() shuts the socket down
+        self.events = {}
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while True:
+            try:
+                msg = self.conn._read()
+            except (OSError, ConnectionError, ValueError):
+                return
+            if isinstance(msg, list) and len(msg) == 4 and \
+                    msg[0] == "pmessage":
+                self.events.setdefault(msg[2], []).append(
+                    (time.monotonic(), msg[3]))
+
+    def first(self, channel):
+        """When channel was first published, or None."""
+        got = self.events.get(channel)
+        return got[0][0] if got else None
+
+    def stop(self):
+        try:
+            self.conn.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.thread.join(5)
+        self.conn.close()
 
 
 class SentinelWatch:
@@ -272,13 +310,25 @@ def test_sentinel_manual_failover(bare_daemon_factory, run_hitcountd,
     answered 200 may be lost: the values stay unique and increasing, and
     the new primary has every one of them.  With min_replicas_acked = 1,
     visits on the old primary get 503 (no replica acknowledges them) until
-    the old primary, demoted, is in sync with the new one."""
+    the old primary, demoted, is in sync with the new one.
+
+    With min_replicas_acked = 0, what the old primary takes after the
+    replica's promotion is lost (lost = 200s minus the new primary's
+    count; the key is new).  Measured on the 2-core test machine, 4
+    clients at 610 to 750 requests/s: 1,115 to 1,395 lost per failover
+    when the workers asked the sentinels once a second (6982cf2, 8 runs;
+    they left the old primary ~2.0 s after SENTINEL FAILOVER, the replica
+    being promoted at ~0.2 s); 590 to 657 when following +switch-master
+    and +promoted-slave only (3 runs); 0 now that they leave it at
+    +failover-state-send-slaveof-noone (6 runs), with 668 to 734 requests
+    answered 503 until +promoted-slave (~0.9 s)."""
     topo = sentinel_topology
     t_begin = time.monotonic()
     d = _start_sentinel_daemon(bare_daemon_factory, run_hitcountd, topo,
                                min_replicas_acked=acked)
     workers = d.wait_workers(2)
     load = LoadClients(d.port, n=4)
+    events = SentinelEvents(topo.sentinels[0])
     load.start()
     try:
         t_load = time.monotonic()
@@ -296,14 +346,15 @@ def test_sentinel_manual_failover(bare_daemon_factory, run_hitcountd,
                  what="the old primary demoted to a replica")
         t_demoted = time.monotonic()
         # a full resync (diskless, after repl-diskless-sync-delay)
-        wait_for(lambda: redis_info(topo.primary.port)
-                 .get("master_link_status") == "up", 15, interval=0.1,
+        wait_for(lambda: redis_info(topo.primary.port).get("master_link_status")
+                 == "up", 15, interval=0.1,
                  what="the old primary in sync with the new one")
         t_synced = time.monotonic()
         wait_for(lambda: time.monotonic() - t_synced >= 2.0, 5,
                  what="2 s of load after the resync")
     finally:
         load.stop()
+        events.stop()
 
     records = load.all()
     oks = [x for x in records if x[3] == 200]
@@ -317,36 +368,54 @@ def test_sentinel_manual_failover(bare_daemon_factory, run_hitcountd,
                  if any(a >= b for a, b in zip(v, v[1:]))]
     final = topo.replica.visits()
     lost = sum(1 for v in values if v > final)
-    print("manual failover (min_replicas_acked=%d): sentinels switched "
-          "+%.3f s, old primary demoted +%.3f s, in sync +%.3f s after "
-          "SENTINEL FAILOVER; %d failures (%r), last +%.3f s; %d 200s, "
-          "%d duplicate values, %d connections not increasing; new primary "
-          "%d, max value answered %d, %d answered values above it; whole "
-          "test %.1f s"
-          % (acked, t_switch - t_fo, t_demoted - t_fo, t_synced - t_fo,
+    # the key was new: every 200 should be in the new primary's count
+    missing = len(oks) - final
+    rate = len(oks) / max(1e-9, records[-1][1] - records[0][0])
+
+    def when(channel):
+        t = events.first(channel)
+        return "+%.3f s" % (t - t_fo) if t is not None else "never"
+    print("manual failover (min_replicas_acked=%d): REPLICAOF NO ONE sent "
+          "%s, +promoted-slave %s, +switch-master %s, all "
+          "sentinels switched +%.3f s, old primary demoted +%.3f s, in sync "
+          "+%.3f s after SENTINEL FAILOVER; %d failures (%r), last +%.3f s; "
+          "%d 200s (%.0f/s), %d duplicate values, %d connections not "
+          "increasing; new primary %d, max value answered %d, %d answered "
+          "values above it; LOST %d (200s minus the new primary's count); "
+          "whole test %.1f s"
+          % (acked, when("+failover-state-wait-promotion"),
+             when("+promoted-slave"), when("+switch-master"),
+             t_switch - t_fo, t_demoted - t_fo, t_synced - t_fo,
              len(fails), sorted(set(x[3] for x in fails), key=str),
-             max([x[1] - t_fo for x in fails] or [0]), len(oks), dups,
-             len(backwards), final, max(values), lost,
+             max([x[1] - t_fo for x in fails] or [0]), len(oks), rate, dups,
+             len(backwards), final, max(values), lost, missing,
              topo.setup_seconds + time.monotonic() - t_begin))
     assert d.workers() == workers
     assert not [x for x in fails if x[3] not in (503, None)], fails[:5]
     if acked == 0:
         # Asynchronous replication: what the old primary, still writable,
-        # answered after the switch until the workers noticed is lost with
-        # its resync (STALE_PRIMARY).  The workers ask the sentinels every
-        # second, so they must leave it within 2 s of the switch, and every
-        # visit answered after that must be in the new primary's counter,
-        # once, in order.
-        assert "the sentinels moved the primary" in d.log(), d.log()[-3000:]
-        window_end = t_switch + 2.0
-        late = [x for x in oks if x[1] > window_end]
-        late_values = [x[4] for x in late]
-        assert late, "no 200 after the workers had to move"
-        assert len(late_values) == len(set(late_values)), \
-            "a value was answered twice after the move"
-        assert all(v <= final for v in late_values), (final,
-                                                      max(late_values))
-        assert not [x for x in fails if x[1] > window_end], fails[-5:]
+        # takes once the replica is promoted is lost with its resync
+        # (STALE_PRIMARY).  The workers leave it when the sentinel starts
+        # the promotion, a sentinel tick (50-100 ms) before the replica is
+        # told, and use no primary until a sentinel names the new one.
+        # At most 0.1 s of load may be lost or answered twice (asking the
+        # sentinels once a second lost 1.5 to 1.8 s of it), and requests
+        # fail only until the new primary is named.
+        bound = max(5, int(0.1 * rate))
+        assert missing <= bound and lost <= bound and dups <= bound, (
+            "visits answered 200 lost with the old primary: %d (bound %d), "
+            "%d values above the new primary's count, %d answered twice"
+            % (missing, bound, lost, dups))
+        log = d.log()
+        assert "the sentinels are promoting a replica" in log, log[-3000:]
+        assert "the sentinels moved the primary" in log, log[-3000:]
+        t_named = min(t for t in (events.first("+promoted-slave"),
+                                  events.first("+switch-master"))
+                      if t is not None)
+        assert not [x for x in fails if x[1] < t_fo
+                    or x[1] > t_named + patience(0.5)], fails[-5:]
+        assert [x for x in oks if t_named < x[0] < t_named + 1.0], \
+            "no 200 within a second of the new primary being named"
     else:
         assert not dups, ("the same value was answered twice",
                           d.log()[-3000:])
@@ -355,6 +424,13 @@ def test_sentinel_manual_failover(bare_daemon_factory, run_hitcountd,
         assert lost == 0 and final >= max(values), (final, max(values))
         assert not [x for x in fails if x[1] > t_synced + 1.5], fails[-5:]
     assert [x for x in oks if x[0] > t_synced + 1.5]
+
+
+WAIT_QUEUE = (
+    "with min_replicas_acked and WAIT timing out, the INCRs and WAITs "
+    "queued behind a blocked WAIT exceed timeout_ms: the worker drops its "
+    "Redis connection ('no reply within 1000 ms, dropping the connection') "
+    "and reconnects about once a second")
 
 
 # --------------------------------------------------------------------------

@@ -120,6 +120,7 @@ def test_upgrade_under_wrk_load_loses_nothing(daemon_factory, redis_server,
     assert read_pid(d.pidfile) == newpid
     log = d.log()
     assert "binary upgrade: new master %d serves" % newpid in log, log
+    wait_log(d, "binary upgrade complete: the previous master has exited")
     assert "killed by signal" not in log and "exited with status" not in log
     serves(d.port)
     # the new master reloads and upgrades like the first one
