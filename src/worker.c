@@ -18,7 +18,6 @@
 #include <string.h>
 #include <unistd.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
@@ -114,7 +113,7 @@ worker_accept_from(struct wlisten *wl)
 	for (i = 0; i < WORKER_ACCEPT_BATCH; i++) {
 		struct sockaddr_storage ss;
 		socklen_t sslen;
-		int s, one = 1;
+		int s;
 
 		if (w->w_cs.cs_nconns >= w->w_cf->cf_max_connections) {
 			worker_set_accepting(w, 0);
@@ -138,7 +137,6 @@ worker_accept_from(struct wlisten *wl)
 			}
 			return;
 		}
-		setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		if (conn_new(&w->w_cs, s, &ss, wl->wl_admin) == -1)
 			return;
 	}
