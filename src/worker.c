@@ -150,31 +150,43 @@ worker_on_accept(evutil_socket_t fd, short what, void *arg)
 	worker_accept_from(arg);
 }
 
+/*
+ * Accept from one listener of the exclusive set, then re-register it.
+ * The kernel wakes the first exclusive waiter it finds, so one worker
+ * would take every connection; re-registering puts this worker at the
+ * back of the queue: connections go round.
+ */
+static void
+worker_accept_rotate(int epfd, struct wlisten *wl)
+{
+	struct epoll_event ev;
+
+	worker_accept_from(wl);
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+	ev.data.ptr = wl;
+	if (epoll_ctl(epfd, EPOLL_CTL_DEL, wl->wl_fd, NULL) == -1 ||
+	    epoll_ctl(epfd, EPOLL_CTL_ADD, wl->wl_fd, &ev) == -1)
+		log_warn("epoll_ctl");
+}
+
 /* The exclusive set is readable: accept from the listeners that are. */
 static void
 worker_on_accept_set(evutil_socket_t fd, short what, void *arg)
 {
+	struct worker *w = arg;
 	struct epoll_event evs[16];
 	int i, n;
 
 	(void)what;
-	(void)arg;
-	n = epoll_wait(fd, evs, 16, 0);
-	for (i = 0; i < n; i++) {
-		struct epoll_event ev = evs[i];
-		struct wlisten *wl = ev.data.ptr;
-
-		worker_accept_from(wl);
-		/*
-		 * The kernel wakes the first exclusive waiter it finds, so one
-		 * worker would take every connection.  Re-registering puts this
-		 * worker at the back of the queue: connections go round.
-		 */
-		ev.events = EPOLLIN | EPOLLEXCLUSIVE;
-		if (epoll_ctl(fd, EPOLL_CTL_DEL, wl->wl_fd, NULL) == -1 ||
-		    epoll_ctl(fd, EPOLL_CTL_ADD, wl->wl_fd, &ev) == -1)
-			log_warn("epoll_ctl");
+	/* One listener (the usual case): no need to ask which is ready. */
+	if (w->w_nfds == 1) {
+		worker_accept_rotate(fd, &w->w_wl[0]);
+		return;
 	}
+	n = epoll_wait(fd, evs, 16, 0);
+	for (i = 0; i < n; i++)
+		worker_accept_rotate(fd, evs[i].data.ptr);
 }
 
 /*
