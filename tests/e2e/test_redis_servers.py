@@ -21,12 +21,16 @@ from e2e_helpers import require_tool
 from e2e_servers import SentinelNode, redis_info, redis_server_binary
 
 
+def _version_output(binary):
+    return subprocess.run([binary, "--version"], stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, universal_newlines=True,
+                          timeout=15, check=True).stdout
+
+
 def _version_line(binary):
     """(name, version) from `binary --version`: "Redis server v=8.0.2"
     or "Valkey server v=8.1.1" -> ("redis", "8.0.2")."""
-    out = subprocess.run([binary, "--version"], stdin=subprocess.DEVNULL,
-                         stdout=subprocess.PIPE, universal_newlines=True,
-                         timeout=15, check=True).stdout
+    out = _version_output(binary)
     m = re.match(r"(\w+) server v=(\d+\.\d+\.\d+) ", out)
     assert m, "unexpected --version output of %s: %r" % (binary, out)
     return m.group(1).lower(), m.group(2)
@@ -70,9 +74,7 @@ def test_server_reports_expected_version(redis_server):
     # server ("redis-cli 8.0.2", "valkey-cli 8.1.1") and works with it
     name, prefix = expected_server()
     cli = require_tool("redis-cli", "redis-tools", env="REDIS_CLI_BIN")
-    out = subprocess.run([cli, "--version"], stdin=subprocess.DEVNULL,
-                         stdout=subprocess.PIPE, universal_newlines=True,
-                         timeout=15, check=True).stdout
+    out = _version_output(cli)
     assert re.match(r"%s-cli %s[.\s]" % (name, re.escape(prefix)), out), out
     redis_server.cli("SET", "visits", "41")
     redis_server.cli("INCR", "visits")
