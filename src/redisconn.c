@@ -147,8 +147,21 @@ static const char *
 redisconn_why(struct redisconn *rc, const redisAsyncContext *ac, char *buf,
     size_t len)
 {
-	if (rc->rc_ssl != NULL && redistls_why(rc->rc_ssl, buf, len) == 0)
+	if (rc->rc_ssl == NULL)
+		return ac->errstr;
+	if (redistls_why(rc->rc_ssl, buf, len) == 0)
 		return buf;
+	/*
+	 * A server that wants a client certificate closes the connection
+	 * after our side of the TLS 1.3 handshake: its alert is lost when
+	 * our first command, still unread, makes the close a reset.
+	 */
+	if (rc->rc_state != RC_READY && redistls_done(rc->rc_ssl)) {
+		snprintf(buf, len, "%s (after the TLS handshake: does the "
+		    "server want a client certificate, tls_cert_file?)",
+		    ac->errstr);
+		return buf;
+	}
 	return ac->errstr;
 }
 

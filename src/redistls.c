@@ -269,6 +269,12 @@ redistls_why(struct ssl_st *ssl, char *buf, size_t len)
 	return 0;
 }
 
+int
+redistls_done(struct ssl_st *ssl)
+{
+	return SSL_is_init_finished(ssl);
+}
+
 #else   /* !HAVE_HIREDIS_SSL */
 
 int
@@ -309,6 +315,13 @@ redistls_why(struct ssl_st *ssl, char *buf, size_t len)
 	(void)buf;
 	(void)len;
 	return -1;
+}
+
+int
+redistls_done(struct ssl_st *ssl)
+{
+	(void)ssl;
+	return 0;
 }
 
 #endif  /* HAVE_HIREDIS_SSL */

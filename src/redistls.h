@@ -42,4 +42,7 @@ struct ssl_st *redistls_start(const struct redistls *t,
  */
 int redistls_why(struct ssl_st *ssl, char *buf, size_t len);
 
+/* 1 when the handshake on ssl (as for redistls_why()) is done, else 0. */
+int redistls_done(struct ssl_st *ssl);
+
 #endif
