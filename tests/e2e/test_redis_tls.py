@@ -341,12 +341,37 @@ def test_sighup_reads_the_ca_file_again(bare_daemon_factory, tls_build,
         return
     wait_log(d, "the server's certificate is refused", 2)
     check_503(get(d.port))
+    workers = d.workers()
+    # a file that is no CA: the reload fails, naming it, and the running
+    # workers stay
+    with open(ca, "w") as f:
+        f.write("garbage\n")
+    os.kill(d.pid, signal.SIGHUP)
+    wait_log(d, "reload failed")
+    assert "option 'tls_ca_file': %s: " % ca in log_lines(
+        d, "reload failed")[0], d.log()
+    assert d.workers() == workers
     # the right CA in the same file, and a reload: new workers read it
     shutil.copy(certs["ca"], ca)
     os.kill(d.pid, signal.SIGHUP)
     wait_log(d, "reload succeeded")
     r, _ = poll_until_200(d.port, patience(5))
     assert visits_from_body(r.body) == 1, r
+
+
+def test_start_refuses_a_missing_ca_file(bare_daemon_factory, tls_build,
+                                         tmp_path):
+    missing = str(tmp_path / "missing-ca.crt")
+    d = bare_daemon_factory(wait=False, redis={
+        "host": "localhost", "port": free_port(), "tls": True,
+        "tls_ca_file": missing})
+    rc, _ = wait_exit(d, patience(10))
+    assert rc == 1, d.log()
+    if tls_build:
+        assert "option 'tls_ca_file': %s: No such file or directory" \
+            % missing in d.log(), d.log()
+    else:
+        assert NO_TLS in d.log(), d.log()
 
 
 def _t(run_hitcountd, tmp_path, redis):
