@@ -359,9 +359,10 @@ counter_redirected(struct counter *c, const struct counter_op *op,
 	/* A pipeline's worth of them come at once: log one a second. */
 	if (clock_ms() - c->ct_last_redirlog_ms >= 1000) {
 		c->ct_last_redirlog_ms = clock_ms();
-		log_info("redis: %s: %s slot %u at %s:%d; sending again there",
-		    reply->str, ask ? "migrating" : "moved", slot,
-		    host[0] ? host : "(the same host)", port);
+		log_info("redis: slot %u %s %s:%d (%s); sending there", slot,
+		    ask ? "is migrating to" : "moved to",
+		    host[0] ? host : "the same host, port", port,
+		    ask ? "ASK" : "MOVED");
 	}
 	redisconn_redirect(c->ct_conn, host, port, ask);
 	return 1;

@@ -444,9 +444,15 @@ redisconn_on_slots_reply(redisAsyncContext *ac, void *r, void *priv)
 	}
 	rc->rc_setup = 0;
 	if (n == 0) {
-		log_info("redis: %s says slot %u of key '%s' is served by "
-		    "%s:%d", redisconn_where(rc), rc->rc_slot,
-		    rc->rc_cf->cf_redis.key, host, port);
+		/* While the node named cannot be reached: once, then debug. */
+		if (rc->rc_failing)
+			log_debug("redis: %s says slot %u of key '%s' is served "
+			    "by %s:%d", redisconn_where(rc), rc->rc_slot,
+			    rc->rc_cf->cf_redis.key, host, port);
+		else
+			log_info("redis: %s says slot %u of key '%s' is served "
+			    "by %s:%d", redisconn_where(rc), rc->rc_slot,
+			    rc->rc_cf->cf_redis.key, host, port);
 		redisconn_target(rc, host, port, 0);
 	} else if (n == 1)
 		redisconn_failed(rc, "%s: no node serves slot %u of key '%s' "

@@ -51,16 +51,27 @@ class Resp:
         self.sock.settimeout(timeout)
         self.rfile = self.sock.makefile("rb")
 
-    def command(self, *args):
+    @staticmethod
+    def _encode(args):
         parts = [b"*%d\r\n" % len(args)]
         for a in args:
             a = a if isinstance(a, bytes) else str(a).encode()
             parts.append(b"$%d\r\n%s\r\n" % (len(a), a))
-        self.sock.sendall(b"".join(parts))
-        reply = self._read()
-        if isinstance(reply, RespError):
-            raise reply
-        return reply
+        return b"".join(parts)
+
+    def command(self, *args):
+        return self.pipeline(args)[0]
+
+    def pipeline(self, *commands):
+        """Send the commands (tuples of arguments) in one write; return
+        their replies (the first error reply raises RespError, once all
+        are read)."""
+        self.sock.sendall(b"".join(self._encode(c) for c in commands))
+        replies = [self._read() for _ in commands]
+        for reply in replies:
+            if isinstance(reply, RespError):
+                raise reply
+        return replies
 
     def _read(self):
         line = self.rfile.readline()
@@ -441,7 +452,8 @@ class ClusterTopology:
 
     def wait_ok(self, timeout, nodes=None):
         """Wait until every node (of nodes) says cluster_state:ok, knows
-        all the others, and every replica is in sync."""
+        all the others and every primary's replica, and every replica is
+        in sync."""
         nodes = self.nodes if nodes is None else nodes
 
         def ok():
@@ -454,6 +466,10 @@ class ClusterTopology:
                 rep = redis_info(node.port)
                 if rep.get("role") == "slave" and \
                         rep.get("master_link_status") != "up":
+                    return False
+                # each range with its replica, as this node sees it
+                if any(len(rng) < 4 for rng in
+                       node.command("CLUSTER", "SLOTS")):
                     return False
             return True
         wait_for(ok, timeout, interval=0.1,
@@ -471,6 +487,17 @@ class ClusterTopology:
                 return (self.node(rng[2][1]),
                         [self.node(r[1]) for r in rng[3:]])
         raise AssertionError("no node serves slot %d" % slot)
+
+    def count(self, node, key="visits"):
+        """The integer at key on node, a primary or (READONLY) a replica;
+        0 if the key is missing."""
+        c = Resp(node.port)
+        try:
+            c.command("READONLY")
+            value = c.command("GET", key)
+        finally:
+            c.close()
+        return int(value) if value is not None else 0
 
     def node_id(self, node):
         return node.command("CLUSTER", "MYID")

@@ -107,3 +107,192 @@ def test_cluster_count_exact(bare_daemon_factory, run_hitcountd, cluster):
           "setup %.1f s" % (n200, seed.port, owner.port,
                             cluster.setup_seconds))
     assert metric_value(m, "hitcountd_redis_errors_total") == 0
+
+
+class RoleWatch:
+    """Notes when node first says role:master (ROLE, polled every 20 ms)."""
+
+    def __init__(self, node):
+        self.node = node
+        self.t_master = None
+        self.stop_ev = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stop_ev.is_set() and self.t_master is None:
+            try:
+                if self.node.role() == "master":
+                    self.t_master = time.monotonic()
+            except (OSError, ConnectionError):
+                pass
+            time.sleep(0.02)
+
+    def stop(self):
+        self.stop_ev.set()
+        self.thread.join(5)
+
+
+def test_cluster_failover(bare_daemon_factory, run_hitcountd, cluster):
+    owner, replicas = cluster.slot_nodes(SLOT)
+    assert len(replicas) == 1, replicas
+    replica = replicas[0]
+    seeds = ["127.0.0.1:%d" % n.port for n in cluster.nodes]
+    d = _start(bare_daemon_factory, run_hitcountd, seeds)
+    load = LoadClients(d.port, n=2, pause=0.01)
+    load.start()
+    watch = None
+    try:
+        t_load = time.monotonic()
+        wait_for(lambda: load.count_200_since(t_load) >= 50, patience(10),
+                 what="200s before the kill")
+        # the replica has what was answered so far (replication is async)
+        wait_for(lambda: cluster.count(replica) >= owner.visits() - 10, 5,
+                 what="the replica close behind")
+        watch = RoleWatch(replica)
+        t_kill = time.monotonic()
+        owner.kill9()
+        wait_for(lambda: watch.t_master is not None, patience(20),
+                 interval=0.1, what="the replica promoted")
+        t_promoted = watch.t_master
+        wait_for(lambda: load.count_200_since(t_promoted) >= 20,
+                 patience(10), interval=0.1,
+                 what="200s after the promotion")
+    finally:
+        load.stop()
+        if watch is not None:
+            watch.stop()
+    records = load.all()
+    after_kill = [r for r in records if r[0] >= t_kill]
+    fails = [r for r in after_kill if r[3] != 200 or r[5]]
+    # while the primary is down the daemon answers 503, never hangs up
+    assert fails, "nothing failed while the slot had no primary"
+    assert all(r[3] == 503 for r in fails), fails[:5]
+    first_ok = min(r[1] for r in after_kill
+                   if r[3] == 200 and r[0] > max(f[1] for f in fails))
+    recovery = first_ok - t_promoted
+    assert recovery < 3.0, ("200 again %.2f s after the promotion"
+                            % recovery)
+    assert not [r for r in records if r[0] > t_promoted + 3.0
+                and r[3] != 200], "503 long after the promotion"
+
+    # nothing counted above what was answered: each client has one
+    # request in flight, which kill -9 may have let through unanswered
+    n200 = sum(1 for r in records if r[3] == 200)
+    count = cluster.count(replica)
+    assert count <= n200 + load.n, (count, n200)
+    values = [r[4] for r in records if r[3] == 200]
+    repeated = len(values) - len(set(values))
+    print("cluster failover: promoted %.2f s after kill -9, 200 again "
+          "%.3f s after the promotion; %d x 503; %d visits answered 200, "
+          "%d counted by the new primary (%d lost by kill -9: asynchronous "
+          "replication), %d values answered twice" % (
+              t_promoted - t_kill, recovery, len(fails), n200, count,
+              n200 - count, repeated))
+    assert d.workers(), "no worker"
+    m = get(d.port, "/metrics").text
+    assert metric_value(m, "hitcountd_worker_restarts_total") == 0
+
+
+def _migrate(cluster, src, dst, ask_window):
+    """Move SLOT (and the key) from src to dst, primaries, under the
+    load that runs meanwhile.  ask_window > 0: the slot stays migrating
+    that long after the key has moved, so src answers ASK; 0: MIGRATE
+    and src's SETSLOT NODE go out in one write, so src never answers ASK,
+    only MOVED."""
+    src_id, dst_id = cluster.node_id(src), cluster.node_id(dst)
+    dst.command("CLUSTER", "SETSLOT", SLOT, "IMPORTING", src_id)
+    src.command("CLUSTER", "SETSLOT", SLOT, "MIGRATING", dst_id)
+    c = Resp(src.port, timeout=10)
+    try:
+        if ask_window > 0:
+            time.sleep(0.3)         # INCRs still executed on src
+            c.command("MIGRATE", "127.0.0.1", dst.port, KEY, 0, 5000)
+            time.sleep(ask_window)
+            dst.command("CLUSTER", "SETSLOT", SLOT, "NODE", dst_id)
+            c.command("CLUSTER", "SETSLOT", SLOT, "NODE", dst_id)
+        else:
+            # one pipeline: MIGRATE blocks src, and the SETSLOT right
+            # behind it runs before any other client's command
+            c.pipeline(("MIGRATE", "127.0.0.1", dst.port, KEY, 0, 5000),
+                       ("CLUSTER", "SETSLOT", SLOT, "NODE", dst_id))
+            dst.command("CLUSTER", "SETSLOT", SLOT, "NODE", dst_id)
+    finally:
+        c.close()
+    # the third primary learns it from the others' gossip
+    wait_for(lambda: all(cluster.slot_nodes(SLOT, n)[0] is dst
+                         for n in cluster.nodes), 10, interval=0.05,
+             what="every node to see the slot on its new primary")
+
+
+def test_cluster_reshard(bare_daemon_factory, run_hitcountd, cluster):
+    src, _ = cluster.slot_nodes(SLOT)
+    dst = _other_seed(cluster)
+    d = _start(bare_daemon_factory, run_hitcountd,
+               ["127.0.0.1:%d" % n.port for n in cluster.nodes])
+    load = LoadClients(d.port, n=6, pause=0.002)
+    load.start()
+    try:
+        time.sleep(0.5)
+        _migrate(cluster, src, dst, ask_window=1.0)
+        m1 = get(d.port, "/metrics").text
+        time.sleep(0.5)
+        _migrate(cluster, dst, src, ask_window=0)
+        time.sleep(0.5)
+    finally:
+        load.stop()
+    m2 = get(d.port, "/metrics").text
+    records = load.all()
+    n200, values, bad = _outcome(records)
+    assert not bad, ("failed requests", len(bad), bad[:5], d.log()[-3000:])
+    count = src.visits()
+    assert count == n200, (count, n200)
+    assert sorted(values) == list(range(1, n200 + 1))
+    assert dst.command("DBSIZE") == 0
+
+    asks = metric_value(m1, "hitcountd_redis_redirects_total", kind="ask")
+    moved1 = metric_value(m1, "hitcountd_redis_redirects_total",
+                          kind="moved")
+    moved = metric_value(m2, "hitcountd_redis_redirects_total",
+                         kind="moved") - moved1
+    print("cluster reshard: %d requests, all 200, count exact; ASK "
+          "redirections during the first move: %d, MOVED during the "
+          "second: %d" % (n200, asks, moved))
+    assert asks > 0, m1
+    assert moved > 0, m2
+    assert metric_value(m2, "hitcountd_redis_errors_total") == 0
+
+
+def test_cluster_bad_seeds(bare_daemon_factory, run_hitcountd, redis_server):
+    dead = [free_port(), free_port()]
+    d = _start(bare_daemon_factory, run_hitcountd,
+               ["127.0.0.1:%d" % p for p in dead], ready=False)
+    t0 = time.monotonic()
+    for _ in range(20):
+        r = get(d.port, "/")
+        assert r.status == 503, r
+    wait_log(d, "cannot connect to cluster node 127.0.0.1:%d: "
+             "Connection refused" % dead[0], count=2)
+    time.sleep(max(0.0, 2.0 - (time.monotonic() - t0)))
+    # one warning per worker, then quiet attempts (debug), paced by the
+    # pause of up to 500 ms: no storm of connections or log lines
+    warnings = [line for line in d.log().splitlines() if "warning" in line]
+    assert len(warnings) == 2, warnings
+
+    # a Redis without cluster support says so, and is logged so
+    d2 = _start(bare_daemon_factory, run_hitcountd,
+                ["127.0.0.1:%d" % redis_server.port], ready=False)
+    assert get(d2.port, "/").status == 503
+    wait_log(d2, "bad reply to CLUSTER SLOTS: ERR This instance has "
+             "cluster support disabled", count=2)
+    assert redis_server.visits() == 0
+    t1 = time.monotonic()
+    time.sleep(2.0)
+    connects = int(redis_server.command("INFO", "stats").split(
+        "total_connections_received:")[1].split()[0])
+    print("bad seeds: 503 at once; a non-cluster Redis got %d connections "
+          "in %.1f s from 2 workers" % (connects, time.monotonic() - t1))
+    # 2 workers, a pause of up to 500 ms between attempts: about 4 a
+    # second each at most once the pause has grown
+    assert connects < 2 * 2 * 10, connects
+    assert log_count(d2, "warning") == 2, d2.log()

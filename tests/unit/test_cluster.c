@@ -375,5 +375,5 @@ main(void)
 		cmocka_unit_test(test_rotation),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests_name("cluster", tests, NULL, NULL);
 }
