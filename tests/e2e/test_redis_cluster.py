@@ -17,8 +17,11 @@ ClusterTopology in e2e_servers.py).
   fails, the count is exact, and /metrics shows both redirections.
 - test_cluster_bad_seeds: seeds where nothing listens, or a Redis that
   is no cluster: 503, one clear warning per worker, no reconnect storm.
+- test_cluster_reload_seeds: a reload puts new seeds in force.
 """
 
+import os
+import signal
 import threading
 import time
 
@@ -26,7 +29,7 @@ import pytest
 
 from e2e_daemon import log_count, wait_all_workers_ready, wait_log
 from e2e_helpers import free_port, patience, wait_for
-from e2e_http import LoadClients, get
+from e2e_http import LoadClients, get, poll_until_200, visits_from_body
 from e2e_metrics import metric_value
 from e2e_servers import ClusterTopology, Resp
 
@@ -296,3 +299,15 @@ def test_cluster_bad_seeds(bare_daemon_factory, run_hitcountd, redis_server):
     # second each at most once the pause has grown
     assert connects < 2 * 2 * 10, connects
     assert log_count(d2, "warning") == 2, d2.log()
+
+
+def test_cluster_reload_seeds(bare_daemon_factory, run_hitcountd, cluster):
+    d = _start(bare_daemon_factory, run_hitcountd,
+               ["127.0.0.1:%d" % free_port()], ready=False)
+    assert get(d.port, "/").status == 503
+    d.reconfigure(redis={"cluster": ["127.0.0.1:%d" %
+                                     cluster.nodes[0].port]})
+    os.kill(d.pid, signal.SIGHUP)
+    r, _ = poll_until_200(d.port, patience(10))
+    owner, _ = cluster.slot_nodes(SLOT)
+    assert visits_from_body(r.body) == owner.visits()
