@@ -18,6 +18,8 @@ ClusterTopology in e2e_servers.py).
 - test_cluster_bad_seeds: seeds where nothing listens, or a Redis that
   is no cluster: 503, one clear warning per worker, no reconnect storm.
 - test_cluster_reload_seeds: a reload puts new seeds in force.
+- test_cluster_config_errors: hitcountd -t refuses a malformed seed, and
+  cluster with sentinels, a socket, or a database other than 0.
 """
 
 import os
@@ -311,3 +313,27 @@ def test_cluster_reload_seeds(bare_daemon_factory, run_hitcountd, cluster):
     r, _ = poll_until_200(d.port, patience(10))
     owner, _ = cluster.slot_nodes(SLOT)
     assert visits_from_body(r.body) == owner.visits()
+
+
+@pytest.mark.parametrize("extra, env, message", [
+    ('cluster = {"127.0.0.1"}', None,
+     "option 'cluster': '127.0.0.1' is not HOST:PORT"),
+    ('cluster = {"127.0.0.1:0"}', None,
+     "option 'cluster': '127.0.0.1:0' is not HOST:PORT"),
+    ('cluster = {"127.0.0.1:7000"}\n sentinels = {"127.0.0.1:26379"}', None,
+     "option 'sentinels' and option 'cluster' exclude each other"),
+    ('cluster = {"127.0.0.1:7000"}\n socket = "/run/redis.sock"', None,
+     "option 'socket' (or a unix:// REDIS_URL) and option 'cluster' "
+     "exclude each other"),
+    ('cluster = {"127.0.0.1:7000"}\n db = 3', None,
+     "option 'cluster' needs database 0 (a cluster has no other), not 3"),
+    ('cluster = {"127.0.0.1:7000"}',
+     {"REDIS_URL": "redis://127.0.0.1:7000/2"},
+     "option 'cluster' needs database 0 (a cluster has no other), not 2"),
+])
+def test_cluster_config_errors(run_hitcountd, tmp_path, extra, env, message):
+    conf = tmp_path / "hitcountd.conf"
+    conf.write_text("redis {\n %s\n}\n" % extra)
+    r = run_hitcountd("-t", "-f", conf, env=env)
+    assert r.returncode != 0, (r.stdout, r.stderr)
+    assert message in r.stderr, r.stderr
