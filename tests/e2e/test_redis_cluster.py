@@ -15,6 +15,8 @@ ClusterTopology in e2e_servers.py).
   with an ASK phase (CLUSTER SETSLOT IMPORTING/MIGRATING, MIGRATE, a
   second of ASK, SETSLOT NODE), then back at once (MOVED): no request
   fails, the count is exact, and /metrics shows both redirections.
+- test_cluster_reshard_redis_cli: the same with redis-cli --cluster
+  reshard, moving all the slots of the key's primary to another.
 - test_cluster_bad_seeds: seeds where nothing listens, or a Redis that
   is no cluster: 503, one clear warning per worker, no reconnect storm.
 - test_cluster_reload_seeds: a reload puts new seeds in force.
@@ -24,13 +26,14 @@ ClusterTopology in e2e_servers.py).
 
 import os
 import signal
+import subprocess
 import threading
 import time
 
 import pytest
 
 from e2e_daemon import log_count, wait_all_workers_ready, wait_log
-from e2e_helpers import free_port, patience, wait_for
+from e2e_helpers import free_port, patience, require_tool, wait_for
 from e2e_http import LoadClients, get, poll_until_200, visits_from_body
 from e2e_metrics import metric_value
 from e2e_servers import ClusterTopology, Resp
@@ -78,6 +81,28 @@ def _outcome(records):
     return len(ok), [r[4] for r in ok], bad
 
 
+def _assert_exact(d, records, owner):
+    """Every request answered 200, each value once, and owner holds the
+    count of them.  Returns that count."""
+    n200, values, bad = _outcome(records)
+    assert not bad, ("failed requests", len(bad), bad[:5], d.log()[-3000:])
+    count = owner.visits()
+    assert count == n200, (count, n200)
+    assert sorted(values) == list(range(1, n200 + 1))
+    return n200
+
+
+def _loaded(bare_daemon_factory, run_hitcountd, cluster):
+    """A daemon with every node as a seed, and 0.5 s of load running on
+    it: (daemon, LoadClients)."""
+    d = _start(bare_daemon_factory, run_hitcountd,
+               ["127.0.0.1:%d" % n.port for n in cluster.nodes])
+    load = LoadClients(d.port, n=6, pause=0.002)
+    load.start()
+    time.sleep(0.5)
+    return d, load
+
+
 def _run_load(d, seconds, n=6):
     load = LoadClients(d.port, n=n, pause=0.002)
     load.start()
@@ -98,13 +123,8 @@ def test_cluster_count_exact(bare_daemon_factory, run_hitcountd, cluster):
     assert "says slot %d of key '%s' is served by 127.0.0.1:%d" % (
         SLOT, KEY, owner.port) in d.log(), d.log()
 
-    records = _run_load(d, 3.0)
-    n200, values, bad = _outcome(records)
-    assert not bad, bad[:5]
+    n200 = _assert_exact(d, _run_load(d, 3.0), owner)
     assert n200 > 200, n200
-    count = owner.visits()
-    assert count == n200, (count, n200)
-    assert sorted(values) == list(range(1, n200 + 1))
     # the seed never got the key
     assert seed.command("DBSIZE") == 0
     m = get(d.port, "/metrics").text
@@ -224,8 +244,13 @@ def _migrate(cluster, src, dst, ask_window):
             dst.command("CLUSTER", "SETSLOT", SLOT, "NODE", dst_id)
     finally:
         c.close()
-    # the third primary learns it from the others' gossip
-    wait_for(lambda: all(cluster.slot_nodes(SLOT, n)[0] is dst
+    _wait_slot_on(cluster, dst)
+
+
+def _wait_slot_on(cluster, node):
+    """Wait until every node says node serves SLOT (the primaries that
+    took no part learn it from the others' gossip)."""
+    wait_for(lambda: all(cluster.slot_nodes(SLOT, n)[0] is node
                          for n in cluster.nodes), 10, interval=0.05,
              what="every node to see the slot on its new primary")
 
@@ -233,12 +258,8 @@ def _migrate(cluster, src, dst, ask_window):
 def test_cluster_reshard(bare_daemon_factory, run_hitcountd, cluster):
     src, _ = cluster.slot_nodes(SLOT)
     dst = _other_seed(cluster)
-    d = _start(bare_daemon_factory, run_hitcountd,
-               ["127.0.0.1:%d" % n.port for n in cluster.nodes])
-    load = LoadClients(d.port, n=6, pause=0.002)
-    load.start()
+    d, load = _loaded(bare_daemon_factory, run_hitcountd, cluster)
     try:
-        time.sleep(0.5)
         _migrate(cluster, src, dst, ask_window=1.0)
         m1 = get(d.port, "/metrics").text
         time.sleep(0.5)
@@ -247,12 +268,7 @@ def test_cluster_reshard(bare_daemon_factory, run_hitcountd, cluster):
     finally:
         load.stop()
     m2 = get(d.port, "/metrics").text
-    records = load.all()
-    n200, values, bad = _outcome(records)
-    assert not bad, ("failed requests", len(bad), bad[:5], d.log()[-3000:])
-    count = src.visits()
-    assert count == n200, (count, n200)
-    assert sorted(values) == list(range(1, n200 + 1))
+    n200 = _assert_exact(d, load.all(), src)
     assert dst.command("DBSIZE") == 0
 
     asks = metric_value(m1, "hitcountd_redis_redirects_total", kind="ask")
@@ -337,3 +353,41 @@ def test_cluster_config_errors(run_hitcountd, tmp_path, extra, env, message):
     r = run_hitcountd("-t", "-f", conf, env=env)
     assert r.returncode != 0, (r.stdout, r.stderr)
     assert message in r.stderr, r.stderr
+
+
+def test_cluster_reshard_redis_cli(bare_daemon_factory, run_hitcountd,
+                                   cluster):
+    """redis-cli --cluster reshard moves every slot of the key's primary
+    (the key's among them) to another primary, under load."""
+    src, _ = cluster.slot_nodes(SLOT)
+    dst = _other_seed(cluster)
+    nslots = sum(rng[1] - rng[0] + 1
+                 for rng in src.command("CLUSTER", "SLOTS")
+                 if rng[2][1] == src.port)
+    d, load = _loaded(bare_daemon_factory, run_hitcountd, cluster)
+    try:
+        t0 = time.monotonic()
+        res = subprocess.run(
+            [require_tool("redis-cli", "redis-tools", env="REDIS_CLI_BIN"),
+             "--cluster", "reshard", "127.0.0.1:%d" % src.port,
+             "--cluster-from", cluster.node_id(src),
+             "--cluster-to", cluster.node_id(dst),
+             "--cluster-slots", str(nslots), "--cluster-yes"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, universal_newlines=True, timeout=120)
+        took = time.monotonic() - t0
+        assert res.returncode == 0, res.stdout[-3000:]
+        _wait_slot_on(cluster, dst)
+        time.sleep(0.5)
+    finally:
+        load.stop()
+    m = get(d.port, "/metrics").text
+    n200 = _assert_exact(d, load.all(), dst)
+    redirects = sum(metric_value(m, "hitcountd_redis_redirects_total",
+                                 kind=k) for k in ("ask", "moved"))
+    print("redis-cli reshard of %d slots in %.1f s: %d requests, all 200, "
+          "count exact, %d redirections (ASK %d)" % (
+              nslots, took, n200, redirects,
+              metric_value(m, "hitcountd_redis_redirects_total",
+                           kind="ask")))
+    assert redirects > 0, m
