@@ -206,6 +206,8 @@ redisconn_schedule_retry(struct redisconn *rc)
 		redisconn_arm(rc->rc_retry_ev, 0);
 		return;
 	}
+	/* A pause: commands sent meanwhile fail at once, as without cluster. */
+	rc->rc_redirecting = 0;
 	if (rc->rc_backoff_ms == 0)
 		rc->rc_backoff_ms = REDISCONN_BACKOFF_MIN_MS;
 	else if (rc->rc_backoff_ms < REDISCONN_BACKOFF_MAX_MS)
@@ -410,12 +412,15 @@ redisconn_target(struct redisconn *rc, const char *host, int port, int ask)
 	rc->rc_redirecting = 1;
 }
 
-/* Whether host:port, from CLUSTER SLOTS, is the node we are talking to. */
+/*
+ * Whether host:port, from CLUSTER SLOTS, is the node we are talking to
+ * ("" is the host we are talking to).
+ */
 static int
 redisconn_is_self(const struct redisconn *rc, const char *host, int port)
 {
-	return host[0] == '\0' || (port == rc->rc_port &&
-	    (strcmp(host, rc->rc_host) == 0 || strcmp(host, rc->rc_ip) == 0));
+	return port == rc->rc_port && (host[0] == '\0' ||
+	    strcmp(host, rc->rc_host) == 0 || strcmp(host, rc->rc_ip) == 0);
 }
 
 /*
