@@ -452,8 +452,8 @@ class ClusterTopology:
 
     def wait_ok(self, timeout, nodes=None):
         """Wait until every node (of nodes) says cluster_state:ok, knows
-        all the others and every primary's replica, and every replica is
-        in sync."""
+        all the others and which are replicas, and every replica is in
+        sync."""
         nodes = self.nodes if nodes is None else nodes
 
         def ok():
@@ -467,9 +467,10 @@ class ClusterTopology:
                 if rep.get("role") == "slave" and \
                         rep.get("master_link_status") != "up":
                     return False
-                # each range with its replica, as this node sees it
-                if any(len(rng) < 4 for rng in
-                       node.command("CLUSTER", "SLOTS")):
+                # it knows which nodes are replicas (gossip)
+                flags = [line.split()[2] for line in
+                         node.command("CLUSTER", "NODES").splitlines()]
+                if sum("slave" in f for f in flags) != len(self.nodes) // 2:
                     return False
             return True
         wait_for(ok, timeout, interval=0.1,
@@ -479,13 +480,21 @@ class ClusterTopology:
         return next(node for node in self.nodes if node.port == port)
 
     def slot_nodes(self, slot, asker=None):
-        """(primary, [replicas]) serving slot, as a node says."""
+        """(primary, [replicas]) serving slot, as a node says.  The
+        replicas are those of CLUSTER REPLICAS: CLUSTER SLOTS leaves out a
+        replica until its replication offset has moved, which takes a
+        write or the primary's ping every 10 s."""
         asker = asker or next(node for node in self.nodes
                               if node.running())
         for rng in asker.command("CLUSTER", "SLOTS"):
             if rng[0] <= slot <= rng[1]:
-                return (self.node(rng[2][1]),
-                        [self.node(r[1]) for r in rng[3:]])
+                primary = self.node(rng[2][1])
+                lines = asker.command("CLUSTER", "REPLICAS",
+                                      self.node_id(primary))
+                return primary, [
+                    self.node(int(line.split()[1].split("@")[0]
+                                  .rsplit(":", 1)[1]))
+                    for line in lines]
         raise AssertionError("no node serves slot %d" % slot)
 
     def count(self, node, key="visits"):
