@@ -35,6 +35,7 @@
 
 #include "conf.h"
 #include "log.h"
+#include "redistls.h"
 #include "redisurl.h"
 #include "util.h"
 
@@ -183,6 +184,18 @@ static const struct conf_key conf_keys[] = {
 	    AS_INT(cf_redis.min_replicas_acked, 0, 100), 0, NULL },
 	{ CONF_REDIS, CFG_STR_LIST("cluster", "{}", CFGF_NONE),
 	    AS_HOSTPORTS(cf_redis.cluster, cf_redis.ncluster), 0, NULL },
+	{ CONF_REDIS, CFG_BOOL("tls", cfg_false, CFGF_NONE),
+	    AS_BOOL(cf_redis.tls), 0, NULL },
+	{ CONF_REDIS, CFG_STR("tls_ca_file", "", CFGF_NONE),
+	    AS_STR(cf_redis.tls_ca_file), 0, conf_check_file },
+	{ CONF_REDIS, CFG_STR("tls_ca_dir", "", CFGF_NONE),
+	    AS_STR(cf_redis.tls_ca_dir), 0, conf_check_file },
+	{ CONF_REDIS, CFG_STR("tls_cert_file", "", CFGF_NONE),
+	    AS_STR(cf_redis.tls_cert_file), 0, conf_check_file },
+	{ CONF_REDIS, CFG_STR("tls_key_file", "", CFGF_NONE),
+	    AS_STR(cf_redis.tls_key_file), 0, conf_check_file },
+	{ CONF_REDIS, CFG_STR("tls_server_name", "", CFGF_NONE),
+	    AS_STR(cf_redis.tls_server_name), 0, NULL },
 };
 
 #undef AS_INT
@@ -615,16 +628,14 @@ conf_env_hostport(cfg_t *cfg, char *err, size_t errlen)
 }
 
 /*
- * rediss:// asks for TLS to Redis, which this build cannot do.  (Where
- * TLS is built in, this is where the URL turns it on.)
+ * rediss:// turns TLS on, with the tls_* keys of the file (the system's
+ * CAs when it names none).  A build without TLS refuses it when the
+ * configuration is loaded (redistls_load()).
  */
-static int
-conf_env_tls(cfg_t *redis, char *err, size_t errlen)
+static void
+conf_env_tls(cfg_t *redis)
 {
-	(void)redis;
-	snprintf(err, errlen, "REDIS_URL: rediss:// asks for TLS, which this "
-	    "build of hitcountd does not support; use redis://");
-	return -1;
+	cfg_setbool(redis, "tls", cfg_true);
 }
 
 /* Set db to the URL's database, if in the range of the key. */
@@ -662,8 +673,8 @@ conf_env_url(cfg_t *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "REDIS_URL: %s", why);
 		return -1;
 	}
-	if (u.ru_tls && conf_env_tls(redis, err, errlen) == -1)
-		goto out;
+	if (u.ru_tls)
+		conf_env_tls(redis);
 	if (u.ru_db != -1 && conf_env_db(redis, u.ru_db, err, errlen) == -1)
 		goto out;
 	cfg_setstr(redis, "socket", u.ru_socket);
@@ -833,6 +844,33 @@ conf_check_cluster(const struct conf *cf, char *err, size_t errlen)
 	return -1;
 }
 
+/*
+ * TLS goes to the primary over TCP only: the sentinels are not reached
+ * over TLS (so they cannot be trusted to name a primary for it), and a
+ * Unix socket needs none.  A client certificate needs its key.
+ */
+static int
+conf_check_tls(const struct conf *cf, char *err, size_t errlen)
+{
+	const char *why = NULL;
+
+	if (!cf->cf_redis.tls)
+		return 0;
+	if (cf->cf_redis.socket[0])
+		why = "does not go over a Unix socket ('socket' or unix://)";
+	else if (cf->cf_redis.nsentinels > 0)
+		why = "is not supported with 'sentinels' (hitcountd does not "
+		    "reach sentinels over TLS)";
+	else if (!cf->cf_redis.tls_cert_file[0] != !cf->cf_redis.tls_key_file[0])
+		why = "takes 'tls_cert_file' and 'tls_key_file' together, or "
+		    "neither";
+	if (why == NULL)
+		return 0;
+	snprintf(err, errlen, "%s: TLS to Redis (tls = true, or a rediss:// "
+	    "REDIS_URL) %s", cf->cf_path, why);
+	return -1;
+}
+
 /* Rules between the keys of the redis section. */
 static int
 conf_check_redis(const struct conf *cf, char *err, size_t errlen)
@@ -850,7 +888,9 @@ conf_check_redis(const struct conf *cf, char *err, size_t errlen)
 		    cf->cf_path);
 		return -1;
 	}
-	return conf_check_cluster(cf, err, errlen);
+	if (conf_check_cluster(cf, err, errlen) == -1)
+		return -1;
+	return conf_check_tls(cf, err, errlen);
 }
 
 /*
@@ -1107,7 +1147,8 @@ conf_load(const char *path, char *err, size_t errlen)
 	if (cf != NULL && (conf_resolve_ids(cf, err, errlen) == -1 ||
 	    conf_check_consistency(cf, err, errlen) == -1 ||
 	    conf_check_redis(cf, err, errlen) == -1 ||
-	    conf_read_secrets(cf, err, errlen) == -1)) {
+	    conf_read_secrets(cf, err, errlen) == -1 ||
+	    redistls_load(cf, &cf->cf_redis.tls_ctx, err, errlen) == -1)) {
 		conf_free(cf);
 		cf = NULL;
 	}
@@ -1144,6 +1185,7 @@ conf_free(struct conf *cf)
 			free(v);
 		}
 	}
+	redistls_free(cf->cf_redis.tls_ctx);
 	for (i = 0; cf->cf_listen && i < cf->cf_nlisten; i++)
 		free(cf->cf_listen[i].l_text);
 	free(cf->cf_listen);

@@ -10,6 +10,8 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+struct redistls;
+
 struct conf_listen {
 	char *l_text;                 /* as written, "0.0.0.0:5000" */
 	int l_admin;                  /* from metrics_listen: no counter page */
@@ -59,6 +61,13 @@ struct conf {
 		int min_replicas_acked;  /* > 0: confirm INCRs with WAIT */
 		char **cluster;       /* "host:port" seeds; none = no cluster */
 		size_t ncluster;
+		int tls;              /* TLS to the primary (redistls.c) */
+		char *tls_ca_file;    /* "" and tls_ca_dir "": the system's */
+		char *tls_ca_dir;
+		char *tls_cert_file;  /* the client certificate; "" = none */
+		char *tls_key_file;
+		char *tls_server_name;  /* "" = the host connected to */
+		struct redistls *tls_ctx;  /* made by conf_load(); NULL if off */
 	} cf_redis;
 };
 
@@ -66,7 +75,8 @@ struct conf {
  * Read and validate the config file at path, then apply the environment
  * overrides (REDIS_HOST, REDIS_PORT, REDIS_PASSWORD, REDIS_URL), then read
  * the password files (a warning is logged for one that group or others
- * can read).  Returns a new conf owned by the caller (free with
+ * can read) and, with tls on, the CA and client certificate files into
+ * cf_redis.tls_ctx.  Returns a new conf owned by the caller (free with
  * conf_free()), or NULL with a one-line message in err, "FILE:LINE:
  * reason" where the file is to blame, "REDIS_URL: reason" where the
  * environment is.  Binds nothing.

@@ -23,6 +23,13 @@
  * (a wrong password, a user without the right) is tried again no more
  * often than a server that is down.
  *
+ * With redis.tls the connection speaks TLS (redistls.c).  hiredis calls
+ * it connected once TCP is, before the handshake, which runs with the
+ * first commands; so over TLS the first reply (to AUTH, SELECT, or a PING
+ * sent for this when neither is due) is what makes it ready, and a
+ * server whose certificate is refused is tried again no more often than
+ * one that is down, with the certificate check's verdict in the log.
+ *
  * When the sentinels name another primary (sentinel.c), the connection is
  * dropped at once, failing the commands in flight (what the old primary
  * answers now may be lost, and nothing is sent twice), and the new one is
@@ -71,6 +78,7 @@
 #include "metrics.h"
 #include "redisconn.h"
 #include "redisio.h"
+#include "redistls.h"
 #include "sentinel.h"
 
 #define REDISCONN_BACKOFF_MIN_MS        50
@@ -108,7 +116,8 @@ struct redisconn {
 	int rc_backoff_ms;
 	int rc_failing;                 /* the last attempt failed (log once) */
 	int rc_connected_before;        /* a later connect is a reconnect */
-	int rc_setup;                   /* AUTH and SELECT replies due */
+	int rc_setup;                   /* AUTH, SELECT, PING replies due */
+	struct ssl_st *rc_ssl;          /* rc_ac's TLS (hiredis owns it) */
 	int rc_refused;                 /* AUTH or SELECT failed (log once) */
 	char rc_host[256];              /* where the primary is now */
 	int rc_port;
@@ -163,6 +172,33 @@ redisconn_settle(struct redisconn *rc)
 		rc->rc_settled = NULL;
 		cb(rc->rc_settled_arg);
 	}
+}
+
+/*
+ * Why rc_ac failed, hiredis's errstr unless TLS has a better reason
+ * (hiredis says only "Success" or an errno text for a refused
+ * certificate).  Inside the disconnect callback, before hiredis frees it.
+ */
+static const char *
+redisconn_why(struct redisconn *rc, const redisAsyncContext *ac, char *buf,
+    size_t len)
+{
+	if (rc->rc_ssl == NULL)
+		return ac->errstr;
+	if (redistls_why(rc->rc_ssl, buf, len) == 0)
+		return buf;
+	/*
+	 * A server that wants a client certificate closes the connection
+	 * after our side of the TLS 1.3 handshake: its alert is lost when
+	 * our first command, still unread, makes the close a reset.
+	 */
+	if (rc->rc_state != RC_READY && redistls_done(rc->rc_ssl)) {
+		snprintf(buf, len, "%s (after the TLS handshake: does the "
+		    "server want a client certificate, tls_cert_file?)",
+		    ac->errstr);
+		return buf;
+	}
+	return ac->errstr;
 }
 
 /* An attempt failed: a warning the first time, then debug lines. */
@@ -301,8 +337,10 @@ redisconn_on_deadline(evutil_socket_t fd, short what, void *arg)
 		redisconn_schedule_retry(rc);
 	} else if (rc->rc_state == RC_CONNECTING) {
 		redisconn_failed(rc, "cannot connect to %s: timed out%s",
-		    redisconn_where(rc), rc->rc_setup > 0 ?
-		    " (no answer to AUTH or SELECT)" : "");
+		    redisconn_where(rc), rc->rc_setup == 0 ? "" :
+		    rc->rc_ssl != NULL ? " (in the TLS handshake, or no "
+		    "answer to AUTH, SELECT or PING)" :
+		    " (no answer to AUTH or SELECT)");
 		redisconn_close(rc);
 	}
 }
@@ -336,7 +374,8 @@ redisconn_up(struct redisconn *rc)
 	if (rc->rc_connected_before)
 		METRICS_ADD(mw_redis_reconnects, 1);
 	rc->rc_connected_before = 1;
-	log_info("redis: connected to %s%s", redisconn_where(rc),
+	log_info("redis: connected to %s%s%s", redisconn_where(rc),
+	    rc->rc_ssl != NULL ? " over TLS" : "",
 	    rc->rc_sentinel ? " (the primary, says the sentinel)" :
 	    rc->rc_asking ? " (for the slot it imports, says ASK)" :
 	    rc->rc_cluster ? " (serving the key's slot)" : "");
@@ -346,13 +385,20 @@ redisconn_up(struct redisconn *rc)
 		sentinel_watch(rc->rc_sentinel, rc->rc_host, rc->rc_port);
 }
 
+/* The commands that set a new connection up, for redisconn_setup_reply(). */
+enum redisconn_setup {
+	RS_AUTH,
+	RS_SELECT,
+	RS_PING         /* over TLS, when neither is due (see the top) */
+};
+
 /*
- * The reply to AUTH (auth set) or SELECT: the last of them makes the
- * connection ready; an error makes it useless, and says why in the log.
+ * The reply to a setup command: the last of them makes the connection
+ * ready; an error makes it useless, and says why in the log.
  */
 static void
 redisconn_setup_reply(redisAsyncContext *ac, const redisReply *reply,
-    int auth)
+    enum redisconn_setup cmd)
 {
 	struct redisconn *rc = ac->data;
 	const struct conf *cf;
@@ -371,12 +417,14 @@ redisconn_setup_reply(redisAsyncContext *ac, const redisReply *reply,
 	if (!rc->rc_refused)
 		rc->rc_failing = 0;
 	rc->rc_refused = 1;
-	if (auth)
+	if (cmd == RS_AUTH)
 		snprintf(what, sizeof(what), "AUTH as user '%.200s'",
 		    cf->cf_redis.username[0] ? cf->cf_redis.username :
 		    "default");
-	else
+	else if (cmd == RS_SELECT)
 		snprintf(what, sizeof(what), "SELECT %d", cf->cf_redis.db);
+	else
+		snprintf(what, sizeof(what), "PING");
 	redisconn_failed(rc, "connection setup failed: %s at %s: %s", what,
 	    redisconn_where(rc), reply->str);
 	/* Inside a callback hiredis allows only this way out. */
@@ -387,14 +435,21 @@ static void
 redisconn_on_auth_reply(redisAsyncContext *ac, void *r, void *priv)
 {
 	(void)priv;
-	redisconn_setup_reply(ac, r, 1);
+	redisconn_setup_reply(ac, r, RS_AUTH);
 }
 
 static void
 redisconn_on_select_reply(redisAsyncContext *ac, void *r, void *priv)
 {
 	(void)priv;
-	redisconn_setup_reply(ac, r, 0);
+	redisconn_setup_reply(ac, r, RS_SELECT);
+}
+
+static void
+redisconn_on_ping_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+	(void)priv;
+	redisconn_setup_reply(ac, r, RS_PING);
 }
 
 /*
@@ -473,13 +528,15 @@ static void
 redisconn_on_connected(const redisAsyncContext *ac, int status)
 {
 	struct redisconn *rc = ac->data;
+	char why[300];
 
 	if (rc == NULL || rc->rc_ac != ac)
 		return;
 	event_del(rc->rc_deadline_ev);
 	if (status != REDIS_OK) {
 		redisconn_failed(rc, "cannot connect to %s: %s",
-		    redisconn_where(rc), ac->errstr);
+		    redisconn_where(rc), redisconn_why(rc, ac, why,
+		    sizeof(why)));
 		/*
 		 * hiredis frees it after we return, failing what was queued;
 		 * nothing was ever answered on it, so there is no down to report.
@@ -498,13 +555,16 @@ static void
 redisconn_on_disconnected(const redisAsyncContext *ac, int status)
 {
 	struct redisconn *rc = ac->data;
+	char why[300];
 
 	if (rc == NULL || rc->rc_ac != ac)
 		return;         /* we dropped it ourselves */
 	rc->rc_ac = NULL;
 	if (status != REDIS_OK)
-		redisconn_failed(rc, "lost connection to %s: %s",
-		    redisconn_where(rc), ac->errstr);
+		redisconn_failed(rc, "%s %s: %s", rc->rc_state == RC_READY ?
+		    "lost connection to" : "cannot connect to",
+		    redisconn_where(rc), redisconn_why(rc, ac, why,
+		    sizeof(why)));
 	else
 		rc->rc_failing = 1;
 	redisconn_lost(rc);
@@ -519,13 +579,20 @@ redisconn_open(struct redisconn *rc, const char *ip)
 {
 	const struct conf *cf = rc->rc_cf;
 	redisAsyncContext *ac;
+	char why[300] = "";
 
 	ac = ip != NULL ? redisAsyncConnect(ip, rc->rc_port) :
 	    redisAsyncConnectUnix(cf->cf_redis.socket);
-	if (ac == NULL || ac->err || redisio_attach(ac, rc->rc_base) == -1) {
+	rc->rc_ssl = NULL;
+	if (ac != NULL && !ac->err && cf->cf_redis.tls_ctx != NULL)
+		rc->rc_ssl = redistls_start(cf->cf_redis.tls_ctx, ac,
+		    rc->rc_host, why, sizeof(why));
+	if (ac == NULL || ac->err || why[0] ||
+	    redisio_attach(ac, rc->rc_base) == -1) {
 		redisconn_failed(rc, "cannot connect to %s: %s",
 		    redisconn_where(rc), ac == NULL ? "out of memory" :
-		    ac->err ? ac->errstr : "event attach failed");
+		    ac->err ? ac->errstr : why[0] ? why :
+		    "event attach failed");
 		if (ac)
 			redisAsyncFree(ac);
 		redisconn_schedule_retry(rc);
@@ -548,6 +615,9 @@ redisconn_open(struct redisconn *rc, const char *ip)
 	if (cf->cf_redis.db != 0)
 		rc->rc_setup += redisAsyncCommand(ac, redisconn_on_select_reply,
 		    rc, "SELECT %d", cf->cf_redis.db) == REDIS_OK;
+	if (rc->rc_ssl != NULL && rc->rc_setup == 0)
+		rc->rc_setup += redisAsyncCommand(ac, redisconn_on_ping_reply,
+		    rc, "PING") == REDIS_OK;
 	if (rc->rc_sentinel)
 		redisAsyncCommand(ac, redisconn_on_role_reply, rc, "ROLE");
 	if (rc->rc_check)

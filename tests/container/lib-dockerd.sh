@@ -25,10 +25,12 @@
 #                               0 if dockerd stopped on TERM.
 #   dockerd_remove_dir DIR      unmount what the engine left under DIR and
 #                               remove DIR.
-#   rootfs_ensure TAR MIRROR MAX_AGE_DAYS WORKDIR
-#                               the debootstrapped bookworm minbase tarball
-#                               (as debian:bookworm-slim: its apt sources,
-#                               apt and dpkg settings), made in WORKDIR when
+#   rootfs_ensure TAR MIRROR MAX_AGE_DAYS WORKDIR [SUITE]
+#                               the debootstrapped SUITE (default bookworm;
+#                               trixie for the Dockerfile's build stage)
+#                               minbase tarball (as debian:SUITE-slim: its
+#                               apt sources, apt and dpkg settings), made
+#                               in WORKDIR when
 #                               TAR is missing, older than MAX_AGE_DAYS or
 #                               corrupt; 0 when TAR is usable.  A lock on
 #                               TAR.lock keeps two scripts from making it
@@ -127,21 +129,21 @@ dockerd_remove_dir() {
 
 # The debootstrap itself, for rootfs_ensure (under its lock).
 rootfs_make() {
-	local tar=$1 mirror=$2 root="$4/rootfs" rc
-	timeout "$(DT=900 lib_tmo)" debootstrap --variant=minbase bookworm "$root" "$mirror" || return 1
+	local tar=$1 mirror=$2 root="$4/rootfs" suite=${5:-bookworm} rc
+	timeout "$(DT=900 lib_tmo)" debootstrap --variant=minbase "$suite" "$root" "$mirror" || return 1
 	# As the official image: the updates and security suites, and the
 	# slim variant's apt and dpkg settings.
 	rm -f "$root/etc/apt/sources.list"
 	cat > "$root/etc/apt/sources.list.d/debian.sources" <<-EOF
 	Types: deb
 	URIs: http://deb.debian.org/debian
-	Suites: bookworm bookworm-updates
+	Suites: $suite $suite-updates
 	Components: main
 	Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 
 	Types: deb
 	URIs: http://deb.debian.org/debian-security
-	Suites: bookworm-security
+	Suites: $suite-security
 	Components: main
 	Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 	EOF
@@ -182,7 +184,7 @@ rootfs_usable() {       # rootfs_usable TAR MAX_AGE_DAYS
 }
 
 rootfs_ensure() {
-	local tar=$1 mirror=$2 max_age=$3 work=$4 rc=0
+	local tar=$1 mirror=$2 max_age=$3 work=$4 suite=${5:-bookworm} rc=0
 	rootfs_usable "$tar" "$max_age" && return 0
 	mkdir -p "$(dirname "$tar")" || return 1
 	(
@@ -190,7 +192,7 @@ rootfs_ensure() {
 		# Made by another script while this one waited for the lock?
 		rootfs_usable "$tar" "$max_age" && exit 0
 		rm -f "$tar"
-		rootfs_make "$tar" "$mirror" "$max_age" "$work"
+		rootfs_make "$tar" "$mirror" "$max_age" "$work" "$suite"
 	) 9> "$tar.lock" || rc=1
 	return $rc
 }

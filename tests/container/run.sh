@@ -9,7 +9,8 @@
 #     with tests/systemd/run.sh);
 #  2. makes debian:bookworm-slim locally (debootstrap --variant=minbase,
 #     then docker import; the tarball is cached in $HITCOUNTD_CI_CACHE,
-#     default /var/cache/hitcountd-ci, and shared with tests/systemd/run.sh)
+#     default /var/cache/hitcountd-ci, and shared with tests/systemd/run.sh),
+#     and debian:trixie-slim the same way for the Dockerfile's build stage,
 #     and builds a stand-in for the
 #     official redis:7 image from Debian's redis-server
 #     (tests/container/redis/), so that nothing is pulled;
@@ -17,7 +18,9 @@
 #     as the web image: network create, run redis, build, run web, three
 #     visits, the health check, docker logs, docker stop, cleanup; and
 #     checks the image: only what runs (FROM scratch), at most 15 MB over
-#     its base, `docker run --read-only` serving and healthy, and the
+#     its base, TLS to Redis (-t with tls on, and counting over rediss://
+#     against the stand-in on --tls-port), `docker run --read-only`
+#     serving and healthy, and the
 #     master's signals through `docker kill -s HUP / TTIN / TTOU`;
 #  4. runs docker-compose.yml with Compose v1 (Debian 12's docker-compose
 #     1.29) and v2 (Debian 13's, fetched by .ci/compose-v2, as `docker
@@ -54,6 +57,8 @@ max_age=${HITCOUNTD_ROOTFS_MAX_AGE_DAYS:-30}
 # must be the image name docker-compose.yml uses.
 REDIS_IMAGE=redis:7
 BASE_IMAGE=debian:bookworm-slim
+# The Dockerfile's build stage: Debian 13, for hiredis 1.2 with TLS.
+BUILD_IMAGE=debian:trixie-slim
 WEB_IMAGE=hitcountd
 NET=hitcountd-net
 PROJECT=hitcountdct
@@ -265,6 +270,15 @@ else
 	[ -s "$rootfs_tar" ] || abort base-image "no rootfs tarball"
 fi
 DT=300 check base-image-import docker import --change 'CMD ["bash"]' "$rootfs_tar" "$BASE_IMAGE"
+build_tar=$cache/debian-trixie-slim-rootfs.tar.gz
+if rootfs_usable "$build_tar" "$max_age"; then
+	note "build-stage rootfs from the cache: $build_tar"
+else
+	note "debootstrap --variant=minbase trixie (cached afterwards in $cache)"
+	check debootstrap-rootfs-trixie rootfs_ensure "$build_tar" "$mirror" "$max_age" "$dir" trixie
+	[ -s "$build_tar" ] || abort build-image "no trixie rootfs tarball"
+fi
+DT=300 check build-image-import docker import --change 'CMD ["bash"]' "$build_tar" "$BUILD_IMAGE"
 DT=900 check redis-standin-build docker build --network host -t "$REDIS_IMAGE" "$here/redis"
 docker image inspect "$BASE_IMAGE" > /dev/null 2>&1 &&
     docker image inspect "$REDIS_IMAGE" > /dev/null 2>&1 ||
@@ -325,9 +339,31 @@ note "image: $ep"
 hc=$(docker image inspect -f '{{json .Config.Healthcheck.Test}}' "$WEB_IMAGE")
 [ "$hc" = '["CMD","/usr/local/sbin/hitcountd","-H","-f","/etc/hitcountd.conf"]' ] &&
     pass image-healthcheck-without-curl || fail image-healthcheck-without-curl "$hc"
+# TLS to Redis is built in: -t accepts tls = true with a CA file that
+# OpenSSL reads (a build without hiredis_ssl refuses tls = true), and
+# reports a file that is not a certificate, by name.
+image_tls() {
+	local d
+	d=$(mktemp -d "$logs/tls.XXXXXX") || return 1
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+	    -nodes -days 2 -subj /CN=ca -keyout "$d/ca.key" -out "$d/ca.crt" \
+	    2> /dev/null || return 1
+	echo 'not a certificate' > "$d/bad.crt"
+	printf 'redis {\n    tls = true\n    tls_ca_file = "/tls/%s"\n}\n' \
+	    ca.crt > "$d/good.conf"
+	printf 'redis {\n    tls = true\n    tls_ca_file = "/tls/%s"\n}\n' \
+	    bad.crt > "$d/bad.conf"
+	chmod 0755 "$d" && chmod 0644 "$d"/*
+	docker run --rm --network none -v "$d:/tls:ro" "$WEB_IMAGE" \
+	    -t -f /tls/good.conf || return 1
+	! docker run --rm --network none -v "$d:/tls:ro" "$WEB_IMAGE" \
+	    -t -f /tls/bad.conf > "$d/bad.out" 2>&1 || return 1
+	cat "$d/bad.out"
+	grep -q "option 'tls_ca_file': /tls/bad.crt: " "$d/bad.out"
+}
 # Only what runs: the binary, the shared libraries and loader, the
-# configuration, passwd/group/nsswitch.conf and the libraries' copyright
-# files; nothing else (no shell, curl, compiler, package manager).  The
+# configuration, passwd/group/nsswitch.conf, the CA bundle (for TLS to
+# Redis) and the copyright files; nothing else (no shell, curl, compiler, package manager).  The
 # files of a created container, less what Docker itself adds to every
 # container (/.dockerenv, /etc/hosts, mtab etc., /dev, /proc, /sys).
 image_files() {
@@ -340,12 +376,53 @@ image_files() {
 	sed 's,^\./,,; s,/$,,' "$logs/image-files.txt" | sort -u |
 	    grep -Ev '^(\.dockerenv|etc/(hosts|hostname|resolv\.conf|mtab)|dev(/.*)?|proc|sys)$' > "$logs/image-files-own.txt"
 	cat "$logs/image-files-own.txt"
-	! grep -Ev '^(etc|lib|lib64|usr|usr/local|usr/local/sbin|usr/share|usr/share/doc|usr/share/doc/[^/]+|(usr/)?lib/x86_64-linux-gnu|etc/(hitcountd\.conf|passwd|group|nsswitch\.conf)|usr/local/sbin/hitcountd|lib64/ld-linux-x86-64\.so\.2|(usr/)?lib/x86_64-linux-gnu/lib(c|hiredis|confuse|event-2\.1)\.so[.0-9]*|usr/share/doc/[^/]+/copyright)$' \
+	! grep -Ev '^(etc|lib|lib64|usr|usr/local|usr/local/sbin|usr/share|usr/share/doc|usr/share/doc/[^/]+|(usr/)?lib/x86_64-linux-gnu|etc/(hitcountd\.conf|passwd|group|nsswitch\.conf)|etc/ssl|etc/ssl/certs|etc/ssl/certs/ca-certificates\.crt|usr/lib|usr/lib/ssl|usr/lib/ssl/cert\.pem|usr/local/sbin/hitcountd|lib64/ld-linux-x86-64\.so\.2|(usr/)?lib/x86_64-linux-gnu/lib(c|hiredis|hiredis_ssl|ssl|crypto|z|zstd|confuse|event-2\.1)\.so[.0-9]*|usr/share/doc/[^/]+/copyright)$' \
 	    "$logs/image-files-own.txt"
 }
 check image-holds-only-what-runs image_files
 check image-has-binary-and-config sh -c "timeout 60 /usr/bin/docker run --rm --network none $WEB_IMAGE -t -f /etc/hitcountd.conf &&
     timeout 60 /usr/bin/docker run --rm --network none $WEB_IMAGE -V"
+check image-has-tls image_tls
+# The image counting over TLS: rediss:// to the redis:7 stand-in
+# (Debian's redis-server, built with TLS) on --tls-port only, its
+# certificate from a CA made here, mounted with a configuration that
+# names it.  The stand-in answers nothing in plain text.
+tls_counts() {
+	local d p body
+	d=$(mktemp -d "$logs/tls-redis.XXXXXX") || return 1
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+	    -nodes -days 2 -subj /CN=ca -keyout "$d/ca.key" -out "$d/ca.crt" \
+	    2> /dev/null &&
+	    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+	    -nodes -subj /CN=redis-tls -keyout "$d/srv.key" -out "$d/srv.csr" \
+	    2> /dev/null &&
+	    printf 'subjectAltName=DNS:redis-tls\n' > "$d/san.ext" &&
+	    openssl x509 -req -in "$d/srv.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" \
+	    -CAcreateserial -days 2 -out "$d/srv.crt" -extfile "$d/san.ext" \
+	    2> /dev/null || return 1
+	printf '%s\n' 'listen = {"0.0.0.0:5000"}' 'pidfile = ""' \
+	    'redis {' '    tls_ca_file = "/tls/ca.crt"' '}' > "$d/web.conf"
+	chmod 0755 "$d" && chmod 0644 "$d"/*      # the stand-in runs as redis
+	docker run -d --name redis-tls --network "$NET" -v "$d:/tls:ro" \
+	    "$REDIS_IMAGE" --port 0 --tls-port 6380 \
+	    --tls-cert-file /tls/srv.crt --tls-key-file /tls/srv.key \
+	    --tls-ca-cert-file /tls/ca.crt --tls-auth-clients no || return 1
+	p=$(free_port)
+	docker run -d --name web-tls --network "$NET" -v "$d:/tls:ro" \
+	    -p "127.0.0.1:$p:5000" -e REDIS_URL=rediss://redis-tls:6380 \
+	    "$WEB_IMAGE" -D -f /tls/web.conf || return 1
+	wait_for 30 redis_ready "$p" || { docker logs web-tls; return 1; }
+	for n in 1 2; do
+		body=$(http_get "$p" /)
+		echo "GET /: $body"
+		[ "$body" = "Page visited $n times" ] || return 1
+	done
+	docker logs web-tls 2>&1 | tee "$d/web.log" | grep -q 'over TLS' &&
+	    [ "$(docker exec redis-tls redis-cli --tls --cacert /tls/ca.crt \
+	    -h redis-tls -p 6380 GET visits)" = 2 ]
+}
+check image-counts-over-tls tls_counts
+docker rm -f web-tls redis-tls > /dev/null 2>&1
 # The runtime stage's size over the image it starts from: the whole
 # image when that is scratch (no layer in common with the base), else
 # what it adds to debian:bookworm-slim.  At most 15 MB.
