@@ -1,16 +1,16 @@
 /*
- * counter.c - the visit counter: INCR (and GET) of the key, pipelined on
- * the worker's Redis connection, each answered or failed in time.
+ * counter.c - the visit counter: INCRBY (and GET) of the key, pipelined
+ * on the worker's Redis connection, each answered or failed in time.
  *
  * The visits of one loop turn, from all the worker's clients, become one
  * INCRBY of their number, sent at the end of the turn: Redis adds them
  * atomically and answers the new total T, so the k visits of the batch
  * are T-k+1 .. T, each its own number, in the order they came, exactly as
  * k INCRs would have been, for a k-th of Redis's work and hiredis's.
- * Commands are written back to back on the one connection (redisconn.c)
- * and Redis answers in order, so two FIFOs, the commands in flight and
- * the clients waiting for them, match each reply to its clients without
- * any allocation per request.  hiredis 0.14 has no command timeout, so the
+ * Commands are written back to back on the one connection (redisconn.c),
+ * and Redis answers in order, so a FIFO of pending commands matches each
+ * reply to its clients (a batch carries its own).  hiredis 0.14 has no
+ * command timeout, so the
  * FIFO also carries the time each command was sent: when the oldest one
  * is overdue (this file's timer) the connection is dropped, which fails
  * every pending command at once (the client gets 503).  A command that
@@ -20,9 +20,17 @@
  * With min_replicas_acked, a visit is answered only once a WAIT behind its
  * INCRBY says that many replicas have it: one WAIT at the end of a loop
  * turn for the INCRBY of the turn, and one WAIT out at a time.
+ *
+ * With a Redis Cluster, a MOVED or ASK reply means the command was not
+ * executed: it goes to the redo list instead of being answered, and the
+ * connection is told where to go (redisconn_redirect()).  Commands sent
+ * while it gets there join the list; all go out once the next connection
+ * is open (behind ASKING for an ASK target), each still within timeout_ms
+ * of its first sending, or fail (503) -- safely, since none was executed.
+ * Any other error, or a lost connection, still fails a command for good:
+ * it may have been executed.
  */
 #include "config.h"
-
 
 #include <errno.h>
 #include <stdint.h>
@@ -34,34 +42,34 @@
 #include <hiredis/hiredis.h>
 
 #include "clock.h"
+#include "cluster.h"
 #include "conf.h"
 #include "counter.h"
 #include "log.h"
 #include "metrics.h"
 #include "redisconn.h"
 
-/* A ring of fixed-size elements that doubles when full. */
-struct counter_fifo {
-	char *fi_buf;
-	size_t fi_size;                 /* of an element */
-	size_t fi_cap;                  /* a power of two, or 0 */
-	size_t fi_head, fi_count;
-};
-
-enum counter_kind { COUNTER_INCRBY, COUNTER_GET, COUNTER_WAIT };
-
-/* A command in flight. */
-struct counter_op {
-	uint64_t op_sent_us;
-	enum counter_kind op_kind;      /* WAIT: confirming the held */
-	unsigned op_nwait;              /* clients it answers: k, 1 (GET), 0 */
-	int op_hold;                    /* visits to confirm with WAIT */
-};
-
-/* A client waiting for its visit's number (or the GET's value). */
+/* A client waiting for its visit's number. */
 struct counter_waiter {
 	counter_cb *w_cb;
 	void *w_arg;
+};
+
+/* The visits of one loop turn: one INCRBY b_n. */
+struct counter_batch {
+	unsigned b_n, b_cap;
+	struct counter_waiter b_w[];
+};
+
+/* A command in flight. */
+struct counter_op {
+	counter_cb *op_cb;              /* NULL: a WAIT, or op_batch's INCRBY */
+	void *op_arg;
+	uint64_t op_sent_us;            /* first sent, for a redone one */
+	int op_hold;                    /* visits to confirm with WAIT */
+	int op_get;                     /* GET, not INCRBY */
+	int op_asking;                  /* an ASKING (op_cb NULL): no answer */
+	struct counter_batch *op_batch; /* INCRBY: the clients it answers */
 };
 
 /* A visit counted, waiting for WAIT to say replicas have it. */
@@ -77,26 +85,33 @@ struct counter {
 	struct event *ct_timeout_ev;    /* the oldest command's deadline */
 	struct event *ct_wait_ev;       /* append WAIT at the end of the turn */
 	struct event *ct_batch_ev;      /* send the turn's INCRBY at its end */
+	struct counter_batch *ct_batch; /* visits of this turn, not yet sent */
+	struct counter_batch *ct_spare; /* an answered batch, for reuse */
 	char *ct_incrby_cmd;            /* "INCRBY key " formatted, + room */
 	size_t ct_incrby_len;           /* of the part before the count */
 	char *ct_get_cmd;
 	int ct_get_len;
 	char *ct_wait_cmd;
 	int ct_wait_len;
-	struct counter_fifo ct_ops;     /* commands in flight */
-	struct counter_fifo ct_waiters; /* their clients, then the batch's */
-	unsigned ct_batch;              /* visits of this turn, not yet sent */
+	struct counter_op *ct_ring;     /* FIFO of commands in flight */
+	size_t ct_ring_cap, ct_ring_head, ct_ring_count;
 	struct counter_held *ct_held;
 	size_t ct_nheld, ct_heldcap;
-	int ct_wait_pending;            /* INCRBYs sent since the last WAIT */
+	int ct_wait_pending;            /* INCRs sent since the last WAIT */
 	int ct_wait_inflight;           /* a WAIT is out: the next one waits */
 	uint64_t ct_last_errlog_ms;
+	uint64_t ct_last_redirlog_ms;
+	char *ct_asking_cmd;
+	int ct_asking_len;
+	struct counter_op *ct_redo;     /* MOVED or ASK: to send again */
+	size_t ct_nredo, ct_redocap;
 };
 
 /* Room for "$<count>\r\n<count>\r\n" after the INCRBY prefix. */
 #define COUNTER_COUNT_ROOM      32
 
 static void counter_send_wait(struct counter *c);
+static int counter_redo_push(struct counter *c, const struct counter_op *op);
 
 static void
 counter_arm(struct event *ev, int ms)
@@ -106,40 +121,40 @@ counter_arm(struct event *ev, int ms)
 	event_add(ev, &tv);
 }
 
-static void *
-counter_fifo_at(const struct counter_fifo *f, size_t i)
+static int
+counter_ring_push(struct counter *c, const struct counter_op *o)
 {
-	return f->fi_buf + ((f->fi_head + i) & (f->fi_cap - 1)) * f->fi_size;
-}
+	struct counter_op *op;
 
-/* Room for one more element at the tail, or NULL (out of memory). */
-static void *
-counter_fifo_push(struct counter_fifo *f)
-{
-	if (f->fi_count == f->fi_cap) {
-		size_t ncap = f->fi_cap ? f->fi_cap * 2 : 64, i;
-		char *n = malloc(ncap * f->fi_size);
+	if (c->ct_ring_count == c->ct_ring_cap) {
+		size_t ncap = c->ct_ring_cap ? c->ct_ring_cap * 2 : 64, i;
+		struct counter_op *n = malloc(ncap * sizeof(*n));
 
 		if (n == NULL)
-			return NULL;
-		for (i = 0; i < f->fi_count; i++)
-			memcpy(n + i * f->fi_size, counter_fifo_at(f, i),
-			    f->fi_size);
-		free(f->fi_buf);
-		f->fi_buf = n;
-		f->fi_cap = ncap;
-		f->fi_head = 0;
+			return -1;
+		for (i = 0; i < c->ct_ring_count; i++)
+			n[i] = c->ct_ring[(c->ct_ring_head + i) %
+			    c->ct_ring_cap];
+		free(c->ct_ring);
+		c->ct_ring = n;
+		c->ct_ring_cap = ncap;
+		c->ct_ring_head = 0;
 	}
-	return counter_fifo_at(f, f->fi_count++);
+	op = &c->ct_ring[(c->ct_ring_head + c->ct_ring_count) %
+	    c->ct_ring_cap];
+	*op = *o;
+	c->ct_ring_count++;
+	return 0;
 }
 
-/* Take the oldest element off: copied to out. */
-static void
-counter_fifo_pop(struct counter_fifo *f, void *out)
+static struct counter_op
+counter_ring_pop(struct counter *c)
 {
-	memcpy(out, counter_fifo_at(f, 0), f->fi_size);
-	f->fi_head = (f->fi_head + 1) & (f->fi_cap - 1);
-	f->fi_count--;
+	struct counter_op op = c->ct_ring[c->ct_ring_head];
+
+	c->ct_ring_head = (c->ct_ring_head + 1) % c->ct_ring_cap;
+	c->ct_ring_count--;
+	return op;
 }
 
 /* Log Redis trouble at most once a second: under load it repeats per request. */
@@ -156,7 +171,7 @@ counter_may_log(struct counter *c)
 
 /* Keep a visit's number until the WAIT behind it returns. */
 static int
-counter_hold(struct counter *c, const struct counter_waiter *w, long long v)
+counter_hold(struct counter *c, counter_cb *cb, void *arg, long long v)
 {
 	struct counter_held *h;
 
@@ -170,8 +185,8 @@ counter_hold(struct counter *c, const struct counter_waiter *w, long long v)
 		c->ct_heldcap = ncap;
 	}
 	h = &c->ct_held[c->ct_nheld++];
-	h->h_cb = w->w_cb;
-	h->h_arg = w->w_arg;
+	h->h_cb = cb;
+	h->h_arg = arg;
 	h->h_value = v;
 	return 0;
 }
@@ -192,34 +207,123 @@ counter_release_held(struct counter *c, int ok)
 	}
 }
 
-/* Fail the n oldest waiters (their command failed, or never went out). */
+/* A batch answered: kept for the next turn, or freed. */
 static void
-counter_fail_waiters(struct counter *c, size_t n)
+counter_batch_done(struct counter *c, struct counter_batch *b)
 {
-	struct counter_waiter w;
+	if (c->ct_spare == NULL) {
+		b->b_n = 0;
+		c->ct_spare = b;
+	} else
+		free(b);
+}
 
-	while (n-- > 0 && c->ct_waiters.fi_count > 0) {
-		counter_fifo_pop(&c->ct_waiters, &w);
+/* Fail the clients of op (none for a WAIT or ASKING). */
+static void
+counter_op_fail(struct counter *c, const struct counter_op *op)
+{
+	struct counter_batch *b = op->op_batch;
+	unsigned i;
+
+	if (b != NULL) {
+		for (i = 0; i < b->b_n; i++) {
+			METRICS_ADD(mw_redis_errors, 1);
+			b->b_w[i].w_cb(b->b_w[i].w_arg, 0, 0);
+		}
+		counter_batch_done(c, b);
+	} else if (op->op_cb != NULL) {
 		METRICS_ADD(mw_redis_errors, 1);
-		w.w_cb(w.w_arg, 0, 0);
+		op->op_cb(op->op_arg, 0, 0);
 	}
 }
 
-/* Fail whatever is in flight, batched or held back (the connection is gone). */
+/*
+ * Answer the clients of op with v, the value Redis returned: for a batch
+ * of n, the total, so its visits are v-n+1 .. v.  With hold, they wait
+ * for WAIT.
+ */
+static void
+counter_op_answer(struct counter *c, const struct counter_op *op,
+    long long v)
+{
+	struct counter_batch *b = op->op_batch;
+	unsigned i;
+
+	if (b == NULL) {
+		if (!op->op_hold || counter_hold(c, op->op_cb, op->op_arg, v) != 0)
+			op->op_cb(op->op_arg, 1, v);
+		return;
+	}
+	for (i = 0; i < b->b_n; i++) {
+		long long mine = v - (long long)(b->b_n - 1 - i);
+
+		if (!op->op_hold ||
+		    counter_hold(c, b->b_w[i].w_cb, b->b_w[i].w_arg, mine) != 0)
+			b->b_w[i].w_cb(b->b_w[i].w_arg, 1, mine);
+	}
+	counter_batch_done(c, b);
+}
+
+/* Fail the visits of this turn not yet sent. */
+static void
+counter_batch_fail(struct counter *c)
+{
+	struct counter_op op;
+
+	memset(&op, 0, sizeof(op));
+	op.op_batch = c->ct_batch;
+	c->ct_batch = NULL;     /* callbacks may count new visits */
+	if (c->ct_batch_ev)
+		event_del(c->ct_batch_ev);
+	if (op.op_batch != NULL)
+		counter_op_fail(c, &op);
+}
+
+/* Fail whatever is still in flight or held back (the connection is gone). */
 static void
 counter_fail_all(struct counter *c)
 {
-	/* Callbacks may queue anew (refused while down): fail only these. */
-	size_t n = c->ct_waiters.fi_count;
+	while (c->ct_ring_count > 0) {
+		struct counter_op op = counter_ring_pop(c);
 
-	c->ct_ops.fi_count = 0;
-	c->ct_batch = 0;
-	if (c->ct_batch_ev)
-		event_del(c->ct_batch_ev);
-	counter_fail_waiters(c, n);
+		counter_op_fail(c, &op);
+	}
+	/* Not sent yet: on the way to another node, it goes there. */
+	if (c->ct_conn == NULL || !redisconn_redirecting(c->ct_conn))
+		counter_batch_fail(c);
 	counter_release_held(c, 0);
 	c->ct_wait_pending = 0;
 	c->ct_wait_inflight = 0;
+}
+
+/*
+ * Fail the commands held back for a redirection whose time is up (all of
+ * them with all set).
+ */
+static void
+counter_redo_expire(struct counter *c, uint64_t now, int all)
+{
+	uint64_t ms = (uint64_t)c->ct_cf->cf_redis.timeout_ms * 1000;
+	struct counter_op *ops = c->ct_redo;
+	size_t i, failed = 0, n = c->ct_nredo;
+
+	/* Callbacks may send new commands, held back too: a fresh list. */
+	c->ct_redo = NULL;
+	c->ct_nredo = c->ct_redocap = 0;
+	for (i = 0; i < n; i++) {
+		struct counter_op op = ops[i];
+
+		if (!all && now < op.op_sent_us + ms &&
+		    counter_redo_push(c, &op) == 0)
+			continue;
+		failed++;
+		counter_op_fail(c, &op);
+	}
+	free(ops);
+	if (failed > 0 && !all && counter_may_log(c))
+		log_warnx("redis: %zu commands redirected by the cluster found "
+		    "no node to take them within %d ms", failed,
+		    c->ct_cf->cf_redis.timeout_ms);
 }
 
 static void
@@ -229,31 +333,38 @@ counter_on_down(void *arg)
 
 	event_del(c->ct_timeout_ev);
 	counter_fail_all(c);
+	/* What is held back was never executed: it waits for the next one. */
+	if (c->ct_nredo > 0)
+		counter_arm(c->ct_timeout_ev, c->ct_cf->cf_redis.timeout_ms);
 }
 
 static void
 counter_on_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct counter *c = arg;
-	const struct counter_op *oldest;
 	uint64_t now = clock_us(), deadline;
 	int ms = c->ct_cf->cf_redis.timeout_ms;
 
 	(void)fd;
 	(void)what;
-	if (c->ct_ops.fi_count == 0)
+	counter_redo_expire(c, now, 0);
+	if (c->ct_ring_count == 0) {
+		if (c->ct_nredo > 0)    /* the oldest is due within ms */
+			counter_arm(c->ct_timeout_ev, ms);
 		return;
-	oldest = counter_fifo_at(&c->ct_ops, 0);
-	deadline = oldest->op_sent_us + (uint64_t)ms * 1000;
+	}
+	deadline = c->ct_ring[c->ct_ring_head].op_sent_us +
+	    (uint64_t)ms * 1000;
 	if (now < deadline) {
 		counter_arm(c->ct_timeout_ev, (int)((deadline - now + 999) /
 		    1000));
 		return;
 	}
 	log_warnx("redis: no reply within %d ms, dropping the connection "
-	    "(%zu commands in flight fail)", ms, c->ct_ops.fi_count);
+	    "(%zu commands in flight fail)", ms, c->ct_ring_count);
 	redisconn_drop(c->ct_conn);
 }
+
 /*
  * The reply to WAIT: how many replicas have every write sent before it.
  * Too few, and the visits held back are not acknowledged (503): they are
@@ -322,85 +433,74 @@ counter_value(struct counter *c, const redisReply *reply, int get,
 	}
 }
 
-
 /*
- * The reply to the oldest command in flight.  Its clients are the oldest
- * waiters: an INCRBY k's get T-k+1 .. T of the total T it returns.
+ * A cluster's MOVED or ASK reply to op: the command was not executed, so
+ * it is held back to go where the reply says.  Returns 1 when it is,
+ * else 0 (any other reply, or a malformed redirection: an error).
  */
+static int
+counter_redirected(struct counter *c, const struct counter_op *op,
+    const redisReply *reply)
+{
+	char host[256];
+	unsigned int slot;
+	int ask, port;
+
+	if (c->ct_cf->cf_redis.ncluster == 0 ||
+	    reply->type != REDIS_REPLY_ERROR ||
+	    cluster_parse_redirect(reply->str, &ask, &slot, host,
+	    sizeof(host), &port) == -1 || counter_redo_push(c, op) == -1)
+		return 0;
+	if (ask)
+		METRICS_ADD(mw_redis_ask, 1);
+	else
+		METRICS_ADD(mw_redis_moved, 1);
+	/* A pipeline's worth of them come at once: log one a second. */
+	if (clock_ms() - c->ct_last_redirlog_ms >= 1000) {
+		c->ct_last_redirlog_ms = clock_ms();
+		log_info("redis: slot %u %s %s:%d (%s); sending there", slot,
+		    ask ? "is migrating to" : "moved to",
+		    host[0] ? host : "the same host, port", port,
+		    ask ? "ASK" : "MOVED");
+	}
+	redisconn_redirect(c->ct_conn, host, port, ask);
+	return 1;
+}
+
 static void
 counter_on_reply(redisAsyncContext *ac, void *r, void *priv)
 {
 	struct counter *c = priv;
 	redisReply *reply = r;
 	struct counter_op op;
-	struct counter_waiter w;
 	long long v = 0;
-	unsigned i;
 	int ok = 0;
 
 	(void)ac;
-	if (c->ct_ops.fi_count == 0)
+	if (c->ct_ring_count == 0)
 		return;         /* cannot happen: one op per command sent */
-	counter_fifo_pop(&c->ct_ops, &op);
+	op = counter_ring_pop(c);
+	if (op.op_asking)
+		return;         /* the command behind it tells */
 	if (reply != NULL)
 		metrics_observe_rtt(clock_us() - op.op_sent_us);
-	if (op.op_kind == COUNTER_WAIT) {
+	if (op.op_cb == NULL && op.op_batch == NULL) {
 		counter_on_wait_reply(c, reply);
 		return;
 	}
+	if (reply != NULL && counter_redirected(c, &op, reply))
+		return;
 	/* NULL: the connection is gone; redisconn.c says why. */
 	if (reply != NULL)
-		ok = counter_value(c, reply, op.op_kind == COUNTER_GET, &v);
-	if (!ok) {
-		counter_fail_waiters(c, op.op_nwait);
-		return;
-	}
-	for (i = 0; i < op.op_nwait && c->ct_waiters.fi_count > 0; i++) {
-		long long mine = v - (long long)(op.op_nwait - 1 - i);
-
-		/* Popped first: the callback may count a new visit. */
-		counter_fifo_pop(&c->ct_waiters, &w);
-		if (op.op_hold && counter_hold(c, &w, mine) == 0)
-			continue;       /* answered when WAIT confirms it */
-		w.w_cb(w.w_arg, 1, mine);
-	}
-}
-
-/* Put a formatted command in flight, answering nwait waiters. */
-static int
-counter_send(struct counter *c, const char *cmd, size_t len,
-    enum counter_kind kind, unsigned nwait, int hold)
-{
-	struct counter_op *op;
-
-	if (c->ct_conn == NULL ||
-	    (op = counter_fifo_push(&c->ct_ops)) == NULL)
-		return -1;
-	op->op_sent_us = clock_us();
-	op->op_nwait = nwait;
-	op->op_hold = hold;
-	op->op_kind = kind;
-	/*
-	 * Activated before the command reaches hiredis, whose first command
-	 * of the turn activates the write at the end of it: so the WAIT runs
-	 * first and goes out in the same send().
-	 */
-	if (hold && !c->ct_wait_pending) {
-		c->ct_wait_pending = 1;
-		event_active(c->ct_wait_ev, 0, 1);
-	}
-	if (redisconn_send(c->ct_conn, cmd, len, counter_on_reply, c) == -1) {
-		/* Not connected, or disconnecting: never sent; take it back. */
-		c->ct_ops.fi_count--;
-		return -1;
-	}
-	if (c->ct_ops.fi_count == 1 && !evtimer_pending(c->ct_timeout_ev, NULL))
-		counter_arm(c->ct_timeout_ev, c->ct_cf->cf_redis.timeout_ms);
-	return 0;
+		ok = counter_value(c, reply, op.op_get, &v);
+	if (ok)
+		counter_op_answer(c, &op, v);
+	else
+		counter_op_fail(c, &op);
 }
 
 /*
- * End of a loop turn with visits to confirm (min_replicas_acked): one WAIT
+ * End of a loop turn with INCRs to confirm (min_replicas_acked): one WAIT
  * behind them all.  Scheduled before the turn's writes are flushed, so it
  * goes out in the same send().
  */
@@ -412,12 +512,18 @@ counter_send_wait(struct counter *c)
 	 * it returns, so WAITs queued back to back would add up past
 	 * timeout_ms.  Visits sent meanwhile get the next one.
 	 */
+	struct counter_op wait = { NULL, NULL, clock_us(), 0, 0, 0, NULL };
+
 	if (!c->ct_wait_pending || c->ct_wait_inflight)
 		return;
 	c->ct_wait_pending = 0;
-	if (counter_send(c, c->ct_wait_cmd, (size_t)c->ct_wait_len,
-	    COUNTER_WAIT, 0, 0) == -1)
+	if (c->ct_conn == NULL || counter_ring_push(c, &wait) == -1)
 		return;         /* the held visits fail with the connection */
+	if (redisconn_send(c->ct_conn, c->ct_wait_cmd, (size_t)c->ct_wait_len,
+	    counter_on_reply, c) == -1) {
+		c->ct_ring_count--;
+		return;
+	}
 	c->ct_wait_inflight = 1;
 }
 
@@ -429,6 +535,98 @@ counter_on_wait_ev(evutil_socket_t fd, short what, void *arg)
 	counter_send_wait(arg);
 }
 
+/* Hold op back until the next connection is open (counter_on_open()). */
+static int
+counter_redo_push(struct counter *c, const struct counter_op *op)
+{
+	if (c->ct_nredo == c->ct_redocap) {
+		size_t ncap = c->ct_redocap ? c->ct_redocap * 2 : 64;
+		struct counter_op *n = realloc(c->ct_redo, ncap * sizeof(*n));
+
+		if (n == NULL)
+			return -1;
+		c->ct_redo = n;
+		c->ct_redocap = ncap;
+	}
+	c->ct_redo[c->ct_nredo++] = *op;
+	if (!evtimer_pending(c->ct_timeout_ev, NULL))
+		counter_arm(c->ct_timeout_ev, c->ct_cf->cf_redis.timeout_ms);
+	return 0;
+}
+
+/* ASKING ahead of the next command, on a connection to an ASK target. */
+static int
+counter_send_asking(struct counter *c)
+{
+	struct counter_op asking = { NULL, NULL, clock_us(), 0, 0, 1, NULL };
+
+	if (counter_ring_push(c, &asking) == -1)
+		return -1;
+	if (redisconn_send(c->ct_conn, c->ct_asking_cmd,
+	    (size_t)c->ct_asking_len, counter_on_reply, c) == -1) {
+		c->ct_ring_count--;
+		return -1;
+	}
+	return 0;
+}
+
+/* INCRBY n, in the buffer formatted by counter_format_incrby(). */
+static size_t
+counter_incrby_cmd(struct counter *c, unsigned n)
+{
+	char num[16];
+	int len;
+
+	len = snprintf(num, sizeof(num), "%u", n);
+	len = snprintf(c->ct_incrby_cmd + c->ct_incrby_len, COUNTER_COUNT_ROOM,
+	    "$%d\r\n%s\r\n", len, num);
+	return c->ct_incrby_len + (size_t)len;
+}
+
+/*
+ * Send op's command (INCRBY of a batch, or GET), or hold it back while a
+ * redirection is under way.  Returns 0, or -1 when it was neither (op's
+ * callbacks are not called).
+ */
+static int
+counter_send_op(struct counter *c, const struct counter_op *op)
+{
+	const char *cmd = c->ct_get_cmd;
+	size_t len = (size_t)c->ct_get_len;
+
+	if (op->op_batch != NULL) {
+		cmd = c->ct_incrby_cmd;
+		len = counter_incrby_cmd(c, op->op_batch->b_n);
+	}
+
+	if (c->ct_conn == NULL)
+		return -1;
+	if (redisconn_redirecting(c->ct_conn))
+		return counter_redo_push(c, op);
+	if (redisconn_asking(c->ct_conn) && counter_send_asking(c) == -1)
+		return -1;
+	if (counter_ring_push(c, op) == -1)
+		return -1;
+	/*
+	 * Activated before the command reaches hiredis, whose first command
+	 * of the turn activates the write at the end of it: so the WAIT runs
+	 * first and goes out in the same send().
+	 */
+	if (op->op_hold && !c->ct_wait_pending) {
+		c->ct_wait_pending = 1;
+		event_active(c->ct_wait_ev, 0, 1);
+	}
+	if (redisconn_send(c->ct_conn, cmd, (size_t)len, counter_on_reply,
+	    c) == -1) {
+		/* Not connected, or disconnecting: never sent; take it back. */
+		c->ct_ring_count--;
+		return -1;
+	}
+	if (c->ct_ring_count == 1 && !evtimer_pending(c->ct_timeout_ev, NULL))
+		counter_arm(c->ct_timeout_ev, c->ct_cf->cf_redis.timeout_ms);
+	return 0;
+}
+
 /*
  * Send the visits counted since the last batch as one INCRBY.  If it
  * cannot go out, they fail now (from the loop: their clients get 503).
@@ -436,37 +634,15 @@ counter_on_wait_ev(evutil_socket_t fd, short what, void *arg)
 static void
 counter_flush_batch(struct counter *c)
 {
-	unsigned k = c->ct_batch;
-	char *p = c->ct_incrby_cmd + c->ct_incrby_len;
-	char num[16];
-	int n;
+	struct counter_op op = { NULL, NULL, clock_us(),
+	    c->ct_cf->cf_redis.min_replicas_acked > 0, 0, 0, c->ct_batch };
 
-	if (k == 0)
+	if (op.op_batch == NULL)
 		return;
-	c->ct_batch = 0;
+	c->ct_batch = NULL;
 	event_del(c->ct_batch_ev);
-	n = snprintf(num, sizeof(num), "%u", k);
-	n = snprintf(p, COUNTER_COUNT_ROOM, "$%d\r\n%s\r\n", n, num);
-	if (counter_send(c, c->ct_incrby_cmd, c->ct_incrby_len + (size_t)n,
-	    COUNTER_INCRBY, k, c->ct_cf->cf_redis.min_replicas_acked > 0) ==
-	    -1) {
-		/* They are the newest waiters: fail them, keep the rest. */
-		struct counter_waiter *ws = malloc(k * sizeof(*ws));
-		unsigned i;
-
-		c->ct_waiters.fi_count -= k;
-		for (i = 0; ws != NULL && i < k; i++)
-			ws[i] = *(struct counter_waiter *)counter_fifo_at(
-			    &c->ct_waiters, c->ct_waiters.fi_count + i);
-		for (i = 0; ws != NULL && i < k; i++) {
-			METRICS_ADD(mw_redis_errors, 1);
-			ws[i].w_cb(ws[i].w_arg, 0, 0);
-		}
-		if (ws == NULL)
-			log_warnx("redis: out of memory: %u clients not "
-			    "answered", k);
-		free(ws);
-	}
+	if (counter_send_op(c, &op) == -1)
+		counter_op_fail(c, &op);
 }
 
 static void
@@ -495,6 +671,25 @@ counter_format_incrby(struct counter *c, const char *key)
 	return 0;
 }
 
+/* A new connection takes commands: send those held back. */
+static void
+counter_on_open(void *arg)
+{
+	struct counter *c = arg;
+	struct counter_op *ops = c->ct_redo;
+	size_t i, n = c->ct_nredo;
+
+	if (n == 0)
+		return;
+	/* Sending may hold some back again: into a fresh list. */
+	c->ct_redo = NULL;
+	c->ct_nredo = c->ct_redocap = 0;
+	for (i = 0; i < n; i++)
+		if (counter_send_op(c, &ops[i]) == -1)
+			counter_op_fail(c, &ops[i]);
+	free(ops);
+}
+
 struct counter *
 counter_new(struct event_base *base, const struct conf *cf,
     counter_settled_cb *settled, void *arg)
@@ -507,8 +702,6 @@ counter_new(struct event_base *base, const struct conf *cf,
 	if (c == NULL)
 		return NULL;
 	c->ct_cf = cf;
-	c->ct_ops.fi_size = sizeof(struct counter_op);
-	c->ct_waiters.fi_size = sizeof(struct counter_waiter);
 	c->ct_conn = redisconn_new(base, cf, counter_on_down, c);
 	c->ct_timeout_ev = evtimer_new(base, counter_on_timeout, c);
 	c->ct_wait_ev = event_new(base, -1, 0, counter_on_wait_ev, c);
@@ -521,15 +714,44 @@ counter_new(struct event_base *base, const struct conf *cf,
 	 */
 	c->ct_wait_len = redisFormatCommand(&c->ct_wait_cmd, "WAIT %d %d",
 	    cf->cf_redis.min_replicas_acked, ms / 3 > 0 ? ms / 3 : 1);
+	c->ct_asking_len = redisFormatCommand(&c->ct_asking_cmd, "ASKING");
 	if (c->ct_conn == NULL || c->ct_timeout_ev == NULL ||
 	    c->ct_wait_ev == NULL || c->ct_batch_ev == NULL ||
 	    counter_format_incrby(c, cf->cf_redis.key) == -1 ||
-	    c->ct_get_len <= 0 || c->ct_wait_len <= 0) {
+	    c->ct_get_len <= 0 || c->ct_wait_len <= 0 ||
+	    c->ct_asking_len <= 0) {
 		counter_free(c);
 		return NULL;
 	}
+	redisconn_set_open_cb(c->ct_conn, counter_on_open);
 	redisconn_start(c->ct_conn, settled, arg);
 	return c;
+}
+
+/* Room for one more visit in this turn's batch, or NULL. */
+static struct counter_waiter *
+counter_batch_slot(struct counter *c)
+{
+	struct counter_batch *b = c->ct_batch;
+
+	if (b == NULL) {
+		b = c->ct_spare;
+		c->ct_spare = NULL;
+		if (b == NULL && (b = malloc(sizeof(*b) +
+		    16 * sizeof(b->b_w[0]))) != NULL)
+			b->b_cap = 16;
+		if (b == NULL)
+			return NULL;
+		b->b_n = 0;
+		c->ct_batch = b;
+	} else if (b->b_n == b->b_cap) {
+		b = realloc(b, sizeof(*b) + 2 * b->b_cap * sizeof(b->b_w[0]));
+		if (b == NULL)
+			return NULL;
+		b->b_cap *= 2;
+		c->ct_batch = b;
+	}
+	return &b->b_w[b->b_n++];
 }
 
 int
@@ -537,13 +759,14 @@ counter_incr(struct counter *c, counter_cb *cb, void *arg)
 {
 	struct counter_waiter *w;
 
-	if (c->ct_conn == NULL || !redisconn_can_send(c->ct_conn) ||
-	    (w = counter_fifo_push(&c->ct_waiters)) == NULL)
+	if (c->ct_conn == NULL || !(redisconn_can_send(c->ct_conn) ||
+	    redisconn_redirecting(c->ct_conn)) ||
+	    (w = counter_batch_slot(c)) == NULL)
 		return -1;
 	w->w_cb = cb;
 	w->w_arg = arg;
 	/* The first visit of the turn: send them all when the turn ends. */
-	if (c->ct_batch++ == 0)
+	if (c->ct_batch->b_n == 1)
 		event_active(c->ct_batch_ev, 0, 1);
 	return 0;
 }
@@ -551,21 +774,11 @@ counter_incr(struct counter *c, counter_cb *cb, void *arg)
 int
 counter_get(struct counter *c, counter_cb *cb, void *arg)
 {
-	struct counter_waiter *w;
+	struct counter_op op = { cb, arg, clock_us(), 0, 1, 0, NULL };
 
 	/* Replies come in order: the visits before this GET go first. */
 	counter_flush_batch(c);
-	if (c->ct_conn == NULL ||
-	    (w = counter_fifo_push(&c->ct_waiters)) == NULL)
-		return -1;
-	w->w_cb = cb;
-	w->w_arg = arg;
-	if (counter_send(c, c->ct_get_cmd, (size_t)c->ct_get_len,
-	    COUNTER_GET, 1, 0) == -1) {
-		c->ct_waiters.fi_count--;
-		return -1;
-	}
-	return 0;
+	return counter_send_op(c, &op);
 }
 
 int
@@ -577,7 +790,7 @@ counter_ready(const struct counter *c)
 size_t
 counter_inflight(const struct counter *c)
 {
-	return c->ct_waiters.fi_count + c->ct_nheld;
+	return c->ct_ring_count + c->ct_nredo + (c->ct_batch != NULL);
 }
 
 void
@@ -591,6 +804,7 @@ counter_free(struct counter *c)
 	c->ct_conn = NULL;      /* callbacks that send again get -1 */
 	redisconn_free(conn);   /* replies due come as NULL */
 	counter_fail_all(c);
+	counter_redo_expire(c, clock_us(), 1);
 	if (c->ct_timeout_ev)
 		event_free(c->ct_timeout_ev);
 	if (c->ct_wait_ev)
@@ -598,12 +812,15 @@ counter_free(struct counter *c)
 	if (c->ct_batch_ev)
 		event_free(c->ct_batch_ev);
 	free(c->ct_incrby_cmd);
+	free(c->ct_spare);
 	if (c->ct_get_cmd)
 		redisFreeCommand(c->ct_get_cmd);
 	if (c->ct_wait_cmd)
 		redisFreeCommand(c->ct_wait_cmd);
-	free(c->ct_ops.fi_buf);
-	free(c->ct_waiters.fi_buf);
+	if (c->ct_asking_cmd)
+		redisFreeCommand(c->ct_asking_cmd);
+	free(c->ct_redo);
+	free(c->ct_ring);
 	free(c->ct_held);
 	free(c);
 }

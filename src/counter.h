@@ -52,7 +52,7 @@ int counter_get(struct counter *c, counter_cb *cb, void *arg);
 /* 1 when the Redis connection is established, else 0. */
 int counter_ready(const struct counter *c);
 
-/* Clients waiting for an answer: queued, in flight, or held for WAIT. */
+/* Commands in flight or held back, and a batch of visits being gathered. */
 size_t counter_inflight(const struct counter *c);
 
 /*
