@@ -182,6 +182,8 @@ static const struct conf_key conf_keys[] = {
 	    AS_STR(cf_redis.sentinel_password_file), 0, conf_check_file },
 	{ CONF_REDIS, CFG_INT("min_replicas_acked", 0, CFGF_NONE),
 	    AS_INT(cf_redis.min_replicas_acked, 0, 100), 0, NULL },
+	{ CONF_REDIS, CFG_STR_LIST("cluster", "{}", CFGF_NONE),
+	    AS_HOSTPORTS(cf_redis.cluster, cf_redis.ncluster), 0, NULL },
 	{ CONF_REDIS, CFG_BOOL("tls", cfg_false, CFGF_NONE),
 	    AS_BOOL(cf_redis.tls), 0, NULL },
 	{ CONF_REDIS, CFG_STR("tls_ca_file", "", CFGF_NONE),
@@ -815,6 +817,34 @@ conf_check_auth(const struct conf *cf, const char *pre, const char *user,
 }
 
 /*
+ * A cluster is found through its seeds alone, over TCP, and has only
+ * database 0: the keys that say otherwise cannot go with 'cluster'.
+ */
+static int
+conf_check_cluster(const struct conf *cf, char *err, size_t errlen)
+{
+	const char *other = NULL;
+
+	if (cf->cf_redis.ncluster == 0)
+		return 0;
+	if (cf->cf_redis.nsentinels > 0)
+		other = "option 'sentinels'";
+	else if (cf->cf_redis.socket[0])
+		other = "option 'socket' (or a unix:// REDIS_URL)";
+	else if (cf->cf_redis.db != 0) {
+		snprintf(err, errlen, "%s: option 'cluster' needs database 0 "
+		    "(a cluster has no other), not %d (option 'db' or "
+		    "REDIS_URL's path)", cf->cf_path, cf->cf_redis.db);
+		return -1;
+	}
+	if (other == NULL)
+		return 0;
+	snprintf(err, errlen, "%s: %s and option 'cluster' exclude each other",
+	    cf->cf_path, other);
+	return -1;
+}
+
+/*
  * TLS goes to the primary over TCP only: the sentinels are not reached
  * over TLS (so they cannot be trusted to name a primary for it), and a
  * Unix socket needs none.  A client certificate needs its key.
@@ -858,6 +888,8 @@ conf_check_redis(const struct conf *cf, char *err, size_t errlen)
 		    cf->cf_path);
 		return -1;
 	}
+	if (conf_check_cluster(cf, err, errlen) == -1)
+		return -1;
 	return conf_check_tls(cf, err, errlen);
 }
 

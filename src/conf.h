@@ -59,6 +59,8 @@ struct conf {
 		char *sentinel_password;  /* or sentinel_password_file's content */
 		char *sentinel_password_file;
 		int min_replicas_acked;  /* > 0: confirm INCRs with WAIT */
+		char **cluster;       /* "host:port" seeds; none = no cluster */
+		size_t ncluster;
 		int tls;              /* TLS to the primary (redistls.c) */
 		char *tls_ca_file;    /* "" and tls_ca_dir "": the system's */
 		char *tls_ca_dir;

@@ -15,6 +15,15 @@
  * With min_replicas_acked, an INCR is answered only once a WAIT behind it
  * says that many replicas have it: one WAIT at the end of a loop turn for
  * the INCRs of the turn, and one WAIT out at a time.
+ *
+ * With a Redis Cluster, a MOVED or ASK reply means the command was not
+ * executed: it goes to the redo list instead of being answered, and the
+ * connection is told where to go (redisconn_redirect()).  Commands sent
+ * while it gets there join the list; all go out once the next connection
+ * is open (behind ASKING for an ASK target), each still within timeout_ms
+ * of its first sending, or fail (503) -- safely, since none was executed.
+ * Any other error, or a lost connection, still fails a command for good:
+ * it may have been executed.
  */
 #include "config.h"
 
@@ -27,6 +36,7 @@
 #include <hiredis/hiredis.h>
 
 #include "clock.h"
+#include "cluster.h"
 #include "conf.h"
 #include "counter.h"
 #include "log.h"
@@ -37,8 +47,10 @@
 struct counter_op {
 	counter_cb *op_cb;              /* NULL: a WAIT, confirming the held */
 	void *op_arg;
-	uint64_t op_sent_us;
+	uint64_t op_sent_us;            /* first sent, for a redone one */
 	int op_hold;                    /* an INCR to confirm with WAIT */
+	int op_get;                     /* GET, not INCR */
+	int op_asking;                  /* an ASKING (op_cb NULL): no answer */
 };
 
 /* An INCR answered, waiting for WAIT to say replicas have it. */
@@ -66,9 +78,15 @@ struct counter {
 	int ct_wait_pending;            /* INCRs sent since the last WAIT */
 	int ct_wait_inflight;           /* a WAIT is out: the next one waits */
 	uint64_t ct_last_errlog_ms;
+	uint64_t ct_last_redirlog_ms;
+	char *ct_asking_cmd;
+	int ct_asking_len;
+	struct counter_op *ct_redo;     /* MOVED or ASK: to send again */
+	size_t ct_nredo, ct_redocap;
 };
 
 static void counter_send_wait(struct counter *c);
+static int counter_redo_push(struct counter *c, const struct counter_op *op);
 
 static void
 counter_arm(struct event *ev, int ms)
@@ -79,7 +97,7 @@ counter_arm(struct event *ev, int ms)
 }
 
 static int
-counter_ring_push(struct counter *c, counter_cb *cb, void *arg, int hold)
+counter_ring_push(struct counter *c, const struct counter_op *o)
 {
 	struct counter_op *op;
 
@@ -99,10 +117,7 @@ counter_ring_push(struct counter *c, counter_cb *cb, void *arg, int hold)
 	}
 	op = &c->ct_ring[(c->ct_ring_head + c->ct_ring_count) %
 	    c->ct_ring_cap];
-	op->op_cb = cb;
-	op->op_arg = arg;
-	op->op_sent_us = clock_us();
-	op->op_hold = hold;
+	*op = *o;
 	c->ct_ring_count++;
 	return 0;
 }
@@ -184,6 +199,37 @@ counter_fail_all(struct counter *c)
 	c->ct_wait_inflight = 0;
 }
 
+/*
+ * Fail the commands held back for a redirection whose time is up (all of
+ * them with all set).
+ */
+static void
+counter_redo_expire(struct counter *c, uint64_t now, int all)
+{
+	uint64_t ms = (uint64_t)c->ct_cf->cf_redis.timeout_ms * 1000;
+	struct counter_op *ops = c->ct_redo;
+	size_t i, failed = 0, n = c->ct_nredo;
+
+	/* Callbacks may send new commands, held back too: a fresh list. */
+	c->ct_redo = NULL;
+	c->ct_nredo = c->ct_redocap = 0;
+	for (i = 0; i < n; i++) {
+		struct counter_op op = ops[i];
+
+		if (!all && now < op.op_sent_us + ms &&
+		    counter_redo_push(c, &op) == 0)
+			continue;
+		failed++;
+		METRICS_ADD(mw_redis_errors, 1);
+		op.op_cb(op.op_arg, 0, 0);
+	}
+	free(ops);
+	if (failed > 0 && !all && counter_may_log(c))
+		log_warnx("redis: %zu commands redirected by the cluster found "
+		    "no node to take them within %d ms", failed,
+		    c->ct_cf->cf_redis.timeout_ms);
+}
+
 static void
 counter_on_down(void *arg)
 {
@@ -191,6 +237,9 @@ counter_on_down(void *arg)
 
 	event_del(c->ct_timeout_ev);
 	counter_fail_all(c);
+	/* What is held back was never executed: it waits for the next one. */
+	if (c->ct_nredo > 0)
+		counter_arm(c->ct_timeout_ev, c->ct_cf->cf_redis.timeout_ms);
 }
 
 static void
@@ -202,8 +251,12 @@ counter_on_timeout(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (c->ct_ring_count == 0)
+	counter_redo_expire(c, now, 0);
+	if (c->ct_ring_count == 0) {
+		if (c->ct_nredo > 0)    /* the oldest is due within ms */
+			counter_arm(c->ct_timeout_ev, ms);
 		return;
+	}
 	deadline = c->ct_ring[c->ct_ring_head].op_sent_us +
 	    (uint64_t)ms * 1000;
 	if (now < deadline) {
@@ -281,6 +334,40 @@ counter_value(struct counter *c, const redisReply *reply, long long *v)
 	}
 }
 
+/*
+ * A cluster's MOVED or ASK reply to op: the command was not executed, so
+ * it is held back to go where the reply says.  Returns 1 when it is,
+ * else 0 (any other reply, or a malformed redirection: an error).
+ */
+static int
+counter_redirected(struct counter *c, const struct counter_op *op,
+    const redisReply *reply)
+{
+	char host[256];
+	unsigned int slot;
+	int ask, port;
+
+	if (c->ct_cf->cf_redis.ncluster == 0 ||
+	    reply->type != REDIS_REPLY_ERROR ||
+	    cluster_parse_redirect(reply->str, &ask, &slot, host,
+	    sizeof(host), &port) == -1 || counter_redo_push(c, op) == -1)
+		return 0;
+	if (ask)
+		METRICS_ADD(mw_redis_ask, 1);
+	else
+		METRICS_ADD(mw_redis_moved, 1);
+	/* A pipeline's worth of them come at once: log one a second. */
+	if (clock_ms() - c->ct_last_redirlog_ms >= 1000) {
+		c->ct_last_redirlog_ms = clock_ms();
+		log_info("redis: slot %u %s %s:%d (%s); sending there", slot,
+		    ask ? "is migrating to" : "moved to",
+		    host[0] ? host : "the same host, port", port,
+		    ask ? "ASK" : "MOVED");
+	}
+	redisconn_redirect(c->ct_conn, host, port, ask);
+	return 1;
+}
+
 static void
 counter_on_reply(redisAsyncContext *ac, void *r, void *priv)
 {
@@ -294,12 +381,16 @@ counter_on_reply(redisAsyncContext *ac, void *r, void *priv)
 	if (c->ct_ring_count == 0)
 		return;         /* cannot happen: one op per command sent */
 	op = counter_ring_pop(c);
+	if (op.op_asking)
+		return;         /* the command behind it tells */
 	if (reply != NULL)
 		metrics_observe_rtt(clock_us() - op.op_sent_us);
 	if (op.op_cb == NULL) {
 		counter_on_wait_reply(c, reply);
 		return;
 	}
+	if (reply != NULL && counter_redirected(c, &op, reply))
+		return;
 	/* NULL: the connection is gone; redisconn.c says why. */
 	if (reply != NULL)
 		ok = counter_value(c, reply, &v);
@@ -323,10 +414,12 @@ counter_send_wait(struct counter *c)
 	 * it returns, so WAITs queued back to back would add up past
 	 * timeout_ms.  INCRs sent meanwhile get the next one.
 	 */
+	struct counter_op wait = { NULL, NULL, clock_us(), 0, 0, 0 };
+
 	if (!c->ct_wait_pending || c->ct_wait_inflight)
 		return;
 	c->ct_wait_pending = 0;
-	if (c->ct_conn == NULL || counter_ring_push(c, NULL, NULL, 0) == -1)
+	if (c->ct_conn == NULL || counter_ring_push(c, &wait) == -1)
 		return;         /* the held INCRs fail with the connection */
 	if (redisconn_send(c->ct_conn, c->ct_wait_cmd, (size_t)c->ct_wait_len,
 	    counter_on_reply, c) == -1) {
@@ -344,18 +437,66 @@ counter_on_wait_ev(evutil_socket_t fd, short what, void *arg)
 	counter_send_wait(arg);
 }
 
+/* Hold op back until the next connection is open (counter_on_open()). */
 static int
-counter_send(struct counter *c, const char *cmd, int len, counter_cb *cb,
-    void *arg, int hold)
+counter_redo_push(struct counter *c, const struct counter_op *op)
 {
-	if (c->ct_conn == NULL || counter_ring_push(c, cb, arg, hold) == -1)
+	if (c->ct_nredo == c->ct_redocap) {
+		size_t ncap = c->ct_redocap ? c->ct_redocap * 2 : 64;
+		struct counter_op *n = realloc(c->ct_redo, ncap * sizeof(*n));
+
+		if (n == NULL)
+			return -1;
+		c->ct_redo = n;
+		c->ct_redocap = ncap;
+	}
+	c->ct_redo[c->ct_nredo++] = *op;
+	if (!evtimer_pending(c->ct_timeout_ev, NULL))
+		counter_arm(c->ct_timeout_ev, c->ct_cf->cf_redis.timeout_ms);
+	return 0;
+}
+
+/* ASKING ahead of the next command, on a connection to an ASK target. */
+static int
+counter_send_asking(struct counter *c)
+{
+	struct counter_op asking = { NULL, NULL, clock_us(), 0, 0, 1 };
+
+	if (counter_ring_push(c, &asking) == -1)
+		return -1;
+	if (redisconn_send(c->ct_conn, c->ct_asking_cmd,
+	    (size_t)c->ct_asking_len, counter_on_reply, c) == -1) {
+		c->ct_ring_count--;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Send op's command (INCR or GET), or hold it back while a redirection is
+ * under way.  Returns 0, or -1 when it was neither (op's callback is not
+ * called).
+ */
+static int
+counter_send_op(struct counter *c, const struct counter_op *op)
+{
+	const char *cmd = op->op_get ? c->ct_get_cmd : c->ct_incr_cmd;
+	int len = op->op_get ? c->ct_get_len : c->ct_incr_len;
+
+	if (c->ct_conn == NULL)
+		return -1;
+	if (redisconn_redirecting(c->ct_conn))
+		return counter_redo_push(c, op);
+	if (redisconn_asking(c->ct_conn) && counter_send_asking(c) == -1)
+		return -1;
+	if (counter_ring_push(c, op) == -1)
 		return -1;
 	/*
 	 * Activated before the command reaches hiredis, whose first command
 	 * of the turn activates the write at the end of it: so the WAIT runs
 	 * first and goes out in the same send().
 	 */
-	if (hold && !c->ct_wait_pending) {
+	if (op->op_hold && !c->ct_wait_pending) {
 		c->ct_wait_pending = 1;
 		event_active(c->ct_wait_ev, 0, 1);
 	}
@@ -368,6 +509,35 @@ counter_send(struct counter *c, const char *cmd, int len, counter_cb *cb,
 	if (c->ct_ring_count == 1 && !evtimer_pending(c->ct_timeout_ev, NULL))
 		counter_arm(c->ct_timeout_ev, c->ct_cf->cf_redis.timeout_ms);
 	return 0;
+}
+
+static int
+counter_send(struct counter *c, int get, counter_cb *cb, void *arg, int hold)
+{
+	struct counter_op op = { cb, arg, clock_us(), hold, get, 0 };
+
+	return counter_send_op(c, &op);
+}
+
+/* A new connection takes commands: send those held back. */
+static void
+counter_on_open(void *arg)
+{
+	struct counter *c = arg;
+	struct counter_op *ops = c->ct_redo;
+	size_t i, n = c->ct_nredo;
+
+	if (n == 0)
+		return;
+	/* Sending may hold some back again: into a fresh list. */
+	c->ct_redo = NULL;
+	c->ct_nredo = c->ct_redocap = 0;
+	for (i = 0; i < n; i++)
+		if (counter_send_op(c, &ops[i]) == -1) {
+			METRICS_ADD(mw_redis_errors, 1);
+			ops[i].op_cb(ops[i].op_arg, 0, 0);
+		}
+	free(ops);
 }
 
 struct counter *
@@ -395,12 +565,15 @@ counter_new(struct event_base *base, const struct conf *cf,
 	 */
 	c->ct_wait_len = redisFormatCommand(&c->ct_wait_cmd, "WAIT %d %d",
 	    cf->cf_redis.min_replicas_acked, ms / 3 > 0 ? ms / 3 : 1);
+	c->ct_asking_len = redisFormatCommand(&c->ct_asking_cmd, "ASKING");
 	if (c->ct_conn == NULL || c->ct_timeout_ev == NULL ||
 	    c->ct_wait_ev == NULL || c->ct_incr_len <= 0 ||
-	    c->ct_get_len <= 0 || c->ct_wait_len <= 0) {
+	    c->ct_get_len <= 0 || c->ct_wait_len <= 0 ||
+	    c->ct_asking_len <= 0) {
 		counter_free(c);
 		return NULL;
 	}
+	redisconn_set_open_cb(c->ct_conn, counter_on_open);
 	redisconn_start(c->ct_conn, settled, arg);
 	return c;
 }
@@ -408,14 +581,14 @@ counter_new(struct event_base *base, const struct conf *cf,
 int
 counter_incr(struct counter *c, counter_cb *cb, void *arg)
 {
-	return counter_send(c, c->ct_incr_cmd, c->ct_incr_len, cb, arg,
+	return counter_send(c, 0, cb, arg,
 	    c->ct_cf->cf_redis.min_replicas_acked > 0);
 }
 
 int
 counter_get(struct counter *c, counter_cb *cb, void *arg)
 {
-	return counter_send(c, c->ct_get_cmd, c->ct_get_len, cb, arg, 0);
+	return counter_send(c, 1, cb, arg, 0);
 }
 
 int
@@ -427,7 +600,7 @@ counter_ready(const struct counter *c)
 size_t
 counter_inflight(const struct counter *c)
 {
-	return c->ct_ring_count;
+	return c->ct_ring_count + c->ct_nredo;
 }
 
 void
@@ -441,6 +614,7 @@ counter_free(struct counter *c)
 	c->ct_conn = NULL;      /* callbacks that send again get -1 */
 	redisconn_free(conn);   /* replies due come as NULL */
 	counter_fail_all(c);
+	counter_redo_expire(c, clock_us(), 1);
 	if (c->ct_timeout_ev)
 		event_free(c->ct_timeout_ev);
 	if (c->ct_wait_ev)
@@ -451,6 +625,9 @@ counter_free(struct counter *c)
 		redisFreeCommand(c->ct_get_cmd);
 	if (c->ct_wait_cmd)
 		redisFreeCommand(c->ct_wait_cmd);
+	if (c->ct_asking_cmd)
+		redisFreeCommand(c->ct_asking_cmd);
+	free(c->ct_redo);
 	free(c->ct_ring);
 	free(c->ct_held);
 	free(c);

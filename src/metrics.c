@@ -125,6 +125,8 @@ metrics_add(struct metrics_worker *dst, const struct metrics_worker *src)
 	dst->mw_visits += LOAD(src->mw_visits);
 	dst->mw_redis_errors += LOAD(src->mw_redis_errors);
 	dst->mw_redis_reconnects += LOAD(src->mw_redis_reconnects);
+	dst->mw_redis_moved += LOAD(src->mw_redis_moved);
+	dst->mw_redis_ask += LOAD(src->mw_redis_ask);
 	for (i = 0; i < METRICS_RTT_N; i++)
 		dst->mw_rtt_bucket[i] += LOAD(src->mw_rtt_bucket[i]);
 	dst->mw_rtt_sum_us += LOAD(src->mw_rtt_sum_us);
@@ -324,6 +326,13 @@ metrics_render(char *buf, size_t cap)
 	    "Redis connections established again after one was lost.");
 	metrics_printf(&o, "hitcountd_redis_reconnects_total %llu\n",
 	    (unsigned long long)s.mw_redis_reconnects);
+	metrics_header(&o, "hitcountd_redis_redirects_total", "counter",
+	    "Redis Cluster redirections followed: MOVED (the key's slot has "
+	    "a new owner) and ASK (the slot is migrating).");
+	metrics_printf(&o, "hitcountd_redis_redirects_total{kind=\"moved\"} "
+	    "%llu\n", (unsigned long long)s.mw_redis_moved);
+	metrics_printf(&o, "hitcountd_redis_redirects_total{kind=\"ask\"} "
+	    "%llu\n", (unsigned long long)s.mw_redis_ask);
 
 	metrics_header(&o, "hitcountd_redis_roundtrip_seconds", "histogram",
 	    "Time from sending a Redis command to reading its reply.");

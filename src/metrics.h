@@ -26,6 +26,8 @@ struct metrics_worker {
 	uint64_t mw_visits;
 	uint64_t mw_redis_errors;
 	uint64_t mw_redis_reconnects;
+	uint64_t mw_redis_moved;                /* Redis Cluster redirections */
+	uint64_t mw_redis_ask;
 	uint64_t mw_rtt_bucket[METRICS_RTT_N];  /* not cumulative */
 	uint64_t mw_rtt_sum_us;
 	uint64_t mw_rtt_count;

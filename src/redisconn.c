@@ -37,6 +37,23 @@
  * promoting a replica, the old primary is left at once too, and none is
  * used until they name the new one: for REDISCONN_FAILOVER_MS at most,
  * after which they are asked again.
+ *
+ * With a Redis Cluster (cf_redis.cluster), the node to use is the primary
+ * serving the key's slot (cluster.c).  An attempt goes to the next of the
+ * seeds and the nodes learned since, in turn, and asks it CLUSTER SLOTS
+ * behind AUTH: the connection is ready if that node serves the slot, and
+ * otherwise it is closed once its replies are in and the node it names is
+ * connected to at once, trusted without asking again (a wrong one answers
+ * MOVED).  The queue (counter.c) reports MOVED and ASK replies with
+ * redisconn_redirect(): the connection is closed the same way, once the
+ * replies due on it have come, and the node named is connected to without
+ * a pause; after ASK the new connection is flagged (redisconn_asking()) so
+ * that every command on it goes behind ASKING.  It stays there: the key
+ * is on that node for good once the source says ASK (MIGRATE moves a key
+ * at once), and ASKING changes nothing once the migration is over.  A
+ * lost connection, or a node that cannot be reached, sends the next
+ * attempt back to the seeds after the usual pause: that is how a replica
+ * promoted after its primary died is found.
  */
 #include "config.h"
 
@@ -54,6 +71,8 @@
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
 
+#include "clock.h"
+#include "cluster.h"
 #include "conf.h"
 #include "log.h"
 #include "metrics.h"
@@ -69,6 +88,12 @@
  * the new primary when the replica says it is one: three of those.
  */
 #define REDISCONN_FAILOVER_MS           3000
+/*
+ * Redirections followed without a pause, in a second: nodes that disagree
+ * about the slot would otherwise send us back and forth as fast as they
+ * answer.  Past this the usual pause applies.
+ */
+#define REDISCONN_HOPS_MAX              8
 
 enum redisconn_state {
 	RC_IDLE,        /* waiting to retry, or for a failover to end */
@@ -102,6 +127,17 @@ struct redisconn {
 	void *rc_arg;
 	redisconn_settled_cb *rc_settled;       /* until the first attempt ends */
 	void *rc_settled_arg;
+	redisconn_open_cb *rc_open;     /* a new connection takes commands */
+	char rc_ip[INET6_ADDRSTRLEN];   /* rc_host resolved, "" for a socket */
+	struct cluster *rc_cluster;     /* nodes to ask; NULL without cluster */
+	unsigned int rc_slot;           /* the key's slot */
+	int rc_check;                   /* CLUSTER SLOTS must name this node */
+	int rc_target;                  /* rc_host is the slot's node: go */
+	int rc_target_ask;              /* ... named by ASK */
+	int rc_asking;                  /* this connection is an ASK target */
+	int rc_redirecting;             /* closing, to go to rc_host */
+	int rc_hops;                    /* redirections in this second */
+	uint64_t rc_hop_ms;
 };
 
 static void redisconn_connect(struct redisconn *rc);
@@ -121,8 +157,8 @@ redisconn_where(struct redisconn *rc)
 {
 	if (rc->rc_cf->cf_redis.socket[0])
 		return rc->rc_cf->cf_redis.socket;
-	snprintf(rc->rc_where, sizeof(rc->rc_where), "%s:%d", rc->rc_host,
-	    rc->rc_port);
+	snprintf(rc->rc_where, sizeof(rc->rc_where), "%s%s:%d",
+	    rc->rc_cluster ? "cluster node " : "", rc->rc_host, rc->rc_port);
 	return rc->rc_where;
 }
 
@@ -183,12 +219,31 @@ redisconn_failed(struct redisconn *rc, const char *fmt, ...)
 	rc->rc_failing = 1;
 }
 
+/* Whether one more redirection may be followed at once (see HOPS_MAX). */
+static int
+redisconn_hop(struct redisconn *rc)
+{
+	uint64_t now = clock_ms();
+
+	if (now - rc->rc_hop_ms >= 1000) {
+		rc->rc_hop_ms = now;
+		rc->rc_hops = 0;
+	}
+	return ++rc->rc_hops <= REDISCONN_HOPS_MAX;
+}
+
 static void
 redisconn_schedule_retry(struct redisconn *rc)
 {
 	if (rc->rc_state == RC_CLOSED)
 		return;
 	rc->rc_state = RC_IDLE;
+	if (rc->rc_target && redisconn_hop(rc)) {
+		redisconn_arm(rc->rc_retry_ev, 0);
+		return;
+	}
+	/* A pause: commands sent meanwhile fail at once, as without cluster. */
+	rc->rc_redirecting = 0;
 	if (rc->rc_backoff_ms == 0)
 		rc->rc_backoff_ms = REDISCONN_BACKOFF_MIN_MS;
 	else if (rc->rc_backoff_ms < REDISCONN_BACKOFF_MAX_MS)
@@ -321,7 +376,9 @@ redisconn_up(struct redisconn *rc)
 	rc->rc_connected_before = 1;
 	log_info("redis: connected to %s%s%s", redisconn_where(rc),
 	    rc->rc_ssl != NULL ? " over TLS" : "",
-	    rc->rc_sentinel ? " (the primary, says the sentinel)" : "");
+	    rc->rc_sentinel ? " (the primary, says the sentinel)" :
+	    rc->rc_asking ? " (for the slot it imports, says ASK)" :
+	    rc->rc_cluster ? " (serving the key's slot)" : "");
 	rc->rc_failing = 0;
 	rc->rc_refused = 0;
 	if (rc->rc_sentinel)
@@ -393,6 +450,78 @@ redisconn_on_ping_reply(redisAsyncContext *ac, void *r, void *priv)
 {
 	(void)priv;
 	redisconn_setup_reply(ac, r, RS_PING);
+}
+
+/*
+ * The slot's node is named (by CLUSTER SLOTS, MOVED or ASK): the next
+ * attempt goes there, at once.  "" for host is the node that answered.
+ */
+static void
+redisconn_target(struct redisconn *rc, const char *host, int port, int ask)
+{
+	if (host[0] != '\0')
+		snprintf(rc->rc_host, sizeof(rc->rc_host), "%s", host);
+	rc->rc_port = port;
+	rc->rc_target = 1;
+	rc->rc_target_ask = ask;
+	rc->rc_redirecting = 1;
+}
+
+/*
+ * Whether host:port, from CLUSTER SLOTS, is the node we are talking to
+ * ("" is the host we are talking to).
+ */
+static int
+redisconn_is_self(const struct redisconn *rc, const char *host, int port)
+{
+	return port == rc->rc_port && (host[0] == '\0' ||
+	    strcmp(host, rc->rc_host) == 0 || strcmp(host, rc->rc_ip) == 0);
+}
+
+/*
+ * The reply to CLUSTER SLOTS on a connection to a seed or a node learned:
+ * ready if this node serves the key's slot; else closed once the replies
+ * due on it are in (commands queued behind get MOVED), to go to the node
+ * named, or to try again after a pause when none is.
+ */
+static void
+redisconn_on_slots_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct redisconn *rc = ac->data;
+	redisReply *reply = r;
+	char host[256], err[200];
+	int n, port = 0;
+
+	(void)priv;
+	if (reply == NULL || rc == NULL || rc->rc_ac != ac || rc->rc_setup == 0)
+		return;
+	n = cluster_slots_owner(reply, rc->rc_slot, host, sizeof(host), &port,
+	    rc->rc_cluster, err, sizeof(err));
+	if (n == 0 && redisconn_is_self(rc, host, port)) {
+		if (--rc->rc_setup == 0 && (ac->c.flags & REDIS_CONNECTED))
+			redisconn_up(rc);
+		return;
+	}
+	rc->rc_setup = 0;
+	if (n == 0) {
+		/* While the node named cannot be reached: once, then debug. */
+		if (rc->rc_failing)
+			log_debug("redis: %s says slot %u of key '%s' is served "
+			    "by %s:%d", redisconn_where(rc), rc->rc_slot,
+			    rc->rc_cf->cf_redis.key, host, port);
+		else
+			log_info("redis: %s says slot %u of key '%s' is served "
+			    "by %s:%d", redisconn_where(rc), rc->rc_slot,
+			    rc->rc_cf->cf_redis.key, host, port);
+		redisconn_target(rc, host, port, 0);
+	} else if (n == 1)
+		redisconn_failed(rc, "%s: no node serves slot %u of key '%s' "
+		    "(is the cluster complete?)", redisconn_where(rc),
+		    rc->rc_slot, rc->rc_cf->cf_redis.key);
+	else
+		redisconn_failed(rc, "%s: bad reply to CLUSTER SLOTS: %s",
+		    redisconn_where(rc), err);
+	redisAsyncDisconnect(ac);
 }
 
 static void
@@ -470,6 +599,7 @@ redisconn_open(struct redisconn *rc, const char *ip)
 		return;
 	}
 	ac->data = rc;
+	snprintf(rc->rc_ip, sizeof(rc->rc_ip), "%s", ip != NULL ? ip : "");
 	redisAsyncSetConnectCallback(ac, redisconn_on_connected);
 	redisAsyncSetDisconnectCallback(ac, redisconn_on_disconnected);
 	rc->rc_ac = ac;
@@ -490,7 +620,13 @@ redisconn_open(struct redisconn *rc, const char *ip)
 		    rc, "PING") == REDIS_OK;
 	if (rc->rc_sentinel)
 		redisAsyncCommand(ac, redisconn_on_role_reply, rc, "ROLE");
+	if (rc->rc_check)
+		rc->rc_setup += redisAsyncCommand(ac, redisconn_on_slots_reply,
+		    rc, "CLUSTER SLOTS") == REDIS_OK;
 	redisconn_arm(rc->rc_deadline_ev, cf->cf_redis.timeout_ms);
+	rc->rc_redirecting = 0;
+	if (rc->rc_open != NULL)
+		rc->rc_open(rc->rc_arg);
 }
 
 static void
@@ -591,18 +727,66 @@ redisconn_on_moved(void *arg, const char *host, int port)
 		redisconn_goto(rc, host, port);
 }
 
+/*
+ * A cluster's next attempt: to the node named for the slot, trusted; or
+ * to the next address in turn, to ask it CLUSTER SLOTS.
+ */
+static void
+redisconn_cluster_connect(struct redisconn *rc)
+{
+	const char *host;
+	int port;
+
+	rc->rc_asking = rc->rc_target && rc->rc_target_ask;
+	rc->rc_check = !rc->rc_target;
+	if (rc->rc_target) {
+		rc->rc_target = 0;
+		redisconn_resolve(rc);
+		return;
+	}
+	rc->rc_redirecting = 0;
+	host = cluster_next(rc->rc_cluster, &port);
+	redisconn_goto(rc, host, port);
+}
+
 static void
 redisconn_connect(struct redisconn *rc)
 {
 	if (rc->rc_state == RC_CLOSED)
 		return;
-	if (rc->rc_sentinel) {
+	if (rc->rc_cluster)
+		redisconn_cluster_connect(rc);
+	else if (rc->rc_sentinel) {
 		rc->rc_state = RC_ASKING;
 		sentinel_ask(rc->rc_sentinel);
 	} else if (rc->rc_cf->cf_redis.socket[0])
 		redisconn_open(rc, NULL);
 	else
 		redisconn_resolve(rc);
+}
+
+/* The seeds, and the key's slot, with cf_redis.cluster.  Returns 0 or -1. */
+static int
+redisconn_cluster_init(struct redisconn *rc)
+{
+	const struct conf *cf = rc->rc_cf;
+	char host[256];
+	size_t i;
+	int port;
+
+	if (cf->cf_redis.ncluster == 0)
+		return 0;
+	rc->rc_cluster = cluster_new();
+	if (rc->rc_cluster == NULL)
+		return -1;
+	for (i = 0; i < cf->cf_redis.ncluster; i++)
+		if (conf_split_hostport(cf->cf_redis.cluster[i], host,
+		    sizeof(host), &port) == 0)
+			cluster_add(rc->rc_cluster, host, port);
+	rc->rc_slot = cluster_keyslot(cf->cf_redis.key,
+	    strlen(cf->cf_redis.key));
+	/* conf.c checked every seed: none left is a bug, not bad input. */
+	return cluster_count(rc->rc_cluster) > 0 ? 0 : -1;
 }
 
 struct redisconn *
@@ -632,7 +816,8 @@ redisconn_new(struct event_base *base, const struct conf *cf,
 	rc->rc_deadline_ev = evtimer_new(base, redisconn_on_deadline, rc);
 	if (rc->rc_dns == NULL || rc->rc_retry_ev == NULL ||
 	    rc->rc_deadline_ev == NULL ||
-	    (cf->cf_redis.nsentinels > 0 && rc->rc_sentinel == NULL)) {
+	    (cf->cf_redis.nsentinels > 0 && rc->rc_sentinel == NULL) ||
+	    redisconn_cluster_init(rc) == -1) {
 		redisconn_free(rc);
 		return NULL;
 	}
@@ -709,6 +894,7 @@ redisconn_free(struct redisconn *rc)
 		evdns_getaddrinfo_cancel(req);
 	}
 	sentinel_free(rc->rc_sentinel);
+	cluster_free(rc->rc_cluster);
 	ac = rc->rc_ac;
 	rc->rc_ac = NULL;
 	if (ac)
@@ -720,4 +906,41 @@ redisconn_free(struct redisconn *rc)
 	if (rc->rc_dns)
 		evdns_base_free(rc->rc_dns, 0);
 	free(rc);
+}
+
+void
+redisconn_set_open_cb(struct redisconn *rc, redisconn_open_cb *open)
+{
+	rc->rc_open = open;
+}
+
+void
+redisconn_redirect(struct redisconn *rc, const char *host, int port,
+    int ask)
+{
+	if (rc->rc_cluster == NULL || rc->rc_state == RC_CLOSED ||
+	    rc->rc_redirecting)
+		return;         /* the first of a pipeline's redirections wins */
+	redisconn_target(rc, host, port, ask);
+	if (rc->rc_ac != NULL) {
+		/* Replies due come first (MOVED or ASK too), then down. */
+		redisAsyncDisconnect(rc->rc_ac);
+		return;
+	}
+	if (rc->rc_state == RC_IDLE) {
+		event_del(rc->rc_retry_ev);
+		redisconn_schedule_retry(rc);
+	}
+}
+
+int
+redisconn_redirecting(const struct redisconn *rc)
+{
+	return rc->rc_redirecting;
+}
+
+int
+redisconn_asking(const struct redisconn *rc)
+{
+	return rc->rc_asking;
 }

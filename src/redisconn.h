@@ -22,6 +22,9 @@ typedef void redisconn_down_cb(void *arg);
 /* See redisconn_start(). */
 typedef void redisconn_settled_cb(void *arg);
 
+/* See redisconn_set_open_cb(). */
+typedef void redisconn_open_cb(void *arg);
+
 /*
  * A connection to the primary of cf->cf_redis, on base: cf_redis.host,
  * or where the sentinels say it is.  cf must outlive it.  Nothing
@@ -72,5 +75,37 @@ int redisconn_ready(const struct redisconn *rc);
  * NULL is allowed.
  */
 void redisconn_free(struct redisconn *rc);
+
+/*
+ * Have open called (with down's arg) each time a new connection starts to
+ * take commands, from inside the attempt: commands held back while a
+ * redirection was under way may go out then.
+ */
+void redisconn_set_open_cb(struct redisconn *rc, redisconn_open_cb *open);
+
+/*
+ * Redis Cluster: a reply said MOVED (ask 0) or ASK (ask 1) to host:port
+ * ("" for the node that answered).  The connection is closed once the
+ * replies due on it have come (down follows), and the next one goes to
+ * host:port at once, behind ASKING for ASK.  Until it is open,
+ * redisconn_redirecting() is 1.  Later calls before then are ignored: the
+ * commands behind the first redirected one say the same.  Allowed inside
+ * a reply callback; nothing without a cluster.
+ */
+void redisconn_redirect(struct redisconn *rc, const char *host, int port,
+    int ask);
+
+/*
+ * 1 while a redirection is under way (the old connection is closing, the
+ * new one not yet open): commands sent now would fail, and are better
+ * held back until the open callback.  Else 0.
+ */
+int redisconn_redirecting(const struct redisconn *rc);
+
+/*
+ * 1 when the connection goes to the node importing the key's slot, named
+ * by ASK: every command on it must follow an ASKING.  Else 0.
+ */
+int redisconn_asking(const struct redisconn *rc);
 
 #endif

@@ -17,6 +17,7 @@ _LABEL_RE = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\.)*)"'
 
 COUNTERS = ("hitcountd_http_requests_total", "hitcountd_visits_total",
             "hitcountd_redis_errors_total", "hitcountd_redis_reconnects_total",
+            "hitcountd_redis_redirects_total",
             "hitcountd_reloads_total", "hitcountd_worker_restarts_total",
             "hitcountd_redis_roundtrip_seconds_count",
             "hitcountd_redis_roundtrip_seconds_bucket")

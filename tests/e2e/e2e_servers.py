@@ -1,9 +1,9 @@
 """The servers besides hitcountd that the end-to-end tests run as real
 processes, each on a free 127.0.0.1 port with its own log file, stopped
-by its PID: redis-server (the redis_server fixture's, and the primary and
-replica of a Sentinel topology), Redis Sentinel, and nginx as a load
-balancer; and a minimal RESP client that asks them questions without a
-redis-cli process per query.
+by its PID: redis-server (the redis_server fixture's, the primary and
+replica of a Sentinel topology, and the six nodes of a Redis Cluster),
+Redis Sentinel, and nginx as a load balancer; and a minimal RESP client
+that asks them questions without a redis-cli process per query.
 """
 
 import os
@@ -51,16 +51,27 @@ class Resp:
         self.sock.settimeout(timeout)
         self.rfile = self.sock.makefile("rb")
 
-    def command(self, *args):
+    @staticmethod
+    def _encode(args):
         parts = [b"*%d\r\n" % len(args)]
         for a in args:
             a = a if isinstance(a, bytes) else str(a).encode()
             parts.append(b"$%d\r\n%s\r\n" % (len(a), a))
-        self.sock.sendall(b"".join(parts))
-        reply = self._read()
-        if isinstance(reply, RespError):
-            raise reply
-        return reply
+        return b"".join(parts)
+
+    def command(self, *args):
+        return self.pipeline(args)[0]
+
+    def pipeline(self, *commands):
+        """Send the commands (tuples of arguments) in one write; return
+        their replies (the first error reply raises RespError, once all
+        are read)."""
+        self.sock.sendall(b"".join(self._encode(c) for c in commands))
+        replies = [self._read() for _ in commands]
+        for reply in replies:
+            if isinstance(reply, RespError):
+                raise reply
+        return replies
 
     def _read(self):
         line = self.rfile.readline()
@@ -110,14 +121,18 @@ def _pairs(flat):
     return dict(zip(flat[0::2], flat[1::2]))
 
 
-def redis_info(port, section="replication"):
-    text = resp(port, "INFO", section)
+def info_fields(text):
+    """The "key:value" lines of INFO (or CLUSTER INFO) as a dict."""
     out = {}
     for line in text.splitlines():
         k, sep, v = line.partition(":")
         if sep:
-            out[k] = v
+            out[k] = v.strip()
     return out
+
+
+def redis_info(port, section="replication"):
+    return info_fields(resp(port, "INFO", section))
 
 
 # --------------------------------------------------------------------------
@@ -392,6 +407,132 @@ def sentinel_redis_section(addrs, **extra):
                "timeout_ms": 1000}
     section.update(extra)
     return section
+
+
+# --------------------------------------------------------------------------
+# Redis Cluster
+# --------------------------------------------------------------------------
+
+class ClusterTopology:
+    """Six redis-server nodes in cluster mode, all on 127.0.0.1: three
+    primaries with a replica each, made by redis-cli --cluster create.
+    Each node has its own directory (nodes.conf) and a cluster bus port
+    of its own (--cluster-port: port + 10000 may not be free, or valid);
+    a node missing for 1 s is failed over (--cluster-node-timeout).
+    make_node(workdir, name, extra) makes a node of another kind (TLS);
+    cli_args go to redis-cli --cluster create with it."""
+
+    OPTIONS = NODE_OPTIONS + ["--cluster-enabled", "yes",
+                              "--cluster-config-file", "nodes.conf",
+                              "--cluster-node-timeout", "1000"]
+
+    def __init__(self, workdir, n=6, make_node=None, cli_args=()):
+        self.dir = workdir
+        self.nodes = []
+        self.cli_args = list(cli_args)
+        for i in range(n):
+            name = "node%d" % i
+            path = os.path.join(workdir, name)
+            self.nodes.append(make_node(path, name, self.OPTIONS) if make_node
+                              else RedisServer(path, name, extra=self.OPTIONS))
+        # twelve ports, each free a moment ago: none may come twice
+        taken = set()
+        for node in self.nodes:
+            while node.port in taken:
+                node.port = free_port()
+            taken.add(node.port)
+        for node in self.nodes:
+            bus = free_port()
+            while bus in taken:
+                bus = free_port()
+            taken.add(bus)
+            node.extra = node.extra + ["--cluster-port", str(bus)]
+
+    def addrs(self):
+        return ["127.0.0.1:%d" % node.port for node in self.nodes]
+
+    def start(self):
+        t0 = time.monotonic()
+        for node in self.nodes:
+            node.start()
+        cli = require_tool("redis-cli", "redis-tools", env="REDIS_CLI_BIN")
+        res = subprocess.run(
+            [cli] + self.cli_args + ["--cluster", "create"] + self.addrs() +
+            ["--cluster-replicas", "1", "--cluster-yes"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, universal_newlines=True, timeout=60)
+        assert res.returncode == 0, "cluster create: %s" % res.stdout
+        self.wait_ok(30)
+        self.setup_seconds = time.monotonic() - t0
+
+    def wait_ok(self, timeout, nodes=None):
+        """Wait until every node (of nodes) says cluster_state:ok, knows
+        all the others and which are replicas, and every replica is in
+        sync."""
+        nodes = self.nodes if nodes is None else nodes
+
+        def ok():
+            for node in nodes:
+                info = info_fields(node.command("CLUSTER", "INFO"))
+                if info.get("cluster_state") != "ok" or \
+                        int(info.get("cluster_known_nodes", 0)) != \
+                        len(self.nodes):
+                    return False
+                rep = info_fields(node.command("INFO", "replication"))
+                if rep.get("role") == "slave" and \
+                        rep.get("master_link_status") != "up":
+                    return False
+                # it knows which nodes are replicas (gossip)
+                flags = [line.split()[2] for line in
+                         node.command("CLUSTER", "NODES").splitlines()]
+                if sum("slave" in f for f in flags) != len(self.nodes) // 2:
+                    return False
+            return True
+        wait_for(ok, timeout, interval=0.1,
+                 what="cluster_state:ok on every node, replicas in sync")
+
+    def node(self, port):
+        return next(node for node in self.nodes if node.port == port)
+
+    def slot_nodes(self, slot, asker=None):
+        """(primary, [replicas]) serving slot, as a node says.  The
+        replicas are those of CLUSTER REPLICAS: CLUSTER SLOTS leaves out a
+        replica until its replication offset has moved, which takes a
+        write or the primary's ping every 10 s."""
+        asker = asker or next(node for node in self.nodes
+                              if node.running())
+        for rng in asker.command("CLUSTER", "SLOTS"):
+            if rng[0] <= slot <= rng[1]:
+                primary = self.node(rng[2][1])
+                lines = asker.command("CLUSTER", "REPLICAS",
+                                      self.node_id(primary))
+                return primary, [
+                    self.node(int(line.split()[1].split("@")[0]
+                                  .rsplit(":", 1)[1]))
+                    for line in lines]
+        raise AssertionError("no node serves slot %d" % slot)
+
+    def count(self, node, key="visits"):
+        """The integer at key on node, a primary or (READONLY) a replica;
+        0 if the key is missing."""
+        c = Resp(node.port)
+        try:
+            c.command("READONLY")
+            value = c.command("GET", key)
+        finally:
+            c.close()
+        return int(value) if value is not None else 0
+
+    def node_id(self, node):
+        return node.command("CLUSTER", "MYID")
+
+    def teardown(self):
+        for node in self.nodes:
+            node.teardown()
+
+    def logs(self):
+        return "\n".join("---- %s:\n%s" % (node.name, node.log()[-2000:])
+                         for node in self.nodes)
 
 
 # --------------------------------------------------------------------------

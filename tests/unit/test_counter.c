@@ -47,6 +47,10 @@ struct redisconn {
 	redisconn_settled_cb *rc_settled;
 	void *rc_settled_arg;
 	int rc_drops, rc_disconnects, rc_frees;
+	redisconn_open_cb *rc_open;
+	int rc_redirects;               /* redisconn_redirect() calls */
+	int rc_redirecting, rc_asking;
+	char rc_to[64];                 /* "HOST:PORT ask" of the last one */
 };
 
 static struct redisconn fake;
@@ -155,6 +159,48 @@ redisconn_free(struct redisconn *rc)
 		return;
 	fake_fail_due(rc);
 	rc->rc_frees++;         /* from now on, rc is gone */
+}
+
+void
+redisconn_set_open_cb(struct redisconn *rc, redisconn_open_cb *open)
+{
+	rc->rc_open = open;
+}
+
+void
+redisconn_redirect(struct redisconn *rc, const char *host, int port,
+    int ask)
+{
+	rc->rc_redirects++;
+	rc->rc_redirecting = 1;
+	snprintf(rc->rc_to, sizeof(rc->rc_to), "%s:%d%s", host, port,
+	    ask ? " ask" : "");
+}
+
+int
+redisconn_redirecting(const struct redisconn *rc)
+{
+	return rc->rc_redirecting;
+}
+
+int
+redisconn_asking(const struct redisconn *rc)
+{
+	return rc->rc_asking;
+}
+
+/*
+ * The redirection's old connection closes (its replies all came), and
+ * the new one opens, to an ASK target (asking) or not.
+ */
+static void
+fake_redirected(int asking)
+{
+	assert_int_equal(fake.rc_answered, fake.rc_nsent);
+	fake.rc_down(fake.rc_arg);
+	fake.rc_redirecting = 0;
+	fake.rc_asking = asking;
+	fake.rc_open(fake.rc_arg);
 }
 
 /* Answer the oldest command due. */
@@ -321,6 +367,18 @@ setup(void **state)
 	return setup_with(state, 1000, 0);
 }
 
+static char *seeds[] = { (char *)"127.0.0.1:7000" };
+
+/* With a cluster: redirections are followed, not errors. */
+static int
+setup_cluster(void **state)
+{
+	setup_with(state, 300, 0);
+	cur->f_cf.cf_redis.cluster = seeds;
+	cur->f_cf.cf_redis.ncluster = 1;
+	return 0;
+}
+
 static int
 setup_acked(void **state)
 {
@@ -404,6 +462,97 @@ test_no_connection(void **state)
 	assert_int_equal(fake.rc_nsent, 0);
 	turn();
 	assert_int_equal(cur->f_nanswers, 0);
+}
+
+/*
+ * MOVED: the command was not executed; it and those sent behind it (and
+ * those sent meanwhile) go out again once the new connection is open,
+ * each answered once.
+ */
+static void
+test_moved_resent(void **state)
+{
+	(void)state;
+	incr(1);
+	incr(2);
+	incr(3);
+	fake_reply_integer(10);         /* executed before the slot moved */
+	fake_reply_str(REDIS_REPLY_ERROR, "MOVED 3 127.0.0.1:7001");
+	assert_int_equal(fake.rc_redirects, 1);
+	assert_string_equal(fake.rc_to, "127.0.0.1:7001");
+	incr(4);                        /* held back while redirecting */
+	assert_int_equal(fake.rc_nsent, 3);
+	fake_reply_str(REDIS_REPLY_ERROR, "MOVED 3 127.0.0.1:7001");
+	assert_int_equal(cur->f_nanswers, 1);
+	assert_int_equal(counter_inflight(cur->f_c), 3);
+	fake_redirected(0);
+	assert_int_equal(cur->f_nanswers, 1);   /* down failed nothing held */
+	assert_int_equal(fake.rc_nsent, 6);
+	assert_string_equal(sent(3), "INCR hits");
+	assert_string_equal(sent(5), "INCR hits");
+	fake_reply_integer(11);
+	fake_reply_integer(12);
+	fake_reply_integer(13);
+	assert_int_equal(cur->f_nanswers, 4);
+	/* In the order they joined the list: 4 came before 3's MOVED. */
+	expect_answer(0, 1, 1, 10);
+	expect_answer(1, 2, 1, 11);
+	expect_answer(2, 4, 1, 12);
+	expect_answer(3, 3, 1, 13);
+}
+
+/* ASK: sent again behind ASKING; other errors are not redirections. */
+static void
+test_ask_resent(void **state)
+{
+	(void)state;
+	incr(1);
+	incr(2);
+	fake_reply_str(REDIS_REPLY_ERROR, "ASK 3 127.0.0.1:7002");
+	assert_string_equal(fake.rc_to, "127.0.0.1:7002 ask");
+	fake_reply_str(REDIS_REPLY_ERROR, "MOVED 3 bad");       /* malformed */
+	expect_answer(0, 2, 0, 0);
+	fake_redirected(1);
+	assert_int_equal(fake.rc_nsent, 4);
+	assert_string_equal(sent(2), "ASKING");
+	assert_string_equal(sent(3), "INCR hits");
+	incr(3);
+	assert_string_equal(sent(4), "ASKING");
+	fake_reply_str(REDIS_REPLY_STATUS, "OK");
+	fake_reply_integer(5);
+	fake_reply_str(REDIS_REPLY_STATUS, "OK");
+	fake_reply_integer(6);
+	expect_answer(1, 1, 1, 5);
+	expect_answer(2, 3, 1, 6);
+	assert_int_equal(cur->f_nanswers, 3);
+}
+
+/* Held back and no connection opens: 503 within timeout_ms, once. */
+static void
+test_redirect_times_out(void **state)
+{
+	uint64_t t0 = clock_ms();
+
+	(void)state;
+	incr(1);
+	fake_reply_str(REDIS_REPLY_ERROR, "MOVED 3 127.0.0.1:7001");
+	fake.rc_down(fake.rc_arg);
+	assert_int_equal(cur->f_nanswers, 0);
+	run_until(t0, 600);
+	assert_int_equal(cur->f_nanswers, 1);
+	expect_answer(0, 1, 0, 0);
+	assert_int_equal(counter_inflight(cur->f_c), 0);
+}
+
+/* Without a cluster, MOVED is an error like any other. */
+static void
+test_moved_without_cluster(void **state)
+{
+	(void)state;
+	incr(1);
+	fake_reply_str(REDIS_REPLY_ERROR, "MOVED 3 127.0.0.1:7001");
+	expect_answer(0, 1, 0, 0);
+	assert_int_equal(fake.rc_redirects, 0);
 }
 
 /* The settled callback is the connection's, passed through. */
@@ -652,6 +801,14 @@ main(void)
 		    setup_acked, teardown),
 		cmocka_unit_test_setup_teardown(test_free_fails_held,
 		    setup_acked, teardown),
+		cmocka_unit_test_setup_teardown(test_moved_resent,
+		    setup_cluster, teardown),
+		cmocka_unit_test_setup_teardown(test_ask_resent,
+		    setup_cluster, teardown),
+		cmocka_unit_test_setup_teardown(test_redirect_times_out,
+		    setup_cluster, teardown),
+		cmocka_unit_test_setup_teardown(test_moved_without_cluster,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_get_not_held,
 		    setup_acked, teardown),
 	};
