@@ -418,20 +418,35 @@ class ClusterTopology:
     primaries with a replica each, made by redis-cli --cluster create.
     Each node has its own directory (nodes.conf) and a cluster bus port
     of its own (--cluster-port: port + 10000 may not be free, or valid);
-    a node missing for 1 s is failed over (--cluster-node-timeout)."""
+    a node missing for 1 s is failed over (--cluster-node-timeout).
+    make_node(workdir, name, extra) makes a node of another kind (TLS);
+    cli_args go to redis-cli --cluster create with it."""
 
-    def __init__(self, workdir, n=6):
+    OPTIONS = NODE_OPTIONS + ["--cluster-enabled", "yes",
+                              "--cluster-config-file", "nodes.conf",
+                              "--cluster-node-timeout", "1000"]
+
+    def __init__(self, workdir, n=6, make_node=None, cli_args=()):
         self.dir = workdir
         self.nodes = []
+        self.cli_args = list(cli_args)
         for i in range(n):
-            extra = NODE_OPTIONS + [
-                "--cluster-enabled", "yes",
-                "--cluster-config-file", "nodes.conf",
-                "--cluster-node-timeout", "1000",
-                "--cluster-port", str(free_port())]
-            self.nodes.append(RedisServer(
-                os.path.join(workdir, "node%d" % i), "node%d" % i,
-                extra=extra))
+            name = "node%d" % i
+            path = os.path.join(workdir, name)
+            self.nodes.append(make_node(path, name, self.OPTIONS) if make_node
+                              else RedisServer(path, name, extra=self.OPTIONS))
+        # twelve ports, each free a moment ago: none may come twice
+        taken = set()
+        for node in self.nodes:
+            while node.port in taken:
+                node.port = free_port()
+            taken.add(node.port)
+        for node in self.nodes:
+            bus = free_port()
+            while bus in taken:
+                bus = free_port()
+            taken.add(bus)
+            node.extra = node.extra + ["--cluster-port", str(bus)]
 
     def addrs(self):
         return ["127.0.0.1:%d" % node.port for node in self.nodes]
@@ -442,7 +457,7 @@ class ClusterTopology:
             node.start()
         cli = require_tool("redis-cli", "redis-tools", env="REDIS_CLI_BIN")
         res = subprocess.run(
-            [cli, "--cluster", "create"] + self.addrs() +
+            [cli] + self.cli_args + ["--cluster", "create"] + self.addrs() +
             ["--cluster-replicas", "1", "--cluster-yes"],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, universal_newlines=True, timeout=60)
@@ -463,7 +478,7 @@ class ClusterTopology:
                         int(info.get("cluster_known_nodes", 0)) != \
                         len(self.nodes):
                     return False
-                rep = redis_info(node.port)
+                rep = info_fields(node.command("INFO", "replication"))
                 if rep.get("role") == "slave" and \
                         rep.get("master_link_status") != "up":
                     return False

@@ -28,7 +28,7 @@ from e2e_daemon import (clean_env, log_lines, render_config, wait_exit,
                         wait_log)
 from e2e_helpers import free_port, patience, reachable_dir, require_tool
 from e2e_http import check_503, get, poll_until_200, visits_from_body
-from e2e_servers import RedisServer, Resp
+from e2e_servers import ClusterTopology, RedisServer, Resp
 
 NO_TLS = "which this build of hitcountd lacks"
 
@@ -125,10 +125,12 @@ class TlsResp(Resp):
 
 class TlsRedis(RedisServer):
     """redis-server with --port 0 --tls-port: TLS or nothing.  cert: which
-    server certificate of certs; auth_clients: tls-auth-clients."""
+    server certificate of certs; auth_clients: tls-auth-clients; name and
+    extra: as RedisServer's."""
 
-    def __init__(self, workdir, certs, cert="server", auth_clients="optional"):
-        RedisServer.__init__(self, workdir, "tls-redis")
+    def __init__(self, workdir, certs, cert="server", auth_clients="optional",
+                 name="tls-redis", extra=()):
+        RedisServer.__init__(self, workdir, name, extra=extra)
         self.certs = certs
         self.cert = cert
         self.auth_clients = auth_clients
@@ -142,7 +144,8 @@ class TlsRedis(RedisServer):
                      "--tls-ca-cert-file", c["ca"],
                      "--tls-auth-clients", self.auth_clients,
                      "--save", "", "--appendonly", "no",
-                     "--daemonize", "no", "--dir", self.dir], timeout)
+                     "--daemonize", "no", "--dir", self.dir] + self.extra,
+                    timeout)
 
     def ping(self):
         """Up: it accepts a TCP connection (its certificate may be one a
@@ -462,3 +465,36 @@ def test_t_refuses_tls_with_sentinels(run_hitcountd, tls_build, certs,
     else:
         assert "is not supported with 'sentinels'" in r.stderr or \
             NO_TLS in r.stderr, r.stderr
+
+
+def test_cluster_over_tls(bare_daemon_factory, tls_build, certs, tmp_path):
+    """A Redis Cluster speaking TLS only (nodes, bus and replication):
+    every node, the seed and the slot's primary, is reached over TLS with
+    the same CA, and each node's certificate is checked for the address
+    CLUSTER SLOTS gives (127.0.0.1)."""
+    def node(path, name, extra):
+        return TlsRedis(path, certs, name=name, extra=extra + [
+            "--tls-cluster", "yes", "--tls-replication", "yes"])
+    topo = ClusterTopology(
+        str(tmp_path / "cluster"), make_node=node,
+        cli_args=["--tls", "--cacert", certs["ca"], "--cert",
+                  certs["client"], "--key", certs["client_key"]])
+    try:
+        topo.start()
+        owner, _ = topo.slot_nodes(12263)       # CLUSTER KEYSLOT visits
+        seed = next(n for n in topo.nodes if n is not owner)
+        d = start(bare_daemon_factory, tls_build, host=None, port=None,
+                  cluster=["127.0.0.1:%d" % seed.port], tls=True,
+                  tls_ca_file=certs["ca"])
+        if d is None:
+            return                  # refused, and said why (start())
+        r, _ = poll_until_200(d.port, patience(10))
+        n = visits_from_body(r.body)
+        for i in range(n + 1, n + 20):
+            r = get(d.port)
+            assert r.status == 200 and visits_from_body(r.body) == i, r
+        assert owner.visits() == n + 19
+        assert "connected to cluster node 127.0.0.1:%d over TLS" % \
+            owner.port in d.log(), d.log()
+    finally:
+        topo.teardown()
