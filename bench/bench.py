@@ -4,13 +4,25 @@
 Starts, on loopback ports of its own, a private redis-server, nginx with
 two workers answering a constant (the ceiling: an HTTP server doing no
 work), the original Flask app under gunicorn with 4 sync workers, and
-hitcountd with 2 workers; runs the same wrk workloads against each, one
-after another; checks after every run that the counter grew by the number
-of 200 answers; measures memory from /proc/PID/smaps_rollup, 10,000 idle
-keep-alive connections, and redis-benchmark INCR; prints a table, the
-ratios to the targets, and a plot.  Everything it starts is stopped by PID.
+hitcountd with 2 workers.  The ratios to nginx move with whatever else
+the machine does, so every workload runs in rounds that alternate the
+servers (nginx then hitcountd, then hitcountd then nginx, ...), and each
+figure is the median of the rounds with its spread (lowest and highest).
+After every hitcountd round the counter must have grown by the number of
+200 answers.  Also measured: memory from /proc/PID/smaps_rollup, 10,000
+idle keep-alive connections, and redis-benchmark INCR (50 clients, and
+one client: with nginx's own one-connection p50 it is the floor of a
+request that must wait for one Redis round trip).  Prints a table, the
+targets, and a plot.  Everything it starts is stopped by PID.
 
-Usage: bench.py HITCOUNTD [OUTDIR]     (BENCH_SECONDS=10 per workload)
+Usage: bench.py HITCOUNTD [OUTDIR]
+Environment:
+  BENCH_SECONDS=5      seconds per measured run (after a 1 s warm-up)
+  BENCH_ROUNDS=3       alternating rounds of every workload
+  BENCH_BASELINE=BIN   another hitcountd binary, measured in the same
+                       rounds as a further peer ("baseline"), to compare
+                       two builds within one run
+  BENCH_IDLE_CONNS=10000
 """
 
 import datetime
@@ -27,10 +39,13 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
-WARMUP = 2
+SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+WARMUP = 1
 IDLE_CONNS = int(os.environ.get("BENCH_IDLE_CONNS", "10000"))
 KEEPALIVE = [1, 50, 1000]
+# (connections, a new connection per request)
+WORKLOADS = [(c, False) for c in KEEPALIVE] + [(50, True)]
 
 procs = []
 
@@ -211,15 +226,7 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def run(hitcountd, outdir, tmp, log):
-    rport, nport, gport, hport = (free_port() for _ in range(4))
-    start(["redis-server", "--port", str(rport), "--bind", "127.0.0.1",
-           "--save", "", "--appendonly", "no", "--daemonize", "no",
-           "--dir", tmp], log)
-    wait_port(rport, "redis-server")
-
-    with open(os.path.join(tmp, "nginx.conf"), "w") as f:
-        f.write("""worker_processes 2;
+NGINX_CONF = """worker_processes 2;
 pid %(t)s/nginx.pid;
 error_log %(t)s/nginx.error.log;
 daemon off;
@@ -240,21 +247,9 @@ http {
         location / { return 200 "Page visited 1 times"; }
     }
 }
-""" % {"t": tmp, "p": nport})
-    nginx = start(["nginx", "-c", os.path.join(tmp, "nginx.conf"),
-                   "-p", tmp], log)
-    wait_port(nport, "nginx")
+"""
 
-    env = dict(os.environ, REDIS_HOST="127.0.0.1", REDIS_PORT=str(rport))
-    gunicorn = start(["gunicorn", "--workers", "4", "--bind",
-                      "127.0.0.1:%d" % gport, "--chdir", HERE,
-                      "--log-level", "warning", "flask_app:app"], log,
-                     env=env)
-    wait_port(gport, "gunicorn")
-
-    conf = os.path.join(tmp, "hitcountd.conf")
-    with open(conf, "w") as f:
-        f.write("""listen = {"127.0.0.1:%d"}
+HITCOUNTD_CONF = """listen = {"127.0.0.1:%d"}
 workers = 2
 pidfile = ""
 keepalive_timeout = 120
@@ -265,54 +260,116 @@ redis {
     host = "127.0.0.1"
     port = %d
 }
-""" % (hport, rport))
-    hc = start([hitcountd, "-D", "-f", conf], log)
-    wait_port(hport, "hitcountd")
+"""
+
+
+def start_hitcountd(binary, name, rport, tmp, log):
+    """A hitcountd with 2 workers on a port of its own; returns its Popen."""
+    port = free_port()
+    conf = os.path.join(tmp, name + ".conf")
+    with open(conf, "w") as f:
+        f.write(HITCOUNTD_CONF % (port, rport))
+    hc = start([binary, "-D", "-f", conf], log)
+    wait_port(port, name)
     for i in range(20):
-        http_get(hport)
+        http_get(port)
     time.sleep(0.5)
-    hc_pids = tree(hc.pid)
-    if len(hc_pids) != 3:
-        sys.exit("bench: expected hitcountd master + 2 workers, got %r"
-                 % hc_pids)
-    idle_pss = pss_kib(hc_pids)
+    if len(tree(hc.pid)) != 3:
+        sys.exit("bench: expected %s master + 2 workers, got %r"
+                 % (name, tree(hc.pid)))
+    return hc, port
 
-    peers = [("nginx", nport, nginx, False), ("hitcountd", hport, hc, True),
-             ("gunicorn+flask", gport, gunicorn, True)]
-    results = {}
-    checks = []
-    for name, port, proc, counts in peers:
-        for conns, close in [(c, False) for c in KEEPALIVE] + [(50, True)]:
-            if name == "gunicorn+flask" and conns == 1000:
-                continue        # sync workers: 1000 connections only time out
-            wrk(port, conns, close, WARMUP)
-            time.sleep(1)       # the warm-up's last requests land first
-            v0 = visits(rport) if counts else 0
-            cpu0 = [cpu_ticks(p) for p in tree(proc.pid)[1:]]
-            r = wrk(port, conns, close, SECONDS)
-            cpu1 = [cpu_ticks(p) for p in tree(proc.pid)[1:]]
-            r["cpu_split"] = [b - a for a, b in zip(cpu0, cpu1)]
-            if counts:
-                time.sleep(0.5)     # let answers in flight at the end land
-                grew = visits(rport) - v0
-                ok200 = r["requests"] - r["non2xx"]
-                # wrk stops with up to one request per connection in
-                # flight: counted by Redis, not by wrk.
-                good = ok200 <= grew <= ok200 + conns
-                checks.append((name, conns, close, ok200, grew, good))
-            r["mem_kib"] = pss_kib(tree(proc.pid))
-            results[(name, conns, close)] = r
-            print("%-15s %-10s c=%-5d %10.0f req/s  p50 %6.2f ms  p99 %7.2f ms"
-                  "  errors %d non-2xx %d" % (
-                      name, "close" if close else "keep-alive", conns,
-                      r["rps"], r["p50_us"] / 1000, r["p99_us"] / 1000,
-                      r["errors"], r["non2xx"]), flush=True)
 
-    idle = idle_connections(hport, tree(hc.pid), IDLE_CONNS)
+def start_servers(hitcountd, tmp, log):
+    """Redis and every peer: returns (redis port, [(name, port, proc,
+    counts)])."""
+    rport, nport, gport = (free_port() for _ in range(3))
+    start(["redis-server", "--port", str(rport), "--bind", "127.0.0.1",
+           "--save", "", "--appendonly", "no", "--daemonize", "no",
+           "--dir", tmp], log)
+    wait_port(rport, "redis-server")
+    with open(os.path.join(tmp, "nginx.conf"), "w") as f:
+        f.write(NGINX_CONF % {"t": tmp, "p": nport})
+    nginx = start(["nginx", "-c", os.path.join(tmp, "nginx.conf"),
+                   "-p", tmp], log)
+    wait_port(nport, "nginx")
+    env = dict(os.environ, REDIS_HOST="127.0.0.1", REDIS_PORT=str(rport))
+    gunicorn = start(["gunicorn", "--workers", "4", "--bind",
+                      "127.0.0.1:%d" % gport, "--chdir", HERE,
+                      "--log-level", "warning", "flask_app:app"], log,
+                     env=env)
+    wait_port(gport, "gunicorn")
+    hc, hport = start_hitcountd(hitcountd, "hitcountd", rport, tmp, log)
+    peers = [("nginx", nport, nginx, False), ("hitcountd", hport, hc, True)]
+    baseline = os.environ.get("BENCH_BASELINE")
+    if baseline:
+        b, bport = start_hitcountd(os.path.abspath(baseline), "baseline",
+                                   rport, tmp, log)
+        peers.append(("baseline", bport, b, True))
+    peers.append(("gunicorn+flask", gport, gunicorn, True))
+    return rport, peers
+
+
+def measure(peer, conns, close, rport):
+    """One warm-up and one measured wrk run of a workload against a peer;
+    for a peer that counts, the counter check of that run."""
+    name, port, proc, counts = peer
+    wrk(port, conns, close, WARMUP)
+    time.sleep(1)       # the warm-up's last requests land first
+    v0 = visits(rport) if counts else 0
+    cpu0 = [cpu_ticks(p) for p in tree(proc.pid)[1:]]
+    r = wrk(port, conns, close, SECONDS)
+    cpu1 = [cpu_ticks(p) for p in tree(proc.pid)[1:]]
+    r["cpu_split"] = [b - a for a, b in zip(cpu0, cpu1)]
+    r["check"] = None
+    if counts:
+        time.sleep(0.5)     # let answers in flight at the end land
+        grew = visits(rport) - v0
+        ok200 = r["requests"] - r["non2xx"]
+        # wrk stops with up to one request per connection in flight:
+        # counted by Redis, not by wrk.
+        r["check"] = (ok200, grew, ok200 <= grew <= ok200 + conns)
+    r["mem_kib"] = pss_kib(tree(proc.pid))
+    print("%-15s %-10s c=%-5d %10.0f req/s  p50 %6.2f ms  p99 %7.2f ms"
+          "  errors %d non-2xx %d%s" % (
+              name, "close" if close else "keep-alive", conns, r["rps"],
+              r["p50_us"] / 1000, r["p99_us"] / 1000, r["errors"],
+              r["non2xx"], "" if r["check"] is None else
+              "  counter %s" % ("ok" if r["check"][2] else "WRONG")),
+          flush=True)
+    return r
+
+
+def rounds(peers, rport):
+    """Every workload, ROUNDS times, the peers in alternating order;
+    gunicorn+flask (a reference, far below the others) once.  Returns
+    {(peer, conns, close): [run, ...]}."""
+    runs = {}
+    fast = [p for p in peers if p[0] != "gunicorn+flask"]
+    slow = [p for p in peers if p[0] == "gunicorn+flask"]
+    for i in range(ROUNDS):
+        print("round %d of %d" % (i + 1, ROUNDS), flush=True)
+        for conns, close in WORKLOADS:
+            order = fast if i % 2 == 0 else fast[::-1]
+            if i == 0 and conns != 1000:    # sync workers: 1000 time out
+                order = order + slow
+            for peer in order:
+                runs.setdefault((peer[0], conns, close), []).append(
+                    measure(peer, conns, close, rport))
+    return runs
+
+
+def run(hitcountd, outdir, tmp, log):
+    rport, peers = start_servers(hitcountd, tmp, log)
+    hc = [p for p in peers if p[0] == "hitcountd"][0]
+    idle_pss = pss_kib(tree(hc[2].pid))
+    runs = rounds(peers, rport)
+    idle = idle_connections(hc[1], tree(hc[2].pid), IDLE_CONNS)
     rb = redis_bench(rport)
-    busy_pss = pss_kib(tree(hc.pid))
-    report(outdir, results, checks, idle_pss, busy_pss, idle, rb)
-    return 0 if all(c[-1] for c in checks) else 1
+    busy_pss = pss_kib(tree(hc[2].pid))
+    report(outdir, runs, idle_pss, busy_pss, idle, rb)
+    return 0 if all(r["check"][2] for rs in runs.values() for r in rs
+                    if r["check"] is not None) else 1
 
 
 def cpu_ticks(pid):
@@ -325,76 +382,148 @@ def cpu_ticks(pid):
 
 
 def redis_bench(rport):
+    """redis-benchmark INCR: requests/s with 50 clients (plain and
+    pipelined 16), and the p50 latency of one client."""
     out = {}
-    for label, extra in (("INCR", []), ("INCR -P 16", ["-P", "16"])):
+    for label, extra in (("INCR", ["-c", "50"]),
+                         ("INCR -P 16", ["-c", "50", "-P", "16"]),
+                         ("INCR -c 1", ["-c", "1"])):
         r = subprocess.run(["redis-benchmark", "-p", str(rport), "-t",
-                            "incr", "-n", "500000", "-c", "50", "-q"]
-                           + extra, capture_output=True, text=True).stdout
-        m = re.search(r"INCR: ([\d.]+) requests per second", r)
-        out[label] = float(m.group(1)) if m else 0.0
+                            "incr", "-n", "200000", "--csv"] + extra,
+                           capture_output=True, text=True).stdout
+        m = re.search(r'^"INCR","([\d.]+)","([\d.]+)","([\d.]+)","([\d.]+)"',
+                      r, re.M)
+        if not m:
+            sys.exit("bench: redis-benchmark gave no result:\n" + r)
+        out[label] = {"rps": float(m.group(1)), "p50_ms": float(m.group(4))}
     return out
 
 
-def report(outdir, results, checks, idle_pss, busy_pss, idle, rb):
-    def r(name, conns, close=False):
-        return results[(name, conns, close)]
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
 
+
+def spread(xs, fmt):
+    """'median (lowest-highest)' of xs, each formatted with fmt."""
+    if len(xs) == 1:
+        return fmt % xs[0]
+    return "%s (%s-%s)" % (fmt % median(xs), fmt % min(xs), fmt % max(xs))
+
+
+def ratios(runs, a, b, conns, close):
+    """Per round: requests/s of peer a over peer b in the same round."""
+    return [x["rps"] / y["rps"] for x, y in
+            zip(runs[(a, conns, close)], runs[(b, conns, close)])]
+
+
+def report_runs(w, runs):
+    w("| peer | workload | connections | requests/s, median (lowest-highest)"
+      " | p50 ms | p99 ms | errors | non-2xx | memory (PSS) | CPU split "
+      "(ticks per worker, median round) |")
+    w("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    for (name, conns, close), rs in runs.items():
+        rps = [x["rps"] for x in rs]
+        mid = sorted(rs, key=lambda x: x["rps"])[len(rs) // 2]
+        w("| %s | %s | %d | %s | %s | %s | %d | %d | %.1f MiB | %s |" % (
+            name, "new connection per request" if close else "keep-alive",
+            conns, spread(rps, "%.0f"),
+            spread([x["p50_us"] / 1000 for x in rs], "%.2f"),
+            spread([x["p99_us"] / 1000 for x in rs], "%.2f"),
+            sum(x["errors"] for x in rs), sum(x["non2xx"] for x in rs),
+            rs[-1]["mem_kib"] / 1024,
+            "/".join(str(t) for t in mid["cpu_split"])))
+
+
+def report_checks(w, runs):
+    w("Counter checks, every round (Redis growth against 200 answers; wrk "
+      "leaves at most one request per connection in flight at the end):")
+    w("")
+    for (name, conns, close), rs in runs.items():
+        for i, x in enumerate(rs):
+            if x["check"] is None:
+                continue
+            ok200, grew, good = x["check"]
+            w("- %s %s c=%d, round %d: %d answers 200, counter grew %d: %s"
+              % (name, "close" if close else "keep-alive", conns, i + 1,
+                 ok200, grew, "ok" if good else "WRONG"))
+
+
+def targets(runs, idle_pss, idle, rb):
+    """(what, measured, wanted, met) for every target of the benchmark."""
+    ka50 = ratios(runs, "hitcountd", "nginx", 50, False)
+    ka1k = ratios(runs, "hitcountd", "nginx", 1000, False)
+    cl50 = ratios(runs, "hitcountd", "nginx", 50, True)
+    p50_1 = median([x["p50_us"] / 1000 for x in runs[("hitcountd", 1, False)]])
+    floor = rb["INCR -c 1"]["p50_ms"] + median(
+        [x["p50_us"] / 1000 for x in runs[("nginx", 1, False)]])
+    p99 = median([x["p99_us"] / 1000 for x in runs[("hitcountd", 50, False)]])
+    gu = (median([x["rps"] for x in runs[("hitcountd", 50, False)]]) /
+          runs[("gunicorn+flask", 50, False)][0]["rps"])
+    exact = all(x["check"][2] for rs in runs.values() for x in rs
+                if x["check"] is not None)
+    return [
+        ("keep-alive 50: hitcountd / nginx, median of rounds",
+         spread(ka50, "%.2f"), ">= 0.95", median(ka50) >= 0.95),
+        ("keep-alive 1000: hitcountd / nginx, median of rounds",
+         spread(ka1k, "%.2f"), ">= 0.95", median(ka1k) >= 0.95),
+        ("new connection per request 50: hitcountd / nginx, median",
+         spread(cl50, "%.2f"), ">= 0.9", median(cl50) >= 0.9),
+        ("one connection: hitcountd p50 / floor (Redis INCR p50 %.3f ms + "
+         "nginx p50)" % rb["INCR -c 1"]["p50_ms"],
+         "%.2f ms / %.2f ms = %.2f" % (p50_1, floor, p50_1 / floor),
+         "<= 1.3", p50_1 <= 1.3 * floor),
+        ("keep-alive 50: hitcountd p99, median", "%.2f ms" % p99, "<= 5 ms",
+         p99 <= 5),
+        ("keep-alive 50: hitcountd / gunicorn+flask", "%.1f" % gu, ">= 15",
+         gu >= 15),
+        ("the counter exact in every round", "yes" if exact else "NO",
+         "yes", exact),
+        ("idle PSS, master + 2 workers", "%.2f MiB" % (idle_pss / 1024),
+         "<= 6 MiB", idle_pss <= 6 * 1024),
+        ("%d idle keep-alive connections: memory each" % IDLE_CONNS,
+         "%.0f bytes" % idle["per_conn"], "<= 1024 bytes",
+         idle["per_conn"] <= 1024),
+        ("... meanwhile a new client is answered in (max of 50)",
+         "%.2f ms" % idle["probe_max_ms"], "<= 10 ms",
+         idle["probe_max_ms"] <= 10),
+    ]
+
+
+def report(outdir, runs, idle_pss, busy_pss, idle, rb):
     lines = []
     w = lines.append
     w("# hitcountd benchmark, %s" % datetime.datetime.now(
         datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
     w("")
-    w("Machine: %s, %d CPUs, %s; %d s per workload after %d s warm-up; "
-      "wrk, the servers and Redis share the machine." % (
-          platform.node(), os.cpu_count(), platform.release(), SECONDS,
-          WARMUP))
+    w("Machine: %s, %d CPUs, %s; %d alternating rounds of %d s per workload "
+      "after %d s warm-up; wrk, the servers and Redis share the machine." % (
+          platform.node(), os.cpu_count(), platform.release(), ROUNDS,
+          SECONDS, WARMUP))
     w("")
-    w("| peer | workload | connections | requests/s | p50 ms | p99 ms | "
-      "errors | non-2xx | memory (PSS) | CPU split (ticks per worker) |")
-    w("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
-    for (name, conns, close), x in results.items():
-        w("| %s | %s | %d | %.0f | %.2f | %.2f | %d | %d | %.1f MiB | %s |" % (
-            name, "new connection per request" if close else "keep-alive",
-            conns, x["rps"], x["p50_us"] / 1000, x["p99_us"] / 1000,
-            x["errors"], x["non2xx"], x["mem_kib"] / 1024,
-            "/".join(str(t) for t in x["cpu_split"])))
+    report_runs(w, runs)
     w("")
-    w("redis-benchmark INCR, 50 clients: %.0f requests/s; pipelined 16: "
-      "%.0f requests/s." % (rb["INCR"], rb["INCR -P 16"]))
+    w("redis-benchmark INCR: 50 clients %.0f requests/s; pipelined 16: %.0f "
+      "requests/s; one client %.0f requests/s, p50 %.3f ms." % (
+          rb["INCR"]["rps"], rb["INCR -P 16"]["rps"], rb["INCR -c 1"]["rps"],
+          rb["INCR -c 1"]["p50_ms"]))
     w("")
-    w("Counter checks (Redis growth against 200 answers; wrk leaves at most "
-      "one request per connection in flight at the end):")
+    report_checks(w, runs)
     w("")
-    for name, conns, close, ok200, grew, good in checks:
-        w("- %s %s c=%d: %d answers 200, counter grew %d: %s" % (
-            name, "close" if close else "keep-alive", conns, ok200, grew,
-            "ok" if good else "WRONG"))
-    w("")
-    ka = r("hitcountd", 50)["rps"] / r("nginx", 50)["rps"]
-    cl = r("hitcountd", 50, True)["rps"] / r("nginx", 50, True)["rps"]
-    gu = r("hitcountd", 50)["rps"] / r("gunicorn+flask", 50)["rps"]
-    p99 = r("hitcountd", 50)["p99_us"] / 1000
-    targets = [
-        ("keep-alive 50: hitcountd / nginx", "%.2f" % ka, ">= 0.75", ka >= 0.75),
-        ("keep-alive 50: hitcountd p99", "%.2f ms" % p99, "<= 5 ms", p99 <= 5),
-        ("new connection per request 50: hitcountd / nginx", "%.2f" % cl,
-         ">= 0.75", cl >= 0.75),
-        ("keep-alive 50: hitcountd / gunicorn+flask", "%.1f" % gu, ">= 15",
-         gu >= 15),
-        ("idle PSS, master + 2 workers", "%.2f MiB" % (idle_pss / 1024),
-         "<= 6 MiB", idle_pss <= 6 * 1024),
-        ("%d idle keep-alive connections: memory each" % IDLE_CONNS,
-         "%.0f bytes" % idle["per_conn"], "<= 4096 bytes",
-         idle["per_conn"] <= 4096),
-        ("... meanwhile a new client is answered in (max of 50)",
-         "%.2f ms" % idle["probe_max_ms"], "<= 10 ms",
-         idle["probe_max_ms"] <= 10),
-    ]
     w("| target | measured | wanted | met |")
     w("|---|---:|---:|---|")
-    for t in targets:
+    for t in targets(runs, idle_pss, idle, rb):
         w("| %s | %s | %s | %s |" % (t[0], t[1], t[2],
                                      "yes" if t[3] else "NO"))
+    if ("baseline", 50, False) in runs:
+        w("")
+        w("hitcountd against the baseline build, per round (same rounds):")
+        w("")
+        for conns, close in WORKLOADS:
+            w("- %s c=%d: %s" % ("close" if close else "keep-alive", conns,
+                                 spread(ratios(runs, "hitcountd", "baseline",
+                                               conns, close), "%.3f")))
     w("")
     w("Idle connections: PSS %.1f MiB before, %.1f MiB with %d connections "
       "open; split between the workers %s sockets; probe p50 %.2f ms. "
@@ -408,7 +537,8 @@ def report(outdir, results, checks, idle_pss, busy_pss, idle, rb):
     sys.stdout.write("\n" + text)
     with open(os.path.join(outdir, "latest.md"), "w") as f:
         f.write(text)
-    plot(outdir, results)
+    plot(outdir, {k: {"rps": median([x["rps"] for x in rs])}
+                  for k, rs in runs.items()})
 
 
 def plot(outdir, results):
@@ -422,7 +552,7 @@ def plot(outdir, results):
             f.write("\n\n")
     script = """set terminal pngcairo size 900,560
 set output '%s'
-set title 'keep-alive requests/s against connections (2-core machine, same run)'
+set title 'keep-alive requests/s against connections (2-core machine, medians of alternating rounds)'
 set logscale x
 set xlabel 'concurrent connections'
 set ylabel 'requests/s'

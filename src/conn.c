@@ -70,6 +70,7 @@ struct conn {
 	unsigned c_close : 1;           /* close once the output is sent */
 	unsigned c_eof : 1;             /* the client sent FIN */
 	unsigned c_linger : 1;          /* draining input before close */
+	unsigned c_peer_closes : 1;     /* the client said close, sent no more */
 	unsigned c_more : 1;            /* c_in holds requests not yet answered */
 	unsigned c_chunked : 1;         /* skipping a chunked body */
 	unsigned c_admin : 1;           /* came in on a metrics_listen address */
@@ -160,7 +161,13 @@ conn_close(struct conn *c)
 static void
 conn_linger(struct conn *c)
 {
-	if (shutdown(c->c_fd, SHUT_WR) == -1 || c->c_eof) {
+	/*
+	 * Unless the client itself asked to close and sent nothing after its
+	 * request: then no input is left to provoke a reset (nginx's
+	 * lingering_close auto), and the close costs no drain.
+	 */
+	if ((c->c_peer_closes && c->c_inlen == 0) ||
+	    shutdown(c->c_fd, SHUT_WR) == -1 || c->c_eof) {
 		conn_close(c);
 		return;
 	}
@@ -472,6 +479,9 @@ conn_request(struct conn *c, const struct http_request *req, int more)
 	if (!req->r_keepalive || cs->cs_cf->cf_keepalive_timeout == 0 ||
 	    cs->cs_stopping || c->c_eof)
 		flags |= HTTP_F_CLOSE;
+	if (!req->r_keepalive && !more && req->r_content_length <= 0 &&
+	    !req->r_chunked)
+		c->c_peer_closes = 1;
 	else if (req->r_minor == 0)
 		flags |= HTTP_F_KEEPALIVE;
 	/*

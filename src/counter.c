@@ -1,20 +1,25 @@
 /*
- * counter.c - the visit counter: INCR (and GET) of the key, pipelined on
- * the worker's Redis connection, each answered or failed in time.
+ * counter.c - the visit counter: INCRBY (and GET) of the key, pipelined
+ * on the worker's Redis connection, each answered or failed in time.
  *
- * Requests from all the worker's clients are written back to back on the
- * one connection (redisconn.c), and Redis answers in order, so a FIFO of
- * pending commands matches each reply to its client without any
- * allocation per request.  hiredis 0.14 has no command timeout, so the
+ * The visits of one loop turn, from all the worker's clients, become one
+ * INCRBY of their number, sent at the end of the turn: Redis adds them
+ * atomically and answers the new total T, so the k visits of the batch
+ * are T-k+1 .. T, each its own number, in the order they came, exactly as
+ * k INCRs would have been, for a k-th of Redis's work and hiredis's.
+ * Commands are written back to back on the one connection (redisconn.c),
+ * and Redis answers in order, so a FIFO of pending commands matches each
+ * reply to its clients (a batch carries its own).  hiredis 0.14 has no
+ * command timeout, so the
  * FIFO also carries the time each command was sent: when the oldest one
  * is overdue (this file's timer) the connection is dropped, which fails
  * every pending command at once (the client gets 503).  A command that
  * may have reached Redis is never sent again, so a visit is never counted
  * twice.
  *
- * With min_replicas_acked, an INCR is answered only once a WAIT behind it
- * says that many replicas have it: one WAIT at the end of a loop turn for
- * the INCRs of the turn, and one WAIT out at a time.
+ * With min_replicas_acked, a visit is answered only once a WAIT behind its
+ * INCRBY says that many replicas have it: one WAIT at the end of a loop
+ * turn for the INCRBY of the turn, and one WAIT out at a time.
  *
  * With a Redis Cluster, a MOVED or ASK reply means the command was not
  * executed: it goes to the redo list instead of being answered, and the
@@ -29,6 +34,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,17 +49,30 @@
 #include "metrics.h"
 #include "redisconn.h"
 
-/* A command in flight. */
-struct counter_op {
-	counter_cb *op_cb;              /* NULL: a WAIT, confirming the held */
-	void *op_arg;
-	uint64_t op_sent_us;            /* first sent, for a redone one */
-	int op_hold;                    /* an INCR to confirm with WAIT */
-	int op_get;                     /* GET, not INCR */
-	int op_asking;                  /* an ASKING (op_cb NULL): no answer */
+/* A client waiting for its visit's number. */
+struct counter_waiter {
+	counter_cb *w_cb;
+	void *w_arg;
 };
 
-/* An INCR answered, waiting for WAIT to say replicas have it. */
+/* The visits of one loop turn: one INCRBY b_n. */
+struct counter_batch {
+	unsigned b_n, b_cap;
+	struct counter_waiter b_w[];
+};
+
+/* A command in flight. */
+struct counter_op {
+	counter_cb *op_cb;              /* NULL: a WAIT, or op_batch's INCRBY */
+	void *op_arg;
+	uint64_t op_sent_us;            /* first sent, for a redone one */
+	int op_hold;                    /* visits to confirm with WAIT */
+	int op_get;                     /* GET, not INCRBY */
+	int op_asking;                  /* an ASKING (op_cb NULL): no answer */
+	struct counter_batch *op_batch; /* INCRBY: the clients it answers */
+};
+
+/* A visit counted, waiting for WAIT to say replicas have it. */
 struct counter_held {
 	counter_cb *h_cb;
 	void *h_arg;
@@ -65,8 +84,11 @@ struct counter {
 	struct redisconn *ct_conn;
 	struct event *ct_timeout_ev;    /* the oldest command's deadline */
 	struct event *ct_wait_ev;       /* append WAIT at the end of the turn */
-	char *ct_incr_cmd;              /* "INCR key", formatted once */
-	int ct_incr_len;
+	struct event *ct_batch_ev;      /* send the turn's INCRBY at its end */
+	struct counter_batch *ct_batch; /* visits of this turn, not yet sent */
+	struct counter_batch *ct_spare; /* an answered batch, for reuse */
+	char *ct_incrby_cmd;            /* "INCRBY key " formatted, + room */
+	size_t ct_incrby_len;           /* of the part before the count */
 	char *ct_get_cmd;
 	int ct_get_len;
 	char *ct_wait_cmd;
@@ -84,6 +106,9 @@ struct counter {
 	struct counter_op *ct_redo;     /* MOVED or ASK: to send again */
 	size_t ct_nredo, ct_redocap;
 };
+
+/* Room for "$<count>\r\n<count>\r\n" after the INCRBY prefix. */
+#define COUNTER_COUNT_ROOM      32
 
 static void counter_send_wait(struct counter *c);
 static int counter_redo_push(struct counter *c, const struct counter_op *op);
@@ -144,9 +169,9 @@ counter_may_log(struct counter *c)
 	return 1;
 }
 
-/* Keep an INCR's answer until the WAIT behind it returns. */
+/* Keep a visit's number until the WAIT behind it returns. */
 static int
-counter_hold(struct counter *c, const struct counter_op *op, long long v)
+counter_hold(struct counter *c, counter_cb *cb, void *arg, long long v)
 {
 	struct counter_held *h;
 
@@ -160,19 +185,19 @@ counter_hold(struct counter *c, const struct counter_op *op, long long v)
 		c->ct_heldcap = ncap;
 	}
 	h = &c->ct_held[c->ct_nheld++];
-	h->h_cb = op->op_cb;
-	h->h_arg = op->op_arg;
+	h->h_cb = cb;
+	h->h_arg = arg;
 	h->h_value = v;
 	return 0;
 }
 
-/* Answer the held INCRs: confirmed (ok) or not. */
+/* Answer the held visits: confirmed (ok) or not. */
 static void
 counter_release_held(struct counter *c, int ok)
 {
 	size_t i, n = c->ct_nheld;
 
-	c->ct_nheld = 0;        /* callbacks may send new INCRs */
+	c->ct_nheld = 0;        /* callbacks may count new visits */
 	for (i = 0; i < n; i++) {
 		struct counter_held h = c->ct_held[i];
 
@@ -182,6 +207,78 @@ counter_release_held(struct counter *c, int ok)
 	}
 }
 
+/* A batch answered: kept for the next turn, or freed. */
+static void
+counter_batch_done(struct counter *c, struct counter_batch *b)
+{
+	if (c->ct_spare == NULL) {
+		b->b_n = 0;
+		c->ct_spare = b;
+	} else
+		free(b);
+}
+
+/* Fail the clients of op (none for a WAIT or ASKING). */
+static void
+counter_op_fail(struct counter *c, const struct counter_op *op)
+{
+	struct counter_batch *b = op->op_batch;
+	unsigned i;
+
+	if (b != NULL) {
+		for (i = 0; i < b->b_n; i++) {
+			METRICS_ADD(mw_redis_errors, 1);
+			b->b_w[i].w_cb(b->b_w[i].w_arg, 0, 0);
+		}
+		counter_batch_done(c, b);
+	} else if (op->op_cb != NULL) {
+		METRICS_ADD(mw_redis_errors, 1);
+		op->op_cb(op->op_arg, 0, 0);
+	}
+}
+
+/*
+ * Answer the clients of op with v, the value Redis returned: for a batch
+ * of n, the total, so its visits are v-n+1 .. v.  With hold, they wait
+ * for WAIT.
+ */
+static void
+counter_op_answer(struct counter *c, const struct counter_op *op,
+    long long v)
+{
+	struct counter_batch *b = op->op_batch;
+	unsigned i;
+
+	if (b == NULL) {
+		if (!op->op_hold || counter_hold(c, op->op_cb, op->op_arg, v) != 0)
+			op->op_cb(op->op_arg, 1, v);
+		return;
+	}
+	for (i = 0; i < b->b_n; i++) {
+		long long mine = v - (long long)(b->b_n - 1 - i);
+
+		if (!op->op_hold ||
+		    counter_hold(c, b->b_w[i].w_cb, b->b_w[i].w_arg, mine) != 0)
+			b->b_w[i].w_cb(b->b_w[i].w_arg, 1, mine);
+	}
+	counter_batch_done(c, b);
+}
+
+/* Fail the visits of this turn not yet sent. */
+static void
+counter_batch_fail(struct counter *c)
+{
+	struct counter_op op;
+
+	memset(&op, 0, sizeof(op));
+	op.op_batch = c->ct_batch;
+	c->ct_batch = NULL;     /* callbacks may count new visits */
+	if (c->ct_batch_ev)
+		event_del(c->ct_batch_ev);
+	if (op.op_batch != NULL)
+		counter_op_fail(c, &op);
+}
+
 /* Fail whatever is still in flight or held back (the connection is gone). */
 static void
 counter_fail_all(struct counter *c)
@@ -189,11 +286,11 @@ counter_fail_all(struct counter *c)
 	while (c->ct_ring_count > 0) {
 		struct counter_op op = counter_ring_pop(c);
 
-		if (op.op_cb == NULL)
-			continue;       /* a WAIT */
-		METRICS_ADD(mw_redis_errors, 1);
-		op.op_cb(op.op_arg, 0, 0);
+		counter_op_fail(c, &op);
 	}
+	/* Not sent yet: on the way to another node, it goes there. */
+	if (c->ct_conn == NULL || !redisconn_redirecting(c->ct_conn))
+		counter_batch_fail(c);
 	counter_release_held(c, 0);
 	c->ct_wait_pending = 0;
 	c->ct_wait_inflight = 0;
@@ -220,8 +317,7 @@ counter_redo_expire(struct counter *c, uint64_t now, int all)
 		    counter_redo_push(c, &op) == 0)
 			continue;
 		failed++;
-		METRICS_ADD(mw_redis_errors, 1);
-		op.op_cb(op.op_arg, 0, 0);
+		counter_op_fail(c, &op);
 	}
 	free(ops);
 	if (failed > 0 && !all && counter_may_log(c))
@@ -298,9 +394,10 @@ counter_on_wait_reply(struct counter *c, redisReply *reply)
 		counter_send_wait(c);
 }
 
-/* The value of a reply to INCR or GET: 1 with *v, or 0 (logged). */
+/* The value of a reply to INCRBY or GET: 1 with *v, or 0 (logged). */
 static int
-counter_value(struct counter *c, const redisReply *reply, long long *v)
+counter_value(struct counter *c, const redisReply *reply, int get,
+    long long *v)
 {
 	char *end;
 
@@ -308,8 +405,6 @@ counter_value(struct counter *c, const redisReply *reply, long long *v)
 	case REDIS_REPLY_INTEGER:
 		*v = reply->integer;
 		return 1;
-	case REDIS_REPLY_NIL:
-		return 1;       /* GET of a key never incremented */
 	case REDIS_REPLY_STRING:
 		errno = 0;
 		*v = strtoll(reply->str, &end, 10);
@@ -326,6 +421,10 @@ counter_value(struct counter *c, const redisReply *reply, long long *v)
 		if (strncmp(reply->str, "READONLY", 8) == 0)
 			redisconn_disconnect(c->ct_conn);
 		return 0;
+	case REDIS_REPLY_NIL:
+		if (get)
+			return 1;       /* a key never incremented */
+		/* FALLTHROUGH */
 	default:
 		if (counter_may_log(c))
 			log_warnx("redis: unexpected reply type %d",
@@ -385,7 +484,7 @@ counter_on_reply(redisAsyncContext *ac, void *r, void *priv)
 		return;         /* the command behind it tells */
 	if (reply != NULL)
 		metrics_observe_rtt(clock_us() - op.op_sent_us);
-	if (op.op_cb == NULL) {
+	if (op.op_cb == NULL && op.op_batch == NULL) {
 		counter_on_wait_reply(c, reply);
 		return;
 	}
@@ -393,12 +492,11 @@ counter_on_reply(redisAsyncContext *ac, void *r, void *priv)
 		return;
 	/* NULL: the connection is gone; redisconn.c says why. */
 	if (reply != NULL)
-		ok = counter_value(c, reply, &v);
-	if (!ok)
-		METRICS_ADD(mw_redis_errors, 1);
-	if (ok && op.op_hold && counter_hold(c, &op, v) == 0)
-		return;         /* answered when WAIT confirms it */
-	op.op_cb(op.op_arg, ok, v);
+		ok = counter_value(c, reply, op.op_get, &v);
+	if (ok)
+		counter_op_answer(c, &op, v);
+	else
+		counter_op_fail(c, &op);
 }
 
 /*
@@ -412,15 +510,15 @@ counter_send_wait(struct counter *c)
 	/*
 	 * One WAIT at a time: the server holds everything behind a WAIT until
 	 * it returns, so WAITs queued back to back would add up past
-	 * timeout_ms.  INCRs sent meanwhile get the next one.
+	 * timeout_ms.  Visits sent meanwhile get the next one.
 	 */
-	struct counter_op wait = { NULL, NULL, clock_us(), 0, 0, 0 };
+	struct counter_op wait = { NULL, NULL, clock_us(), 0, 0, 0, NULL };
 
 	if (!c->ct_wait_pending || c->ct_wait_inflight)
 		return;
 	c->ct_wait_pending = 0;
 	if (c->ct_conn == NULL || counter_ring_push(c, &wait) == -1)
-		return;         /* the held INCRs fail with the connection */
+		return;         /* the held visits fail with the connection */
 	if (redisconn_send(c->ct_conn, c->ct_wait_cmd, (size_t)c->ct_wait_len,
 	    counter_on_reply, c) == -1) {
 		c->ct_ring_count--;
@@ -460,7 +558,7 @@ counter_redo_push(struct counter *c, const struct counter_op *op)
 static int
 counter_send_asking(struct counter *c)
 {
-	struct counter_op asking = { NULL, NULL, clock_us(), 0, 0, 1 };
+	struct counter_op asking = { NULL, NULL, clock_us(), 0, 0, 1, NULL };
 
 	if (counter_ring_push(c, &asking) == -1)
 		return -1;
@@ -472,16 +570,34 @@ counter_send_asking(struct counter *c)
 	return 0;
 }
 
+/* INCRBY n, in the buffer formatted by counter_format_incrby(). */
+static size_t
+counter_incrby_cmd(struct counter *c, unsigned n)
+{
+	char num[16];
+	int len;
+
+	len = snprintf(num, sizeof(num), "%u", n);
+	len = snprintf(c->ct_incrby_cmd + c->ct_incrby_len, COUNTER_COUNT_ROOM,
+	    "$%d\r\n%s\r\n", len, num);
+	return c->ct_incrby_len + (size_t)len;
+}
+
 /*
- * Send op's command (INCR or GET), or hold it back while a redirection is
- * under way.  Returns 0, or -1 when it was neither (op's callback is not
- * called).
+ * Send op's command (INCRBY of a batch, or GET), or hold it back while a
+ * redirection is under way.  Returns 0, or -1 when it was neither (op's
+ * callbacks are not called).
  */
 static int
 counter_send_op(struct counter *c, const struct counter_op *op)
 {
-	const char *cmd = op->op_get ? c->ct_get_cmd : c->ct_incr_cmd;
-	int len = op->op_get ? c->ct_get_len : c->ct_incr_len;
+	const char *cmd = c->ct_get_cmd;
+	size_t len = (size_t)c->ct_get_len;
+
+	if (op->op_batch != NULL) {
+		cmd = c->ct_incrby_cmd;
+		len = counter_incrby_cmd(c, op->op_batch->b_n);
+	}
 
 	if (c->ct_conn == NULL)
 		return -1;
@@ -511,12 +627,48 @@ counter_send_op(struct counter *c, const struct counter_op *op)
 	return 0;
 }
 
-static int
-counter_send(struct counter *c, int get, counter_cb *cb, void *arg, int hold)
+/*
+ * Send the visits counted since the last batch as one INCRBY.  If it
+ * cannot go out, they fail now (from the loop: their clients get 503).
+ */
+static void
+counter_flush_batch(struct counter *c)
 {
-	struct counter_op op = { cb, arg, clock_us(), hold, get, 0 };
+	struct counter_op op = { NULL, NULL, clock_us(),
+	    c->ct_cf->cf_redis.min_replicas_acked > 0, 0, 0, c->ct_batch };
 
-	return counter_send_op(c, &op);
+	if (op.op_batch == NULL)
+		return;
+	c->ct_batch = NULL;
+	event_del(c->ct_batch_ev);
+	if (counter_send_op(c, &op) == -1)
+		counter_op_fail(c, &op);
+}
+
+static void
+counter_on_batch_ev(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	counter_flush_batch(arg);
+}
+
+/* Format "INCRBY key " once: a batch appends its count. */
+static int
+counter_format_incrby(struct counter *c, const char *key)
+{
+	size_t keylen = strlen(key);
+	int n;
+
+	c->ct_incrby_cmd = malloc(keylen + 64 + COUNTER_COUNT_ROOM);
+	if (c->ct_incrby_cmd == NULL)
+		return -1;
+	n = snprintf(c->ct_incrby_cmd, keylen + 64,
+	    "*3\r\n$6\r\nINCRBY\r\n$%zu\r\n", keylen);
+	memcpy(c->ct_incrby_cmd + n, key, keylen);
+	memcpy(c->ct_incrby_cmd + n + keylen, "\r\n", 2);
+	c->ct_incrby_len = (size_t)n + keylen + 2;
+	return 0;
 }
 
 /* A new connection takes commands: send those held back. */
@@ -533,10 +685,8 @@ counter_on_open(void *arg)
 	c->ct_redo = NULL;
 	c->ct_nredo = c->ct_redocap = 0;
 	for (i = 0; i < n; i++)
-		if (counter_send_op(c, &ops[i]) == -1) {
-			METRICS_ADD(mw_redis_errors, 1);
-			ops[i].op_cb(ops[i].op_arg, 0, 0);
-		}
+		if (counter_send_op(c, &ops[i]) == -1)
+			counter_op_fail(c, &ops[i]);
 	free(ops);
 }
 
@@ -555,19 +705,19 @@ counter_new(struct event_base *base, const struct conf *cf,
 	c->ct_conn = redisconn_new(base, cf, counter_on_down, c);
 	c->ct_timeout_ev = evtimer_new(base, counter_on_timeout, c);
 	c->ct_wait_ev = event_new(base, -1, 0, counter_on_wait_ev, c);
-	c->ct_incr_len = redisFormatCommand(&c->ct_incr_cmd, "INCR %b",
-	    cf->cf_redis.key, keylen);
+	c->ct_batch_ev = event_new(base, -1, 0, counter_on_batch_ev, c);
 	c->ct_get_len = redisFormatCommand(&c->ct_get_cmd, "GET %b",
 	    cf->cf_redis.key, keylen);
 	/*
-	 * A third of timeout_ms: INCRs sent while a WAIT is out wait for it,
+	 * A third of timeout_ms: visits sent while a WAIT is out wait for it,
 	 * then for their own WAIT, and must still be answered in timeout_ms.
 	 */
 	c->ct_wait_len = redisFormatCommand(&c->ct_wait_cmd, "WAIT %d %d",
 	    cf->cf_redis.min_replicas_acked, ms / 3 > 0 ? ms / 3 : 1);
 	c->ct_asking_len = redisFormatCommand(&c->ct_asking_cmd, "ASKING");
 	if (c->ct_conn == NULL || c->ct_timeout_ev == NULL ||
-	    c->ct_wait_ev == NULL || c->ct_incr_len <= 0 ||
+	    c->ct_wait_ev == NULL || c->ct_batch_ev == NULL ||
+	    counter_format_incrby(c, cf->cf_redis.key) == -1 ||
 	    c->ct_get_len <= 0 || c->ct_wait_len <= 0 ||
 	    c->ct_asking_len <= 0) {
 		counter_free(c);
@@ -578,17 +728,57 @@ counter_new(struct event_base *base, const struct conf *cf,
 	return c;
 }
 
+/* Room for one more visit in this turn's batch, or NULL. */
+static struct counter_waiter *
+counter_batch_slot(struct counter *c)
+{
+	struct counter_batch *b = c->ct_batch;
+
+	if (b == NULL) {
+		b = c->ct_spare;
+		c->ct_spare = NULL;
+		if (b == NULL && (b = malloc(sizeof(*b) +
+		    16 * sizeof(b->b_w[0]))) != NULL)
+			b->b_cap = 16;
+		if (b == NULL)
+			return NULL;
+		b->b_n = 0;
+		c->ct_batch = b;
+	} else if (b->b_n == b->b_cap) {
+		b = realloc(b, sizeof(*b) + 2 * b->b_cap * sizeof(b->b_w[0]));
+		if (b == NULL)
+			return NULL;
+		b->b_cap *= 2;
+		c->ct_batch = b;
+	}
+	return &b->b_w[b->b_n++];
+}
+
 int
 counter_incr(struct counter *c, counter_cb *cb, void *arg)
 {
-	return counter_send(c, 0, cb, arg,
-	    c->ct_cf->cf_redis.min_replicas_acked > 0);
+	struct counter_waiter *w;
+
+	if (c->ct_conn == NULL || !(redisconn_can_send(c->ct_conn) ||
+	    redisconn_redirecting(c->ct_conn)) ||
+	    (w = counter_batch_slot(c)) == NULL)
+		return -1;
+	w->w_cb = cb;
+	w->w_arg = arg;
+	/* The first visit of the turn: send them all when the turn ends. */
+	if (c->ct_batch->b_n == 1)
+		event_active(c->ct_batch_ev, 0, 1);
+	return 0;
 }
 
 int
 counter_get(struct counter *c, counter_cb *cb, void *arg)
 {
-	return counter_send(c, 1, cb, arg, 0);
+	struct counter_op op = { cb, arg, clock_us(), 0, 1, 0, NULL };
+
+	/* Replies come in order: the visits before this GET go first. */
+	counter_flush_batch(c);
+	return counter_send_op(c, &op);
 }
 
 int
@@ -600,7 +790,7 @@ counter_ready(const struct counter *c)
 size_t
 counter_inflight(const struct counter *c)
 {
-	return c->ct_ring_count + c->ct_nredo;
+	return c->ct_ring_count + c->ct_nredo + (c->ct_batch != NULL);
 }
 
 void
@@ -619,8 +809,10 @@ counter_free(struct counter *c)
 		event_free(c->ct_timeout_ev);
 	if (c->ct_wait_ev)
 		event_free(c->ct_wait_ev);
-	if (c->ct_incr_cmd)
-		redisFreeCommand(c->ct_incr_cmd);
+	if (c->ct_batch_ev)
+		event_free(c->ct_batch_ev);
+	free(c->ct_incrby_cmd);
+	free(c->ct_spare);
 	if (c->ct_get_cmd)
 		redisFreeCommand(c->ct_get_cmd);
 	if (c->ct_wait_cmd)

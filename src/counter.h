@@ -35,19 +35,24 @@ struct counter *counter_new(struct event_base *base, const struct conf *cf,
     counter_settled_cb *settled, void *arg);
 
 /*
- * Send INCR key, pipelined behind whatever is in flight.  Returns 0 when
- * the command was queued (cb will be called exactly once), or -1 when Redis
- * is not available right now (cb is not called; answer 503 at once).
+ * Count a visit: at the end of the loop turn, one INCRBY key k for the k
+ * visits of the turn goes out, pipelined behind whatever is in flight,
+ * and each visit gets its own number of the k.  Returns 0 when the visit
+ * was queued (cb will be called exactly once, from the loop), or -1 when
+ * Redis is not available right now (cb is not called; answer 503 at once).
  */
 int counter_incr(struct counter *c, counter_cb *cb, void *arg);
 
-/* Like counter_incr(), but GET key: the value without counting a visit. */
+/*
+ * GET key: the value without counting a visit; sent at once, behind the
+ * visits queued before it.  Returns as counter_incr().
+ */
 int counter_get(struct counter *c, counter_cb *cb, void *arg);
 
 /* 1 when the Redis connection is established, else 0. */
 int counter_ready(const struct counter *c);
 
-/* Commands sent and not yet answered. */
+/* Commands in flight or held back, and a batch of visits being gathered. */
 size_t counter_inflight(const struct counter *c);
 
 /*

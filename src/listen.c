@@ -25,6 +25,7 @@
 #include <unistd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include "conf.h"
 #include "listen.h"
@@ -56,6 +57,21 @@ listen_same_addr(const struct sockaddr_storage *a,
 	return 0;
 }
 
+/*
+ * TCP_NODELAY on a listening socket: every connection accepted from it
+ * starts with it (Linux copies the option), which spares a setsockopt()
+ * per connection.  Each response goes out in one send(), so there is
+ * nothing for Nagle's algorithm to gather, only acks to wait for.
+ */
+static void
+listen_nodelay(int fd, const char *text)
+{
+	int one = 1;
+
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
+		log_warn("setsockopt TCP_NODELAY %s", text);
+}
+
 static int
 listen_bind_one(const struct conf_listen *cl, int backlog)
 {
@@ -72,6 +88,7 @@ listen_bind_one(const struct conf_listen *cl, int backlog)
 	if (cl->l_addr.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
 	    IPV6_V6ONLY, &one, sizeof(one)) == -1)
 		log_warn("setsockopt IPV6_V6ONLY %s", cl->l_text);
+	listen_nodelay(fd, cl->l_text);
 	if (bind(fd, (const struct sockaddr *)&cl->l_addr, cl->l_addrlen) ==
 	    -1) {
 		log_warn("bind %s", cl->l_text);
@@ -283,6 +300,8 @@ listen_take(struct listener *l, int fd, int admin)
 		log_warn("strdup");
 		return -1;
 	}
+	if (l->l_addr.ss_family == AF_INET || l->l_addr.ss_family == AF_INET6)
+		listen_nodelay(fd, l->l_text);
 	return 0;
 }
 

@@ -1033,6 +1033,7 @@ master_run(struct conf *cf, struct listen_set *ls, int report_fd, int debug)
 	    master_prepare_access_log(cf) == -1)
 		goto done;
 	m.m_exit = 0;
+	(void)worker_balance_init();    /* without it, workers only serve */
 	log_info("%s %s started, %d workers", PACKAGE_NAME, PACKAGE_VERSION,
 	    m.m_want);
 	master_maintain(&m);

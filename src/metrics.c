@@ -39,11 +39,13 @@ struct metrics_shm {
 	uint64_t m_worker_restarts;
 	int m_gen;
 	struct metrics_worker m_retired;        /* workers that have exited */
+	int m_nslots;                           /* slots ever reserved */
 	struct metrics_slot m_slots[METRICS_SLOTS];
 };
 
 struct metrics_worker *metrics_self;
 static struct metrics_shm *metrics_shm;
+static int metrics_self_slot = -1;
 
 static const uint64_t metrics_rtt_bounds[] = METRICS_RTT_BOUNDS;
 
@@ -88,6 +90,8 @@ metrics_slot_reserve(int gen)
 			memset(&s->ms_w, 0, sizeof(s->ms_w));
 			STORE(s->ms_gen, gen);
 			STORE(s->ms_pid, -1);
+			if (i >= LOAD(metrics_shm->m_nslots))
+				STORE(metrics_shm->m_nslots, i + 1);
 			return i;
 		}
 	}
@@ -109,9 +113,56 @@ metrics_slot_use(int slot)
 {
 	metrics_self = (metrics_shm && slot >= 0) ?
 	    &metrics_shm->m_slots[slot].ms_w : NULL;
+	metrics_self_slot = metrics_self ? slot : -1;
 	/* The worker may serve before the master, back from fork(), says so. */
 	if (metrics_self)
 		STORE(metrics_shm->m_slots[slot].ms_pid, getpid());
+}
+
+uint64_t
+metrics_sibling_fewest_conns(int *paused)
+{
+	uint64_t fewest = UINT64_MAX, state;
+	int i, n, gen;
+
+	*paused = 0;
+	if (metrics_self_slot < 0)
+		return fewest;
+	gen = LOAD(metrics_shm->m_slots[metrics_self_slot].ms_gen);
+	n = LOAD(metrics_shm->m_nslots);
+	for (i = 0; i < n; i++) {
+		const struct metrics_slot *s = &metrics_shm->m_slots[i];
+		uint64_t open;
+
+		if (i == metrics_self_slot || LOAD(s->ms_pid) <= 0 ||
+		    LOAD(s->ms_gen) != gen ||
+		    (state = LOAD(s->ms_w.mw_accepting)) == 0)
+			continue;
+		if (state == 2)
+			*paused = 1;
+		open = LOAD(s->ms_w.mw_conns_open);
+		if (open < fewest)
+			fewest = open;
+	}
+	return fewest;
+}
+
+void
+metrics_sibling_wake(void)
+{
+	int i, n, gen;
+
+	if (metrics_self_slot < 0)
+		return;
+	gen = LOAD(metrics_shm->m_slots[metrics_self_slot].ms_gen);
+	n = LOAD(metrics_shm->m_nslots);
+	for (i = 0; i < n; i++) {
+		struct metrics_slot *s = &metrics_shm->m_slots[i];
+
+		if (i != metrics_self_slot && LOAD(s->ms_pid) > 0 &&
+		    LOAD(s->ms_gen) == gen && LOAD(s->ms_w.mw_accepting) == 2)
+			STORE(s->ms_w.mw_wake, 1);
+	}
 }
 
 /* dst += src for every counter (not for the gauges). */

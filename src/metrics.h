@@ -32,6 +32,8 @@ struct metrics_worker {
 	uint64_t mw_rtt_sum_us;
 	uint64_t mw_rtt_count;
 	uint64_t mw_conns_open;                 /* a gauge */
+	uint64_t mw_accepting;                  /* 1: taking connections, 2: paused */
+	uint64_t mw_wake;                       /* a sibling asks: end the pause */
 };
 
 /* The calling worker's counters (NULL in the master and in tests). */
@@ -68,6 +70,16 @@ void metrics_slot_use(int slot);
  * kept in the running totals and the slot is freed.
  */
 void metrics_slot_release(int slot);
+
+/*
+ * The fewest connections open in another worker of the calling worker's
+ * generation that takes connections, or UINT64_MAX if there is none;
+ * *paused tells whether one of them is paused (mw_accepting 2).
+ */
+uint64_t metrics_sibling_fewest_conns(int *paused);
+
+/* Ask every paused sibling (mw_accepting 2) to end its pause. */
+void metrics_sibling_wake(void);
 
 /* Master-side events. */
 void metrics_set_generation(int gen);

@@ -874,6 +874,13 @@ redisconn_disconnect(struct redisconn *rc)
 }
 
 int
+redisconn_can_send(const struct redisconn *rc)
+{
+	return rc->rc_ac != NULL && !(rc->rc_ac->c.flags & REDIS_DISCONNECTING) &&
+	    (rc->rc_state == RC_READY || rc->rc_state == RC_CONNECTING);
+}
+
+int
 redisconn_ready(const struct redisconn *rc)
 {
 	return rc->rc_state == RC_READY;

@@ -71,6 +71,12 @@ void redisconn_disconnect(struct redisconn *rc);
 int redisconn_ready(const struct redisconn *rc);
 
 /*
+ * 1 when redisconn_send() would take a command now (connected, or still
+ * connecting: hiredis keeps it until then), else 0.
+ */
+int redisconn_can_send(const struct redisconn *rc);
+
+/*
  * Close and free rc.  Commands in flight get NULL; down is not called.
  * NULL is allowed.
  */

@@ -7,7 +7,8 @@
  * worker's one libevent loop.  What is here is the process around that:
  * accepting in batches and pausing when out of descriptors or at
  * max_connections, one exclusive epoll set so that a new connection wakes
- * one worker and not all, the master's channel and the signals that mean
+ * one worker and not all, keeping the workers' shares of the connections
+ * even (Balance, below), the master's channel and the signals that mean
  * the same, and the graceful stop that lets open connections finish.
  */
 #include "config.h"
@@ -18,8 +19,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 
 #include <event2/event.h>
@@ -30,6 +31,7 @@
 #include "conn.h"
 #include "counter.h"
 #include "log.h"
+#include "metrics.h"
 #include "route.h"
 #include "util.h"
 #include "worker.h"
@@ -65,22 +67,129 @@ struct worker {
 	struct event *w_resume_ev;      /* accept again after EMFILE */
 	int w_chan;                     /* the master's commands (channel.c) */
 	struct event *w_chan_ev;
+	struct event *w_kick_ev;        /* a sibling left connections to us */
+	int w_declined;                 /* connections left to siblings in a row */
+	int w_balance_paused;           /* off the listeners for a moment */
+	int w_registered;               /* the exclusive set is on the listeners */
 };
 
+/*
+ * Balance.  The kernel wakes the workers for new connections in no fair
+ * order: 50 keep-alive connections opened at once could end 48 to 2, and
+ * one worker then serves them on one core while the other idles, for as
+ * long as they stay open.  A worker with more than WORKER_BALANCE_SLACK
+ * connections over its least busy sibling leaves the next ones to the
+ * siblings: it takes itself off the listeners for WORKER_BALANCE_PAUSE_US
+ * and kicks them through an eventfd shared by every worker (the kernel
+ * would not wake them for connections already waiting), at most
+ * WORKER_DECLINE_MAX times in a row (a sibling that takes none, stopped
+ * or stuck, must not stall accepting).
+ */
+#define WORKER_BALANCE_SLACK    2
+#define WORKER_BALANCE_PAUSE_US 1000
+#define WORKER_DECLINE_MAX      3
+
+static int worker_kick_fd = -1;
+
 static void
-worker_set_accepting(struct worker *w, int on)
+worker_listen_events(struct worker *w, int on)
 {
 	size_t i;
 
-	if (w->w_accepting == on)
-		return;
 	for (i = 0; i < w->w_nlisten_ev; i++) {
 		if (on)
 			event_add(w->w_listen_ev[i], NULL);
 		else
 			event_del(w->w_listen_ev[i]);
 	}
+}
+
+/*
+ * Register this worker's exclusive set on its listeners, or take it off
+ * them: off, the kernel's wakeups for new connections go to the siblings.
+ */
+static void
+worker_exclusive_register(struct worker *w, int on)
+{
+	struct epoll_event ev;
+	size_t i;
+
+	if (w->w_accept_epfd == -1 || w->w_registered == on)
+		return;
+	for (i = 0; i < w->w_nfds; i++) {
+		memset(&ev, 0, sizeof(ev));
+		ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+		ev.data.ptr = &w->w_wl[i];
+		if (epoll_ctl(w->w_accept_epfd, on ? EPOLL_CTL_ADD :
+		    EPOLL_CTL_DEL, w->w_fds[i], on ? &ev : NULL) == -1)
+			log_warn("epoll_ctl %s", on ? "ADD" : "DEL");
+	}
+	w->w_registered = on;
+}
+
+/*
+ * Take connections or not.  A pause for balance keeps the worker counted
+ * as taking them (mw_accepting): siblings must not think themselves alone.
+ */
+/* Tell the siblings whether this worker takes connections (see Balance). */
+static void
+worker_publish(const struct worker *w)
+{
+	if (metrics_self != NULL)
+		__atomic_store_n(&metrics_self->mw_accepting, !w->w_accepting ?
+		    0 : w->w_balance_paused ? 2 : 1, __ATOMIC_RELAXED);
+}
+
+static void
+worker_set_accepting(struct worker *w, int on)
+{
+	if (w->w_accepting == on)
+		return;
+	w->w_balance_paused = 0;
+	if (on)
+		worker_exclusive_register(w, 1);
+	worker_listen_events(w, on);
 	w->w_accepting = on;
+	worker_publish(w);
+}
+
+/* Whether to leave the next connection to a sibling (see Balance). */
+static int
+worker_ahead(struct worker *w)
+{
+	uint64_t fewest;
+	int paused;     /* a paused sibling is woken by the pause's kick */
+
+	if (metrics_self == NULL || worker_kick_fd == -1)
+		return 0;
+	fewest = metrics_sibling_fewest_conns(&paused);
+	if (fewest == UINT64_MAX ||
+	    metrics_self->mw_conns_open <= fewest + WORKER_BALANCE_SLACK) {
+		w->w_declined = 0;
+		return 0;
+	}
+	if (w->w_declined >= WORKER_DECLINE_MAX)
+		return 0;
+	w->w_declined++;
+	return 1;
+}
+
+/* Leave new connections to the siblings for a moment, and wake them. */
+static void
+worker_balance_pause(struct worker *w)
+{
+	struct timeval tv = { 0, WORKER_BALANCE_PAUSE_US };
+	uint64_t one = 1;
+
+	worker_listen_events(w, 0);
+	worker_exclusive_register(w, 0);
+	w->w_balance_paused = 1;
+	__atomic_store_n(&metrics_self->mw_wake, 0, __ATOMIC_RELAXED);
+	worker_publish(w);
+	event_add(w->w_resume_ev, &tv);
+	metrics_sibling_wake();
+	if (write(worker_kick_fd, &one, sizeof(one)) == -1 && errno != EAGAIN)
+		log_warn("write eventfd");
 }
 
 /* Exit the loop once a graceful stop has nothing left to finish. */
@@ -114,10 +223,14 @@ worker_accept_from(struct wlisten *wl)
 	for (i = 0; i < WORKER_ACCEPT_BATCH; i++) {
 		struct sockaddr_storage ss;
 		socklen_t sslen;
-		int s, one = 1;
+		int s;
 
 		if (w->w_cs.cs_nconns >= w->w_cf->cf_max_connections) {
 			worker_set_accepting(w, 0);
+			return;
+		}
+		if (worker_ahead(w)) {
+			worker_balance_pause(w);
 			return;
 		}
 		sslen = sizeof(ss);
@@ -138,7 +251,6 @@ worker_accept_from(struct wlisten *wl)
 			}
 			return;
 		}
-		setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		if (conn_new(&w->w_cs, s, &ss, wl->wl_admin) == -1)
 			return;
 	}
@@ -152,31 +264,45 @@ worker_on_accept(evutil_socket_t fd, short what, void *arg)
 	worker_accept_from(arg);
 }
 
+/*
+ * Accept from one listener of the exclusive set, then re-register it.
+ * The kernel wakes the first exclusive waiter it finds, so one worker
+ * would take every connection; re-registering puts this worker at the
+ * back of the queue: connections go round.
+ */
+static void
+worker_accept_rotate(int epfd, struct wlisten *wl)
+{
+	struct epoll_event ev;
+
+	worker_accept_from(wl);
+	if (!wl->wl_w->w_registered)
+		return;         /* off the listeners for a pause */
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+	ev.data.ptr = wl;
+	if (epoll_ctl(epfd, EPOLL_CTL_DEL, wl->wl_fd, NULL) == -1 ||
+	    epoll_ctl(epfd, EPOLL_CTL_ADD, wl->wl_fd, &ev) == -1)
+		log_warn("epoll_ctl");
+}
+
 /* The exclusive set is readable: accept from the listeners that are. */
 static void
 worker_on_accept_set(evutil_socket_t fd, short what, void *arg)
 {
+	struct worker *w = arg;
 	struct epoll_event evs[16];
 	int i, n;
 
 	(void)what;
-	(void)arg;
-	n = epoll_wait(fd, evs, 16, 0);
-	for (i = 0; i < n; i++) {
-		struct epoll_event ev = evs[i];
-		struct wlisten *wl = ev.data.ptr;
-
-		worker_accept_from(wl);
-		/*
-		 * The kernel wakes the first exclusive waiter it finds, so one
-		 * worker would take every connection.  Re-registering puts this
-		 * worker at the back of the queue: connections go round.
-		 */
-		ev.events = EPOLLIN | EPOLLEXCLUSIVE;
-		if (epoll_ctl(fd, EPOLL_CTL_DEL, wl->wl_fd, NULL) == -1 ||
-		    epoll_ctl(fd, EPOLL_CTL_ADD, wl->wl_fd, &ev) == -1)
-			log_warn("epoll_ctl");
+	/* One listener (the usual case): no need to ask which is ready. */
+	if (w->w_nfds == 1) {
+		worker_accept_rotate(fd, &w->w_wl[0]);
+		return;
 	}
+	n = epoll_wait(fd, evs, 16, 0);
+	for (i = 0; i < n; i++)
+		worker_accept_rotate(fd, evs[i].data.ptr);
 }
 
 /*
@@ -210,12 +336,26 @@ worker_listen_exclusive(struct worker *w)
 			return -1;
 		}
 	}
+	w->w_registered = 1;
 	w->w_listen_ev[0] = event_new(w->w_base, w->w_accept_epfd,
 	    EV_READ | EV_PERSIST, worker_on_accept_set, w);
 	if (w->w_listen_ev[0] == NULL)
 		return -1;
 	w->w_nlisten_ev = 1;
 	return 0;
+}
+
+/* The end of a pause for balance: on the listeners again. */
+static void
+worker_balance_resume(struct worker *w)
+{
+	w->w_balance_paused = 0;
+	event_del(w->w_resume_ev);
+	if (w->w_accepting) {
+		worker_exclusive_register(w, 1);
+		worker_listen_events(w, 1);
+	}
+	worker_publish(w);
 }
 
 static void
@@ -225,9 +365,49 @@ worker_on_resume(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (w->w_balance_paused) {
+		worker_balance_resume(w);
+		return;
+	}
 	if (!w->w_cs.cs_stopping &&
 	    w->w_cs.cs_nconns < w->w_cf->cf_max_connections)
 		worker_set_accepting(w, 1);
+}
+
+/* A sibling paused for balance: take the connections it left waiting. */
+static void
+worker_on_kick(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	uint64_t n;
+	size_t i;
+
+	(void)what;
+	/*
+	 * Edge-triggered, so that the worker that kicked, woken too, leaves
+	 * the count for the others to see.  A paused worker carries on only
+	 * if the kicker asked it to (it is pausing in turn).
+	 */
+	if (w->w_balance_paused && metrics_self != NULL &&
+	    __atomic_exchange_n(&metrics_self->mw_wake, 0, __ATOMIC_RELAXED))
+		worker_balance_resume(w);
+	if (!w->w_accepting || w->w_balance_paused)
+		return;
+	if (read(fd, &n, sizeof(n)) == -1 && errno != EAGAIN)
+		log_warn("read eventfd");
+	for (i = 0; i < w->w_nfds; i++)
+		worker_accept_from(&w->w_wl[i]);
+}
+
+int
+worker_balance_init(void)
+{
+	worker_kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (worker_kick_fd == -1) {
+		log_warn("eventfd (workers will not balance their connections)");
+		return -1;
+	}
+	return 0;
 }
 
 static void
@@ -350,6 +530,8 @@ worker_free(struct worker *w)
 		event_free(w->w_stop_ev);
 	if (w->w_resume_ev)
 		event_free(w->w_resume_ev);
+	if (w->w_kick_ev)
+		event_free(w->w_kick_ev);
 	if (w->w_chan_ev)
 		event_free(w->w_chan_ev);
 	if (w->w_chan != -1)
@@ -424,6 +606,12 @@ worker_init_events(struct worker *w)
 		w->w_chan_ev = event_new(w->w_base, w->w_chan,
 		    EV_READ | EV_PERSIST, worker_on_channel, w);
 		if (w->w_chan_ev == NULL || event_add(w->w_chan_ev, NULL) == -1)
+			return -1;
+	}
+	if (worker_kick_fd != -1) {
+		w->w_kick_ev = event_new(w->w_base, worker_kick_fd,
+		    EV_READ | EV_PERSIST | EV_ET, worker_on_kick, w);
+		if (w->w_kick_ev == NULL || event_add(w->w_kick_ev, NULL) == -1)
 			return -1;
 	}
 	return 0;

@@ -25,4 +25,12 @@ struct conf;
 int worker_run(const struct conf *cf, const int *fds, const int *admin,
     size_t nfds, int chan);
 
+/*
+ * In the master, before the first worker is forked: the eventfd through
+ * which workers that pause for balance wake their siblings (every worker
+ * inherits it).  Returns 0, or -1 (logged) if the workers will not
+ * balance their connections.
+ */
+int worker_balance_init(void);
+
 #endif

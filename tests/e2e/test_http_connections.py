@@ -7,9 +7,10 @@ request head in test_http_limits.py.
 """
 
 import http.client
+import subprocess
 import time
 
-from e2e_helpers import patience
+from e2e_helpers import patience, require_tool
 from e2e_http import RawClient, get, visits_from_body
 
 
@@ -115,6 +116,42 @@ def test_connection_close_honoured(daemon_factory, redis_server):
         closed, extra, _ = c.wait_closed(patience(3))
         assert closed, "server did not close after Connection: close"
         assert extra == b""
+
+
+def server_end_owned(port, client):
+    """Whether a process still holds the server's end of the connection
+    whose client socket is client (ss -p names the owner of a socket; a
+    socket closed with close() has none left)."""
+    ss = require_tool("ss", "iproute2")
+    cport = client.sock.getsockname()[1]
+    out = subprocess.run([ss, "-Htanp", "sport = :%d and dport = :%d"
+                          % (port, cport)], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip(), "no server socket for client port %d" % cport
+    return "users:" in out
+
+
+def test_connection_close_without_lingering(daemon_factory, redis_server):
+    """Asked to close, with nothing sent after the request, the worker
+    closes its socket at once: nothing is left to drain.  With a request
+    sent after it, the worker half-closes and drains (lingers) instead, so
+    that a reset cannot destroy the answer."""
+    d = daemon_factory()
+    with RawClient(d.port) as c:
+        r = c.request("GET", "/", headers={"Connection": "close"})
+        assert r.status == 200
+        closed, extra, _ = c.wait_closed(patience(3))
+        assert closed and extra == b""
+        assert not server_end_owned(d.port, c), "the worker lingers"
+    with RawClient(d.port) as c:
+        c.send("GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+               "GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 200
+        closed, extra, _ = c.wait_closed(patience(3))
+        assert closed and extra == b""
+        # draining for up to 2 s, until this client closes its end
+        assert server_end_owned(d.port, c), "the worker did not linger"
 
 
 def test_header_names_and_tokens_case_insensitive(daemon_factory,

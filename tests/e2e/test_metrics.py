@@ -119,9 +119,10 @@ def test_metrics_agree_with_requests(daemon_factory, redis_server):
 
     rt = "hitcountd_redis_roundtrip_seconds"
     rt_delta = after.get(rt + "_count") - base.get(rt + "_count")
-    assert rt_delta == n["get"] + n["head"], \
-        "round trips %r, expected %d (GET / + HEAD /)" % (
-            rt_delta, n["get"] + n["head"])
+    # one INCRBY per loop turn for the visits of the turn, one GET per HEAD
+    assert n["head"] + 1 <= rt_delta <= n["get"] + n["head"], \
+        "round trips %r, expected %d to %d (a batch of GET /, HEAD /)" % (
+            rt_delta, n["head"] + 1, n["get"] + n["head"])
     assert after.get(rt + "_sum") > base.get(rt + "_sum")
     assert_histogram_sane(after)
     for (le, v), (le0, v0) in zip(after.buckets(rt), base.buckets(rt)):

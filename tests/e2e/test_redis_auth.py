@@ -25,7 +25,7 @@ ADMIN_PW = "admin-pw"
 USER = "hitcountd"
 # The rights hitcountd(8) needs for the default key, as hitcountd.conf(5)
 # documents them ("Redis ACL").
-MINIMAL = ["~visits", "+incr", "+get"]
+MINIMAL = ["~visits", "+incrby", "+get"]
 
 
 def lock_default_user(redis_server):

@@ -1,14 +1,18 @@
 """Workers and their supervision: how many (workers = N, 0 for one per
-CPU, TTIN and TTOU), a killed worker replaced (within a second), a storm
-of five crashes makes the master give up while four are tolerated, and
-kill -9 of the master takes its workers down.
+CPU, TTIN and TTOU), connections spread evenly over them, a killed worker
+replaced (within a second), a storm of five crashes makes the master give
+up while four are tolerated, and kill -9 of the master takes its workers
+down.
 """
 
 import os
 import signal
+import socket
+import subprocess
 import time
 
-from e2e_helpers import assert_gone, patience, port_refuses, wait_for
+from e2e_helpers import (assert_gone, patience, port_refuses, require_tool,
+                         wait_for)
 from e2e_http import get, serves
 from e2e_daemon import barrier, wait_all_workers_ready, wait_exit, wait_log
 
@@ -33,6 +37,41 @@ def test_three_workers(daemon_factory, redis_server):
 def test_workers_zero_means_one_per_cpu(daemon_factory, redis_server):
     d = daemon_factory(workers=0)
     d.wait_workers(os.sysconf("SC_NPROCESSORS_ONLN"))
+
+
+def connections_per_worker(port, workers):
+    """How many established client connections each worker holds (ss -p)."""
+    ss = require_tool("ss", "iproute2")
+    out = subprocess.run([ss, "-Htnp", "state", "established",
+                          "sport = :%d" % port], capture_output=True,
+                         text=True, check=True).stdout
+    return [out.count("pid=%d," % w) for w in workers]
+
+
+def test_keepalive_connections_spread_over_workers(daemon_factory,
+                                                   redis_server):
+    """50 keep-alive connections opened at once end about 25 to 25: the
+    kernel alone, waking the workers in no fair order, left as few as 2
+    to one of them, which then idled while the other served 48."""
+    d = daemon_factory(workers=2)
+    kids = wait_all_workers_ready(d, 2)
+    req = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
+    for _ in range(5):
+        socks = [socket.create_connection(("127.0.0.1", d.port), 5)
+                 for _ in range(50)]
+        try:
+            for s in socks:
+                s.sendall(req)
+            for s in socks:
+                assert s.recv(4096).startswith(b"HTTP/1.1 200")
+            split = connections_per_worker(d.port, kids)
+            assert sum(split) == 50, split
+            assert min(split) >= 20, "connections per worker: %r" % split
+        finally:
+            for s in socks:
+                s.close()
+        wait_for(lambda: sum(connections_per_worker(d.port, kids)) == 0,
+                 patience(3), what="the connections to close")
 
 
 def test_ttin_ttou_change_worker_count(daemon_factory, redis_server):

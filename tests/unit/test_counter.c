@@ -1,5 +1,5 @@
 /*
- * test_counter.c - unit tests of the INCR queue (counter.c) without
+ * test_counter.c - unit tests of the INCRBY queue (counter.c) without
  * Redis: the connection (redisconn.h) is a fake defined here, which
  * records each command sent and lets a test answer it, lose the
  * connection, or see it dropped.  The queue's own timer and end-of-turn
@@ -143,6 +143,13 @@ void
 redisconn_disconnect(struct redisconn *rc)
 {
 	rc->rc_disconnects++;
+}
+
+int
+redisconn_can_send(const struct redisconn *rc)
+{
+	assert_int_equal(rc->rc_frees, 0);
+	return rc->rc_up;
 }
 
 int
@@ -295,6 +302,14 @@ incr(int id)
 	    (void *)(intptr_t)id), 0);
 }
 
+/* One visit in a loop turn of its own: its INCRBY 1 goes out. */
+static void
+incr_sent(int id)
+{
+	incr(id);
+	event_base_loop(cur->f_base, EVLOOP_NONBLOCK);
+}
+
 static void
 expect_answer(size_t i, int id, int ok, long long value)
 {
@@ -399,20 +414,25 @@ teardown(void **state)
 
 /* ------------------------------------------------------------------ */
 
-/* Replies go to the callers in the order the commands were sent. */
+/*
+ * Replies go to the callers in the order the commands were sent; a GET
+ * sends the visits queued before it first.
+ */
 static void
 test_replies_in_order(void **state)
 {
 	(void)state;
 	incr(1);
 	incr(2);
+	assert_int_equal(fake.rc_nsent, 0);     /* batched for the turn */
 	assert_int_equal(counter_get(cur->f_c, on_counter, (void *)3), 0);
 	assert_int_equal(counter_get(cur->f_c, on_counter, (void *)4), 0);
-	assert_int_equal(fake.rc_nsent, 4);
-	assert_string_equal(sent(0), "INCR hits");
-	assert_string_equal(sent(2), "GET hits");
-	assert_int_equal(counter_inflight(cur->f_c), 4);
-	fake_reply_integer(41);
+	assert_int_equal(fake.rc_nsent, 3);
+	assert_string_equal(sent(0), "INCRBY hits 2");
+	assert_string_equal(sent(1), "GET hits");
+	assert_int_equal(counter_inflight(cur->f_c), 3);
+	turn();
+	assert_int_equal(fake.rc_nsent, 3);     /* the batch went with GET */
 	fake_reply_integer(42);
 	fake_reply_str(REDIS_REPLY_NIL, NULL);
 	fake_reply_str(REDIS_REPLY_STRING, "42");
@@ -429,11 +449,11 @@ static void
 test_bad_replies_fail(void **state)
 {
 	(void)state;
-	incr(1);
-	incr(2);
-	incr(3);
+	incr_sent(1);
+	incr_sent(2);
+	incr_sent(3);
 	assert_int_equal(counter_get(cur->f_c, on_counter, (void *)4), 0);
-	incr(5);
+	incr_sent(5);
 	fake_reply_str(REDIS_REPLY_ERROR, "ERR wrong kind of value");
 	fake_reply_str(REDIS_REPLY_STATUS, "OK");
 	fake_reply_integer(7);
@@ -473,14 +493,14 @@ static void
 test_moved_resent(void **state)
 {
 	(void)state;
-	incr(1);
-	incr(2);
-	incr(3);
+	incr_sent(1);
+	incr_sent(2);
+	incr_sent(3);
 	fake_reply_integer(10);         /* executed before the slot moved */
 	fake_reply_str(REDIS_REPLY_ERROR, "MOVED 3 127.0.0.1:7001");
 	assert_int_equal(fake.rc_redirects, 1);
 	assert_string_equal(fake.rc_to, "127.0.0.1:7001");
-	incr(4);                        /* held back while redirecting */
+	incr_sent(4);                   /* held back while redirecting */
 	assert_int_equal(fake.rc_nsent, 3);
 	fake_reply_str(REDIS_REPLY_ERROR, "MOVED 3 127.0.0.1:7001");
 	assert_int_equal(cur->f_nanswers, 1);
@@ -488,8 +508,8 @@ test_moved_resent(void **state)
 	fake_redirected(0);
 	assert_int_equal(cur->f_nanswers, 1);   /* down failed nothing held */
 	assert_int_equal(fake.rc_nsent, 6);
-	assert_string_equal(sent(3), "INCR hits");
-	assert_string_equal(sent(5), "INCR hits");
+	assert_string_equal(sent(3), "INCRBY hits 1");
+	assert_string_equal(sent(5), "INCRBY hits 1");
 	fake_reply_integer(11);
 	fake_reply_integer(12);
 	fake_reply_integer(13);
@@ -501,13 +521,37 @@ test_moved_resent(void **state)
 	expect_answer(3, 3, 1, 13);
 }
 
+/* A batch MOVED goes to the new node whole: its visits keep their order. */
+static void
+test_moved_batch_resent(void **state)
+{
+	(void)state;
+	incr(1);
+	incr(2);
+	turn();
+	assert_string_equal(sent(0), "INCRBY hits 2");
+	fake_reply_str(REDIS_REPLY_ERROR, "MOVED 3 127.0.0.1:7001");
+	incr(3);                        /* a batch gathered meanwhile */
+	fake_redirected(0);
+	turn();
+	assert_int_equal(fake.rc_nsent, 3);
+	assert_string_equal(sent(1), "INCRBY hits 2");
+	assert_string_equal(sent(2), "INCRBY hits 1");
+	fake_reply_integer(7);
+	fake_reply_integer(8);
+	assert_int_equal(cur->f_nanswers, 3);
+	expect_answer(0, 1, 1, 6);
+	expect_answer(1, 2, 1, 7);
+	expect_answer(2, 3, 1, 8);
+}
+
 /* ASK: sent again behind ASKING; other errors are not redirections. */
 static void
 test_ask_resent(void **state)
 {
 	(void)state;
-	incr(1);
-	incr(2);
+	incr_sent(1);
+	incr_sent(2);
 	fake_reply_str(REDIS_REPLY_ERROR, "ASK 3 127.0.0.1:7002");
 	assert_string_equal(fake.rc_to, "127.0.0.1:7002 ask");
 	fake_reply_str(REDIS_REPLY_ERROR, "MOVED 3 bad");       /* malformed */
@@ -515,8 +559,8 @@ test_ask_resent(void **state)
 	fake_redirected(1);
 	assert_int_equal(fake.rc_nsent, 4);
 	assert_string_equal(sent(2), "ASKING");
-	assert_string_equal(sent(3), "INCR hits");
-	incr(3);
+	assert_string_equal(sent(3), "INCRBY hits 1");
+	incr_sent(3);
 	assert_string_equal(sent(4), "ASKING");
 	fake_reply_str(REDIS_REPLY_STATUS, "OK");
 	fake_reply_integer(5);
@@ -534,7 +578,7 @@ test_redirect_times_out(void **state)
 	uint64_t t0 = clock_ms();
 
 	(void)state;
-	incr(1);
+	incr_sent(1);
 	fake_reply_str(REDIS_REPLY_ERROR, "MOVED 3 127.0.0.1:7001");
 	fake.rc_down(fake.rc_arg);
 	assert_int_equal(cur->f_nanswers, 0);
@@ -549,7 +593,7 @@ static void
 test_moved_without_cluster(void **state)
 {
 	(void)state;
-	incr(1);
+	incr_sent(1);
 	fake_reply_str(REDIS_REPLY_ERROR, "MOVED 3 127.0.0.1:7001");
 	expect_answer(0, 1, 0, 0);
 	assert_int_equal(fake.rc_redirects, 0);
@@ -611,21 +655,92 @@ static void
 test_disconnect_fails_all(void **state)
 {
 	(void)state;
-	incr(1);
+	incr_sent(1);
 	incr(2);
 	incr(3);
+	turn();
+	incr(4);                        /* queued, not sent yet */
+	assert_int_equal(fake.rc_nsent, 2);
 	fake_reply_integer(10);
 	fake_lose(&fake);
-	assert_int_equal(cur->f_nanswers, 3);
+	assert_int_equal(cur->f_nanswers, 4);
 	expect_answer(0, 1, 1, 10);
 	expect_answer(1, 2, 0, 0);
 	expect_answer(2, 3, 0, 0);
+	expect_answer(3, 4, 0, 0);
 	assert_int_equal(counter_inflight(cur->f_c), 0);
+	turn();                         /* nothing left to send */
+	assert_int_equal(fake.rc_nsent, 2);
 	/* Connected again: the queue starts afresh. */
 	fake.rc_up = 1;
-	incr(4);
+	incr_sent(5);
 	fake_reply_integer(11);
-	expect_answer(3, 4, 1, 11);
+	expect_answer(4, 5, 1, 11);
+}
+
+/*
+ * The visits of a turn are one INCRBY; its total T gives them T-k+1 .. T
+ * in the order they came, and a visit counted from a callback goes into
+ * the next turn's batch.
+ */
+static void
+test_batch_numbers(void **state)
+{
+	(void)state;
+	incr(1);
+	incr(2);
+	incr(3);
+	turn();
+	assert_int_equal(fake.rc_nsent, 1);
+	assert_string_equal(sent(0), "INCRBY hits 3");
+	cur->f_resend = 1;
+	fake_reply_integer(100);
+	cur->f_resend = 0;
+	assert_int_equal(cur->f_nanswers, 3);
+	expect_answer(0, 1, 1, 98);
+	expect_answer(1, 2, 1, 99);
+	expect_answer(2, 3, 1, 100);
+	assert_int_equal(cur->f_resend_rc, 0);
+	assert_int_equal(fake.rc_nsent, 1);
+	turn();
+	assert_int_equal(fake.rc_nsent, 2);
+	assert_string_equal(sent(1), "INCRBY hits 3");
+	fake_reply_integer(103);
+	expect_answer(5, 99, 1, 103);
+}
+
+/* An error reply fails every visit of its batch, and only those. */
+static void
+test_batch_error(void **state)
+{
+	(void)state;
+	incr(1);
+	incr(2);
+	turn();
+	incr_sent(3);
+	fake_reply_str(REDIS_REPLY_ERROR,
+	    "ERR increment or decrement would overflow");
+	fake_reply_integer(7);
+	assert_int_equal(cur->f_nanswers, 3);
+	expect_answer(0, 1, 0, 0);
+	expect_answer(1, 2, 0, 0);
+	expect_answer(2, 3, 1, 7);
+}
+
+/* A batch that cannot go out at the end of the turn fails from the loop. */
+static void
+test_batch_unsendable(void **state)
+{
+	(void)state;
+	incr(1);
+	incr(2);
+	fake.rc_up = 0;                 /* gone before the turn ends */
+	turn();
+	assert_int_equal(fake.rc_nsent, 0);
+	assert_int_equal(cur->f_nanswers, 2);
+	expect_answer(0, 1, 0, 0);
+	expect_answer(1, 2, 0, 0);
+	assert_int_equal(counter_inflight(cur->f_c), 0);
 }
 
 /* Callbacks of failed commands may send again: refused, no crash. */
@@ -662,20 +777,20 @@ test_wait_confirms(void **state)
 	(void)state;
 	incr(1);
 	incr(2);
-	assert_int_equal(fake.rc_nsent, 2);
+	assert_int_equal(fake.rc_nsent, 0);
 	turn();
-	assert_int_equal(fake.rc_nsent, 3);
-	assert_string_equal(sent(2), "WAIT 1 1000");
-	fake_reply_integer(1);
+	assert_int_equal(fake.rc_nsent, 2);
+	assert_string_equal(sent(0), "INCRBY hits 2");
+	assert_string_equal(sent(1), "WAIT 1 1000");
 	fake_reply_integer(2);
 	assert_int_equal(cur->f_nanswers, 0);   /* held */
-	assert_int_equal(counter_inflight(cur->f_c), 1);
+	assert_int_equal(counter_inflight(cur->f_c), 1);        /* the WAIT */
 	fake_reply_integer(1);                  /* one replica has them */
 	assert_int_equal(cur->f_nanswers, 2);
 	expect_answer(0, 1, 1, 1);
 	expect_answer(1, 2, 1, 2);
 	turn();
-	assert_int_equal(fake.rc_nsent, 3);     /* nothing left to confirm */
+	assert_int_equal(fake.rc_nsent, 2);     /* nothing left to confirm */
 }
 
 /* Too few replicas: the held INCRs fail (in Redis, but not safe). */
@@ -686,7 +801,6 @@ test_wait_too_few(void **state)
 	incr(1);
 	incr(2);
 	turn();
-	fake_reply_integer(1);
 	fake_reply_integer(2);
 	fake_reply_integer(0);
 	assert_int_equal(cur->f_nanswers, 2);
@@ -712,9 +826,9 @@ test_one_wait_at_a_time(void **state)
 	incr(2);
 	turn();
 	assert_int_equal(fake.rc_nsent, 3);
-	assert_string_equal(sent(0), "INCR hits");
+	assert_string_equal(sent(0), "INCRBY hits 1");
 	assert_string_equal(sent(1), "WAIT 1 1000");
-	assert_string_equal(sent(2), "INCR hits");
+	assert_string_equal(sent(2), "INCRBY hits 1");
 	fake_reply_integer(1);
 	fake_reply_integer(1);          /* WAIT: 1 confirmed, next WAIT out */
 	assert_int_equal(cur->f_nanswers, 1);
@@ -732,15 +846,17 @@ static void
 test_held_fail_on_disconnect(void **state)
 {
 	(void)state;
-	incr(1);
-	incr(2);
-	fake_reply_integer(1);          /* held; its WAIT not even sent */
+	incr_sent(1);                   /* INCRBY, WAIT */
+	incr_sent(2);                   /* INCRBY, behind the WAIT */
+	incr(3);                        /* not sent yet */
+	fake_reply_integer(1);          /* held */
 	fake_lose(&fake);
 	turn();
-	assert_int_equal(cur->f_nanswers, 2);
-	expect_answer(0, 2, 0, 0);      /* in flight: failed first */
-	expect_answer(1, 1, 0, 0);      /* then the held one */
-	assert_int_equal(fake.rc_nsent, 2);     /* no WAIT for the dead */
+	assert_int_equal(cur->f_nanswers, 3);
+	expect_answer(0, 1, 0, 0);      /* its WAIT failed: the held one */
+	expect_answer(1, 2, 0, 0);      /* then in flight */
+	expect_answer(2, 3, 0, 0);      /* then the batch */
+	assert_int_equal(fake.rc_nsent, 3);     /* no WAIT for the dead */
 }
 
 /* counter_free(): held INCRs fail too, after the connection is gone. */
@@ -748,13 +864,13 @@ static void
 test_free_fails_held(void **state)
 {
 	(void)state;
-	incr(1);
-	incr(2);
+	incr_sent(1);
+	incr_sent(2);
 	fake_reply_integer(1);          /* held */
 	free_counter();
 	assert_int_equal(cur->f_nanswers, 2);
-	expect_answer(0, 2, 0, 0);
-	expect_answer(1, 1, 0, 0);
+	expect_answer(0, 1, 0, 0);      /* WAIT answered NULL first */
+	expect_answer(1, 2, 0, 0);
 }
 
 /* GET counts nothing: it is answered at once, without WAIT. */
@@ -787,6 +903,12 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disconnect_fails_all,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_numbers, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_batch_error, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_batch_unsendable, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_resend_from_failure,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_free_fails_inflight,
@@ -801,6 +923,8 @@ main(void)
 		    setup_acked, teardown),
 		cmocka_unit_test_setup_teardown(test_free_fails_held,
 		    setup_acked, teardown),
+		cmocka_unit_test_setup_teardown(test_moved_batch_resent,
+		    setup_cluster, teardown),
 		cmocka_unit_test_setup_teardown(test_moved_resent,
 		    setup_cluster, teardown),
 		cmocka_unit_test_setup_teardown(test_ask_resent,

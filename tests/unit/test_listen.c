@@ -15,6 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -259,6 +261,43 @@ test_inherited_sockets_are_matched_by_address(void **state)
 	assert_int_equal(count(&f->ls, LISTEN_CUR), 2);
 }
 
+/*
+ * A connection accepted from a bound socket starts with TCP_NODELAY (set
+ * once on the listener, not per connection by the worker).
+ */
+static void
+test_accepted_connections_have_nodelay(void **state)
+{
+	struct fixture *f = *state;
+	struct sockaddr_in sin;
+	struct pollfd pfd;
+	int *fds, *admin, n, i, lfd = -1, cfd, afd, on = 0;
+	socklen_t olen = sizeof(on);
+
+	n = listen_fds(&f->ls, LISTEN_CUR, &fds, &admin);
+	for (i = 0; i < n; i++)
+		if (port_of(fds[i]) == f->p1)
+			lfd = fds[i];
+	free(fds);
+	assert_true(lfd != -1);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(f->p1);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cfd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(connect(cfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	pfd.fd = lfd;
+	pfd.events = POLLIN;
+	assert_int_equal(poll(&pfd, 1, 5000), 1);
+	afd = accept(lfd, NULL, NULL);
+	assert_true(afd != -1);
+	assert_int_equal(getsockopt(afd, IPPROTO_TCP, TCP_NODELAY, &on, &olen),
+	    0);
+	assert_true(on != 0);
+	close(afd);
+	close(cfd);
+}
+
 int
 main(void)
 {
@@ -276,6 +315,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_inherited_sockets_are_matched_by_address, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_accepted_connections_have_nodelay, setup, teardown),
 	};
 
 	log_init(1, LOG_ERR);
