@@ -119,50 +119,53 @@ metrics_slot_use(int slot)
 		STORE(metrics_shm->m_slots[slot].ms_pid, getpid());
 }
 
-uint64_t
-metrics_sibling_fewest_conns(int *paused)
+/*
+ * The calling worker's next sibling from slot *i on (a live worker of its
+ * generation that takes connections, paused or not), or NULL at the end.
+ */
+static struct metrics_worker *
+metrics_sibling_next(int *i)
 {
-	uint64_t fewest = UINT64_MAX, state;
-	int i, n, gen;
+	int n, gen;
 
-	*paused = 0;
 	if (metrics_self_slot < 0)
-		return fewest;
+		return NULL;
 	gen = LOAD(metrics_shm->m_slots[metrics_self_slot].ms_gen);
 	n = LOAD(metrics_shm->m_nslots);
-	for (i = 0; i < n; i++) {
-		const struct metrics_slot *s = &metrics_shm->m_slots[i];
-		uint64_t open;
+	for (; *i < n; (*i)++) {
+		struct metrics_slot *s = &metrics_shm->m_slots[*i];
 
-		if (i == metrics_self_slot || LOAD(s->ms_pid) <= 0 ||
-		    LOAD(s->ms_gen) != gen ||
-		    (state = LOAD(s->ms_w.mw_accepting)) == 0)
-			continue;
-		if (state == 2)
-			*paused = 1;
-		open = LOAD(s->ms_w.mw_conns_open);
-		if (open < fewest)
-			fewest = open;
+		if (*i != metrics_self_slot && LOAD(s->ms_pid) > 0 &&
+		    LOAD(s->ms_gen) == gen && LOAD(s->ms_w.mw_accepting) != 0) {
+			(*i)++;
+			return &s->ms_w;
+		}
 	}
+	return NULL;
+}
+
+uint64_t
+metrics_sibling_fewest_conns(void)
+{
+	uint64_t fewest = UINT64_MAX, open;
+	struct metrics_worker *s;
+	int i = 0;
+
+	while ((s = metrics_sibling_next(&i)) != NULL)
+		if ((open = LOAD(s->mw_conns_open)) < fewest)
+			fewest = open;
 	return fewest;
 }
 
 void
 metrics_sibling_wake(void)
 {
-	int i, n, gen;
+	struct metrics_worker *s;
+	int i = 0;
 
-	if (metrics_self_slot < 0)
-		return;
-	gen = LOAD(metrics_shm->m_slots[metrics_self_slot].ms_gen);
-	n = LOAD(metrics_shm->m_nslots);
-	for (i = 0; i < n; i++) {
-		struct metrics_slot *s = &metrics_shm->m_slots[i];
-
-		if (i != metrics_self_slot && LOAD(s->ms_pid) > 0 &&
-		    LOAD(s->ms_gen) == gen && LOAD(s->ms_w.mw_accepting) == 2)
-			STORE(s->ms_w.mw_wake, 1);
-	}
+	while ((s = metrics_sibling_next(&i)) != NULL)
+		if (LOAD(s->mw_accepting) == 2)
+			STORE(s->mw_wake, 1);
 }
 
 /* dst += src for every counter (not for the gauges). */

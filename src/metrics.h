@@ -73,10 +73,9 @@ void metrics_slot_release(int slot);
 
 /*
  * The fewest connections open in another worker of the calling worker's
- * generation that takes connections, or UINT64_MAX if there is none;
- * *paused tells whether one of them is paused (mw_accepting 2).
+ * generation that takes connections, or UINT64_MAX if there is none.
  */
-uint64_t metrics_sibling_fewest_conns(int *paused);
+uint64_t metrics_sibling_fewest_conns(void);
 
 /* Ask every paused sibling (mw_accepting 2) to end its pause. */
 void metrics_sibling_wake(void);

@@ -104,6 +104,18 @@ worker_listen_events(struct worker *w, int on)
 	}
 }
 
+/* Put listener wl into the exclusive set epfd, at the back of its queue. */
+static int
+worker_exclusive_add(int epfd, struct wlisten *wl)
+{
+	struct epoll_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+	ev.data.ptr = wl;
+	return epoll_ctl(epfd, EPOLL_CTL_ADD, wl->wl_fd, &ev);
+}
+
 /*
  * Register this worker's exclusive set on its listeners, or take it off
  * them: off, the kernel's wakeups for new connections go to the siblings.
@@ -111,26 +123,18 @@ worker_listen_events(struct worker *w, int on)
 static void
 worker_exclusive_register(struct worker *w, int on)
 {
-	struct epoll_event ev;
 	size_t i;
 
 	if (w->w_accept_epfd == -1 || w->w_registered == on)
 		return;
-	for (i = 0; i < w->w_nfds; i++) {
-		memset(&ev, 0, sizeof(ev));
-		ev.events = EPOLLIN | EPOLLEXCLUSIVE;
-		ev.data.ptr = &w->w_wl[i];
-		if (epoll_ctl(w->w_accept_epfd, on ? EPOLL_CTL_ADD :
-		    EPOLL_CTL_DEL, w->w_fds[i], on ? &ev : NULL) == -1)
+	for (i = 0; i < w->w_nfds; i++)
+		if ((on ? worker_exclusive_add(w->w_accept_epfd, &w->w_wl[i]) :
+		    epoll_ctl(w->w_accept_epfd, EPOLL_CTL_DEL, w->w_fds[i],
+		    NULL)) == -1)
 			log_warn("epoll_ctl %s", on ? "ADD" : "DEL");
-	}
 	w->w_registered = on;
 }
 
-/*
- * Take connections or not.  A pause for balance keeps the worker counted
- * as taking them (mw_accepting): siblings must not think themselves alone.
- */
 /* Tell the siblings whether this worker takes connections (see Balance). */
 static void
 worker_publish(const struct worker *w)
@@ -140,6 +144,10 @@ worker_publish(const struct worker *w)
 		    0 : w->w_balance_paused ? 2 : 1, __ATOMIC_RELAXED);
 }
 
+/*
+ * Take connections or not.  A pause for balance keeps the worker counted
+ * as taking them (mw_accepting): siblings must not think themselves alone.
+ */
 static void
 worker_set_accepting(struct worker *w, int on)
 {
@@ -158,11 +166,10 @@ static int
 worker_ahead(struct worker *w)
 {
 	uint64_t fewest;
-	int paused;     /* a paused sibling is woken by the pause's kick */
 
 	if (metrics_self == NULL || worker_kick_fd == -1)
 		return 0;
-	fewest = metrics_sibling_fewest_conns(&paused);
+	fewest = metrics_sibling_fewest_conns();
 	if (fewest == UINT64_MAX ||
 	    metrics_self->mw_conns_open <= fewest + WORKER_BALANCE_SLACK) {
 		w->w_declined = 0;
@@ -273,16 +280,11 @@ worker_on_accept(evutil_socket_t fd, short what, void *arg)
 static void
 worker_accept_rotate(int epfd, struct wlisten *wl)
 {
-	struct epoll_event ev;
-
 	worker_accept_from(wl);
 	if (!wl->wl_w->w_registered)
 		return;         /* off the listeners for a pause */
-	memset(&ev, 0, sizeof(ev));
-	ev.events = EPOLLIN | EPOLLEXCLUSIVE;
-	ev.data.ptr = wl;
 	if (epoll_ctl(epfd, EPOLL_CTL_DEL, wl->wl_fd, NULL) == -1 ||
-	    epoll_ctl(epfd, EPOLL_CTL_ADD, wl->wl_fd, &ev) == -1)
+	    worker_exclusive_add(epfd, wl) == -1)
 		log_warn("epoll_ctl");
 }
 
@@ -322,13 +324,7 @@ worker_listen_exclusive(struct worker *w)
 	if (w->w_accept_epfd == -1)
 		return -1;
 	for (i = 0; i < w->w_nfds; i++) {
-		struct epoll_event ev;
-
-		memset(&ev, 0, sizeof(ev));
-		ev.events = EPOLLIN | EPOLLEXCLUSIVE;
-		ev.data.ptr = &w->w_wl[i];
-		if (epoll_ctl(w->w_accept_epfd, EPOLL_CTL_ADD, w->w_fds[i],
-		    &ev) == -1) {
+		if (worker_exclusive_add(w->w_accept_epfd, &w->w_wl[i]) == -1) {
 			log_debug("epoll_ctl EPOLLEXCLUSIVE: %s",
 			    strerror(errno));
 			close(w->w_accept_epfd);
