@@ -479,11 +479,11 @@ conn_request(struct conn *c, const struct http_request *req, int more)
 	if (!req->r_keepalive || cs->cs_cf->cf_keepalive_timeout == 0 ||
 	    cs->cs_stopping || c->c_eof)
 		flags |= HTTP_F_CLOSE;
+	else if (req->r_minor == 0)
+		flags |= HTTP_F_KEEPALIVE;
 	if (!req->r_keepalive && !more && req->r_content_length <= 0 &&
 	    !req->r_chunked)
 		c->c_peer_closes = 1;
-	else if (req->r_minor == 0)
-		flags |= HTTP_F_KEEPALIVE;
 	/*
 	 * No resource here takes a body: it is read and thrown away, so
 	 * that the next request on the connection starts at the right
