@@ -215,18 +215,34 @@ master_child_setup(struct master *m, unsigned use)
 }
 
 /*
+ * For the test suite only: the milliseconds in environment variable name,
+ * from 1 to 60000, else dflt.
+ */
+static long
+master_test_ms(const char *name, long dflt)
+{
+	const char *s = getenv(name);
+	long ms;
+
+	if (s == NULL || (ms = strtol(s, NULL, 10)) <= 0 || ms > 60000)
+		return dflt;
+	return ms;
+}
+
+/*
  * For the test suite only: HITCOUNTD_TEST_READY_DELAY_MS makes each worker
- * of a reload's generation wait that long before it starts, which widens
- * the window in which the old and the new configuration are both alive.
+ * of a reload's generation, or of the first generation of a master that a
+ * binary upgrade started, wait that long before it starts, which widens
+ * the window in which the old and the new configuration (or master) are
+ * both alive.
  */
 static void
 master_test_delay(void)
 {
-	const char *s = getenv("HITCOUNTD_TEST_READY_DELAY_MS");
 	struct timespec ts;
-	long ms;
+	long ms = master_test_ms("HITCOUNTD_TEST_READY_DELAY_MS", 0);
 
-	if (s == NULL || (ms = strtol(s, NULL, 10)) <= 0 || ms > 60000)
+	if (ms == 0)
 		return;
 	ts.tv_sec = ms / 1000;
 	ts.tv_nsec = (ms % 1000) * 1000000;
@@ -267,7 +283,7 @@ master_become_worker(struct master *m, const struct conf *cf, int gen,
     int chan, int slot, pid_t master_pid)
 {
 	unsigned use = gen == m->m_gen ? LISTEN_CUR : LISTEN_NEXT;
-	int *fds, *admin, nfds, rc;
+	int *fds, *admin, nfds, rc, upgrading = m->m_report_fd != -1;
 
 	master_child_setup(m, use);
 	if (!m->m_debug)
@@ -289,7 +305,7 @@ master_become_worker(struct master *m, const struct conf *cf, int gen,
 		log_warn("prctl");
 	if (getppid() != master_pid)
 		_exit(0);               /* the master died before prctl() */
-	if (gen > 0)
+	if (gen > 0 || upgrading)
 		master_test_delay();
 	nfds = listen_fds(m->m_ls, use, &fds, &admin);
 	if (nfds == -1)
@@ -721,7 +737,9 @@ master_begin_upgrade(struct master *m)
 		master_status(m);
 		return;
 	}
-	m->m_up_deadline = clock_ms() + MASTER_UPGRADE_TIMEOUT_MS;
+	/* The test suite shortens the wait (it cannot wait 30 s a test). */
+	m->m_up_deadline = clock_ms() + master_test_ms(
+	    "HITCOUNTD_TEST_UPGRADE_TIMEOUT_MS", MASTER_UPGRADE_TIMEOUT_MS);
 }
 
 /* The new master serves: hand the service over and drain this one. */
