@@ -198,16 +198,20 @@ def test_access_log_file_and_reopen(daemon_factory, redis_server, log_dir):
     workers = d.workers()
     os.kill(d.pid, signal.SIGUSR1)
 
+    def open_files(w):
+        targets = []
+        for fd in os.listdir("/proc/%d/fd" % w):
+            try:
+                targets.append(os.readlink("/proc/%d/fd/%s" % (w, fd)))
+            except OSError:
+                pass
+        return targets
+
     def reopened():
         if not os.path.exists(path):
             return False
         for w in workers:
-            targets = []
-            for fd in os.listdir("/proc/%d/fd" % w):
-                try:
-                    targets.append(os.readlink("/proc/%d/fd/%s" % (w, fd)))
-                except OSError:
-                    pass
+            targets = open_files(w)
             if path not in targets or rotated in targets:
                 return False
         return True
@@ -225,8 +229,10 @@ def test_access_log_file_and_reopen(daemon_factory, redis_server, log_dir):
     new_lines = wait_access_lines(lambda: read_text(path), 4)
     assert sorted(m.group("ua") for m in parse_access(new_lines)) == \
         ["after-%d" % i for i in range(4)], new_lines
-    # give a late flush its chance (at least once a second) to go wrong
-    time.sleep(1.2)
+    # the workers flushed into the new file, and none holds the rotated
+    # one open: no late flush can reach it any more
+    holders = [w for w in d.workers() if rotated in open_files(w)]
+    assert not holders, "workers %r still hold %s" % (holders, rotated)
     assert read_text(rotated) == old_content, \
         "the rotated file got more lines:\n%s" % read_text(rotated)
     assert len(access_lines(read_text(path))) == 4
