@@ -690,6 +690,18 @@ conn_on_event(evutil_socket_t fd, short what, void *arg)
 			conn_close(c);  /* idle keep-alive, or a client not reading */
 			return;
 		}
+		if (c->c_discard > 0 || c->c_chunked) {
+			/*
+			 * The body of a request answered already has stalled.  A
+			 * 408 now would be a second answer to that request (the
+			 * client would take it for its next one's): end the
+			 * connection instead, lingering so that unread input
+			 * does not reset it under the answer.
+			 */
+			c->c_close = 1;
+			conn_linger(c);
+			return;
+		}
 		conn_respond_text(c, 408, "Request Timeout\n", HTTP_F_CLOSE);
 		free(c->c_in);
 		c->c_in = NULL;

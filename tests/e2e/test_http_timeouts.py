@@ -216,6 +216,24 @@ def test_header_timer_restarts_after_a_body(daemon_factory, redis_server,
     assert redis_server.visits() == 1
 
 
+def test_stalled_body_gets_one_answer(daemon_factory, redis_server):
+    """POST / is answered (405) as soon as its head is here; if the body
+    then stalls, header_timeout ends the connection without a second
+    answer: a 408 after the 405 would be one request answered twice, and
+    a client would take it for the answer to its next request."""
+    d = daemon_factory(header_timeout=1, keepalive_timeout=30)
+    with RawClient(d.port, timeout=5) as c:
+        c.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n"
+               b"\r\nhello")             # 5 of the 10 bytes, never the rest
+        r = c.read_response()
+        assert r.status == 405, r
+        closed, extra, elapsed = c.wait_closed(patience(4))
+        assert closed, "a stalled body kept for %.1f s" % elapsed
+        assert extra == b"", "a second answer to one request: %r" % (
+            extra[:200],)
+    assert redis_server.visits() == 0
+
+
 def test_slow_body_is_cut(daemon_factory, redis_server):
     d = daemon_factory(header_timeout=2, keepalive_timeout=30)
     s = socket.create_connection(("127.0.0.1", d.port), timeout=5)
