@@ -444,6 +444,16 @@ conn_resume(struct conn *c)
 }
 
 /*
+ * The flag an answer to method takes: one to HEAD has no body, an error
+ * included (route.c sets it for the answers it gives).
+ */
+static int
+conn_head_flag(int method)
+{
+	return method == HTTP_HEAD ? HTTP_F_HEAD : 0;
+}
+
+/*
  * Skip request body bytes at buf (len bytes).  Returns how many were
  * body, or -1 if a chunked body is malformed (its answer is out; the next
  * request cannot be found, so the connection is to close).
@@ -490,7 +500,8 @@ conn_request(struct conn *c, const struct http_request *req, int more)
 	 * byte.  A body too large to be worth reading ends the connection.
 	 */
 	if (req->r_content_length > CONN_MAX_BODY) {
-		conn_respond_text(c, 413, "Content Too Large\n", HTTP_F_CLOSE);
+		conn_respond_text(c, 413, "Content Too Large\n", HTTP_F_CLOSE |
+		    conn_head_flag(req->r_method));
 		return -1;
 	}
 	if (req->r_chunked) {
@@ -578,7 +589,8 @@ conn_process(struct conn *c, const char *buf, size_t len)
 			char text[64];
 
 			snprintf(text, sizeof(text), "%s\n", http_reason(status));
-			conn_respond_text(c, status, text, HTTP_F_CLOSE);
+			conn_respond_text(c, status, text, HTTP_F_CLOSE |
+			    conn_head_flag(req.r_method));
 			off = len;
 			break;
 		}
@@ -702,7 +714,8 @@ conn_on_event(evutil_socket_t fd, short what, void *arg)
 			conn_linger(c);
 			return;
 		}
-		conn_respond_text(c, 408, "Request Timeout\n", HTTP_F_CLOSE);
+		conn_respond_text(c, 408, "Request Timeout\n", HTTP_F_CLOSE |
+		    conn_head_flag(http_request_method(c->c_in, c->c_inlen)));
 		free(c->c_in);
 		c->c_in = NULL;
 		c->c_inlen = c->c_incap = 0;

@@ -301,6 +301,47 @@ http_valid_host(const char *v, size_t len)
 	return 1;
 }
 
+/* The enum http_method of a method token (case-sensitive, RFC 9110 9.1). */
+static int
+http_method_id(const char *m, size_t mlen)
+{
+	if (mlen == 3 && memcmp(m, "GET", 3) == 0)
+		return HTTP_GET;
+	if (mlen == 4 && memcmp(m, "HEAD", 4) == 0)
+		return HTTP_HEAD;
+	if (mlen == 4 && memcmp(m, "POST", 4) == 0)
+		return HTTP_POST;
+	return HTTP_OTHER;
+}
+
+/*
+ * RFC 9112 2.2: the empty lines a client may send before a request line
+ * are skipped, up to 16 bytes of them.  Returns where the line starts.
+ */
+static size_t
+http_skip_empty_lines(const char *buf, size_t len)
+{
+	size_t start = 0;
+
+	while (start < len && start < 16 &&
+	    (buf[start] == '\n' || (buf[start] == '\r' &&
+	    start + 1 < len && buf[start + 1] == '\n')))
+		start += buf[start] == '\r' ? 2 : 1;
+	return start;
+}
+
+int
+http_request_method(const char *buf, size_t len)
+{
+	size_t start = http_skip_empty_lines(buf, len), i;
+
+	for (i = start; i < len && http_is_tchar((unsigned char)buf[i]); i++)
+		;
+	if (i == start || i == len || buf[i] != ' ')
+		return 0;
+	return http_method_id(buf + start, i - start);
+}
+
 /*
  * Parse the request line at buf (len bytes, CR LF already stripped).
  * Returns 0, or an HTTP status for the error.
@@ -333,15 +374,7 @@ http_parse_request_line(const char *buf, size_t len, struct http_request *req)
 	req->r_minor = p[7] - '0';
 	if (req->r_minor > 1)
 		req->r_minor = 1;       /* a later 1.x is answered as 1.1 */
-
-	if (mlen == 3 && memcmp(m, "GET", 3) == 0)
-		req->r_method = HTTP_GET;
-	else if (mlen == 4 && memcmp(m, "HEAD", 4) == 0)
-		req->r_method = HTTP_HEAD;
-	else if (mlen == 4 && memcmp(m, "POST", 4) == 0)
-		req->r_method = HTTP_POST;
-	else
-		req->r_method = HTTP_OTHER;
+	req->r_method = http_method_id(m, mlen);
 
 	/* absolute-form (RFC 9112 3.2.2): keep only the path. */
 	if (tlen > 7 && (strncasecmp(t, "http://", 7) == 0 ||
@@ -521,19 +554,15 @@ http_parse_fields(const char *buf, size_t pos, size_t head,
 	return (ssize_t)head;
 }
 
-ssize_t
-http_parse_request(const char *buf, size_t len, struct http_scan *scan,
+/* http_parse_request() but for the method of a refused request. */
+static ssize_t
+http_parse_head(const char *buf, size_t len, struct http_scan *scan,
     const struct http_limits *lim, struct http_request *req, int *status)
 {
 	const char *nl = NULL;
-	size_t head, start = 0;
+	size_t head, start = http_skip_empty_lines(buf, len);
 	int rc;
 
-	/* RFC 9112 2.2: ignore empty lines before the request line. */
-	while (start < len && start < 16 &&
-	    (buf[start] == '\n' || (buf[start] == '\r' &&
-	    start + 1 < len && buf[start + 1] == '\n')))
-		start += buf[start] == '\r' ? 2 : 1;
 	if (scan->hs_off < start)
 		scan->hs_off = start;
 	memset(req, 0, sizeof(*req));
@@ -583,6 +612,18 @@ http_parse_request(const char *buf, size_t len, struct http_scan *scan,
 	}
 	return http_parse_fields(buf, (size_t)(nl - buf) + 1, head, lim, req,
 	    status);
+}
+
+ssize_t
+http_parse_request(const char *buf, size_t len, struct http_scan *scan,
+    const struct http_limits *lim, struct http_request *req, int *status)
+{
+	ssize_t head = http_parse_head(buf, len, scan, lim, req, status);
+
+	/* The answer to a refused HEAD has no body either. */
+	if (head < 0)
+		req->r_method = http_request_method(buf, len);
+	return head;
 }
 
 enum {

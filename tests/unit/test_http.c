@@ -240,6 +240,30 @@ test_bad_request_line_in_pieces(void **state)
 	assert_int_equal(status, 400);
 }
 
+/* A refused request still tells its method: the answer to HEAD has no body. */
+static void
+test_refused_request_method(void **state)
+{
+	struct http_request req;
+
+	(void)state;
+	assert_int_equal(parse("HEAD / HTTP/2.0\r\n", &req), -505);
+	assert_int_equal(req.r_method, HTTP_HEAD);
+	assert_int_equal(parse("HEAD nopath HTTP/1.1\r\n", &req), -400);
+	assert_int_equal(req.r_method, HTTP_HEAD);
+	assert_int_equal(parse("\r\nHEAD / HTTP/1.1\r\nX y: z\r\n\r\n",
+	    &req), -400);
+	assert_int_equal(req.r_method, HTTP_HEAD);
+	assert_int_equal(parse("GET nopath HTTP/1.1\r\n", &req), -400);
+	assert_int_equal(req.r_method, HTTP_GET);
+	assert_int_equal(parse("head / HTTP/1.1\r\n\r\n", &req), -400);
+	assert_int_equal(req.r_method, HTTP_OTHER);
+	assert_int_equal(http_request_method("HEAD /", 6), HTTP_HEAD);
+	assert_int_equal(http_request_method("HEAD", 4), 0);
+	assert_int_equal(http_request_method("", 0), 0);
+	assert_int_equal(http_request_method(" HEAD /", 7), 0);
+}
+
 static void
 test_nul_rejected(void **state)
 {
@@ -461,6 +485,7 @@ main(void)
 		cmocka_unit_test(test_bad_requests),
 		cmocka_unit_test(test_bad_request_line_at_once),
 		cmocka_unit_test(test_bad_request_line_in_pieces),
+		cmocka_unit_test(test_refused_request_method),
 		cmocka_unit_test(test_nul_rejected),
 		cmocka_unit_test(test_framing),
 		cmocka_unit_test(test_limits),
