@@ -653,7 +653,10 @@ http_hexval(char c)
 
 /*
  * One byte of a chunked body outside chunk data: of a size line, of the
- * CRLF after data, or of the trailer section.  Returns 0, 1 when the
+ * CRLF after data, or of the trailer section.  Every line ends in CRLF:
+ * a bare LF, which the head may use (RFC 9112 2.2), is refused here as
+ * RFC 9112 7.1 writes it, so that no parser in front of us can find
+ * the body's end elsewhere.  Returns 0, 1 when the
  * body has ended with this byte, or -1 if the framing is malformed.
  */
 static int
@@ -677,23 +680,19 @@ http_chunked_byte(struct http_chunked *st, char c,
 			st->ch_state = CH_EXT;
 		else if (c == '\r')
 			st->ch_state = CH_SIZE_LF;
-		else if (c == '\n')
-			goto size_done;
 		else
-			return -1;
+			return -1;      /* a bare LF too */
 		return 0;
 	case CH_EXT:
-		if (++st->ch_linelen > HTTP_CHUNK_LINE_MAX || c == '\0')
+		if (++st->ch_linelen > HTTP_CHUNK_LINE_MAX || c == '\0' ||
+		    c == '\n')
 			return -1;
 		if (c == '\r')
 			st->ch_state = CH_SIZE_LF;
-		else if (c == '\n')
-			goto size_done;
 		return 0;
 	case CH_SIZE_LF:
 		if (c != '\n')
 			return -1;      /* bare CR */
-	size_done:
 		st->ch_linelen = 0;
 		if (st->ch_left == 0) {
 			st->ch_state = CH_TRAILER;
@@ -705,12 +704,9 @@ http_chunked_byte(struct http_chunked *st, char c,
 		st->ch_state = CH_DATA;
 		return 0;
 	case CH_DATA_CR:
-		if (c == '\r')
-			st->ch_state = CH_DATA_LF;
-		else if (c == '\n')
-			st->ch_state = CH_SIZE;
-		else
+		if (c != '\r')
 			return -1;
+		st->ch_state = CH_DATA_LF;
 		return 0;
 	case CH_DATA_LF:
 		if (c != '\n')
@@ -720,9 +716,7 @@ http_chunked_byte(struct http_chunked *st, char c,
 	case CH_TRAILER:
 		if (c == '\r')
 			st->ch_state = CH_END_LF;
-		else if (c == '\n')
-			return 1;
-		else if (c == '\0')
+		else if (c == '\n' || c == '\0')
 			return -1;
 		else {
 			st->ch_linelen = 1;
@@ -731,12 +725,10 @@ http_chunked_byte(struct http_chunked *st, char c,
 		return 0;
 	case CH_TRAILER_LINE:
 		if (++st->ch_linelen > HTTP_CHUNK_LINE_MAX || c == '\0' ||
-		    ++st->ch_total > max_total)
+		    c == '\n' || ++st->ch_total > max_total)
 			return -1;
 		if (c == '\r')
 			st->ch_state = CH_TRAILER_LF;
-		else if (c == '\n')
-			st->ch_state = CH_TRAILER;
 		return 0;
 	case CH_TRAILER_LF:
 		if (c != '\n')

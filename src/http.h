@@ -91,8 +91,8 @@ struct http_chunked {
  * Skip a chunked body: consume as much of buf as belongs to it.  Start
  * with *st zeroed.  Returns the number of bytes consumed, with *done set
  * once the last chunk and the trailer section have been consumed, or -1
- * if the framing is malformed (answer 400 and close: the next request
- * cannot be found).  max_total bounds the data bytes (-1 beyond it too).
+ * if the framing is malformed (a bare LF included): close the connection,
+ * the next request cannot be found.  max_total bounds the data bytes (-1 beyond it too).
  */
 ssize_t http_chunked_skip(struct http_chunked *st, const char *buf,
     size_t len, unsigned long long max_total, int *done);
