@@ -61,10 +61,8 @@ def test_incomplete_request_head_times_out(daemon_factory, redis_server):
         c.send("GET / HTTP/1.1\r\nHost: t\r\n")     # head never completed
         closed, extra, elapsed = c.wait_closed(4)
         assert closed, "incomplete request head kept open for 4 s"
-        if extra:
-            assert extra.startswith(b"HTTP/1.1 408") or \
-                extra.startswith(b"HTTP/1.0 408") or \
-                extra.startswith(b"HTTP/1.1 400"), extra
+        # hitcountd.8: an incomplete head is answered with 408
+        assert extra.startswith(b"HTTP/1.1 408 "), extra
     assert redis_server.visits() == 0
 
 
@@ -145,13 +143,14 @@ def test_header_timeout_runs_from_request_start(daemon_factory,
         silent.close()
     assert s_closed, "a silent connection kept for %.1f s" % s_elapsed
     assert s_elapsed < 3.5, s_elapsed
-    assert s_extra == b"" or s_extra.startswith(b"HTTP/1.1 408 "), s_extra
+    # no request was begun, so there is none to answer
+    assert s_extra == b"", s_extra
     print("slow head cut after %s s, %d bytes sent" % (elapsed, sent))
     assert elapsed is not None, "a 1 byte / 0.5 s client kept for 8 s"
     assert 1.7 <= elapsed <= 3.0, "cut after %.2f s, header_timeout=2" % (
         elapsed,)
     assert sent >= 4, "the client was still sending"
-    assert got == b"" or got.startswith(b"HTTP/1.1 408 "), got[:200]
+    assert got.startswith(b"HTTP/1.1 408 "), got[:200]
     assert closed
 
     # on a keep-alive connection the timer starts with the next request's
@@ -171,7 +170,8 @@ def test_header_timeout_runs_from_request_start(daemon_factory,
     print("second slow head cut after %s s" % elapsed)
     assert elapsed is not None
     assert 1.7 <= elapsed <= 3.0, "cut after %.2f s" % elapsed
-    assert got == b"" or got.startswith(b"HTTP/1.1 408 "), got[:200]
+    assert got.startswith(b"HTTP/1.1 408 "), got[:200]
+    assert closed
     assert redis_server.visits() == 1
 
 
@@ -317,7 +317,8 @@ def test_client_that_never_reads_is_bounded_and_cut(daemon_factory,
               else round(closed_at - stalled_at, 2), rss0, rss1))
     assert closed_at is not None, \
         "a client that never reads was kept for 12 s (%d bytes)" % pushed
-    assert stalled_at is None or closed_at - stalled_at < 2 + 1.5
+    assert stalled_at is not None, "the client never stalled"
+    assert closed_at - stalled_at < 2 + 1.5
     if not built_with_sanitizer(hitcountd_bin):   # ASan keeps freed memory
         assert rss1 - rss0 < 16 * 1024, "worker grew by %d KiB" % (
             rss1 - rss0)
