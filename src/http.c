@@ -447,9 +447,9 @@ http_field(const char *name, size_t nlen, const char *v, const char *ve,
 		se->se_cl = 1;
 		req->r_content_length = n;
 	} else if (http_ieq(name, nlen, "transfer-encoding")) {
-		if (!http_te_is_chunked(v, ve - v))
+		/* A second field makes the list "chunked, ...": not chunked alone. */
+		if (se->se_te++ || !http_te_is_chunked(v, ve - v))
 			return 501;
-		se->se_te = 1;
 	} else if (http_ieq(name, nlen, "connection")) {
 		se->se_close |= http_list_has(v, ve - v, "close");
 		se->se_keepalive |= http_list_has(v, ve - v, "keep-alive");

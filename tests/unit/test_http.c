@@ -294,6 +294,13 @@ test_framing(void **state)
 	assert_int_equal(status_of("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n"), 501);
 	assert_true(parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", &req) > 0);
 	assert_true(req.r_chunked);
+	/*
+	 * Two fields are one list, "chunked, chunked": chunked applied twice
+	 * (RFC 9112 6.1 forbids it), which llhttp refuses too; framed once
+	 * here, it would leave the inner chunking for the next request.
+	 */
+	assert_int_equal(status_of("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"), 501);
+	assert_int_equal(status_of("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n"), 501);
 	assert_true(parse("POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n", &req) > 0);
 	assert_true(req.r_expect_continue);
 }
