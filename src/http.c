@@ -676,7 +676,7 @@ http_chunked_byte(struct http_chunked *st, char c,
 		}
 		if (st->ch_linelen == 0)
 			return -1;      /* no digits */
-		if (c == ';' || c == ' ' || c == '\t')
+		if (c == ';')   /* no BWS before it: parsers differ on that */
 			st->ch_state = CH_EXT;
 		else if (c == '\r')
 			st->ch_state = CH_SIZE_LF;

@@ -487,6 +487,15 @@ test_chunked_bad(void **state)
 	assert_int_equal(chunked("0\n\r\n", 1, &done), -1);
 	assert_int_equal(chunked("0\r\nX: 1\n\r\n", 1, &done), -1);
 	assert_int_equal(chunked("0\r\n\n", 1, &done), -1);
+	/*
+	 * After the size only ";" or CRLF: "5 x" is no chunk-size line, and
+	 * whitespace before ";" (BWS) is refused as llhttp's strict mode
+	 * does: no client sends it, and parsers differ on it.
+	 */
+	assert_int_equal(chunked("5 x\r\nhello\r\n0\r\n\r\n", 1, &done), -1);
+	assert_int_equal(chunked("5 \r\nhello\r\n0\r\n\r\n", 1, &done), -1);
+	assert_int_equal(chunked("5\t;a\r\nhello\r\n0\r\n\r\n", 1, &done), -1);
+	assert_int_equal(chunked("5 ;a\r\nhello\r\n0\r\n\r\n", 1, &done), -1);
 }
 
 int
