@@ -634,7 +634,8 @@ enum {
 	CH_DATA_CR,     /* the CRLF after the data */
 	CH_DATA_LF,
 	CH_TRAILER,     /* at the start of a trailer line (or the end) */
-	CH_TRAILER_LINE,
+	CH_TRAILER_NAME,
+	CH_TRAILER_VALUE,
 	CH_TRAILER_LF,  /* LF after the CR of a trailer line */
 	CH_END_LF       /* LF of the final empty line */
 };
@@ -649,6 +650,30 @@ http_hexval(char c)
 	if (c >= 'A' && c <= 'F')
 		return c - 'A' + 10;
 	return -1;
+}
+
+/*
+ * One byte of a trailer field line after its first: the name's tchars,
+ * the colon, the value's characters (the head's rules), the CR.
+ * Returns 0, or -1 if the line is malformed or too long.
+ */
+static int
+http_trailer_byte(struct http_chunked *st, char c,
+    unsigned long long max_total)
+{
+	if (++st->ch_linelen > HTTP_CHUNK_LINE_MAX ||
+	    ++st->ch_total > max_total)
+		return -1;
+	if (st->ch_state == CH_TRAILER_NAME) {
+		if (c == ':')
+			st->ch_state = CH_TRAILER_VALUE;
+		else if (!http_is_tchar((unsigned char)c))
+			return -1;
+	} else if (c == '\r')
+		st->ch_state = CH_TRAILER_LF;
+	else if (!http_is_vchar((unsigned char)c))
+		return -1;
+	return 0;
 }
 
 /*
@@ -716,20 +741,15 @@ http_chunked_byte(struct http_chunked *st, char c,
 	case CH_TRAILER:
 		if (c == '\r')
 			st->ch_state = CH_END_LF;
-		else if (c == '\n' || c == '\0')
-			return -1;
-		else {
+		else if (http_is_tchar((unsigned char)c)) {
 			st->ch_linelen = 1;
-			st->ch_state = CH_TRAILER_LINE;
-		}
+			st->ch_state = CH_TRAILER_NAME;
+		} else
+			return -1;      /* obs-fold, bare LF, no name */
 		return 0;
-	case CH_TRAILER_LINE:
-		if (++st->ch_linelen > HTTP_CHUNK_LINE_MAX || c == '\0' ||
-		    c == '\n' || ++st->ch_total > max_total)
-			return -1;
-		if (c == '\r')
-			st->ch_state = CH_TRAILER_LF;
-		return 0;
+	case CH_TRAILER_NAME:
+	case CH_TRAILER_VALUE:
+		return http_trailer_byte(st, c, max_total);
 	case CH_TRAILER_LF:
 		if (c != '\n')
 			return -1;

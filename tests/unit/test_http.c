@@ -496,6 +496,16 @@ test_chunked_bad(void **state)
 	assert_int_equal(chunked("5 \r\nhello\r\n0\r\n\r\n", 1, &done), -1);
 	assert_int_equal(chunked("5\t;a\r\nhello\r\n0\r\n\r\n", 1, &done), -1);
 	assert_int_equal(chunked("5 ;a\r\nhello\r\n0\r\n\r\n", 1, &done), -1);
+	/* A trailer line is a field line, as strict as the head's. */
+	assert_int_equal(chunked("0\r\nX-T\xbf 1\r\n\r\n", 1, &done), -1);
+	assert_int_equal(chunked("0\r\nX T: 1\r\n\r\n", 1, &done), -1);
+	assert_int_equal(chunked("0\r\nX : 1\r\n\r\n", 1, &done), -1);
+	assert_int_equal(chunked("0\r\n: 1\r\n\r\n", 1, &done), -1);
+	assert_int_equal(chunked("0\r\nX: 1\r\n 2\r\n\r\n", 1, &done), -1);
+	assert_int_equal(chunked("0\r\nX: a\x01" "b\r\n\r\n", 1, &done), -1);
+	assert_int_equal(chunked("0\r\nX: a\x7f\r\n\r\n", 1, &done), -1);
+	assert_int_equal(chunked("0\r\nX: a\tb \x80\r\nY:\r\n\r\n", 1, &done), 19);
+	assert_true(done);
 }
 
 int
