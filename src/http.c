@@ -383,8 +383,8 @@ http_parse_request_line(const char *buf, size_t len, struct http_request *req)
 
 		while (s < t + tlen && *s != '/' && *s != '?')
 			s++;
-		if (s == a)
-			return 400;
+		if (s == a || !http_valid_host(a, (size_t)(s - a)))
+			return 400;     /* the authority, as a Host value */
 		tlen -= s - t;
 		t = s;
 		if (tlen == 0 || *t == '?') {

@@ -173,6 +173,12 @@ test_absolute_form(void **state)
 	assert_true(parse("GET http://example.com HTTP/1.1\r\nHost: e\r\n\r\n",
 	    &req) > 0);
 	assert_int_equal(req.r_pathlen, 1);
+	assert_true(parse("GET http://[::1]:80/x HTTP/1.1\r\nHost: e\r\n\r\n",
+	    &req) > 0);
+	/* The authority is a Host value (RFC 9112 3.2.2), judged alike. */
+	assert_int_equal(status_of("GET http://`:80/p HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
+	assert_int_equal(status_of("GET http://u@h/p HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
+	assert_int_equal(status_of("GET http://h:8x/p HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
 }
 
 static void
