@@ -360,7 +360,8 @@ http_parse_request_line(const char *buf, size_t len, struct http_request *req)
 		return 400;
 	p++;
 	t = p;
-	while (p < end && (unsigned char)*p > 0x20 && *p != 0x7f)
+	/* Visible ASCII: a URI has no other bytes (RFC 3986 2). */
+	while (p < end && (unsigned char)*p > 0x20 && (unsigned char)*p < 0x7f)
 		p++;
 	tlen = p - t;
 	if (tlen == 0 || p >= end || *p != ' ')

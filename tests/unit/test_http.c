@@ -193,6 +193,10 @@ test_bad_requests(void **state)
 	assert_int_equal(status_of("GET / HTTP/1.1\r\nHo\rst: a\r\n\r\n"), 400);
 	assert_int_equal(status_of("GET  / HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
 	assert_int_equal(status_of("GET nopath HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+	/* A URI is ASCII (RFC 3986 2): other bytes come percent-encoded. */
+	assert_int_equal(status_of("GET /a\x80" "b HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+	assert_int_equal(status_of("GET /\xff HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+	assert_int_equal(status_of("GET /a%80{|}~ HTTP/1.1\r\nHost: a\r\n\r\n"), 200);
 	assert_int_equal(status_of("GET / HTTP/1.1\r\nH@st: a\r\n\r\n"), 400);
 	assert_int_equal(status_of("GET / HTTP/1.1\r\nHost: a\r\nX: a\x01" "b\r\n\r\n"), 400);
 	assert_int_equal(status_of("GET / HTTP/2.0\r\nHost: a\r\n\r\n"), 505);
