@@ -63,6 +63,7 @@ struct conn {
 	long long c_discard;            /* request body bytes still to skip */
 	struct http_chunked c_chunk;    /* a chunked body being skipped */
 	uint64_t c_head_start_ms;       /* first byte of the pending head */
+	uint64_t c_linger_start_ms;     /* when the lingering close began */
 	int c_resp_flags;               /* for the request waiting on Redis */
 	unsigned c_waiting : 1;         /* a Redis command is in flight */
 	unsigned c_json : 1;
@@ -172,6 +173,7 @@ conn_linger(struct conn *c)
 		return;
 	}
 	c->c_linger = 1;
+	c->c_linger_start_ms = clock_coarse_ms();
 	conn_set_events(c, EV_READ, c->c_set->cs_linger_tv);
 }
 
@@ -641,8 +643,13 @@ conn_read(struct conn *c)
 	ssize_t n;
 
 	if (c->c_linger) {
+		/*
+		 * The linger timeout restarts with each read: a client that
+		 * keeps sending is cut CONN_LINGER_MS after the close began.
+		 */
 		n = recv(c->c_fd, cs->cs_scratch, cs->cs_scratch_size, 0);
-		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) ||
+		    clock_coarse_ms() - c->c_linger_start_ms >= CONN_LINGER_MS)
 			conn_close(c);
 		return;
 	}

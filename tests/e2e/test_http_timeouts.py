@@ -234,6 +234,37 @@ def test_stalled_body_gets_one_answer(daemon_factory, redis_server):
     assert redis_server.visits() == 0
 
 
+def test_lingering_close_is_bounded(daemon_factory, redis_server):
+    """After an answer that ends the connection, the daemon drains the
+    client's input for a while (2 s) so that unread bytes do not reset
+    the connection under the answer; a client that keeps sending must
+    not hold the connection open past that while."""
+    d = daemon_factory(header_timeout=30, keepalive_timeout=30)
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+    try:
+        s.sendall(b"GARBAGE\r\n\r\n")
+        got = b""
+        while b"\r\n\r\n" not in got:
+            chunk = s.recv(4096)
+            assert chunk, "closed before the 400"
+            got += chunk
+        assert got.startswith(b"HTTP/1.1 400 "), got
+        t0 = time.monotonic()
+        cut = None
+        while time.monotonic() - t0 < 8:
+            try:
+                s.send(b"x")            # a byte every 0.2 s
+            except OSError:
+                cut = time.monotonic() - t0
+                break
+            time.sleep(0.2)
+    finally:
+        s.close()
+    assert cut is not None, "a lingering connection kept for 8 s"
+    assert cut < 2 + 1.5, "a lingering connection kept for %.1f s" % cut
+    assert redis_server.visits() == 0
+
+
 def test_slow_body_is_cut(daemon_factory, redis_server):
     d = daemon_factory(header_timeout=2, keepalive_timeout=30)
     s = socket.create_connection(("127.0.0.1", d.port), timeout=5)
