@@ -12,7 +12,9 @@
 # (the C library and its loader included), its configuration, and
 # passwd/group/nsswitch.conf for the unprivileged user and for "nobody"
 # (the default 'user', which the configuration check looks up), plus the
-# copyright files of the packages those libraries come from.  No shell,
+# copyright files of the packages those libraries come from and
+# hitcountd's own (its LICENSE, BSD-2-Clause, as
+# /usr/share/doc/hitcountd/copyright).  No shell,
 # no package manager, no apt or dpkg state, and nothing the daemon
 # writes, so `docker run --read-only` works with no tmpfs.  (A slim
 # Debian runtime stage that installs the libraries with apt would carry
@@ -85,6 +87,8 @@ RUN set -eu; r=/rootfs; bin=/staging/usr/local/sbin/hitcountd; \
     cp /etc/ssl/certs/ca-certificates.crt "$r/etc/ssl/certs/"; \
     ln -s /etc/ssl/certs/ca-certificates.crt "$r/usr/lib/ssl/cert.pem"; \
     cp /usr/share/doc/ca-certificates/copyright "$r/usr/share/doc/ca-certificates/"; \
+    mkdir -p "$r/usr/share/doc/hitcountd"; \
+    cp /staging/usr/local/share/doc/hitcountd/LICENSE "$r/usr/share/doc/hitcountd/copyright"; \
     printf '%s\n' 'root:x:0:0:root:/root:/usr/sbin/nologin' \
         'nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin' \
         'hitcountd:x:10001:10001:hitcountd:/nonexistent:/usr/sbin/nologin' \
@@ -95,6 +99,8 @@ RUN set -eu; r=/rootfs; bin=/staging/usr/local/sbin/hitcountd; \
 
 ########################################################## runtime stage
 FROM scratch
+LABEL org.opencontainers.image.title="hitcountd" \
+      org.opencontainers.image.licenses="BSD-2-Clause"
 
 COPY --from=build /rootfs/ /
 # The configuration as the daemon will read it (exec form: no shell here).
