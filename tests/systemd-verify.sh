@@ -23,6 +23,12 @@ if [ $rc -ne 0 ] || [ -n "$out" ]; then
 	echo "FAIL: systemd-analyze verify rejected the units"
 	exit 1
 fi
+# hitcountd -t warns about a shutdown_timeout that this would cut short.
+stop=$(sed -n 's/^#define MAIN_UNIT_STOP_TIMEOUT //p' "$srcdir/src/main.c")
+grep -q "^TimeoutStopSec=$stop\$" "$tmp/hitcountd.service" || {
+	echo "FAIL: the unit's TimeoutStopSec is not src/main.c's MAIN_UNIT_STOP_TIMEOUT ($stop)"
+	exit 1
+}
 grep -q '^Type=notify$' "$tmp/hitcountd.service" &&
 grep -q '^KillMode=control-group$' "$tmp/hitcountd.service" &&
 grep -q '^ExecReload=.* -t -f ' "$tmp/hitcountd.service" || {
