@@ -120,7 +120,7 @@ static const struct conf_key conf_keys[] = {
 	    AS_LISTEN, CONF_ADMIN, NULL },
 	{ CONF_TOP, CFG_INT("workers", 0, CFGF_NONE),
 	    AS_INT(cf_workers, 0, 256), 0, NULL },
-	{ CONF_TOP, CFG_STR("pidfile", "/run/hitcountd.pid", CFGF_NONE),
+	{ CONF_TOP, CFG_STR("pidfile", "/run/hitcountd/hitcountd.pid", CFGF_NONE),
 	    AS_STR(cf_pidfile), CONF_RESTART, NULL },
 	{ CONF_TOP, CFG_INT("shutdown_timeout", 8, CFGF_NONE),
 	    AS_INT(cf_shutdown_timeout, 1, 3600), 0, NULL },

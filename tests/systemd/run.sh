@@ -714,8 +714,8 @@ upgrade_bin=$(prop hitcountd ExecStart | sed -n 's/^{ path=\([^ ;]*\) .*/\1/p')
 note "binary upgrade of $upgrade_bin"
 sc start hitcountd.service > "$logs/start-3.log" 2>&1
 ex cp -p "$upgrade_bin" /root/hitcountd.good
-pidfile_is() {          # pidfile_is PID: /run/hitcountd.pid names it, no .oldbin
-	[ "$(ex cat /run/hitcountd.pid)" = "$1" ] && ! ex test -e /run/hitcountd.pid.oldbin
+pidfile_is() {          # pidfile_is PID: /run/hitcountd/hitcountd.pid names it, no .oldbin
+	[ "$(ex cat /run/hitcountd/hitcountd.pid)" = "$1" ] && ! ex test -e /run/hitcountd/hitcountd.pid.oldbin
 }
 status_line() { ex systemctl status --no-pager hitcountd.service | sed -n 's/^ *Status: //p'; }
 usr2_main() { sc kill -s USR2 --kill-whom=main hitcountd.service; }
@@ -742,7 +742,7 @@ upgrade_broken_binary() {
 	[ "$(main_pid)" = "$m0" ] && is_active hitcountd &&
 	    [ "$(prop hitcountd NRestarts)" = "$nr0" ] || { echo "MainPID or state changed"; return 1; }
 	[ "$(workers)" = "$w0" ] || { echo "workers changed"; return 1; }
-	pidfile_is "$m0" || { echo "pidfile: $(ex cat /run/hitcountd.pid), .oldbin: $(ex ls /run/hitcountd.pid.oldbin 2>&1)"; return 1; }
+	pidfile_is "$m0" || { echo "pidfile: $(ex cat /run/hitcountd/hitcountd.pid), .oldbin: $(ex ls /run/hitcountd/hitcountd.pid.oldbin 2>&1)"; return 1; }
 	case $st in
 	*"binary upgrade failed"*) ;;
 	*) echo "systemctl status does not say that the upgrade failed"; return 1 ;;
@@ -785,7 +785,7 @@ upgrade_under_load() {
 	wrk_result upgrade "$v0"
 	echo "MainPID $m0 -> $m1 (user $(ex ps -o user= -p "$m1"), inode of its binary $exe_new, of $upgrade_bin $exe_bin)," \
 	    "workers $w0 -> $w1, ActiveState $(prop hitcountd ActiveState), NRestarts $nr0 -> $(prop hitcountd NRestarts)"
-	echo "pidfile: $(ex cat /run/hitcountd.pid); Status: $st"
+	echo "pidfile: $(ex cat /run/hitcountd/hitcountd.pid); Status: $st"
 	sd_journal_since "$c"
 	u_rc=$rc u_m0=$m0 u_m1=$m1 u_left=$left u_status=$st
 	u_req=$wrk_req u_bad=$wrk_bad u_visits=$wrk_visits u_summary=$wrk_summary
