@@ -41,9 +41,6 @@ export LC_ALL=C
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
-cache=${HITCOUNTD_CI_CACHE:-/var/cache/hitcountd-ci}
-mirror=${HITCOUNTD_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-max_age=${HITCOUNTD_ROOTFS_MAX_AGE_DAYS:-30}
 pool=${HITCOUNTD_SYSTEMD_POOL:-172.29.0.0/16}
 
 BASE_IMAGE=debian:bookworm-slim
@@ -65,47 +62,7 @@ cgroup_dirs=            # the container's cgroups, checked after removal
 
 logs=$(mktemp -d /tmp/hitcountd-systemd-logs.XXXXXX)
 
-pass() { echo "PASS $1"; npass=$((npass + 1)); }
-fail() {
-	echo "FAIL $1${2:+ ($2)}"
-	nfail=$((nfail + 1))
-}
-note() { echo "# $*"; }
-elapsed() { echo $(($(date +%s) - t_start)); }
-# check NAME COMMAND...: PASS if the command succeeds; otherwise FAIL with
-# the last line it printed (the whole output is in $logs/NAME.log).
-check() {
-	local name=$1 why
-	shift
-	if "$@" >> "$logs/$name.log" 2>&1; then
-		pass "$name"
-	else
-		why=$(tail -n 1 "$logs/$name.log")
-		fail "$name" "${why:-see $logs/$name.log}"
-		tail -n 15 "$logs/$name.log" | sed 's/^/    /'
-	fi
-}
-
-# Seconds a command may take: DT (default 120), but no later than the
-# deadline of the whole run (cleanup, which sets in_cleanup, excepted).
-tmo() {
-	local t=${DT:-120} left=$((deadline - $(date +%s)))
-	if [ -z "${in_cleanup:-}" ] && [ "$left" -lt "$t" ]; then
-		t=$((left > 1 ? left : 1))
-	fi
-	echo "$t"
-}
-docker() { timeout "$(tmo)" /usr/bin/docker "$@"; }
-# wait_for SECONDS COMMAND...: until the command succeeds
-wait_for() {
-	local end=$(($(date +%s) + $1))
-	shift
-	until "$@" > /dev/null 2>&1; do
-		[ "$(date +%s)" -ge "$end" ] && return 1
-		sleep 0.3
-	done
-}
-
+. "$top/tests/container/lib-checks.sh"
 . "$top/tests/container/lib-dockerd.sh"
 
 # ------------------------------------------------- inside the container
@@ -257,13 +214,7 @@ cleanup() {
 		fi
 	fi
 	dockerd_remove_dir "$dir"
-	echo "# total time: $(elapsed) s"
-	echo "$npass passed, $nfail failed"
-	if [ "$nfail" -eq 0 ] && [ -z "${KEEP_LOGS:-}" ]; then
-		rm -rf "$logs"
-	else
-		echo "# logs: $logs"
-	fi
+	checks_finish
 }
 # The container's cgroup directories on the host (cgroup v1 and v2).
 container_cgroups() {
