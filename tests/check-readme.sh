@@ -15,7 +15,8 @@ grep -qxF '.ci/deps run && ./autogen.sh && ./configure && make && make run' "$re
 grep -qxF '.ci/deps && ./autogen.sh && ./configure && make check' "$readme" ||
     fail "no test command"
 grep -n -- '--kill-who=' "$readme" && fail "--kill-who is systemctl's old name"
-grep -n 'ACL SETUSER\|+incr +get' "$readme" && fail "a copy of the ACL: point to hitcountd.conf(5)"
+grep -n 'ACL SETUSER\|+incr +get' "$readme" "$srcdir/HACKING.md" &&
+    fail "a copy of the ACL: point to hitcountd.conf(5)"
 n=$(wc -l < "$readme")
 [ "$n" -le 180 ] || fail "README.md has $n lines, more than 180"
 tmp=$(mktemp -d) || exit 1
