@@ -34,6 +34,7 @@
 #include <confuse.h>
 
 #include "conf.h"
+#include "cpus.h"
 #include "log.h"
 #include "redistls.h"
 #include "redisurl.h"
@@ -1313,16 +1314,9 @@ conf_print(const struct conf *cf, FILE *fp)
 int
 conf_worker_count(const struct conf *cf)
 {
-	long n;
-
 	if (cf->cf_workers > 0)
 		return cf->cf_workers;
-	n = sysconf(_SC_NPROCESSORS_ONLN);
-	if (n < 1)
-		n = 1;
-	if (n > 256)
-		n = 256;
-	return (int)n;
+	return cpus_usable("/sys/fs/cgroup", "/proc/self/cgroup");
 }
 
 /* Key k's value in cf as -T prints it, cut to fit buf. */
