@@ -19,7 +19,10 @@
 #     version under wrk load: 0 failed requests, the conffile kept, the
 #     new binary serving (binary upgrade, MainPID moved); remove stops the
 #     service and keeps the configuration; purge removes the user, group,
-#     /etc/hitcountd and the logs.
+#     /etc/hitcountd and the logs;
+#  4. builds the package on Debian 13 (tests/debian/Dockerfile.trixie, from
+#     the debootstrapped trixie rootfs tests/container/run.sh caches too):
+#     hiredis 1.2 with TLS (libhiredis_ssl linked), lintian clean.
 #
 # One "PASS name" / "FAIL name" line per check, then "N passed, N failed";
 # exits 0 only if every check passed.  Everything it started is stopped by
@@ -28,7 +31,7 @@
 # Usage (as root): tests/debian/run.sh
 # Environment: HITCOUNTD_CI_CACHE, HITCOUNTD_DEBIAN_MIRROR,
 #   HITCOUNTD_ROOTFS_MAX_AGE_DAYS (as tests/systemd/run.sh),
-#   HITCOUNTD_DEBIAN_BUDGET (seconds, default 900),
+#   HITCOUNTD_DEBIAN_BUDGET (seconds, default 1200),
 #   HITCOUNTD_DEBIAN_POOL (default 172.31.0.0/16), KEEP_LOGS=1.
 set -u
 export LC_ALL=C
@@ -43,7 +46,7 @@ URL=http://127.0.0.1:5000/
 CONF=/etc/hitcountd/hitcountd.conf
 
 t_start=$(date +%s)
-deadline=$((t_start + ${HITCOUNTD_DEBIAN_BUDGET:-900}))
+deadline=$((t_start + ${HITCOUNTD_DEBIAN_BUDGET:-1200}))
 npass=0
 nfail=0
 dir=
@@ -230,4 +233,16 @@ purged() {
 	[ -z "$left" ]
 }
 check purge-leaves-nothing purged
+
+# ------------------------------ 6. Debian 13: hiredis 1.2 and TLS, lintian
+trixie_tar=$cache/debian-trixie-slim-rootfs.tar.gz
+check base-rootfs-trixie rootfs_ensure "$trixie_tar" "$mirror" "$max_age" "$dir" trixie
+DT=300 check base-image-import-trixie docker import --change 'CMD ["bash"]' \
+    "$trixie_tar" debian:trixie-slim
+mkdir -p "$dir/ctx13" && cp "$here/Dockerfile.trixie" "$dir/ctx13/Dockerfile" &&
+    "$top/.ci/deb" --source "$dir/ctx13/src"
+t0=$(date +%s)
+DT=900 check package-debian13-builds-lintian-clean-with-tls \
+    docker build --network host -t hitcountd-debian13 "$dir/ctx13"
+note "Debian 13 package build took $(($(date +%s) - t0)) s"
 all_done=1
