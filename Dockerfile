@@ -99,7 +99,10 @@ RUN set -eu; r=/rootfs; bin=/staging/usr/local/sbin/hitcountd; \
 
 ########################################################## runtime stage
 FROM scratch
+# The version is configure.ac's (tests/check-licence.sh compares them).
 LABEL org.opencontainers.image.title="hitcountd" \
+      org.opencontainers.image.description="visitor counter HTTP daemon backed by Redis" \
+      org.opencontainers.image.version="0.1.0" \
       org.opencontainers.image.licenses="BSD-2-Clause"
 
 COPY --from=build /rootfs/ /

@@ -3,7 +3,8 @@
 # LICENSE holds the BSD-2-Clause text and the copyright line; `make install`
 # puts it in the documentation directory; both man pages, the README,
 # configure.ac, the Dockerfile (its OCI label, and the copy in the image)
-# and, when present, debian/copyright name it.  Run by "make check" from
+# and, when present, debian/copyright name it; the image's version label
+# and debian/changelog's first entry are configure.ac's version.  Run by "make check" from
 # the build tree (installs into a temporary DESTDIR); exit 0 = pass.
 srcdir=${srcdir:-.}
 status=0
@@ -25,9 +26,13 @@ has "$srcdir/README.md" 'LICENSE'
 has "$srcdir/configure.ac" 'SPDX-License-Identifier: BSD-2-Clause'
 has "$srcdir/Dockerfile" 'org.opencontainers.image.licenses="BSD-2-Clause"'
 has "$srcdir/Dockerfile" 'share/doc/hitcountd/LICENSE'
+version=$(sed -n 's/^AC_INIT(\[hitcountd\], \[\([^]]*\)\].*/\1/p' "$srcdir/configure.ac")
+has "$srcdir/Dockerfile" "org.opencontainers.image.version=\"$version\""
 if [ -d "$srcdir/debian" ]; then
 	has "$srcdir/debian/copyright" 'License: BSD-2-Clause'
 	has "$srcdir/debian/copyright" "${copyright#Copyright (c) }"
+	head -n 1 "$srcdir/debian/changelog" | grep -qF "hitcountd ($version)" ||
+	    fail "debian/changelog's first entry is not version $version"
 fi
 
 tmp=$(mktemp -d) || exit 1
