@@ -12,7 +12,10 @@
 # (the C library and its loader included), its configuration, and
 # passwd/group/nsswitch.conf for the unprivileged user and for "nobody"
 # (the default 'user', which the configuration check looks up), plus the
-# copyright files of the packages those libraries come from and
+# copyright files of the packages those libraries come from, their dpkg
+# status entries in /var/lib/dpkg/status.d/ (as distroless images have
+# them, so that vulnerability scanners see the copied OpenSSL and glibc
+# with their versions), and
 # hitcountd's own (its LICENSE, BSD-2-Clause, as
 # /usr/share/doc/hitcountd/copyright).  No shell,
 # no package manager, no apt or dpkg state, and nothing the daemon
@@ -80,8 +83,9 @@ RUN set -eu; r=/rootfs; bin=/staging/usr/local/sbin/hitcountd; \
         mkdir -p "$r${lib%/*}"; \
         cp -L "$lib" "$r$lib"; \
         pkg=$(dpkg -S "*/${lib##*/}" | head -n 1 | cut -d: -f1); \
-        mkdir -p "$r/usr/share/doc/$pkg"; \
+        mkdir -p "$r/usr/share/doc/$pkg" "$r/var/lib/dpkg/status.d"; \
         cp "/usr/share/doc/$pkg/copyright" "$r/usr/share/doc/$pkg/"; \
+        dpkg-query -s "$pkg" > "$r/var/lib/dpkg/status.d/$pkg"; \
     done; \
     mkdir -p "$r/etc/ssl/certs" "$r/usr/lib/ssl" "$r/usr/share/doc/ca-certificates"; \
     cp /etc/ssl/certs/ca-certificates.crt "$r/etc/ssl/certs/"; \

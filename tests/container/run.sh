@@ -329,10 +329,27 @@ image_files() {
 	sed 's,^\./,,; s,/$,,' "$logs/image-files.txt" | sort -u |
 	    grep -Ev '^(\.dockerenv|etc/(hosts|hostname|resolv\.conf|mtab)|dev(/.*)?|proc|sys)$' > "$logs/image-files-own.txt"
 	cat "$logs/image-files-own.txt"
-	! grep -Ev '^(etc|lib|lib64|usr|usr/local|usr/local/sbin|usr/share|usr/share/doc|usr/share/doc/[^/]+|(usr/)?lib/x86_64-linux-gnu|etc/(hitcountd\.conf|passwd|group|nsswitch\.conf)|etc/ssl|etc/ssl/certs|etc/ssl/certs/ca-certificates\.crt|usr/lib|usr/lib/ssl|usr/lib/ssl/cert\.pem|usr/local/sbin/hitcountd|lib64/ld-linux-x86-64\.so\.2|(usr/)?lib/x86_64-linux-gnu/lib(c|hiredis|hiredis_ssl|ssl|crypto|z|zstd|confuse|event-2\.1)\.so[.0-9]*|usr/share/doc/[^/]+/copyright)$' \
+	! grep -Ev '^(etc|lib|lib64|usr|usr/local|usr/local/sbin|usr/share|usr/share/doc|usr/share/doc/[^/]+|(usr/)?lib/x86_64-linux-gnu|etc/(hitcountd\.conf|passwd|group|nsswitch\.conf)|etc/ssl|etc/ssl/certs|etc/ssl/certs/ca-certificates\.crt|usr/lib|usr/lib/ssl|usr/lib/ssl/cert\.pem|usr/local/sbin/hitcountd|lib64/ld-linux-x86-64\.so\.2|(usr/)?lib/x86_64-linux-gnu/lib(c|hiredis|hiredis_ssl|ssl|crypto|z|zstd|confuse|event-2\.1)\.so[.0-9]*|usr/share/doc/[^/]+/copyright|var|var/lib|var/lib/dpkg|var/lib/dpkg/status\.d|var/lib/dpkg/status\.d/[^/]+)$' \
 	    "$logs/image-files-own.txt"
 }
+# A scanner's view: a dpkg status entry, with its version, for each
+# package whose libraries the image copies (glibc, OpenSSL, hiredis...).
+image_dpkg_status() {
+	local c p
+	c=$(docker create --network none "$WEB_IMAGE") || return 1
+	docker export "$c" | tar -x -C "$dir/image-fs" --wildcards 'var/lib/dpkg/*'
+	docker rm "$c" > /dev/null
+	for p in libc6 libhiredis libssl libconfuse libevent; do
+		ls "$dir/image-fs/var/lib/dpkg/status.d/" | grep -q "^$p" || {
+			echo "no dpkg status entry for $p"
+			return 1
+		}
+	done
+	grep -h '^Package:\|^Version:' "$dir/image-fs/var/lib/dpkg/status.d/"*
+}
 check image-holds-only-what-runs image_files
+mkdir -p "$dir/image-fs"
+check image-has-dpkg-status-for-scanners image_dpkg_status
 check image-has-binary-and-config sh -c "timeout 60 /usr/bin/docker run --rm --network none $WEB_IMAGE -t -f /etc/hitcountd.conf &&
     timeout 60 /usr/bin/docker run --rm --network none $WEB_IMAGE -V"
 check image-has-tls image_tls
