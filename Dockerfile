@@ -12,7 +12,12 @@
 # (the C library and its loader included), its configuration, and
 # passwd/group/nsswitch.conf for the unprivileged user and for "nobody"
 # (the default 'user', which the configuration check looks up), plus the
-# copyright files of the packages those libraries come from.  No shell,
+# copyright files of the packages those libraries come from, their dpkg
+# status entries in /var/lib/dpkg/status.d/ (as distroless images have
+# them, so that vulnerability scanners see the copied OpenSSL and glibc
+# with their versions), and
+# hitcountd's own (its LICENSE, BSD-2-Clause, as
+# /usr/share/doc/hitcountd/copyright).  No shell,
 # no package manager, no apt or dpkg state, and nothing the daemon
 # writes, so `docker run --read-only` works with no tmpfs.  (A slim
 # Debian runtime stage that installs the libraries with apt would carry
@@ -78,13 +83,16 @@ RUN set -eu; r=/rootfs; bin=/staging/usr/local/sbin/hitcountd; \
         mkdir -p "$r${lib%/*}"; \
         cp -L "$lib" "$r$lib"; \
         pkg=$(dpkg -S "*/${lib##*/}" | head -n 1 | cut -d: -f1); \
-        mkdir -p "$r/usr/share/doc/$pkg"; \
+        mkdir -p "$r/usr/share/doc/$pkg" "$r/var/lib/dpkg/status.d"; \
         cp "/usr/share/doc/$pkg/copyright" "$r/usr/share/doc/$pkg/"; \
+        dpkg-query -s "$pkg" > "$r/var/lib/dpkg/status.d/$pkg"; \
     done; \
     mkdir -p "$r/etc/ssl/certs" "$r/usr/lib/ssl" "$r/usr/share/doc/ca-certificates"; \
     cp /etc/ssl/certs/ca-certificates.crt "$r/etc/ssl/certs/"; \
     ln -s /etc/ssl/certs/ca-certificates.crt "$r/usr/lib/ssl/cert.pem"; \
     cp /usr/share/doc/ca-certificates/copyright "$r/usr/share/doc/ca-certificates/"; \
+    mkdir -p "$r/usr/share/doc/hitcountd"; \
+    cp /staging/usr/local/share/doc/hitcountd/LICENSE "$r/usr/share/doc/hitcountd/copyright"; \
     printf '%s\n' 'root:x:0:0:root:/root:/usr/sbin/nologin' \
         'nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin' \
         'hitcountd:x:10001:10001:hitcountd:/nonexistent:/usr/sbin/nologin' \
@@ -95,6 +103,11 @@ RUN set -eu; r=/rootfs; bin=/staging/usr/local/sbin/hitcountd; \
 
 ########################################################## runtime stage
 FROM scratch
+# The version is configure.ac's (tests/check-licence.sh compares them).
+LABEL org.opencontainers.image.title="hitcountd" \
+      org.opencontainers.image.description="visitor counter HTTP daemon backed by Redis" \
+      org.opencontainers.image.version="0.1.0" \
+      org.opencontainers.image.licenses="BSD-2-Clause"
 
 COPY --from=build /rootfs/ /
 # The configuration as the daemon will read it (exec form: no shell here).

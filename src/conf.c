@@ -34,6 +34,7 @@
 #include <confuse.h>
 
 #include "conf.h"
+#include "cpus.h"
 #include "log.h"
 #include "redistls.h"
 #include "redisurl.h"
@@ -120,7 +121,7 @@ static const struct conf_key conf_keys[] = {
 	    AS_LISTEN, CONF_ADMIN, NULL },
 	{ CONF_TOP, CFG_INT("workers", 0, CFGF_NONE),
 	    AS_INT(cf_workers, 0, 256), 0, NULL },
-	{ CONF_TOP, CFG_STR("pidfile", "/run/hitcountd.pid", CFGF_NONE),
+	{ CONF_TOP, CFG_STR("pidfile", "/run/hitcountd/hitcountd.pid", CFGF_NONE),
 	    AS_STR(cf_pidfile), CONF_RESTART, conf_check_file },
 	{ CONF_TOP, CFG_INT("shutdown_timeout", 8, CFGF_NONE),
 	    AS_INT(cf_shutdown_timeout, 1, 3600), 0, NULL },
@@ -1317,16 +1318,9 @@ conf_print(const struct conf *cf, FILE *fp)
 int
 conf_worker_count(const struct conf *cf)
 {
-	long n;
-
 	if (cf->cf_workers > 0)
 		return cf->cf_workers;
-	n = sysconf(_SC_NPROCESSORS_ONLN);
-	if (n < 1)
-		n = 1;
-	if (n > 256)
-		n = 256;
-	return (int)n;
+	return cpus_usable("/sys/fs/cgroup", "/proc/self/cgroup");
 }
 
 /* Key k's value in cf as -T prints it, cut to fit buf. */

@@ -104,7 +104,8 @@ int conf_print(const struct conf *cf, FILE *fp);
 int conf_split_hostport(const char *text, char *host, size_t hostlen,
     int *port);
 
-/* The number of workers to run: cf_workers, or the online CPUs for 0. */
+/* The number of workers to run: cf_workers, or for 0 the CPUs this
+ * process may use (cpus_usable(): affinity mask and cgroup quota). */
 int conf_worker_count(const struct conf *cf);
 
 /*

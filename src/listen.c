@@ -129,11 +129,17 @@ listen_bind(struct listen_set *ls, const struct conf *cf, unsigned use)
 {
 	size_t i, start = ls->ls_n;
 	struct listener *l;
+	int admin_only = 0, named = 0;
 
 	if (ls->ls_activated) {
 		for (i = 0; i < ls->ls_n; i++)
-			ls->ls_l[i].l_uses |= use;
-		return 0;
+			if (ls->ls_l[i].l_passed) {
+				ls->ls_l[i].l_uses |= use;
+				named |= ls->ls_l[i].l_admin;
+			}
+		if (named)
+			return 0;       /* the manager passed metrics too */
+		admin_only = 1;
 	}
 	l = realloc(ls->ls_l, (ls->ls_n + cf->cf_nlisten + 1) * sizeof(*l));
 	if (l == NULL) {
@@ -143,8 +149,11 @@ listen_bind(struct listen_set *ls, const struct conf *cf, unsigned use)
 	ls->ls_l = l;
 	for (i = 0; i < cf->cf_nlisten; i++) {
 		const struct conf_listen *cl = &cf->cf_listen[i];
-		struct listener *old = listen_find(ls, cl), *nl;
+		struct listener *old, *nl;
 
+		if (admin_only && !cl->l_admin)
+			continue;       /* a passed socket serves it */
+		old = listen_find(ls, cl);
 		if (old != NULL) {
 			old->l_uses |= use;
 			continue;
@@ -338,6 +347,7 @@ listen_adopt(struct listen_set *ls, int activated)
 			return -1;
 		}
 		ls->ls_n++;
+		l->l_passed = activated;
 		l->l_uses = activated ? LISTEN_CUR : 0;
 		log_info("%s: listening on %s (fd %d)", activated ?
 		    "socket activation" : "binary upgrade", l->l_text, l->l_fd);

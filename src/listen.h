@@ -18,6 +18,7 @@ struct listener {
 	char *l_text;                   /* the address, for the log */
 	int l_fd;
 	int l_admin;                    /* a metrics_listen address */
+	int l_passed;                   /* the service manager's, not bound here */
 	struct sockaddr_storage l_addr; /* as bound; matched on reload */
 	socklen_t l_addrlen;
 	unsigned l_uses;                /* LISTEN_CUR and/or LISTEN_NEXT */
@@ -43,7 +44,10 @@ int listen_adopt(struct listen_set *ls, int activated);
 /*
  * Give every address of cf a socket marked with use (LISTEN_CUR or
  * LISTEN_NEXT): one already in ls with the same address and kind, or a new
- * one bound with cf's backlog.  Returns 0, or -1 after logging, with the
+ * one bound with cf's backlog.  Under socket activation the passed sockets
+ * stand for the 'listen' addresses; the metrics_listen ones are bound
+ * too unless a socket named "metrics" was passed, so that /metrics never
+ * moves to the public socket.  Returns 0, or -1 after logging, with the
  * sockets this call bound closed again (marks it set on sockets already
  * there stay: listen_abort() clears LISTEN_NEXT).
  */

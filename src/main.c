@@ -150,6 +150,26 @@ main_listen(struct listen_set *ls, const struct conf *cf, int upgraded,
 	return 0;
 }
 
+/*
+ * The systemd unit shipped with hitcountd (etc/hitcountd.service.in) sends
+ * KILL TimeoutStopSec seconds after TERM; tests/systemd-verify.sh checks
+ * that it says MAIN_UNIT_STOP_TIMEOUT.  A shutdown_timeout that, with the
+ * master's own 2 s, does not fit would be cut short without a word, so
+ * -t, the unit's ExecStartPre, says so.
+ */
+#define MAIN_UNIT_STOP_TIMEOUT 15
+static void
+main_check_stop_timeout(const struct conf *cf)
+{
+	if (cf->cf_shutdown_timeout + 2 <= MAIN_UNIT_STOP_TIMEOUT)
+		return;
+	fprintf(stderr, "hitcountd: warning: %s: shutdown_timeout %d s does "
+	    "not fit in the shipped systemd unit's TimeoutStopSec=%d: under "
+	    "systemd, set TimeoutStopSec=%d or more (systemctl edit "
+	    "hitcountd)\n", cf->cf_path, cf->cf_shutdown_timeout,
+	    MAIN_UNIT_STOP_TIMEOUT, cf->cf_shutdown_timeout + 2);
+}
+
 /* Become the daemon: pidfile, sockets, detach, then the master's loop. */
 static int
 main_serve(struct conf *cf, int foreground, int debug, char **argv)
@@ -254,6 +274,8 @@ main(int argc, char *argv[])
 		conf_free(cf);
 		return rc;
 	}
+	if (test)
+		main_check_stop_timeout(cf);
 	if (test || dump) {
 		if (dump && conf_print(cf, stdout) == -1)
 			rc = 1;

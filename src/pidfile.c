@@ -31,6 +31,31 @@ static char *pf_path;           /* as configured */
 static char *pf_oldbin;         /* pf_path ".oldbin" */
 static const char *pf_now;      /* the name it has now: one of the two */
 
+/*
+ * Make the directory the pidfile is in, when it is missing: the default
+ * /run/hitcountd/ is systemd's RuntimeDirectory for the unit, and must
+ * also exist when the daemon is started without it.  Returns 0 or -1.
+ */
+static int
+pidfile_mkdir(const char *path)
+{
+	char *dir = strdup(path), *slash;
+	int rc = 0;
+
+	if (dir == NULL)
+		return -1;
+	slash = strrchr(dir, '/');
+	if (slash != NULL && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0755) == -1 && errno != EEXIST) {
+			log_warn("mkdir %s", dir);
+			rc = -1;
+		}
+	}
+	free(dir);
+	return rc;
+}
+
 int
 pidfile_open(const char *path)
 {
@@ -38,6 +63,8 @@ pidfile_open(const char *path)
 	int fd, n;
 
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd == -1 && errno == ENOENT && pidfile_mkdir(path) == 0)
+		fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (fd == -1) {
 		log_warn("pidfile %s", path);
 		return -1;

@@ -1,7 +1,7 @@
 #!/bin/sh
 # check-conf-keys.sh: every option declared in src/conf.c must appear in the
 # example configuration etc/hitcountd.conf and be documented in
-# man/hitcountd.conf.5, and all three must agree on the defaults: what
+# man/hitcountd.conf.5.in, and all three must agree on the defaults: what
 # `hitcountd -T` prints for an empty file (the table's defaults) must be
 # what etc/hitcountd.conf sets, what the man page's example of the
 # defaults sets, and what its "The default is" of each key says.
@@ -12,7 +12,7 @@
 srcdir=${srcdir:-.}
 conf_c=$srcdir/src/conf.c
 example=$srcdir/etc/hitcountd.conf
-manpage=$srcdir/man/hitcountd.conf.5
+manpage=$srcdir/man/hitcountd.conf.5.in
 hitcountd=${HITCOUNTD:-./src/hitcountd}
 
 for f in "$conf_c" "$example" "$manpage"; do

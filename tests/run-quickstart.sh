@@ -17,7 +17,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# The packaged config writes /run/hitcountd.pid; a quick start needs none.
+# The packaged config writes /run/hitcountd/hitcountd.pid; a quick start needs none.
 sed 's|^pidfile[[:space:]]*=.*|pidfile = ""|' "$conf" > "$tmp/hitcountd.conf"
 "$bin" -t -f "$tmp/hitcountd.conf" >/dev/null || exit 1
 

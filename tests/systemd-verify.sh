@@ -23,6 +23,25 @@ if [ $rc -ne 0 ] || [ -n "$out" ]; then
 	echo "FAIL: systemd-analyze verify rejected the units"
 	exit 1
 fi
+# The pidfile's default directory is the unit's RuntimeDirectory; the
+# root master may write nowhere else in /run.
+: > "$tmp/empty.conf"
+pid=$("$builddir/src/hitcountd" -T -f "$tmp/empty.conf" | sed -n 's/^pidfile = "\(.*\)"$/\1/p')
+case $pid in
+/run/hitcountd/*) ;;
+*) echo "FAIL: the default pidfile $pid is not in /run/hitcountd/"; exit 1 ;;
+esac
+if ! grep -q '^RuntimeDirectory=hitcountd$' "$tmp/hitcountd.service" ||
+    grep -q '^ReadWritePaths=.*/run' "$tmp/hitcountd.service"; then
+	echo "FAIL: the unit must have RuntimeDirectory=hitcountd and no ReadWritePaths=/run"
+	exit 1
+fi
+# hitcountd -t warns about a shutdown_timeout that this would cut short.
+stop=$(sed -n 's/^#define MAIN_UNIT_STOP_TIMEOUT //p' "$srcdir/src/main.c")
+grep -q "^TimeoutStopSec=$stop\$" "$tmp/hitcountd.service" || {
+	echo "FAIL: the unit's TimeoutStopSec is not src/main.c's MAIN_UNIT_STOP_TIMEOUT ($stop)"
+	exit 1
+}
 grep -q '^Type=notify$' "$tmp/hitcountd.service" &&
 grep -q '^KillMode=control-group$' "$tmp/hitcountd.service" &&
 grep -q '^ExecReload=.* -t -f ' "$tmp/hitcountd.service" || {

@@ -36,6 +36,12 @@
 #                               TAR.lock keeps two scripts from making it
 #                               at once.
 
+# The cache of debootstrapped rootfs tarballs, the mirror they come from
+# and the age after which they are made again, from the environment.
+cache=${HITCOUNTD_CI_CACHE:-/var/cache/hitcountd-ci}
+mirror=${HITCOUNTD_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+max_age=${HITCOUNTD_ROOTFS_MAX_AGE_DAYS:-30}
+
 lib_tmo() {
 	if declare -F tmo > /dev/null; then
 		tmo

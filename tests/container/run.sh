@@ -49,9 +49,6 @@ export LC_ALL=C
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
-cache=${HITCOUNTD_CI_CACHE:-/var/cache/hitcountd-ci}
-mirror=${HITCOUNTD_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-max_age=${HITCOUNTD_ROOTFS_MAX_AGE_DAYS:-30}
 
 # Names used by the manual commands and the compose file.  REDIS_IMAGE
 # must be the image name docker-compose.yml uses.
@@ -74,36 +71,7 @@ compose_used=
 
 logs=$(mktemp -d /tmp/hitcountd-container-logs.XXXXXX)
 
-pass() { echo "PASS $1"; npass=$((npass + 1)); }
-fail() {
-	echo "FAIL $1${2:+ ($2)}"
-	nfail=$((nfail + 1))
-}
-# check NAME COMMAND...: PASS if the command succeeds.
-check() {
-	local name=$1
-	shift
-	if "$@" >> "$logs/$name.log" 2>&1; then
-		pass "$name"
-	else
-		fail "$name" "see $logs/$name.log"
-		tail -n 25 "$logs/$name.log" | sed 's/^/    /'
-	fi
-}
-note() { echo "# $*"; }
-elapsed() { echo $(($(date +%s) - t_start)); }
-
-# Seconds a command may take: DT (default 120), but no later than the
-# deadline of the whole run (cleanup, which sets in_cleanup, excepted).
-tmo() {
-	local t=${DT:-120} left=$((deadline - $(date +%s)))
-	if [ -z "${in_cleanup:-}" ] && [ "$left" -lt "$t" ]; then
-		t=$((left > 1 ? left : 1))
-	fi
-	echo "$t"
-}
-# The Debian docker CLI, not whatever else is first in PATH; bounded.
-docker() { timeout "$(tmo)" /usr/bin/docker "$@"; }
+. "$here/lib-checks.sh"
 # Compose v1 (docker-compose 1.29, Debian 12) or v2 (`docker compose`,
 # the CLI plugin of Debian 13's docker-compose in $DOCKER_CONFIG/cli-plugins),
 # as compose_flavor says; bounded.
@@ -130,15 +98,6 @@ http_status() {         # http_status PORT PATH [curl args]: status code
 	local port=$1 path=$2
 	shift 2
 	curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$@" "http://127.0.0.1:$port$path"
-}
-# wait_for SECONDS COMMAND...: until the command succeeds
-wait_for() {
-	local deadline=$(($(date +%s) + $1))
-	shift
-	until "$@" > /dev/null 2>&1; do
-		[ "$(date +%s)" -ge "$deadline" ] && return 1
-		sleep 0.5
-	done
 }
 health_is() {           # health_is CONTAINER STATUS
 	[ "$(docker inspect -f '{{.State.Health.Status}}' "$1" 2>/dev/null)" = "$2" ]
@@ -186,13 +145,7 @@ cleanup() {
 		fi
 	fi
 	dockerd_remove_dir "$dir"
-	echo "# total time: $(elapsed) s"
-	echo "$npass passed, $nfail failed"
-	if [ "$nfail" -eq 0 ] && [ -z "${KEEP_LOGS:-}" ]; then
-		rm -rf "$logs"
-	else
-		echo "# logs: $logs"
-	fi
+	checks_finish
 }
 trap 'cleanup; [ "$nfail" -eq 0 ] && [ -n "$all_done" ]; exit $?' EXIT
 trap 'fail interrupted "signal"; exit 1' INT TERM HUP
@@ -376,10 +329,27 @@ image_files() {
 	sed 's,^\./,,; s,/$,,' "$logs/image-files.txt" | sort -u |
 	    grep -Ev '^(\.dockerenv|etc/(hosts|hostname|resolv\.conf|mtab)|dev(/.*)?|proc|sys)$' > "$logs/image-files-own.txt"
 	cat "$logs/image-files-own.txt"
-	! grep -Ev '^(etc|lib|lib64|usr|usr/local|usr/local/sbin|usr/share|usr/share/doc|usr/share/doc/[^/]+|(usr/)?lib/x86_64-linux-gnu|etc/(hitcountd\.conf|passwd|group|nsswitch\.conf)|etc/ssl|etc/ssl/certs|etc/ssl/certs/ca-certificates\.crt|usr/lib|usr/lib/ssl|usr/lib/ssl/cert\.pem|usr/local/sbin/hitcountd|lib64/ld-linux-x86-64\.so\.2|(usr/)?lib/x86_64-linux-gnu/lib(c|hiredis|hiredis_ssl|ssl|crypto|z|zstd|confuse|event-2\.1)\.so[.0-9]*|usr/share/doc/[^/]+/copyright)$' \
+	! grep -Ev '^(etc|lib|lib64|usr|usr/local|usr/local/sbin|usr/share|usr/share/doc|usr/share/doc/[^/]+|(usr/)?lib/x86_64-linux-gnu|etc/(hitcountd\.conf|passwd|group|nsswitch\.conf)|etc/ssl|etc/ssl/certs|etc/ssl/certs/ca-certificates\.crt|usr/lib|usr/lib/ssl|usr/lib/ssl/cert\.pem|usr/local/sbin/hitcountd|lib64/ld-linux-x86-64\.so\.2|(usr/)?lib/x86_64-linux-gnu/lib(c|hiredis|hiredis_ssl|ssl|crypto|z|zstd|confuse|event-2\.1)\.so[.0-9]*|usr/share/doc/[^/]+/copyright|var|var/lib|var/lib/dpkg|var/lib/dpkg/status\.d|var/lib/dpkg/status\.d/[^/]+)$' \
 	    "$logs/image-files-own.txt"
 }
+# A scanner's view: a dpkg status entry, with its version, for each
+# package whose libraries the image copies (glibc, OpenSSL, hiredis...).
+image_dpkg_status() {
+	local c p
+	c=$(docker create --network none "$WEB_IMAGE") || return 1
+	docker export "$c" | tar -x -C "$dir/image-fs" --wildcards 'var/lib/dpkg/*'
+	docker rm "$c" > /dev/null
+	for p in libc6 libhiredis libssl libconfuse libevent; do
+		ls "$dir/image-fs/var/lib/dpkg/status.d/" | grep -q "^$p" || {
+			echo "no dpkg status entry for $p"
+			return 1
+		}
+	done
+	grep -h '^Package:\|^Version:' "$dir/image-fs/var/lib/dpkg/status.d/"*
+}
 check image-holds-only-what-runs image_files
+mkdir -p "$dir/image-fs"
+check image-has-dpkg-status-for-scanners image_dpkg_status
 check image-has-binary-and-config sh -c "timeout 60 /usr/bin/docker run --rm --network none $WEB_IMAGE -t -f /etc/hitcountd.conf &&
     timeout 60 /usr/bin/docker run --rm --network none $WEB_IMAGE -V"
 check image-has-tls image_tls

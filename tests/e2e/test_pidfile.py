@@ -48,6 +48,18 @@ def test_pidfile_is_locked_and_second_instance_refused(daemon_factory,
     serves(d.port)
 
 
+def test_pidfile_directory_is_made(daemon_factory, redis_server, tmp_path):
+    """The default pidfile is /run/hitcountd/hitcountd.pid, the unit's
+    RuntimeDirectory; started without systemd, the master makes the
+    directory it is in (issue 20)."""
+    pidfile = str(tmp_path / "hitcountd" / "hitcountd.pid")
+    d = daemon_factory(workers=1, pidfile=pidfile)
+    with open(pidfile) as f:
+        assert f.read() == "%d\n" % d.pid
+    assert os.stat(os.path.dirname(pidfile)).st_mode & 0o777 == 0o755
+    serves(d.port)
+
+
 def test_stale_pidfile_is_replaced(daemon_factory, redis_server, tmp_path):
     pidfile = str(tmp_path / "stale.pid")
     dead = subprocess.Popen(["true"])

@@ -279,6 +279,28 @@ def test_socket_activation(daemon_factory, redis_server):
     assert port_refuses(act_port)
 
 
+def test_socket_activation_keeps_metrics_private(daemon_factory,
+                                                 redis_server):
+    """Only the public socket is passed (the shipped hitcountd.socket):
+    the configured metrics_listen address is still bound by the daemon,
+    so /metrics stays off the public port (issue 20)."""
+    mport = free_port()
+    d, act_port, conf_port = activated_daemon(
+        daemon_factory, workers=1, metrics_listen=["127.0.0.1:%d" % mport])
+    d.wait_workers(1)
+    serves(act_port)
+    assert port_refuses(conf_port)
+    wait_for(lambda: get(mport, "/metrics", timeout=5).status == 200,
+             patience(5), what="/metrics on the metrics_listen address")
+    r = get(act_port, "/metrics", timeout=5)
+    assert r.status == 404, "/metrics answered on the public socket: %r" % r
+    # a reload keeps both
+    os.kill(d.pid, signal.SIGHUP)
+    wait_log(d, "reload succeeded")
+    assert get(mport, "/metrics", timeout=5).status == 200
+    assert get(act_port, "/metrics", timeout=5).status == 404
+
+
 def test_listen_pid_of_another_process_is_ignored(daemon_factory,
                                                   redis_server):
     d = daemon_factory(workers=1, env={"LISTEN_PID": "1", "LISTEN_FDS": "1"})

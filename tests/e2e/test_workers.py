@@ -37,7 +37,63 @@ def test_three_workers(daemon_factory, redis_server):
 
 def test_workers_zero_means_one_per_cpu(daemon_factory, redis_server):
     d = daemon_factory(workers=0)
-    d.wait_workers(os.sysconf("SC_NPROCESSORS_ONLN"))
+    d.wait_workers(len(os.sched_getaffinity(0)))
+
+
+def one_cpu_workers(d):
+    """workers = 0 under a limit of one CPU: exactly one worker.  The
+    master forks every worker of a generation at once, so once one is
+    connected to Redis a second one would be there too."""
+    wait_all_workers_ready(d)
+    assert len(d.workers()) == 1, d.workers()
+
+
+def test_workers_zero_honours_the_affinity_mask(daemon_factory,
+                                                redis_server):
+    """taskset -c 0: one CPU allowed, one worker (issue 20)."""
+    taskset = require_tool("taskset", "util-linux")
+    d = daemon_factory(workers=0, prefix=[taskset, "-c", "0"])
+    one_cpu_workers(d)
+
+
+def cpu_quota_cgroup(name):
+    """A cgroup of this test with a quota of one CPU (cgroup v2 cpu.max,
+    else v1 cpu.cfs_quota_us); its directory."""
+    v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+    base = "/sys/fs/cgroup" if v2 else "/sys/fs/cgroup/cpu"
+    if v2:
+        with open(os.path.join(base, "cgroup.subtree_control"), "w") as f:
+            f.write("+cpu")
+    path = os.path.join(base, name)
+    os.mkdir(path)
+    if v2:
+        with open(os.path.join(path, "cpu.max"), "w") as f:
+            f.write("100000 100000")
+    else:
+        with open(os.path.join(path, "cpu.cfs_period_us"), "w") as f:
+            f.write("100000")
+        with open(os.path.join(path, "cpu.cfs_quota_us"), "w") as f:
+            f.write("100000")
+    return path
+
+
+def test_workers_zero_honours_the_cgroup_cpu_quota(daemon_factory,
+                                                   redis_server):
+    """Started in a cgroup limited to one CPU (what docker run --cpus 1
+    or a Kubernetes CPU limit sets): one worker, whatever the host's CPU
+    count (issue 20).  Needs root, as the CI runs it."""
+    cg = cpu_quota_cgroup("hitcountd-test-%d" % os.getpid())
+    d = None
+    try:
+        wrapper = 'echo $$ > "$0/cgroup.procs" && exec "$@"'
+        d = daemon_factory(workers=0, prefix=["/bin/sh", "-c", wrapper, cg])
+        one_cpu_workers(d)
+    finally:
+        if d is not None and d.proc.poll() is None:
+            d.stop()
+        wait_for(lambda: not open(os.path.join(cg, "cgroup.procs")).read(),
+                 patience(10), what="the test cgroup empty")
+        os.rmdir(cg)
 
 
 def connections_per_worker(port, workers):

@@ -41,9 +41,6 @@ export LC_ALL=C
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
-cache=${HITCOUNTD_CI_CACHE:-/var/cache/hitcountd-ci}
-mirror=${HITCOUNTD_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-max_age=${HITCOUNTD_ROOTFS_MAX_AGE_DAYS:-30}
 pool=${HITCOUNTD_SYSTEMD_POOL:-172.29.0.0/16}
 
 BASE_IMAGE=debian:bookworm-slim
@@ -65,47 +62,7 @@ cgroup_dirs=            # the container's cgroups, checked after removal
 
 logs=$(mktemp -d /tmp/hitcountd-systemd-logs.XXXXXX)
 
-pass() { echo "PASS $1"; npass=$((npass + 1)); }
-fail() {
-	echo "FAIL $1${2:+ ($2)}"
-	nfail=$((nfail + 1))
-}
-note() { echo "# $*"; }
-elapsed() { echo $(($(date +%s) - t_start)); }
-# check NAME COMMAND...: PASS if the command succeeds; otherwise FAIL with
-# the last line it printed (the whole output is in $logs/NAME.log).
-check() {
-	local name=$1 why
-	shift
-	if "$@" >> "$logs/$name.log" 2>&1; then
-		pass "$name"
-	else
-		why=$(tail -n 1 "$logs/$name.log")
-		fail "$name" "${why:-see $logs/$name.log}"
-		tail -n 15 "$logs/$name.log" | sed 's/^/    /'
-	fi
-}
-
-# Seconds a command may take: DT (default 120), but no later than the
-# deadline of the whole run (cleanup, which sets in_cleanup, excepted).
-tmo() {
-	local t=${DT:-120} left=$((deadline - $(date +%s)))
-	if [ -z "${in_cleanup:-}" ] && [ "$left" -lt "$t" ]; then
-		t=$((left > 1 ? left : 1))
-	fi
-	echo "$t"
-}
-docker() { timeout "$(tmo)" /usr/bin/docker "$@"; }
-# wait_for SECONDS COMMAND...: until the command succeeds
-wait_for() {
-	local end=$(($(date +%s) + $1))
-	shift
-	until "$@" > /dev/null 2>&1; do
-		[ "$(date +%s)" -ge "$end" ] && return 1
-		sleep 0.3
-	done
-}
-
+. "$top/tests/container/lib-checks.sh"
 . "$top/tests/container/lib-dockerd.sh"
 
 # ------------------------------------------------- inside the container
@@ -314,13 +271,7 @@ cleanup() {
 		fi
 	fi
 	dockerd_remove_dir "$dir"
-	echo "# total time: $(elapsed) s"
-	echo "$npass passed, $nfail failed"
-	if [ "$nfail" -eq 0 ] && [ -z "${KEEP_LOGS:-}" ]; then
-		rm -rf "$logs"
-	else
-		echo "# logs: $logs"
-	fi
+	checks_finish
 }
 # The container's cgroup directories on the host (cgroup v1 and v2).
 container_cgroups() {
@@ -790,8 +741,8 @@ upgrade_bin=$(prop hitcountd ExecStart | sed -n 's/^{ path=\([^ ;]*\) .*/\1/p')
 note "binary upgrade of $upgrade_bin"
 sc start hitcountd.service > "$logs/start-3.log" 2>&1
 ex cp -p "$upgrade_bin" /root/hitcountd.good
-pidfile_is() {          # pidfile_is PID: /run/hitcountd.pid names it, no .oldbin
-	[ "$(ex cat /run/hitcountd.pid)" = "$1" ] && ! ex test -e /run/hitcountd.pid.oldbin
+pidfile_is() {          # pidfile_is PID: /run/hitcountd/hitcountd.pid names it, no .oldbin
+	[ "$(ex cat /run/hitcountd/hitcountd.pid)" = "$1" ] && ! ex test -e /run/hitcountd/hitcountd.pid.oldbin
 }
 status_line() { ex systemctl status --no-pager hitcountd.service | sed -n 's/^ *Status: //p'; }
 usr2_main() { sc kill -s USR2 --kill-whom=main hitcountd.service; }
@@ -819,7 +770,7 @@ upgrade_broken_binary() {
 	[ "$(main_pid)" = "$m0" ] && is_active hitcountd &&
 	    [ "$(prop hitcountd NRestarts)" = "$nr0" ] || { echo "MainPID or state changed"; return 1; }
 	[ "$(workers)" = "$w0" ] || { echo "workers changed"; return 1; }
-	pidfile_is "$m0" || { echo "pidfile: $(ex cat /run/hitcountd.pid), .oldbin: $(ex ls /run/hitcountd.pid.oldbin 2>&1)"; return 1; }
+	pidfile_is "$m0" || { echo "pidfile: $(ex cat /run/hitcountd/hitcountd.pid), .oldbin: $(ex ls /run/hitcountd/hitcountd.pid.oldbin 2>&1)"; return 1; }
 	case $st in
 	*"binary upgrade failed"*) ;;
 	*) echo "systemctl status does not say that the upgrade failed"; return 1 ;;
@@ -863,7 +814,7 @@ upgrade_under_load() {
 	wrk_result upgrade "$v0"
 	echo "MainPID $m0 -> $m1 (user $(ex ps -o user= -p "$m1"), inode of its binary $exe_new, of $upgrade_bin $exe_bin)," \
 	    "workers $w0 -> $w1, ActiveState $(prop hitcountd ActiveState), NRestarts $nr0 -> $(prop hitcountd NRestarts)"
-	echo "pidfile: $(ex cat /run/hitcountd.pid); Status: $st"
+	echo "pidfile: $(ex cat /run/hitcountd/hitcountd.pid); Status: $st"
 	sd_journal_since "$c"
 	u_rc=$rc u_m0=$m0 u_m1=$m1 u_left=$left u_status=$st
 	u_req=$wrk_req u_bad=$wrk_bad u_visits=$wrk_visits u_summary=$wrk_summary

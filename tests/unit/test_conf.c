@@ -64,7 +64,7 @@ test_defaults(void **state)
 	assert_int_equal(cf->cf_listen[0].l_addr.ss_family, AF_INET);
 	assert_int_equal(cf->cf_workers, 0);
 	assert_true(conf_worker_count(cf) >= 1);
-	assert_string_equal(cf->cf_pidfile, "/run/hitcountd.pid");
+	assert_string_equal(cf->cf_pidfile, "/run/hitcountd/hitcountd.pid");
 	assert_int_equal(cf->cf_shutdown_timeout, 8);
 	assert_string_equal(cf->cf_redis.host, "redis");
 	assert_int_equal(cf->cf_redis.port, 6379);
