@@ -88,7 +88,10 @@ static int sim_mode;                    /* 0 plain, 1 cluster, 2 sentinel */
 static const char *const sim_mode_name[] = { "plain", "cluster", "sentinel" };
 
 /* Scripted changes of the world: at sim_ev_at[i], do sim_ev_what[i]. */
-enum sim_change { SC_UP, SC_MIGRATE, SC_MIGRATED, SC_MOVE, SC_FAILOVER };
+enum sim_change {
+	SC_UP, SC_MIGRATE, SC_MIGRATED, SC_MOVE, SC_FAILOVER, SC_DEMOTE,
+	SC_PROMOTE
+};
 static uint64_t sim_ev_at[4];
 static int sim_ev_what[4];
 static int sim_nev, sim_evdone;
@@ -174,16 +177,24 @@ sim_conf(void)
 	sim_world.sw_slot = cluster_keyslot(key, strlen(key));
 }
 
-/* A plain primary, down for a while now and then. */
+/*
+ * A plain primary, down for a while now and then, or made a replica
+ * (READONLY) by a failover the daemon was not told of, for a while.
+ */
 static void
 sim_world_plain(void)
 {
 	struct sim_node *p = sim_redis_node("10.0.0.1", 6379, SK_PRIMARY);
+	uint64_t t;
 
 	sim_faults(p);
 	if (sim_chance(150)) {
 		p->sn_refuse = 1;
 		sim_change_at(sim_rand(400000), SC_UP);
+	} else if (sim_chance(250)) {
+		t = sim_rand(300000);
+		sim_change_at(t, SC_DEMOTE);
+		sim_change_at(t + sim_rand(300000), SC_PROMOTE);
 	}
 }
 
@@ -292,6 +303,14 @@ sim_change(int what)
 		break;
 	case SC_FAILOVER:
 		sim_redis_failover(&w->sw_nodes[2]);
+		break;
+	case SC_DEMOTE:
+		w->sw_nodes[0].sn_kind = SK_REPLICA;
+		sim_trace("node 0 is a replica now (READONLY)");
+		break;
+	case SC_PROMOTE:
+		w->sw_nodes[0].sn_kind = SK_PRIMARY;
+		sim_trace("node 0 is the primary again");
 		break;
 	}
 }
@@ -579,7 +598,9 @@ sim_check_client(const struct sim_client *c, int ci, long long *nums,
 			    c->c_kind[r] == 'H' ? "HEAD" : "GET",
 			    (double)(c->c_answer_at[r] - start) / 1000.0,
 			    (double)limit / 1000.0);
-		if (c->c_kind[r] != 'G' || c->c_status[r] != 200)
+		/* (A 200 without a number is an I1 violation already.) */
+		if (c->c_kind[r] != 'G' || c->c_status[r] != 200 ||
+		    c->c_num[r] < 0)
 			continue;
 		(*n200)++;
 		nums[(*nnums)++] = c->c_num[r];

@@ -369,12 +369,9 @@ sim_key_command(struct sim_sconn *ss, long long incr, int get)
 
 	if (r == 0)
 		return;
-	if (r == -1) {
-		if (get)        /* a replica serves reads */
-			sim_putf(ss, ":%lld\r\n", sim_world.sw_key);
-		else
-			sim_putf(ss, "-READONLY You can't write against a "
-			    "read only replica.\r\n");
+	if (r == -1 && !get) {  /* a replica serves reads only */
+		sim_putf(ss, "-READONLY You can't write against a read only "
+		    "replica.\r\n");
 		return;
 	}
 	if (r == 2)
@@ -512,11 +509,24 @@ sim_parse(char *p, size_t len, int *argc, char **argv, int maxargs)
 	return (size_t)(q - p);
 }
 
+/* The length of the first line of the last reply, for the trace. */
+static int
+sim_line(const struct sim_sconn *ss)
+{
+	size_t i, start = ss->ss_nmark > 1 ?
+	    ss->ss_mark_end[ss->ss_nmark - 2] : 0;
+
+	for (i = start; i < ss->ss_outlen && i - start < 80; i++)
+		if (ss->ss_out[i] == '\r')
+			break;
+	return (int)(i - start);
+}
+
 /* Run the complete commands the connection has read. */
 static void
 sim_serve(struct sim_sconn *ss)
 {
-	size_t off = 0, used;
+	size_t off = 0, used, start;
 	char *argv[16];
 	int argc;
 
@@ -539,20 +549,20 @@ sim_serve(struct sim_sconn *ss)
 			sim_release(ss);
 			break;
 		}
-		{
-			size_t start = ss->ss_outlen;
-
-			sim_execute(ss, argc, argv);
-			if (sim_chance(ss->ss_node->sn_p_cut)) {
-				/* Executed, and lost at some byte of its reply. */
-				ss->ss_doomed = 1;
-				ss->ss_kill_at = start + (size_t)sim_rand(
-				    ss->ss_outlen - start);
-			}
+		start = ss->ss_outlen;
+		sim_execute(ss, argc, argv);
+		if (sim_chance(ss->ss_node->sn_p_cut)) {
+			/* Executed, and lost at some byte of its reply. */
+			ss->ss_doomed = 1;
+			ss->ss_kill_at = start + (size_t)sim_rand(
+			    ss->ss_outlen - start);
 		}
-		sim_trace("node %d fd %d: %s %s", ss->ss_node->sn_index,
-		    ss->ss_fd, argv[0], argc > 1 ? argv[1] : "");
 		sim_release(ss);
+		sim_trace("node %d fd %d: %s %s -> %.*s%s (at %.3f ms)",
+		    ss->ss_node->sn_index, ss->ss_fd, argv[0],
+		    argc > 1 ? argv[1] : "", sim_line(ss), ss->ss_out + start,
+		    ss->ss_doomed ? ", then cut" : "",
+		    (double)ss->ss_last_at / 1000.0);
 	}
 	memmove(ss->ss_in, ss->ss_in + off, ss->ss_inlen - off);
 	ss->ss_inlen -= off;
