@@ -318,38 +318,33 @@ event_base_init_common_timeout(struct event_base *base,
 	return &tvs[ntv++];
 }
 
-/* What se's descriptor is ready for now, of what it waits for. */
+/*
+ * What se's descriptor is ready for, of what it waits for, from its
+ * poll() result p.
+ */
 static short
-sim_ready(const struct sim_ev *se)
+sim_ready(const struct sim_ev *se, const struct pollfd *p)
 {
-	struct pollfd p;
 	short res = 0;
 
-	if (se->se_fd < 0 || !(se->se_events & (EV_READ | EV_WRITE)))
-		return 0;
-	p.fd = se->se_fd;
-	p.events = 0;
-	if (se->se_events & EV_READ)
-		p.events |= POLLIN;
-	if (se->se_events & EV_WRITE)
-		p.events |= POLLOUT;
-	p.revents = 0;
-	if (poll(&p, 1, 0) != 1)
-		return 0;
-	if ((se->se_events & EV_READ) && (p.revents & (POLLIN | POLLHUP |
+	if ((se->se_events & EV_READ) && (p->revents & (POLLIN | POLLHUP |
 	    POLLERR)))
 		res |= EV_READ;
-	if ((se->se_events & EV_WRITE) && (p.revents & (POLLOUT | POLLHUP |
+	if ((se->se_events & EV_WRITE) && (p->revents & (POLLOUT | POLLHUP |
 	    POLLERR)) && sim_redis_gate(se->se_fd) <= sim_now_us)
 		res |= EV_WRITE;
 	return res;
 }
 
-/* Activate, in a seeded order, what is ready and what has expired. */
+/*
+ * Activate, in a seeded order, what is ready and what has expired: one
+ * poll() with zero timeout over every watched descriptor.
+ */
 static void
 sim_poll(void)
 {
 	struct sim_ev **ready;
+	struct pollfd *pfd;
 	short *res;
 	size_t i, n = 0;
 
@@ -357,11 +352,26 @@ sim_poll(void)
 		return;
 	ready = malloc(sim_nreg * sizeof(*ready));
 	res = malloc(sim_nreg * sizeof(*res));
-	if (ready == NULL || res == NULL)
+	pfd = calloc(sim_nreg, sizeof(*pfd));
+	if (ready == NULL || res == NULL || pfd == NULL)
+		abort();
+	for (i = 0; i < sim_nreg; i++) {
+		const struct sim_ev *se = sim_reg[i];
+
+		pfd[i].fd = -1;         /* poll() skips it */
+		if (se->se_fd < 0 || !(se->se_events & (EV_READ | EV_WRITE)))
+			continue;
+		pfd[i].fd = se->se_fd;
+		if (se->se_events & EV_READ)
+			pfd[i].events |= POLLIN;
+		if (se->se_events & EV_WRITE)
+			pfd[i].events |= POLLOUT;
+	}
+	if (poll(pfd, sim_nreg, 0) == -1)
 		abort();
 	for (i = 0; i < sim_nreg; i++) {
 		struct sim_ev *se = sim_reg[i];
-		short r = sim_ready(se);
+		short r = pfd[i].fd == -1 ? 0 : sim_ready(se, &pfd[i]);
 
 		if (r == 0 && se->se_timed && se->se_deadline <= sim_now_us)
 			r = EV_TIMEOUT;
@@ -384,6 +394,7 @@ sim_poll(void)
 		sim_activate(ready[i], res[i]);
 	free(ready);
 	free(res);
+	free(pfd);
 }
 
 int

@@ -84,6 +84,7 @@ static struct sim_worker sim_workers[SIM_WORKERS_MAX];
 static int sim_nworkers;
 static struct sim_client sim_clients[SIM_CLIENTS_MAX];
 static int sim_nclients;
+static int sim_brief;                   /* SIM_BRIEF: a line per failure */
 static int sim_mode;                    /* 0 plain, 1 cluster, 2 sentinel */
 static const char *const sim_mode_name[] = { "plain", "cluster", "sentinel" };
 
@@ -788,6 +789,26 @@ sim_describe(uint64_t seed)
 }
 
 /*
+ * A failure on one line (SIM_BRIEF, for long runs): the seed and the
+ * first line of each violation's invariant.
+ */
+static void
+sim_brief_line(uint64_t seed)
+{
+	const char *p;
+
+	fprintf(stderr, "SIM FAIL seed=%" PRIu64 " %s:", seed,
+	    sim_mode_name[sim_mode]);
+	for (p = sim_fail; *p; p = strchr(p, '\n') + 1) {
+		if (p[0] == 'I' && p[2] == ':')
+			fprintf(stderr, " %.2s", p);
+		if (strchr(p, '\n') == NULL)
+			break;
+	}
+	fputc('\n', stderr);
+}
+
+/*
  * One schedule; returns 0 if every invariant held.  A failure is run
  * again, to show that its seed replays it: the same violations, to the
  * byte (a difference is a bug of the simulation, and fails the run too).
@@ -803,10 +824,12 @@ sim_schedule(uint64_t seed, int replay)
 	sim_run();
 	sim_check();
 	failed = sim_fail[0] != '\0';
-	if (failed)
+	if (failed && sim_brief)
+		sim_brief_line(seed);
+	else if (failed)
 		sim_describe(seed);
 	sim_teardown();
-	if (!failed || !replay)
+	if (!failed || !replay || sim_brief)
 		return failed;
 	memcpy(first, sim_fail, sizeof(first));
 	if (sim_setup(seed) == -1)
@@ -849,6 +872,7 @@ main(void)
 	const char *one = getenv("SIM_SEED");
 
 	sim_verbose = getenv("SIM_VERBOSE") != NULL;
+	sim_brief = getenv("SIM_BRIEF") != NULL;
 	signal(SIGPIPE, SIG_IGN);       /* as the daemon: hiredis write()s */
 	log_init(1, sim_verbose ? LOG_DEBUG : LOG_CRIT);
 	if (sim_redis_init() == -1)

@@ -297,7 +297,11 @@ sim_error_reply(struct sim_sconn *ss)
 		sim_put(ss, errs[i], strlen(errs[i]));
 		return;
 	}
-	to = &sim_world.sw_nodes[sim_rand((uint64_t)sim_world.sw_nnodes)];
+	/* A cluster names cluster nodes: one may hang or refuse, though. */
+	do
+		to = &sim_world.sw_nodes[sim_rand((uint64_t)sim_world.sw_nnodes)];
+	while (sim_world.sw_owner != NULL && to->sn_kind != SK_CLUSTER &&
+	    to->sn_kind != SK_HANG);
 	sim_putf(ss, "-%s %u %s:%d\r\n", i == 1 ? "MOVED" : "ASK",
 	    sim_world.sw_slot, to->sn_ip, to->sn_port);
 }
