@@ -879,11 +879,11 @@ main(void)
 	log_init(1, sim_verbose ? LOG_DEBUG : LOG_CRIT);
 	if (sim_redis_init() == -1)
 		return 2;
+	atexit(sim_redis_fini);         /* the sockets' directory, on any exit */
 	if (one != NULL && *one) {
 		failures = sim_schedule(strtoull(one, NULL, 0), 0);
 		if (!failures)
 			printf("seed %s: every invariant held\n", one);
-		sim_redis_fini();
 		return failures ? 1 : 0;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -906,6 +906,5 @@ main(void)
 	printf("sim: %" PRIu64 " schedules in %.1f s, %" PRIu64 " failed "
 	    "(SIM_BASE_SEED=%" PRIu64 ")\n", i, (double)(t1.tv_sec - t0.tv_sec) +
 	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, failures, base);
-	sim_redis_fini();
 	return failures ? 1 : 0;
 }
