@@ -362,7 +362,9 @@ sim_client_plan(struct sim_client *c, int i)
 {
 	static const char get[] = "GET / HTTP/1.1\r\nHost: sim\r\n\r\n";
 	static const char head[] = "HEAD / HTTP/1.1\r\nHost: sim\r\n\r\n";
-	int r;
+	static const char getc[] = "GET / HTTP/1.1\r\nHost: sim\r\n"
+	    "Connection: close\r\n\r\n";
+	int r, closing = sim_chance(150);
 
 	memset(c, 0, sizeof(*c));
 	c->c_fd = -1;
@@ -379,6 +381,9 @@ sim_client_plan(struct sim_client *c, int i)
 
 		c->c_kind[r] = sim_chance(250) ? 'H' : 'G';
 		t = c->c_kind[r] == 'H' ? head : get;
+		/* The last request may end the connection (Connection: close). */
+		if (closing && r == c->c_nreq - 1 && c->c_kind[r] == 'G')
+			t = getc;
 		memcpy(c->c_out + c->c_outlen, t, strlen(t));
 		c->c_outlen += strlen(t);
 		c->c_req_end[r] = c->c_outlen;
