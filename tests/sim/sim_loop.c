@@ -39,12 +39,14 @@ int sim_verbose;
 
 static uint64_t sim_rng_state;
 
+/* Start the sequence of a schedule (0 is taken as a fixed seed). */
 void
 sim_rng_seed(uint64_t seed)
 {
 	sim_rng_state = seed ? seed : 0x9e3779b97f4a7c15ULL;
 }
 
+/* The next number of the seed's sequence (sim.h). */
 uint64_t
 sim_rng(void)
 {
@@ -57,18 +59,21 @@ sim_rng(void)
 	return x * 0x2545f4914f6cdd1dULL;
 }
 
+/* A number in [0, n), 0 for n 0. */
 uint64_t
 sim_rand(uint64_t n)
 {
 	return n == 0 ? 0 : sim_rng() % n;
 }
 
+/* 1 with probability pm per mille. */
 int
 sim_chance(int pm)
 {
 	return (int)sim_rand(1000) < pm;
 }
 
+/* A line on stderr, with the virtual time, when SIM_VERBOSE is set. */
 void
 sim_trace(const char *fmt, ...)
 {
@@ -83,7 +88,7 @@ sim_trace(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-/* The clock: virtual time (clock.h). */
+/* The clock (clock.h), on virtual time: its contracts are clock.h's. */
 uint64_t
 clock_us(void)
 {
@@ -144,6 +149,7 @@ static size_t sim_nreg, sim_regcap;
 static struct sim_ev **sim_actq;        /* the active queue, FIFO */
 static size_t sim_acthead, sim_nact, sim_actcap;
 
+/* The one base every event of the simulation is on. */
 struct event_base *
 sim_loop_base(void)
 {
@@ -211,6 +217,7 @@ sim_activate(struct sim_ev *se, short res)
 	se->se_res = res;
 }
 
+/* libevent's API, with its contracts, from here on. */
 int
 event_assign(struct event *ev, struct event_base *base, evutil_socket_t fd,
     short events, event_callback_fn cb, void *arg)
@@ -397,6 +404,7 @@ sim_poll(void)
 	free(pfd);
 }
 
+/* One turn, as sim.h says; 1 if an event ran. */
 int
 sim_loop_turn(void)
 {
@@ -424,6 +432,7 @@ sim_loop_turn(void)
 	return ran;
 }
 
+/* The earliest deadline of a timed event, UINT64_MAX if none. */
 uint64_t
 sim_loop_next_deadline(void)
 {
@@ -436,12 +445,14 @@ sim_loop_next_deadline(void)
 	return t;
 }
 
+/* Events registered or active: 0 once a schedule is torn down. */
 int
 sim_loop_pending(void)
 {
 	return (int)(sim_nreg + sim_nact);
 }
 
+/* Forget every event (their owners are gone with the schedule). */
 void
 sim_loop_reset(void)
 {

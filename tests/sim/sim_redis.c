@@ -70,6 +70,7 @@ sim_path(int i, char *buf, size_t len)
 	snprintf(buf, len, "%s/node%d", sim_dir, i);
 }
 
+/* One listening socket per possible node, in a fresh directory (sim.h). */
 int
 sim_redis_init(void)
 {
@@ -97,6 +98,7 @@ sim_redis_init(void)
 	return 0;
 }
 
+/* Close the listeners and remove their directory. */
 void
 sim_redis_fini(void)
 {
@@ -111,6 +113,7 @@ sim_redis_fini(void)
 	rmdir(sim_dir);
 }
 
+/* A node of the world, at ip:port, of a kind, without faults. */
 struct sim_node *
 sim_redis_node(const char *ip, int port, int kind)
 {
@@ -190,6 +193,7 @@ redisAsyncConnect(const char *ip, int port)
 	return ac;
 }
 
+/* When hiredis's socket fd may report EV_WRITE: 0 for now (sim.h). */
 uint64_t
 sim_redis_gate(int fd)
 {
@@ -604,6 +608,7 @@ sim_flush(struct sim_sconn *ss)
 	}
 }
 
+/* Read, run and answer what every server connection has, at sim_now_us. */
 void
 sim_redis_step(void)
 {
@@ -631,6 +636,7 @@ sim_redis_step(void)
 	}
 }
 
+/* The next time a reply or a connect gate is due, or UINT64_MAX. */
 uint64_t
 sim_redis_next(void)
 {
@@ -678,6 +684,7 @@ sim_redis_failover(struct sim_node *to)
 	}
 }
 
+/* Close and free every server connection; empty the world. */
 void
 sim_redis_reset(void)
 {
