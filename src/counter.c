@@ -57,6 +57,7 @@ struct counter_waiter {
 
 /* The visits of one loop turn: one INCRBY b_n. */
 struct counter_batch {
+	struct counter_batch *b_next;   /* on the list to fail from the loop */
 	unsigned b_n, b_cap;
 	struct counter_waiter b_w[];
 };
@@ -70,6 +71,7 @@ struct counter_op {
 	int op_get;                     /* GET, not INCRBY */
 	int op_asking;                  /* an ASKING (op_cb NULL): no answer */
 	struct counter_batch *op_batch; /* INCRBY: the clients it answers */
+	uint64_t op_seq;                /* order of first sending, from 1 */
 };
 
 /* A visit counted, waiting for WAIT to say replicas have it. */
@@ -105,6 +107,9 @@ struct counter {
 	int ct_asking_len;
 	struct counter_op *ct_redo;     /* MOVED or ASK: to send again */
 	size_t ct_nredo, ct_redocap;
+	uint64_t ct_seq;                /* the last op_seq given */
+	struct event *ct_fail_ev;       /* fail ct_failed's visits */
+	struct counter_batch *ct_failed; /* unsendable, failing from the loop */
 };
 
 /* Room for "$<count>\r\n<count>\r\n" after the INCRBY prefix. */
@@ -262,6 +267,41 @@ counter_op_answer(struct counter *c, const struct counter_op *op,
 			b->b_w[i].w_cb(b->b_w[i].w_arg, 1, mine);
 	}
 	counter_batch_done(c, b);
+}
+
+/*
+ * Fail b's visits from the loop, not now: the caller is handling one
+ * client's request, and the other clients' answers must not be written
+ * while it does (conn.c gathers a pass's output in one buffer, for the
+ * client of the pass).
+ */
+static void
+counter_batch_fail_later(struct counter *c, struct counter_batch *b)
+{
+	b->b_next = c->ct_failed;
+	c->ct_failed = b;
+	event_active(c->ct_fail_ev, 0, 1);
+}
+
+/* Fail the batches counter_batch_fail_later() set aside. */
+static void
+counter_fail_deferred(struct counter *c)
+{
+	struct counter_op op;
+
+	memset(&op, 0, sizeof(op));
+	while ((op.op_batch = c->ct_failed) != NULL) {
+		c->ct_failed = op.op_batch->b_next;
+		counter_op_fail(c, &op);
+	}
+}
+
+static void
+counter_on_fail_ev(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	counter_fail_deferred(arg);
 }
 
 /* Fail the visits of this turn not yet sent. */
@@ -512,7 +552,7 @@ counter_send_wait(struct counter *c)
 	 * it returns, so WAITs queued back to back would add up past
 	 * timeout_ms.  Visits sent meanwhile get the next one.
 	 */
-	struct counter_op wait = { NULL, NULL, clock_us(), 0, 0, 0, NULL };
+	struct counter_op wait = { .op_sent_us = clock_us() };
 
 	if (!c->ct_wait_pending || c->ct_wait_inflight)
 		return;
@@ -539,6 +579,8 @@ counter_on_wait_ev(evutil_socket_t fd, short what, void *arg)
 static int
 counter_redo_push(struct counter *c, const struct counter_op *op)
 {
+	size_t i;
+
 	if (c->ct_nredo == c->ct_redocap) {
 		size_t ncap = c->ct_redocap ? c->ct_redocap * 2 : 64;
 		struct counter_op *n = realloc(c->ct_redo, ncap * sizeof(*n));
@@ -548,7 +590,17 @@ counter_redo_push(struct counter *c, const struct counter_op *op)
 		c->ct_redo = n;
 		c->ct_redocap = ncap;
 	}
-	c->ct_redo[c->ct_nredo++] = *op;
+	/*
+	 * In the order of first sending: a batch held back while the MOVED
+	 * replies of older commands are still coming goes behind them, so
+	 * visits keep the numbers of the order they came in.
+	 */
+	i = c->ct_nredo++;
+	while (i > 0 && c->ct_redo[i - 1].op_seq > op->op_seq) {
+		c->ct_redo[i] = c->ct_redo[i - 1];
+		i--;
+	}
+	c->ct_redo[i] = *op;
 	if (!evtimer_pending(c->ct_timeout_ev, NULL))
 		counter_arm(c->ct_timeout_ev, c->ct_cf->cf_redis.timeout_ms);
 	return 0;
@@ -558,7 +610,8 @@ counter_redo_push(struct counter *c, const struct counter_op *op)
 static int
 counter_send_asking(struct counter *c)
 {
-	struct counter_op asking = { NULL, NULL, clock_us(), 0, 0, 1, NULL };
+	struct counter_op asking = { .op_sent_us = clock_us(),
+	    .op_asking = 1 };
 
 	if (counter_ring_push(c, &asking) == -1)
 		return -1;
@@ -589,11 +642,13 @@ counter_incrby_cmd(struct counter *c, unsigned n)
  * callbacks are not called).
  */
 static int
-counter_send_op(struct counter *c, const struct counter_op *op)
+counter_send_op(struct counter *c, struct counter_op *op)
 {
 	const char *cmd = c->ct_get_cmd;
 	size_t len = (size_t)c->ct_get_len;
 
+	if (op->op_seq == 0)
+		op->op_seq = ++c->ct_seq;
 	if (op->op_batch != NULL) {
 		cmd = c->ct_incrby_cmd;
 		len = counter_incrby_cmd(c, op->op_batch->b_n);
@@ -622,27 +677,35 @@ counter_send_op(struct counter *c, const struct counter_op *op)
 		c->ct_ring_count--;
 		return -1;
 	}
-	if (c->ct_ring_count == 1 && !evtimer_pending(c->ct_timeout_ev, NULL))
+	/* Not only at 1: behind ASKING the first command makes it 2. */
+	if (!evtimer_pending(c->ct_timeout_ev, NULL))
 		counter_arm(c->ct_timeout_ev, c->ct_cf->cf_redis.timeout_ms);
 	return 0;
 }
 
 /*
  * Send the visits counted since the last batch as one INCRBY.  If it
- * cannot go out, they fail now (from the loop: their clients get 503).
+ * cannot go out, they fail (their clients get 503): now, from the loop,
+ * or with later set, from the loop's next pass (see
+ * counter_batch_fail_later()).
  */
 static void
-counter_flush_batch(struct counter *c)
+counter_flush_batch(struct counter *c, int later)
 {
-	struct counter_op op = { NULL, NULL, clock_us(),
-	    c->ct_cf->cf_redis.min_replicas_acked > 0, 0, 0, c->ct_batch };
+	struct counter_op op = { .op_sent_us = clock_us(),
+	    .op_hold = c->ct_cf->cf_redis.min_replicas_acked > 0,
+	    .op_batch = c->ct_batch };
 
 	if (op.op_batch == NULL)
 		return;
 	c->ct_batch = NULL;
 	event_del(c->ct_batch_ev);
-	if (counter_send_op(c, &op) == -1)
-		counter_op_fail(c, &op);
+	if (counter_send_op(c, &op) == -1) {
+		if (later)
+			counter_batch_fail_later(c, op.op_batch);
+		else
+			counter_op_fail(c, &op);
+	}
 }
 
 static void
@@ -650,7 +713,7 @@ counter_on_batch_ev(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	counter_flush_batch(arg);
+	counter_flush_batch(arg, 0);
 }
 
 /* Format "INCRBY key " once: a batch appends its count. */
@@ -706,6 +769,7 @@ counter_new(struct event_base *base, const struct conf *cf,
 	c->ct_timeout_ev = evtimer_new(base, counter_on_timeout, c);
 	c->ct_wait_ev = event_new(base, -1, 0, counter_on_wait_ev, c);
 	c->ct_batch_ev = event_new(base, -1, 0, counter_on_batch_ev, c);
+	c->ct_fail_ev = event_new(base, -1, 0, counter_on_fail_ev, c);
 	c->ct_get_len = redisFormatCommand(&c->ct_get_cmd, "GET %b",
 	    cf->cf_redis.key, keylen);
 	/*
@@ -717,6 +781,7 @@ counter_new(struct event_base *base, const struct conf *cf,
 	c->ct_asking_len = redisFormatCommand(&c->ct_asking_cmd, "ASKING");
 	if (c->ct_conn == NULL || c->ct_timeout_ev == NULL ||
 	    c->ct_wait_ev == NULL || c->ct_batch_ev == NULL ||
+	    c->ct_fail_ev == NULL ||
 	    counter_format_incrby(c, cf->cf_redis.key) == -1 ||
 	    c->ct_get_len <= 0 || c->ct_wait_len <= 0 ||
 	    c->ct_asking_len <= 0) {
@@ -774,10 +839,14 @@ counter_incr(struct counter *c, counter_cb *cb, void *arg)
 int
 counter_get(struct counter *c, counter_cb *cb, void *arg)
 {
-	struct counter_op op = { cb, arg, clock_us(), 0, 1, 0, NULL };
+	struct counter_op op = { .op_cb = cb, .op_arg = arg,
+	    .op_sent_us = clock_us(), .op_get = 1 };
 
-	/* Replies come in order: the visits before this GET go first. */
-	counter_flush_batch(c);
+	/*
+	 * Replies come in order: the visits before this GET go first.  This
+	 * runs inside a client's request: other clients' failures must wait.
+	 */
+	counter_flush_batch(c, 1);
 	return counter_send_op(c, &op);
 }
 
@@ -790,7 +859,12 @@ counter_ready(const struct counter *c)
 size_t
 counter_inflight(const struct counter *c)
 {
-	return c->ct_ring_count + c->ct_nredo + (c->ct_batch != NULL);
+	struct counter_batch *b;
+	size_t n = c->ct_ring_count + c->ct_nredo + (c->ct_batch != NULL);
+
+	for (b = c->ct_failed; b != NULL; b = b->b_next)
+		n++;
+	return n;
 }
 
 void
@@ -805,12 +879,15 @@ counter_free(struct counter *c)
 	redisconn_free(conn);   /* replies due come as NULL */
 	counter_fail_all(c);
 	counter_redo_expire(c, clock_us(), 1);
+	counter_fail_deferred(c);
 	if (c->ct_timeout_ev)
 		event_free(c->ct_timeout_ev);
 	if (c->ct_wait_ev)
 		event_free(c->ct_wait_ev);
 	if (c->ct_batch_ev)
 		event_free(c->ct_batch_ev);
+	if (c->ct_fail_ev)
+		event_free(c->ct_fail_ev);
 	free(c->ct_incrby_cmd);
 	free(c->ct_spare);
 	if (c->ct_get_cmd)

@@ -17,7 +17,12 @@
  * A new connection first sends AUTH (with the user name, for an ACL user)
  * and SELECT as configured, and with sentinels ROLE: a sentinel's word may
  * be stale, so the server must say itself that it is the primary.
- * Commands queued while connecting go out behind these.  The connection
+ * Commands queued while connecting go out behind these, but for those
+ * checks: a command behind ROLE or CLUSTER SLOTS would be executed
+ * before the answer says whether this is the server to count on (a
+ * replica that takes writes, a Redis without cluster support listed as a
+ * seed), so until the checks pass the connection is holding
+ * (redisconn_redirecting() is 1, and the open callback comes then).  The connection
  * is ready, and the pause before the next attempt starts again from 50 ms,
  * only once AUTH and SELECT have succeeded: a server that refuses them
  * (a wrong password, a user without the right) is tried again no more
@@ -136,6 +141,7 @@ struct redisconn {
 	int rc_target_ask;              /* ... named by ASK */
 	int rc_asking;                  /* this connection is an ASK target */
 	int rc_redirecting;             /* closing, to go to rc_host */
+	int rc_holding;                 /* ROLE or CLUSTER SLOTS due: wait */
 	int rc_hops;                    /* redirections in this second */
 	uint64_t rc_hop_ms;
 };
@@ -238,6 +244,7 @@ redisconn_schedule_retry(struct redisconn *rc)
 	if (rc->rc_state == RC_CLOSED)
 		return;
 	rc->rc_state = RC_IDLE;
+	rc->rc_holding = 0;
 	if (rc->rc_target && redisconn_hop(rc)) {
 		redisconn_arm(rc->rc_retry_ev, 0);
 		return;
@@ -257,6 +264,7 @@ redisconn_schedule_retry(struct redisconn *rc)
 static void
 redisconn_lost(struct redisconn *rc)
 {
+	rc->rc_holding = 0;     /* what waits is not for this server */
 	if (rc->rc_sentinel)
 		sentinel_unwatch(rc->rc_sentinel);
 	rc->rc_down(rc->rc_arg);
@@ -291,6 +299,7 @@ redisconn_abandon(struct redisconn *rc)
 	rc->rc_dnsreq = NULL;
 	rc->rc_ac = NULL;
 	rc->rc_state = RC_IDLE;
+	rc->rc_holding = 0;
 	event_del(rc->rc_deadline_ev);
 	event_del(rc->rc_retry_ev);
 	if (req != NULL)
@@ -340,28 +349,11 @@ redisconn_on_deadline(evutil_socket_t fd, short what, void *arg)
 		    redisconn_where(rc), rc->rc_setup == 0 ? "" :
 		    rc->rc_ssl != NULL ? " (in the TLS handshake, or no "
 		    "answer to AUTH, SELECT or PING)" :
-		    " (no answer to AUTH or SELECT)");
+		    " (no answer to AUTH, SELECT, ROLE or CLUSTER SLOTS)");
 		redisconn_close(rc);
 	}
 }
 
-/* What a sentinel named must really be the primary (it may be stale). */
-static void
-redisconn_on_role_reply(redisAsyncContext *ac, void *r, void *priv)
-{
-	struct redisconn *rc = priv;
-	redisReply *reply = r;
-
-	if (reply == NULL)
-		return;
-	if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
-	    reply->element[0]->type == REDIS_REPLY_STRING &&
-	    strcmp(reply->element[0]->str, "master") == 0)
-		return;
-	log_warnx("redis: %s:%d is not the primary; asking the sentinels "
-	    "again", rc->rc_host, rc->rc_port);
-	redisAsyncDisconnect(ac);
-}
 
 /* Connected, and AUTH and SELECT done: the connection is ready. */
 static void
@@ -383,13 +375,19 @@ redisconn_up(struct redisconn *rc)
 	rc->rc_refused = 0;
 	if (rc->rc_sentinel)
 		sentinel_watch(rc->rc_sentinel, rc->rc_host, rc->rc_port);
+	if (rc->rc_holding) {   /* the checks passed: what waits may go */
+		rc->rc_holding = 0;
+		if (rc->rc_open != NULL)
+			rc->rc_open(rc->rc_arg);
+	}
 }
 
 /* The commands that set a new connection up, for redisconn_setup_reply(). */
 enum redisconn_setup {
 	RS_AUTH,
 	RS_SELECT,
-	RS_PING         /* over TLS, when neither is due (see the top) */
+	RS_PING,        /* over TLS, when neither is due (see the top) */
+	RS_ROLE         /* with sentinels: the server must be the primary */
 };
 
 /*
@@ -424,7 +422,8 @@ redisconn_setup_reply(redisAsyncContext *ac, const redisReply *reply,
 	else if (cmd == RS_SELECT)
 		snprintf(what, sizeof(what), "SELECT %d", cf->cf_redis.db);
 	else
-		snprintf(what, sizeof(what), "PING");
+		snprintf(what, sizeof(what), "%s", cmd == RS_PING ? "PING" :
+		    "ROLE");
 	redisconn_failed(rc, "connection setup failed: %s at %s: %s", what,
 	    redisconn_where(rc), reply->str);
 	/* Inside a callback hiredis allows only this way out. */
@@ -450,6 +449,28 @@ redisconn_on_ping_reply(redisAsyncContext *ac, void *r, void *priv)
 {
 	(void)priv;
 	redisconn_setup_reply(ac, r, RS_PING);
+}
+
+/* What a sentinel named must really be the primary (it may be stale). */
+static void
+redisconn_on_role_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct redisconn *rc = ac->data;
+	redisReply *reply = r;
+
+	(void)priv;
+	if (reply == NULL || rc == NULL || rc->rc_ac != ac || rc->rc_setup == 0)
+		return;
+	if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+	    reply->element[0]->type == REDIS_REPLY_STRING &&
+	    strcmp(reply->element[0]->str, "master") == 0) {
+		redisconn_setup_reply(ac, reply, RS_ROLE);
+		return;
+	}
+	rc->rc_setup = 0;
+	log_warnx("redis: %s:%d is not the primary; asking the sentinels "
+	    "again", rc->rc_host, rc->rc_port);
+	redisAsyncDisconnect(ac);
 }
 
 /*
@@ -618,14 +639,16 @@ redisconn_open(struct redisconn *rc, const char *ip)
 	if (rc->rc_ssl != NULL && rc->rc_setup == 0)
 		rc->rc_setup += redisAsyncCommand(ac, redisconn_on_ping_reply,
 		    rc, "PING") == REDIS_OK;
+	rc->rc_holding = rc->rc_sentinel != NULL || rc->rc_check;
 	if (rc->rc_sentinel)
-		redisAsyncCommand(ac, redisconn_on_role_reply, rc, "ROLE");
+		rc->rc_setup += redisAsyncCommand(ac, redisconn_on_role_reply,
+		    rc, "ROLE") == REDIS_OK;
 	if (rc->rc_check)
 		rc->rc_setup += redisAsyncCommand(ac, redisconn_on_slots_reply,
 		    rc, "CLUSTER SLOTS") == REDIS_OK;
 	redisconn_arm(rc->rc_deadline_ev, cf->cf_redis.timeout_ms);
 	rc->rc_redirecting = 0;
-	if (rc->rc_open != NULL)
+	if (!rc->rc_holding && rc->rc_open != NULL)
 		rc->rc_open(rc->rc_arg);
 }
 
@@ -943,7 +966,7 @@ redisconn_redirect(struct redisconn *rc, const char *host, int port,
 int
 redisconn_redirecting(const struct redisconn *rc)
 {
-	return rc->rc_redirecting;
+	return rc->rc_redirecting || rc->rc_holding;
 }
 
 int

@@ -84,8 +84,8 @@ void redisconn_free(struct redisconn *rc);
 
 /*
  * Have open called (with down's arg) each time a new connection starts to
- * take commands, from inside the attempt: commands held back while a
- * redirection was under way may go out then.
+ * take commands: from inside the attempt, or once its ROLE or CLUSTER
+ * SLOTS check has passed.  Commands held back meanwhile may go out then.
  */
 void redisconn_set_open_cb(struct redisconn *rc, redisconn_open_cb *open);
 
@@ -103,8 +103,10 @@ void redisconn_redirect(struct redisconn *rc, const char *host, int port,
 
 /*
  * 1 while a redirection is under way (the old connection is closing, the
- * new one not yet open): commands sent now would fail, and are better
- * held back until the open callback.  Else 0.
+ * new one not yet open), or while a new connection waits for ROLE or
+ * CLUSTER SLOTS to say it goes to the right server: commands sent now
+ * would fail or go to the wrong server, and are held back until the open
+ * callback.  Else 0.
  */
 int redisconn_redirecting(const struct redisconn *rc);
 

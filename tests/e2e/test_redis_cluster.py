@@ -331,6 +331,27 @@ def test_cluster_bad_seeds(bare_daemon_factory, run_hitcountd, redis_server):
     assert log_count(d2, "warning") == 2, d2.log()
 
 
+def test_non_cluster_seed_counts_nothing(bare_daemon_factory, run_hitcountd,
+                                         redis_server):
+    """I6: a Redis without cluster support listed as the seed is asked
+    CLUSTER SLOTS on every attempt; visits that arrive meanwhile must wait
+    for the answer, not go out behind the question and be counted there.
+    Under load for 3 s every attempt has clients waiting."""
+    d = _start(bare_daemon_factory, run_hitcountd,
+               ["127.0.0.1:%d" % redis_server.port], ready=False)
+    records = _run_load(d, 3.0, n=8)
+    statuses = {r[3] for r in records}
+    assert 200 not in statuses, statuses
+    assert len(records) > 50, len(records)
+    wait_log(d, "bad reply to CLUSTER SLOTS", count=2)
+    # attempts went on under the load (later failures are logged at debug)
+    connects = int(redis_server.command("INFO", "stats").split(
+        "total_connections_received:")[1].split()[0])
+    assert connects >= 6, connects
+    assert redis_server.visits() == 0, (redis_server.visits(),
+                                        len(records))
+
+
 def test_cluster_reload_seeds(bare_daemon_factory, run_hitcountd, cluster):
     d = _start(bare_daemon_factory, run_hitcountd,
                ["127.0.0.1:%d" % free_port()], ready=False)

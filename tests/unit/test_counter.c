@@ -514,11 +514,14 @@ test_moved_resent(void **state)
 	fake_reply_integer(12);
 	fake_reply_integer(13);
 	assert_int_equal(cur->f_nanswers, 4);
-	/* In the order they joined the list: 4 came before 3's MOVED. */
+	/*
+	 * In the order they were first sent, though 4 joined the list before
+	 * 3's MOVED came: visits are numbered in the order they came.
+	 */
 	expect_answer(0, 1, 1, 10);
 	expect_answer(1, 2, 1, 11);
-	expect_answer(2, 4, 1, 12);
-	expect_answer(3, 3, 1, 13);
+	expect_answer(2, 3, 1, 12);
+	expect_answer(3, 4, 1, 13);
 }
 
 /* A batch MOVED goes to the new node whole: its visits keep their order. */
@@ -597,6 +600,70 @@ test_moved_without_cluster(void **state)
 	fake_reply_str(REDIS_REPLY_ERROR, "MOVED 3 127.0.0.1:7001");
 	expect_answer(0, 1, 0, 0);
 	assert_int_equal(fake.rc_redirects, 0);
+}
+
+/*
+ * A GET whose turn's visits cannot go out (the connection is closing,
+ * after a READONLY): the GET's caller hears -1 at once, but the visits
+ * of other clients fail from the loop, never inside this caller's call,
+ * where their answers would be written into the caller's output.
+ */
+static void
+test_get_fails_others_from_loop(void **state)
+{
+	(void)state;
+	incr(1);
+	incr(2);
+	fake.rc_up = 0;                 /* disconnecting: nothing is sent */
+	assert_int_equal(counter_get(cur->f_c, on_counter, (void *)3), -1);
+	assert_int_equal(cur->f_nanswers, 0);
+	assert_int_equal(counter_inflight(cur->f_c), 1);        /* the batch */
+	turn();
+	assert_int_equal(cur->f_nanswers, 2);
+	expect_answer(0, 1, 0, 0);
+	expect_answer(1, 2, 0, 0);
+	assert_int_equal(counter_inflight(cur->f_c), 0);
+}
+
+/* counter_free() answers the visits whose failure was still to come. */
+static void
+test_free_fails_deferred(void **state)
+{
+	(void)state;
+	incr(1);
+	fake.rc_up = 0;
+	assert_int_equal(counter_get(cur->f_c, on_counter, (void *)2), -1);
+	assert_int_equal(cur->f_nanswers, 0);
+	free_counter();
+	assert_int_equal(cur->f_nanswers, 1);
+	expect_answer(0, 1, 0, 0);
+}
+
+/*
+ * On a connection to an ASK target every command goes behind ASKING, two
+ * in flight from one: the deadline must be armed all the same, also once
+ * it has fired with nothing in flight.
+ */
+static void
+test_ask_target_times_out(void **state)
+{
+	uint64_t t0 = clock_ms();
+
+	(void)state;
+	incr_sent(1);
+	fake_reply_str(REDIS_REPLY_ERROR, "ASK 3 127.0.0.1:7002");
+	fake_redirected(1);
+	fake_reply_str(REDIS_REPLY_STATUS, "OK");
+	fake_reply_integer(5);
+	expect_answer(0, 1, 1, 5);
+	run_until(t0, 400);             /* the timer fires, nothing due */
+	t0 = clock_ms();
+	incr_sent(2);                   /* ASKING, INCRBY: the target hangs */
+	assert_string_equal(sent(3), "ASKING");
+	run_until(t0, 450);
+	assert_int_equal(fake.rc_drops, 1);
+	assert_int_equal(cur->f_nanswers, 2);
+	expect_answer(1, 2, 0, 0);
 }
 
 /* The settled callback is the connection's, passed through. */
@@ -933,6 +1000,12 @@ main(void)
 		    setup_cluster, teardown),
 		cmocka_unit_test_setup_teardown(test_moved_without_cluster,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_get_fails_others_from_loop,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_free_fails_deferred,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ask_target_times_out,
+		    setup_cluster, teardown),
 		cmocka_unit_test_setup_teardown(test_get_not_held,
 		    setup_acked, teardown),
 	};
