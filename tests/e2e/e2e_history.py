@@ -23,6 +23,7 @@ that takes longer than planned delays the ones after it).  The faults are
 functions a scenario gives it; what they do is in test_history.py.
 """
 
+import datetime
 import os
 import random
 import re
@@ -38,6 +39,31 @@ MARGIN_S = 0.25          # tests/INVARIANTS.md, I5 on the real daemon
 # run fits in memory, and the machine is shared
 PACE_S = float(os.environ.get("HISTORY_PACE_MS", 3)) / 1000.0
 BODY_RE = re.compile(rb"^Page visited (\d+) times")
+# time.monotonic() + WALL is the time of day, to compare with the logs
+WALL = time.time() - time.monotonic()
+KV_TS_RE = re.compile(r"^ts=(\S+)Z ")
+
+
+def wall(t):
+    """A monotonic time as the UTC time of day the daemon's logs write."""
+    return datetime.datetime.utcfromtimestamp(t + WALL).strftime(
+        "%H:%M:%S.%f")[:-3]
+
+
+def log_window(text, t0, t1):
+    """The lines of a log_format kv log written between the monotonic
+    times t0 and t1, without the access log's."""
+    lo, hi = t0 + WALL, t1 + WALL
+    out = []
+    for line in text.splitlines():
+        m = KV_TS_RE.match(line)
+        if not m or "method=" in line:
+            continue
+        ts = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%f")
+        ts = ts.replace(tzinfo=datetime.timezone.utc).timestamp()
+        if lo <= ts <= hi:
+            out.append(line)
+    return out
 
 
 def history_seed():
@@ -58,12 +84,12 @@ class Request:
     """One request of the history."""
 
     __slots__ = ("id", "client", "conn", "kind", "method", "path", "t_send",
-                 "t_done", "status", "number", "error", "close")
+                 "t_done", "status", "number", "error", "close", "t_fail")
 
     def __init__(self, rid, client, conn, kind, method, path):
         self.id, self.client, self.conn, self.kind = rid, client, conn, kind
         self.method, self.path = method, path
-        self.t_send = self.t_done = None
+        self.t_send = self.t_done = self.t_fail = None
         self.status = self.number = self.error = None
         self.close = False
 
@@ -72,11 +98,11 @@ class Request:
         return self.method == "GET" and self.path == "/"
 
     def __repr__(self):
-        return ("#%d client %d conn %d %s %s %s sent %.3f done %s status %s "
+        return ("#%d client %d conn %d %s %s %s sent %s done %s status %s "
                 "number %s%s" % (
                     self.id, self.client, self.conn, self.kind, self.method,
-                    self.path, self.t_send,
-                    "%.3f" % self.t_done if self.t_done else "-",
+                    self.path, wall(self.t_send),
+                    wall(self.t_done) if self.t_done else "-",
                     self.status, self.number,
                     " error %s" % self.error if self.error else ""))
 
@@ -236,7 +262,8 @@ class Clients:
             c.send(b"".join(_wire(m, p, close) for m, p in reqs))
         except Lost as exc:
             for r in recs:
-                r.t_send, r.error = time.monotonic(), exc.error
+                r.t_send = r.t_fail = time.monotonic()
+                r.error = exc.error
             return False
         t = time.monotonic()
         for r in recs:
@@ -248,7 +275,7 @@ class Clients:
                                                  deadline)
             except Lost as exc:
                 for rest in recs[i:]:
-                    rest.error = exc.error
+                    rest.error, rest.t_fail = exc.error, time.monotonic()
                 if i > 0 and exc.error.startswith("stray") and \
                         recs[i - 1].method == "HEAD":
                     recs[i - 1].error = "HEAD answer with a body?"
@@ -378,9 +405,11 @@ class Nemesis:
 # the checker
 # --------------------------------------------------------------------------
 
-def check(history, final, timeout_ms, strict_count=True):
+def check(history, final, timeout_ms, strict_count=True, kills=()):
     """Violations of I1-I5 in history, with Redis's final value `final`:
-    [(label, text, [requests])].  strict_count=False leaves out I2, I3
+    [(label, text, [requests])].  kills: the (start, end) of each kill -9
+    of a worker, the only time a connection may be lost with a request
+    in it unanswered.  strict_count=False leaves out I2, I3
     and I4 (an unplanned failover without min_replicas_acked may break
     them: the count goes back; the caller measures them instead)."""
     reqs = history.requests
@@ -393,6 +422,11 @@ def check(history, final, timeout_ms, strict_count=True):
                         [r]))
         elif r.status is not None and r.status not in (200, 503):
             out.append(("I1", "status %d" % r.status, [r]))
+        elif r.error in ("closed", "send failed") and not any(
+                t0 - 1.0 <= r.t_fail and r.t_send <= t1 + 1.0
+                for t0, t1 in kills):
+            out.append(("I1", "connection lost, no answer, no worker "
+                        "killed", [r]))
         if r.t_done is not None and r.t_done - r.t_send > bound:
             out.append(("I5", "answered after %.3f s" % (r.t_done - r.t_send),
                         [r]))
@@ -442,8 +476,10 @@ def check_count(history, final):
     return out
 
 
-def summary(name, seed, history, nemesis, final, violations):
-    """The text printed after a run."""
+def summary(name, seed, history, nemesis, final, violations,
+            log=lambda t0, t1: []):
+    """The text printed after a run; log(t0, t1): the daemon's lines
+    between two times, shown under each violation."""
     statuses = {}
     for r in history.requests:
         key = "%s %s: %s" % (r.method, r.path,
@@ -464,10 +500,18 @@ def summary(name, seed, history, nemesis, final, violations):
              "  Redis holds %d: %d visits answered 200, %d others; %d "
              "numbers handed out twice" % (final, n200, unsure,
                                            len(repeated)),
+             "  faults: " + ", ".join(
+                 "%s %s-%s%s" % (kind, wall(t0), wall(t1),
+                                 " (%s)" % err if err else "")
+                 for kind, t0, t1, err in nemesis.done),
              "  %d violations" % len(violations)]
     for label, text, rs in violations[:30]:
         lines.append("  %s %s" % (label, text))
         lines.extend("      %r" % r for r in rs[:6])
+        if rs:
+            t0 = min(r.t_send for r in rs) - 0.5
+            t1 = max(r.t_done or r.t_send + 3 for r in rs) + 0.1
+            lines.extend("        | " + l for l in log(t0, t1)[-12:])
     return "\n".join(lines)
 
 
