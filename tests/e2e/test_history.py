@@ -40,7 +40,7 @@ import pytest
 
 from e2e_daemon import wait_all_workers_ready, wait_log, log_count
 from e2e_helpers import children_of, require_tool, wait_for
-from e2e_history import (Clients, Nemesis, check, check_order,
+from e2e_history import (Clients, History, Nemesis, check, check_order,
                          count_figures, fault_plan, log_window, wall,
                          gone, history_seconds, history_seed,
                          stop_master, summary)
@@ -64,6 +64,63 @@ SLOT = 12263            # CLUSTER KEYSLOT visits
 # late: beyond timeout_ms + 250 ms
 SENTINEL_WAIT = ("I5",), "I5: requests wait while the sentinels promote " \
     "a replica"
+
+
+# --------------------------------------------------------------------------
+# the checker and the plan themselves, on made-up histories
+# --------------------------------------------------------------------------
+
+def _made_up(*answers, conns=None):
+    """A History of GET /, one a second, on connection 1 (or conns[i]):
+    answers are (status, number, seconds taken or None for no answer,
+    error)."""
+    h = History()
+    for i, (status, number, took, error) in enumerate(answers):
+        r = h.new(0, conns[i] if conns else 1, "keepalive", "GET", "/")
+        r.t_send = float(i)
+        r.t_done = i + took if took is not None else None
+        r.t_fail = i + 3.0 if error else None
+        r.status, r.number, r.error = status, number, error
+    return h
+
+
+def test_checker_finds_a_number_twice():
+    twice = ((200, 1, 0.1, None), (200, 1, 0.1, None))
+    found = check(_made_up(*twice, conns=(1, 2)), 2, TIMEOUT_MS)
+    assert [v[0] for v in found] == ["I2"], found
+    # on one connection, the second is not greater either
+    found = check(_made_up(*twice), 2, TIMEOUT_MS)
+    assert [v[0] for v in found] == ["I2", "I4"], found
+
+
+@pytest.mark.parametrize("answers, final, label", [
+    (((200, 1, 0.1, None), (200, 2, 0.1, None)), 1, "I3"),
+    (((200, 1, 0.1, None), (503, None, 0.1, None)), 3, "I3"),
+    (((200, 2, 0.1, None), (200, 1, 0.1, None)), 2, "I4"),
+    (((200, 1, 1.3, None),), 1, "I5"),
+    (((None, None, None, "no answer"),), 0, "I5"),
+    (((None, None, None, "stray bytes 'x'"),), 0, "I1"),
+    (((None, None, None, "closed"),), 0, "I1"),
+    (((500, None, 0.1, None),), 0, "I1"),
+])
+def test_checker_finds(answers, final, label):
+    found = check(_made_up(*answers), final, TIMEOUT_MS)
+    assert [v[0] for v in found] == [label], found
+
+
+def test_checker_passes_a_clean_history():
+    h = _made_up((200, 1, 0.1, None), (503, None, 1.2, None),
+                 (200, 3, 0.1, None), (None, None, None, "closed"))
+    # the 503 may have counted; the lost connection is a killed worker's
+    assert check(h, 3, TIMEOUT_MS, kills=[(3.0, 3.1)]) == []
+    assert check(h, 2, TIMEOUT_MS, kills=[(3.0, 3.1)]) == []
+
+
+def test_fault_plan_replays():
+    kinds = ("a", "b", "c")
+    assert fault_plan(7, kinds, 600) == fault_plan(7, kinds, 600)
+    assert fault_plan(7, kinds, 600) != fault_plan(8, kinds, 600)
+    assert {k for _, k, _ in fault_plan(7, kinds, 600)} == set(kinds)
 
 
 # --------------------------------------------------------------------------
