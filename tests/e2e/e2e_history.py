@@ -504,7 +504,10 @@ def summary(name, seed, history, nemesis, final, violations,
                  "%s %s-%s%s" % (kind, wall(t0), wall(t1),
                                  " (%s)" % err if err else "")
                  for kind, t0, t1, err in nemesis.done),
-             "  %d violations" % len(violations)]
+             "  %d violations (%s)" % (len(violations), ", ".join(
+                 sorted({"%s x %d" % (v[0], sum(1 for w in violations
+                                                if w[0] == v[0]))
+                         for v in violations})))]
     for label, text, rs in violations[:30]:
         lines.append("  %s %s" % (label, text))
         lines.extend("      %r" % r for r in rs[:6])
