@@ -7,11 +7,19 @@
  * The log is a file (opened with O_APPEND, so the lines of several
  * workers never mix within a write) or stderr.  USR1 reopens the file by
  * name, for logrotate.
+ *
+ * Stderr is often a pipe (Docker's default), shared by every worker, and
+ * only a write of at most PIPE_BUF bytes to a pipe is atomic: a longer one
+ * is split when the pipe fills, and another worker's lines land in the
+ * middle of a line.  So a line is never longer than PIPE_BUF (a field cut
+ * to its limit ends with "..."), and the buffer goes to stderr in writes
+ * of at most PIPE_BUF bytes that end at a line's end.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +31,12 @@
 
 #define ACCESSLOG_BUF   32768
 #define ACCESSLOG_FLUSH 28672   /* flush when a line might not fit */
+#define ACCESSLOG_LINE  3072    /* longest line: the field limits below */
+
+_Static_assert(ACCESSLOG_LINE <= PIPE_BUF, "a line must fit one atomic "
+    "write to a pipe");
+_Static_assert(ACCESSLOG_FLUSH + ACCESSLOG_LINE <= ACCESSLOG_BUF,
+    "a line must fit the buffer after a flush check");
 
 static char *accesslog_path;    /* NULL when logging to stderr */
 static int accesslog_fd = -1;
@@ -102,15 +116,33 @@ accesslog_enabled(void)
 	return accesslog_fd != -1;
 }
 
+/*
+ * The length of the next write of the buffer from off: the rest to the
+ * file (O_APPEND keeps it whole), to stderr whole lines up to PIPE_BUF.
+ */
+static size_t
+accesslog_chunk(size_t off)
+{
+	size_t left = accesslog_len - off, n = PIPE_BUF;
+
+	if (accesslog_path != NULL || left <= PIPE_BUF)
+		return left;
+	while (n > 0 && accesslog_buf[off + n - 1] != '\n')
+		n--;
+	return n > 0 ? n : PIPE_BUF;    /* never: lines fit PIPE_BUF */
+}
+
 void
 accesslog_flush(void)
 {
-	size_t off = 0;
+	size_t off = 0, end = 0;
 
 	while (accesslog_fd != -1 && off < accesslog_len) {
-		ssize_t n = write(accesslog_fd, accesslog_buf + off,
-		    accesslog_len - off);
+		ssize_t n;
 
+		if (off == end)
+			end = off + accesslog_chunk(off);
+		n = write(accesslog_fd, accesslog_buf + off, end - off);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n <= 0) {
@@ -156,8 +188,9 @@ accesslog_close(void)
 }
 
 /*
- * Copy a client-supplied value into a quoted field, escaping what would
- * let a client forge or break a log line.
+ * Copy a client-supplied value into a quoted field of at most cap bytes,
+ * escaping what would let a client forge or break a log line; a value cut
+ * to fit ends with "..." so that a reader knows it is not whole.
  */
 static size_t
 accesslog_quote(char *out, size_t cap, const char *s, size_t len)
@@ -166,11 +199,10 @@ accesslog_quote(char *out, size_t cap, const char *s, size_t len)
 	size_t n = 0, i;
 
 	if (s == NULL || len == 0) {
-		if (cap > 1)
-			out[n++] = '-';
+		out[n++] = '-';
 		return n;
 	}
-	for (i = 0; i < len && n + 4 < cap; i++) {
+	for (i = 0; i < len && n + 4 + 3 <= cap; i++) {
 		unsigned char c = (unsigned char)s[i];
 
 		if (c == '"' || c == '\\' || c < 0x20 || c >= 0x7f) {
@@ -181,13 +213,17 @@ accesslog_quote(char *out, size_t cap, const char *s, size_t len)
 		} else
 			out[n++] = (char)c;
 	}
+	if (i < len) {
+		memcpy(out + n, "...", 3);
+		n += 3;
+	}
 	return n;
 }
 
 void
 accesslog_write(const struct accesslog_entry *e)
 {
-	char line[3 * 1024];
+	char line[ACCESSLOG_LINE];
 	size_t n;
 	int k;
 

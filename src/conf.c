@@ -121,7 +121,7 @@ static const struct conf_key conf_keys[] = {
 	{ CONF_TOP, CFG_INT("workers", 0, CFGF_NONE),
 	    AS_INT(cf_workers, 0, 256), 0, NULL },
 	{ CONF_TOP, CFG_STR("pidfile", "/run/hitcountd.pid", CFGF_NONE),
-	    AS_STR(cf_pidfile), CONF_RESTART, NULL },
+	    AS_STR(cf_pidfile), CONF_RESTART, conf_check_file },
 	{ CONF_TOP, CFG_INT("shutdown_timeout", 8, CFGF_NONE),
 	    AS_INT(cf_shutdown_timeout, 1, 3600), 0, NULL },
 	{ CONF_TOP, CFG_INT("keepalive_timeout", 5, CFGF_NONE),
@@ -347,7 +347,11 @@ conf_check_path(cfg_t *cfg, cfg_opt_t *opt)
 	return 0;
 }
 
-/* A file the master opens: "" (none) or an absolute path. */
+/*
+ * A file the master opens: "" (none) or an absolute path.  A detached
+ * daemon runs in /, so a relative one names another file than the one an
+ * admin reads: the pidfile's would never be removed, and USR2 refused.
+ */
 static int
 conf_check_file(cfg_t *cfg, cfg_opt_t *opt)
 {

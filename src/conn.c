@@ -63,6 +63,7 @@ struct conn {
 	long long c_discard;            /* request body bytes still to skip */
 	struct http_chunked c_chunk;    /* a chunked body being skipped */
 	uint64_t c_head_start_ms;       /* first byte of the pending head */
+	uint64_t c_linger_start_ms;     /* when the lingering close began */
 	int c_resp_flags;               /* for the request waiting on Redis */
 	unsigned c_waiting : 1;         /* a Redis command is in flight */
 	unsigned c_json : 1;
@@ -172,6 +173,7 @@ conn_linger(struct conn *c)
 		return;
 	}
 	c->c_linger = 1;
+	c->c_linger_start_ms = clock_coarse_ms();
 	conn_set_events(c, EV_READ, c->c_set->cs_linger_tv);
 }
 
@@ -444,6 +446,16 @@ conn_resume(struct conn *c)
 }
 
 /*
+ * The flag an answer to method takes: one to HEAD has no body, an error
+ * included (route.c sets it for the answers it gives).
+ */
+static int
+conn_head_flag(int method)
+{
+	return method == HTTP_HEAD ? HTTP_F_HEAD : 0;
+}
+
+/*
  * Skip request body bytes at buf (len bytes).  Returns how many were
  * body, or -1 if a chunked body is malformed (its answer is out; the next
  * request cannot be found, so the connection is to close).
@@ -490,7 +502,8 @@ conn_request(struct conn *c, const struct http_request *req, int more)
 	 * byte.  A body too large to be worth reading ends the connection.
 	 */
 	if (req->r_content_length > CONN_MAX_BODY) {
-		conn_respond_text(c, 413, "Content Too Large\n", HTTP_F_CLOSE);
+		conn_respond_text(c, 413, "Content Too Large\n", HTTP_F_CLOSE |
+		    conn_head_flag(req->r_method));
 		return -1;
 	}
 	if (req->r_chunked) {
@@ -578,7 +591,8 @@ conn_process(struct conn *c, const char *buf, size_t len)
 			char text[64];
 
 			snprintf(text, sizeof(text), "%s\n", http_reason(status));
-			conn_respond_text(c, status, text, HTTP_F_CLOSE);
+			conn_respond_text(c, status, text, HTTP_F_CLOSE |
+			    conn_head_flag(req.r_method));
 			off = len;
 			break;
 		}
@@ -629,8 +643,13 @@ conn_read(struct conn *c)
 	ssize_t n;
 
 	if (c->c_linger) {
+		/*
+		 * The linger timeout restarts with each read: a client that
+		 * keeps sending is cut CONN_LINGER_MS after the close began.
+		 */
 		n = recv(c->c_fd, cs->cs_scratch, cs->cs_scratch_size, 0);
-		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) ||
+		    clock_coarse_ms() - c->c_linger_start_ms >= CONN_LINGER_MS)
 			conn_close(c);
 		return;
 	}
@@ -690,7 +709,20 @@ conn_on_event(evutil_socket_t fd, short what, void *arg)
 			conn_close(c);  /* idle keep-alive, or a client not reading */
 			return;
 		}
-		conn_respond_text(c, 408, "Request Timeout\n", HTTP_F_CLOSE);
+		if (c->c_discard > 0 || c->c_chunked) {
+			/*
+			 * The body of a request answered already has stalled.  A
+			 * 408 now would be a second answer to that request (the
+			 * client would take it for its next one's): end the
+			 * connection instead, lingering so that unread input
+			 * does not reset it under the answer.
+			 */
+			c->c_close = 1;
+			conn_linger(c);
+			return;
+		}
+		conn_respond_text(c, 408, "Request Timeout\n", HTTP_F_CLOSE |
+		    conn_head_flag(http_request_method(c->c_in, c->c_inlen)));
 		free(c->c_in);
 		c->c_in = NULL;
 		c->c_inlen = c->c_incap = 0;

@@ -79,6 +79,7 @@ struct counter_held {
 	counter_cb *h_cb;
 	void *h_arg;
 	long long h_value;
+	uint64_t h_sent_us;             /* its INCRBY's first sending */
 };
 
 struct counter {
@@ -118,12 +119,46 @@ struct counter {
 static void counter_send_wait(struct counter *c);
 static int counter_redo_push(struct counter *c, const struct counter_op *op);
 
-static void
-counter_arm(struct event *ev, int ms)
+/*
+ * When the oldest wait of a client is due: timeout_ms after the first
+ * sending of the oldest command in flight (the ring is in the order of
+ * sending; a resend keeps its first time, ASKING in front of it too), held
+ * back for a redirection, or answered but held for WAIT.  0 for none.
+ */
+static uint64_t
+counter_next_deadline(const struct counter *c)
 {
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	uint64_t first = UINT64_MAX;
+	size_t i;
 
-	event_add(ev, &tv);
+	if (c->ct_ring_count > 0)
+		first = c->ct_ring[c->ct_ring_head].op_sent_us;
+	for (i = 0; i < c->ct_nredo; i++)
+		if (c->ct_redo[i].op_sent_us < first)
+			first = c->ct_redo[i].op_sent_us;
+	if (c->ct_nheld > 0 && c->ct_held[0].h_sent_us < first)
+		first = c->ct_held[0].h_sent_us;
+	if (first == UINT64_MAX)
+		return 0;
+	return first + (uint64_t)c->ct_cf->cf_redis.timeout_ms * 1000;
+}
+
+/* Arm the timer for counter_next_deadline(), or stop it for none. */
+static void
+counter_arm_deadline(struct counter *c)
+{
+	uint64_t due = counter_next_deadline(c), now, us;
+	struct timeval tv;
+
+	if (due == 0) {
+		event_del(c->ct_timeout_ev);
+		return;
+	}
+	now = clock_us();
+	us = due > now ? due - now : 0;
+	tv.tv_sec = (time_t)(us / 1000000);
+	tv.tv_usec = (suseconds_t)(us % 1000000);
+	event_add(c->ct_timeout_ev, &tv);
 }
 
 static int
@@ -176,7 +211,8 @@ counter_may_log(struct counter *c)
 
 /* Keep a visit's number until the WAIT behind it returns. */
 static int
-counter_hold(struct counter *c, counter_cb *cb, void *arg, long long v)
+counter_hold(struct counter *c, counter_cb *cb, void *arg, long long v,
+    uint64_t sent_us)
 {
 	struct counter_held *h;
 
@@ -193,6 +229,7 @@ counter_hold(struct counter *c, counter_cb *cb, void *arg, long long v)
 	h->h_cb = cb;
 	h->h_arg = arg;
 	h->h_value = v;
+	h->h_sent_us = sent_us;
 	return 0;
 }
 
@@ -255,7 +292,8 @@ counter_op_answer(struct counter *c, const struct counter_op *op,
 	unsigned i;
 
 	if (b == NULL) {
-		if (!op->op_hold || counter_hold(c, op->op_cb, op->op_arg, v) != 0)
+		if (!op->op_hold || counter_hold(c, op->op_cb, op->op_arg, v,
+		    op->op_sent_us) != 0)
 			op->op_cb(op->op_arg, 1, v);
 		return;
 	}
@@ -263,7 +301,8 @@ counter_op_answer(struct counter *c, const struct counter_op *op,
 		long long mine = v - (long long)(b->b_n - 1 - i);
 
 		if (!op->op_hold ||
-		    counter_hold(c, b->b_w[i].w_cb, b->b_w[i].w_arg, mine) != 0)
+		    counter_hold(c, b->b_w[i].w_cb, b->b_w[i].w_arg, mine,
+		    op->op_sent_us) != 0)
 			b->b_w[i].w_cb(b->b_w[i].w_arg, 1, mine);
 	}
 	counter_batch_done(c, b);
@@ -366,38 +405,66 @@ counter_redo_expire(struct counter *c, uint64_t now, int all)
 		    c->ct_cf->cf_redis.timeout_ms);
 }
 
+/*
+ * Fail the visits held for a WAIT that cannot come in time: one WAIT is
+ * out at a time, so theirs may not even be sent yet.  They are in Redis,
+ * unconfirmed: a 503, as for too few replicas.
+ */
+static void
+counter_held_expire(struct counter *c, uint64_t now)
+{
+	uint64_t us = (uint64_t)c->ct_cf->cf_redis.timeout_ms * 1000;
+	struct counter_held *late;
+	size_t i, n = 0;
+
+	while (n < c->ct_nheld && now >= c->ct_held[n].h_sent_us + us)
+		n++;
+	if (n == 0 || (late = malloc(n * sizeof(*late))) == NULL)
+		return;
+	/* Callbacks may hold new visits: take these off the list first. */
+	memcpy(late, c->ct_held, n * sizeof(*late));
+	memmove(c->ct_held, c->ct_held + n,
+	    (c->ct_nheld - n) * sizeof(*late));
+	c->ct_nheld -= n;
+	if (counter_may_log(c))
+		log_warnx("redis: WAIT: %zu visits not acknowledged by %d "
+		    "replicas within %d ms", n,
+		    c->ct_cf->cf_redis.min_replicas_acked,
+		    c->ct_cf->cf_redis.timeout_ms);
+	for (i = 0; i < n; i++) {
+		METRICS_ADD(mw_redis_errors, 1);
+		late[i].h_cb(late[i].h_arg, 0, 0);
+	}
+	free(late);
+}
+
 static void
 counter_on_down(void *arg)
 {
 	struct counter *c = arg;
 
-	event_del(c->ct_timeout_ev);
 	counter_fail_all(c);
-	/* What is held back was never executed: it waits for the next one. */
-	if (c->ct_nredo > 0)
-		counter_arm(c->ct_timeout_ev, c->ct_cf->cf_redis.timeout_ms);
+	/*
+	 * What is held back was never executed: it waits for the next
+	 * connection, until timeout_ms after its first sending.
+	 */
+	counter_arm_deadline(c);
 }
 
 static void
 counter_on_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct counter *c = arg;
-	uint64_t now = clock_us(), deadline;
+	uint64_t now = clock_us();
 	int ms = c->ct_cf->cf_redis.timeout_ms;
 
 	(void)fd;
 	(void)what;
 	counter_redo_expire(c, now, 0);
-	if (c->ct_ring_count == 0) {
-		if (c->ct_nredo > 0)    /* the oldest is due within ms */
-			counter_arm(c->ct_timeout_ev, ms);
-		return;
-	}
-	deadline = c->ct_ring[c->ct_ring_head].op_sent_us +
-	    (uint64_t)ms * 1000;
-	if (now < deadline) {
-		counter_arm(c->ct_timeout_ev, (int)((deadline - now + 999) /
-		    1000));
+	counter_held_expire(c, now);
+	if (c->ct_ring_count == 0 ||
+	    now < c->ct_ring[c->ct_ring_head].op_sent_us + (uint64_t)ms * 1000) {
+		counter_arm_deadline(c);
 		return;
 	}
 	log_warnx("redis: no reply within %d ms, dropping the connection "
@@ -602,16 +669,19 @@ counter_redo_push(struct counter *c, const struct counter_op *op)
 	}
 	c->ct_redo[i] = *op;
 	if (!evtimer_pending(c->ct_timeout_ev, NULL))
-		counter_arm(c->ct_timeout_ev, c->ct_cf->cf_redis.timeout_ms);
+		counter_arm_deadline(c);
 	return 0;
 }
 
-/* ASKING ahead of the next command, on a connection to an ASK target. */
+/*
+ * ASKING ahead of the next command, on a connection to an ASK target,
+ * with that command's time of first sending: its deadline is the one
+ * that counts.
+ */
 static int
-counter_send_asking(struct counter *c)
+counter_send_asking(struct counter *c, uint64_t sent_us)
 {
-	struct counter_op asking = { .op_sent_us = clock_us(),
-	    .op_asking = 1 };
+	struct counter_op asking = { .op_sent_us = sent_us, .op_asking = 1 };
 
 	if (counter_ring_push(c, &asking) == -1)
 		return -1;
@@ -658,7 +728,8 @@ counter_send_op(struct counter *c, struct counter_op *op)
 		return -1;
 	if (redisconn_redirecting(c->ct_conn))
 		return counter_redo_push(c, op);
-	if (redisconn_asking(c->ct_conn) && counter_send_asking(c) == -1)
+	if (redisconn_asking(c->ct_conn) &&
+	    counter_send_asking(c, op->op_sent_us) == -1)
 		return -1;
 	if (counter_ring_push(c, op) == -1)
 		return -1;
@@ -679,7 +750,7 @@ counter_send_op(struct counter *c, struct counter_op *op)
 	}
 	/* Not only at 1: behind ASKING the first command makes it 2. */
 	if (!evtimer_pending(c->ct_timeout_ev, NULL))
-		counter_arm(c->ct_timeout_ev, c->ct_cf->cf_redis.timeout_ms);
+		counter_arm_deadline(c);
 	return 0;
 }
 

@@ -301,6 +301,47 @@ http_valid_host(const char *v, size_t len)
 	return 1;
 }
 
+/* The enum http_method of a method token (case-sensitive, RFC 9110 9.1). */
+static int
+http_method_id(const char *m, size_t mlen)
+{
+	if (mlen == 3 && memcmp(m, "GET", 3) == 0)
+		return HTTP_GET;
+	if (mlen == 4 && memcmp(m, "HEAD", 4) == 0)
+		return HTTP_HEAD;
+	if (mlen == 4 && memcmp(m, "POST", 4) == 0)
+		return HTTP_POST;
+	return HTTP_OTHER;
+}
+
+/*
+ * RFC 9112 2.2: the empty lines a client may send before a request line
+ * are skipped, up to 16 bytes of them.  Returns where the line starts.
+ */
+static size_t
+http_skip_empty_lines(const char *buf, size_t len)
+{
+	size_t start = 0;
+
+	while (start < len && start < 16 &&
+	    (buf[start] == '\n' || (buf[start] == '\r' &&
+	    start + 1 < len && buf[start + 1] == '\n')))
+		start += buf[start] == '\r' ? 2 : 1;
+	return start;
+}
+
+int
+http_request_method(const char *buf, size_t len)
+{
+	size_t start = http_skip_empty_lines(buf, len), i;
+
+	for (i = start; i < len && http_is_tchar((unsigned char)buf[i]); i++)
+		;
+	if (i == start || i == len || buf[i] != ' ')
+		return 0;
+	return http_method_id(buf + start, i - start);
+}
+
 /*
  * Parse the request line at buf (len bytes, CR LF already stripped).
  * Returns 0, or an HTTP status for the error.
@@ -319,7 +360,8 @@ http_parse_request_line(const char *buf, size_t len, struct http_request *req)
 		return 400;
 	p++;
 	t = p;
-	while (p < end && (unsigned char)*p > 0x20 && *p != 0x7f)
+	/* Visible ASCII: a URI has no other bytes (RFC 3986 2). */
+	while (p < end && (unsigned char)*p > 0x20 && (unsigned char)*p < 0x7f)
 		p++;
 	tlen = p - t;
 	if (tlen == 0 || p >= end || *p != ' ')
@@ -333,15 +375,7 @@ http_parse_request_line(const char *buf, size_t len, struct http_request *req)
 	req->r_minor = p[7] - '0';
 	if (req->r_minor > 1)
 		req->r_minor = 1;       /* a later 1.x is answered as 1.1 */
-
-	if (mlen == 3 && memcmp(m, "GET", 3) == 0)
-		req->r_method = HTTP_GET;
-	else if (mlen == 4 && memcmp(m, "HEAD", 4) == 0)
-		req->r_method = HTTP_HEAD;
-	else if (mlen == 4 && memcmp(m, "POST", 4) == 0)
-		req->r_method = HTTP_POST;
-	else
-		req->r_method = HTTP_OTHER;
+	req->r_method = http_method_id(m, mlen);
 
 	/* absolute-form (RFC 9112 3.2.2): keep only the path. */
 	if (tlen > 7 && (strncasecmp(t, "http://", 7) == 0 ||
@@ -350,8 +384,8 @@ http_parse_request_line(const char *buf, size_t len, struct http_request *req)
 
 		while (s < t + tlen && *s != '/' && *s != '?')
 			s++;
-		if (s == a)
-			return 400;
+		if (s == a || !http_valid_host(a, (size_t)(s - a)))
+			return 400;     /* the authority, as a Host value */
 		tlen -= s - t;
 		t = s;
 		if (tlen == 0 || *t == '?') {
@@ -414,9 +448,9 @@ http_field(const char *name, size_t nlen, const char *v, const char *ve,
 		se->se_cl = 1;
 		req->r_content_length = n;
 	} else if (http_ieq(name, nlen, "transfer-encoding")) {
-		if (!http_te_is_chunked(v, ve - v))
+		/* A second field makes the list "chunked, ...": not chunked alone. */
+		if (se->se_te++ || !http_te_is_chunked(v, ve - v))
 			return 501;
-		se->se_te = 1;
 	} else if (http_ieq(name, nlen, "connection")) {
 		se->se_close |= http_list_has(v, ve - v, "close");
 		se->se_keepalive |= http_list_has(v, ve - v, "keep-alive");
@@ -521,19 +555,15 @@ http_parse_fields(const char *buf, size_t pos, size_t head,
 	return (ssize_t)head;
 }
 
-ssize_t
-http_parse_request(const char *buf, size_t len, struct http_scan *scan,
+/* http_parse_request() but for the method of a refused request. */
+static ssize_t
+http_parse_head(const char *buf, size_t len, struct http_scan *scan,
     const struct http_limits *lim, struct http_request *req, int *status)
 {
 	const char *nl = NULL;
-	size_t head, start = 0;
+	size_t head, start = http_skip_empty_lines(buf, len);
 	int rc;
 
-	/* RFC 9112 2.2: ignore empty lines before the request line. */
-	while (start < len && start < 16 &&
-	    (buf[start] == '\n' || (buf[start] == '\r' &&
-	    start + 1 < len && buf[start + 1] == '\n')))
-		start += buf[start] == '\r' ? 2 : 1;
 	if (scan->hs_off < start)
 		scan->hs_off = start;
 	memset(req, 0, sizeof(*req));
@@ -585,6 +615,18 @@ http_parse_request(const char *buf, size_t len, struct http_scan *scan,
 	    status);
 }
 
+ssize_t
+http_parse_request(const char *buf, size_t len, struct http_scan *scan,
+    const struct http_limits *lim, struct http_request *req, int *status)
+{
+	ssize_t head = http_parse_head(buf, len, scan, lim, req, status);
+
+	/* The answer to a refused HEAD has no body either. */
+	if (head < 0)
+		req->r_method = http_request_method(buf, len);
+	return head;
+}
+
 enum {
 	CH_SIZE = 0,    /* hex digits of the chunk size */
 	CH_EXT,         /* chunk extensions, up to the end of the line */
@@ -593,7 +635,8 @@ enum {
 	CH_DATA_CR,     /* the CRLF after the data */
 	CH_DATA_LF,
 	CH_TRAILER,     /* at the start of a trailer line (or the end) */
-	CH_TRAILER_LINE,
+	CH_TRAILER_NAME,
+	CH_TRAILER_VALUE,
 	CH_TRAILER_LF,  /* LF after the CR of a trailer line */
 	CH_END_LF       /* LF of the final empty line */
 };
@@ -611,8 +654,35 @@ http_hexval(char c)
 }
 
 /*
+ * One byte of a trailer field line after its first: the name's tchars,
+ * the colon, the value's characters (the head's rules), the CR.
+ * Returns 0, or -1 if the line is malformed or too long.
+ */
+static int
+http_trailer_byte(struct http_chunked *st, char c,
+    unsigned long long max_total)
+{
+	if (++st->ch_linelen > HTTP_CHUNK_LINE_MAX ||
+	    ++st->ch_total > max_total)
+		return -1;
+	if (st->ch_state == CH_TRAILER_NAME) {
+		if (c == ':')
+			st->ch_state = CH_TRAILER_VALUE;
+		else if (!http_is_tchar((unsigned char)c))
+			return -1;
+	} else if (c == '\r')
+		st->ch_state = CH_TRAILER_LF;
+	else if (!http_is_vchar((unsigned char)c))
+		return -1;
+	return 0;
+}
+
+/*
  * One byte of a chunked body outside chunk data: of a size line, of the
- * CRLF after data, or of the trailer section.  Returns 0, 1 when the
+ * CRLF after data, or of the trailer section.  Every line ends in CRLF:
+ * a bare LF, which the head may use (RFC 9112 2.2), is refused here as
+ * RFC 9112 7.1 writes it, so that no parser in front of us can find
+ * the body's end elsewhere.  Returns 0, 1 when the
  * body has ended with this byte, or -1 if the framing is malformed.
  */
 static int
@@ -632,27 +702,23 @@ http_chunked_byte(struct http_chunked *st, char c,
 		}
 		if (st->ch_linelen == 0)
 			return -1;      /* no digits */
-		if (c == ';' || c == ' ' || c == '\t')
+		if (c == ';')   /* no BWS before it: parsers differ on that */
 			st->ch_state = CH_EXT;
 		else if (c == '\r')
 			st->ch_state = CH_SIZE_LF;
-		else if (c == '\n')
-			goto size_done;
 		else
-			return -1;
+			return -1;      /* a bare LF too */
 		return 0;
 	case CH_EXT:
-		if (++st->ch_linelen > HTTP_CHUNK_LINE_MAX || c == '\0')
+		if (++st->ch_linelen > HTTP_CHUNK_LINE_MAX || c == '\0' ||
+		    c == '\n')
 			return -1;
 		if (c == '\r')
 			st->ch_state = CH_SIZE_LF;
-		else if (c == '\n')
-			goto size_done;
 		return 0;
 	case CH_SIZE_LF:
 		if (c != '\n')
 			return -1;      /* bare CR */
-	size_done:
 		st->ch_linelen = 0;
 		if (st->ch_left == 0) {
 			st->ch_state = CH_TRAILER;
@@ -664,12 +730,9 @@ http_chunked_byte(struct http_chunked *st, char c,
 		st->ch_state = CH_DATA;
 		return 0;
 	case CH_DATA_CR:
-		if (c == '\r')
-			st->ch_state = CH_DATA_LF;
-		else if (c == '\n')
-			st->ch_state = CH_SIZE;
-		else
+		if (c != '\r')
 			return -1;
+		st->ch_state = CH_DATA_LF;
 		return 0;
 	case CH_DATA_LF:
 		if (c != '\n')
@@ -679,24 +742,15 @@ http_chunked_byte(struct http_chunked *st, char c,
 	case CH_TRAILER:
 		if (c == '\r')
 			st->ch_state = CH_END_LF;
-		else if (c == '\n')
-			return 1;
-		else if (c == '\0')
-			return -1;
-		else {
+		else if (http_is_tchar((unsigned char)c)) {
 			st->ch_linelen = 1;
-			st->ch_state = CH_TRAILER_LINE;
-		}
+			st->ch_state = CH_TRAILER_NAME;
+		} else
+			return -1;      /* obs-fold, bare LF, no name */
 		return 0;
-	case CH_TRAILER_LINE:
-		if (++st->ch_linelen > HTTP_CHUNK_LINE_MAX || c == '\0' ||
-		    ++st->ch_total > max_total)
-			return -1;
-		if (c == '\r')
-			st->ch_state = CH_TRAILER_LF;
-		else if (c == '\n')
-			st->ch_state = CH_TRAILER;
-		return 0;
+	case CH_TRAILER_NAME:
+	case CH_TRAILER_VALUE:
+		return http_trailer_byte(st, c, max_total);
 	case CH_TRAILER_LF:
 		if (c != '\n')
 			return -1;

@@ -51,13 +51,23 @@ struct http_scan {
  * Parse one request head (request line and header fields) at the start of
  * buf, resuming at *scan.  Returns the length of the head (the body, if
  * any, starts there), 0 when more bytes are needed, or -1 with *status
- * set to the error to answer (400, 414, 417, 431, 501, 505).  A request
- * line that is wrong is an error as soon as it is complete, whether or
- * not the rest of the head has come.  req points into buf.
+ * set to the error to answer (400, 414, 417, 431, 501, 505) and
+ * req->r_method as http_request_method() says.  A request line that is
+ * wrong is an error as soon as it is complete, whether or not the rest of
+ * the head has come.  req points into buf.
  */
 ssize_t http_parse_request(const char *buf, size_t len,
     struct http_scan *scan, const struct http_limits *lim,
     struct http_request *req, int *status);
+
+/*
+ * The method (enum http_method) of the request whose head starts at buf
+ * (len bytes, complete or not), once its method token and the space
+ * after it are there; 0 before, or if they are no method.  An error
+ * answer to HEAD must have no body either (RFC 9110 9.3.2), even when
+ * the rest of the head is refused or never comes.
+ */
+int http_request_method(const char *buf, size_t len);
 
 /*
  * Whether an Accept field value prefers application/json over text/html
@@ -81,8 +91,8 @@ struct http_chunked {
  * Skip a chunked body: consume as much of buf as belongs to it.  Start
  * with *st zeroed.  Returns the number of bytes consumed, with *done set
  * once the last chunk and the trailer section have been consumed, or -1
- * if the framing is malformed (answer 400 and close: the next request
- * cannot be found).  max_total bounds the data bytes (-1 beyond it too).
+ * if the framing is malformed (a bare LF included): close the connection,
+ * the next request cannot be found.  max_total bounds the data bytes (-1 beyond it too).
  */
 ssize_t http_chunked_skip(struct http_chunked *st, const char *buf,
     size_t len, unsigned long long max_total, int *done);

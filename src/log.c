@@ -16,6 +16,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,16 @@
 
 #include "log.h"
 #include "util.h"
+
+/*
+ * The longest line written to stderr.  Stderr is often a pipe shared by
+ * the master and every worker, where only a write of at most PIPE_BUF
+ * bytes is atomic: each line is one write() no longer than that, so the
+ * lines of several processes never tear each other.
+ */
+#define LOG_LINE 2400
+_Static_assert(LOG_LINE <= PIPE_BUF, "a log line must fit one atomic write "
+    "to a pipe");
 
 static int log_to_stderr = 1;
 static int log_journal;                 /* stderr is the journal's stream */
@@ -213,7 +224,7 @@ log_structured(char *line, size_t cap, int level, const char *msg)
 static void
 log_vwrite(int level, const char *errtext, const char *fmt, va_list ap)
 {
-	char msg[1024], full[1200], line[2400];
+	char msg[1024], full[1200], line[LOG_LINE];
 	int saved = errno, n;
 
 	if (level > log_level)

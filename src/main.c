@@ -10,6 +10,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +75,44 @@ main_daemonize(void)
 	if (fd > STDERR_FILENO)
 		close(fd);
 	return 0;
+}
+
+/*
+ * A detached daemon runs in /, where a relative -f names another file
+ * than the one it started with: a HUP would read that, and a USR2 execute
+ * the binary with it.  Returns path made absolute (allocated), also put
+ * into the argument of argv that holds it (kept for the upgrade), or
+ * NULL after saying why.
+ */
+static char *
+main_absolute_conf(int argc, char **argv, const char *path)
+{
+	char cwd[PATH_MAX], *abs = NULL, *arg;
+	uintptr_t at = (uintptr_t)path;
+	int i;
+
+	if (getcwd(cwd, sizeof(cwd)) == NULL ||
+	    asprintf(&abs, "%s/%s", cwd, path) == -1) {
+		fprintf(stderr, "hitcountd: -f %s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	for (i = 1; i < argc; i++) {
+		uintptr_t from = (uintptr_t)argv[i];
+
+		if (at < from || at > from + strlen(argv[i]))
+			continue;
+		/* "-f FILE", "-fFILE" or "-DfFILE": keep what comes before. */
+		if (asprintf(&arg, "%.*s%s", (int)(at - from), argv[i],
+		    abs) == -1) {
+			fprintf(stderr, "hitcountd: asprintf: %s\n",
+			    strerror(errno));
+			free(abs);
+			return NULL;
+		}
+		argv[i] = arg;
+		break;
+	}
+	return abs;
 }
 
 /* Raise the soft limit on open files to the hard limit: each client is one. */
@@ -155,6 +195,7 @@ int
 main(int argc, char *argv[])
 {
 	const char *path = DEFAULT_CONF;
+	char *abs = NULL;
 	int ch, foreground = 0, debug = 0, test = 0, dump = 0, health = 0;
 	int rc;
 	struct conf *cf;
@@ -196,9 +237,16 @@ main(int argc, char *argv[])
 		return 1;
 	}
 
+	if (!test && !dump && !health && path[0] != '/') {
+		abs = main_absolute_conf(argc, argv, path);
+		if (abs == NULL)
+			return 1;
+		path = abs;
+	}
 	cf = conf_load(path, err, sizeof(err));
 	if (cf == NULL) {
 		fprintf(stderr, "%s\n", err);
+		free(abs);
 		return 1;
 	}
 	if (health) {
@@ -223,5 +271,7 @@ main(int argc, char *argv[])
 		return rc;
 	}
 
-	return main_serve(cf, foreground, debug, argv);
+	rc = main_serve(cf, foreground, debug, argv);
+	free(abs);      /* only set when serving */
+	return rc;
 }

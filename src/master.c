@@ -78,6 +78,8 @@ struct mworker {
 struct master {
 	struct conf *m_cf;              /* the configuration in force */
 	struct conf *m_newcf;           /* a reload waiting for its workers */
+	char *m_abort_why;              /* a given-up reload waiting for its
+	                                   workers to be gone, or NULL */
 	struct listen_set *m_ls;
 	struct mworker *m_w;
 	size_t m_nw, m_capw;
@@ -215,18 +217,34 @@ master_child_setup(struct master *m, unsigned use)
 }
 
 /*
+ * For the test suite only: the milliseconds in environment variable name,
+ * from 1 to 60000, else dflt.
+ */
+static long
+master_test_ms(const char *name, long dflt)
+{
+	const char *s = getenv(name);
+	long ms;
+
+	if (s == NULL || (ms = strtol(s, NULL, 10)) <= 0 || ms > 60000)
+		return dflt;
+	return ms;
+}
+
+/*
  * For the test suite only: HITCOUNTD_TEST_READY_DELAY_MS makes each worker
- * of a reload's generation wait that long before it starts, which widens
- * the window in which the old and the new configuration are both alive.
+ * of a reload's generation, or of the first generation of a master that a
+ * binary upgrade started, wait that long before it starts, which widens
+ * the window in which the old and the new configuration (or master) are
+ * both alive.
  */
 static void
 master_test_delay(void)
 {
-	const char *s = getenv("HITCOUNTD_TEST_READY_DELAY_MS");
 	struct timespec ts;
-	long ms;
+	long ms = master_test_ms("HITCOUNTD_TEST_READY_DELAY_MS", 0);
 
-	if (s == NULL || (ms = strtol(s, NULL, 10)) <= 0 || ms > 60000)
+	if (ms == 0)
 		return;
 	ts.tv_sec = ms / 1000;
 	ts.tv_nsec = (ms % 1000) * 1000000;
@@ -267,7 +285,7 @@ master_become_worker(struct master *m, const struct conf *cf, int gen,
     int chan, int slot, pid_t master_pid)
 {
 	unsigned use = gen == m->m_gen ? LISTEN_CUR : LISTEN_NEXT;
-	int *fds, *admin, nfds, rc;
+	int *fds, *admin, nfds, rc, upgrading = m->m_report_fd != -1;
 
 	master_child_setup(m, use);
 	if (!m->m_debug)
@@ -289,7 +307,7 @@ master_become_worker(struct master *m, const struct conf *cf, int gen,
 		log_warn("prctl");
 	if (getppid() != master_pid)
 		_exit(0);               /* the master died before prctl() */
-	if (gen > 0)
+	if (gen > 0 || upgrading)
 		master_test_delay();
 	nfds = listen_fds(m->m_ls, use, &fds, &admin);
 	if (nfds == -1)
@@ -601,7 +619,7 @@ master_begin_reload(struct master *m)
 	struct conf *cf;
 	int gen, i, n;
 
-	if (m->m_newcf || m->m_up_pid) {
+	if (m->m_newcf || m->m_abort_why || m->m_up_pid) {
 		log_warnx("reload: a reload or binary upgrade is already under "
 		    "way");
 		return;
@@ -666,6 +684,12 @@ master_finish_reload(struct master *m)
 	master_status(m);
 }
 
+/*
+ * Give up a reload.  "reload failed" (and READY=1) must describe the state
+ * it leaves: it is said by master_advance() once the given-up workers are
+ * reaped, since until they are gone their copies keep the reload's
+ * addresses open.
+ */
 static void
 master_abort_reload(struct master *m, const char *why)
 {
@@ -674,7 +698,6 @@ master_abort_reload(struct master *m, const char *why)
 	/*
 	 * Workers that never became ready may be stuck anywhere before their
 	 * loop: besides the command, SIGKILL where the master may send it.
-	 * Until they are gone their copies keep the reload's addresses open.
 	 */
 	master_stop_gen(m, m->m_gen + 1, CHANNEL_HALT);
 	for (i = 0; i < m->m_nw; i++)
@@ -684,14 +707,18 @@ master_abort_reload(struct master *m, const char *why)
 	listen_abort(m->m_ls);
 	conf_free(m->m_newcf);
 	m->m_newcf = NULL;
-	master_reload_failed(m, why);
+	m->m_abort_why = strdup(why);
+	if (m->m_abort_why == NULL) {
+		log_warn("strdup");
+		master_reload_failed(m, why);   /* early rather than never */
+	}
 }
 
 /* USR2: start the binary on disk as a new master (upgrade.c). */
 static void
 master_begin_upgrade(struct master *m)
 {
-	if (m->m_stopping || m->m_newcf || m->m_up_pid) {
+	if (m->m_stopping || m->m_newcf || m->m_abort_why || m->m_up_pid) {
 		log_warnx("USR2: a reload, binary upgrade or stop is under way; "
 		    "not upgrading");
 		return;
@@ -721,7 +748,9 @@ master_begin_upgrade(struct master *m)
 		master_status(m);
 		return;
 	}
-	m->m_up_deadline = clock_ms() + MASTER_UPGRADE_TIMEOUT_MS;
+	/* The test suite shortens the wait (it cannot wait 30 s a test). */
+	m->m_up_deadline = clock_ms() + master_test_ms(
+	    "HITCOUNTD_TEST_UPGRADE_TIMEOUT_MS", MASTER_UPGRADE_TIMEOUT_MS);
 }
 
 /* The new master serves: hand the service over and drain this one. */
@@ -963,6 +992,11 @@ master_advance(struct master *m)
 		else if (master_count(m, m->m_gen + 1, 1) == 0)
 			master_abort_reload(m, "new workers exited");
 	}
+	if (m->m_abort_why && master_count(m, m->m_gen + 1, 0) == 0) {
+		master_reload_failed(m, m->m_abort_why);
+		free(m->m_abort_why);
+		m->m_abort_why = NULL;
+	}
 	master_maintain(m);
 	if (!m->m_ready_notified && master_gen_ready(m, m->m_gen)) {
 		m->m_ready_notified = 1;
@@ -1062,6 +1096,7 @@ done:
 	if (m.m_report_fd != -1)
 		close(m.m_report_fd);
 	conf_free(m.m_newcf);
+	free(m.m_abort_why);
 	conf_free(m.m_cf);
 	return m.m_exit;
 }

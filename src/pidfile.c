@@ -7,7 +7,10 @@
  * of the master and survives the fork of detaching; a stale file left by a
  * dead process is not locked and is simply taken over.  A binary upgrade
  * renames it to NAME.oldbin, as nginx does, so that the old and the new
- * master each hold a locked pidfile until the old one exits.
+ * master each hold a locked pidfile until the old one exits.  When the
+ * upgrade is aborted, the old master renames its file back over the new
+ * master's at once, while the new one may still be stopping: a master
+ * therefore removes the name only while it still names its own file.
  */
 #include "config.h"
 
@@ -18,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 
 #include "log.h"
 #include "pidfile.h"
@@ -105,12 +109,35 @@ pidfile_restore(void)
 	return pidfile_move(pf_path);
 }
 
+/* Whether pf_now still names the file pf_fd has open (and locked). */
+static int
+pidfile_still_ours(void)
+{
+	struct stat at, held;
+
+	if (stat(pf_now, &at) == -1) {
+		if (errno != ENOENT)
+			log_warn("stat %s", pf_now);
+		return 0;
+	}
+	if (fstat(pf_fd, &held) == -1) {
+		log_warn("fstat %s", pf_now);
+		return 0;
+	}
+	if (at.st_dev != held.st_dev || at.st_ino != held.st_ino) {
+		log_info("pidfile %s now belongs to another master; left in "
+		    "place", pf_now);
+		return 0;
+	}
+	return 1;
+}
+
 void
 pidfile_remove(void)
 {
 	if (pf_fd == -1)
 		return;
-	if (unlink(pf_now) == -1)
+	if (pidfile_still_ours() && unlink(pf_now) == -1)
 		log_warn("unlink %s", pf_now);
 	close(pf_fd);
 	pf_fd = -1;

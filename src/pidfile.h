@@ -23,7 +23,11 @@ int pidfile_write(void);
 int pidfile_rename_oldbin(void);
 int pidfile_restore(void);
 
-/* Remove the pidfile under its current name and drop the lock. */
+/*
+ * Remove the pidfile under its current name, unless that name is now
+ * another file (an aborted upgrade's old master took it back), and drop
+ * the lock.
+ */
 void pidfile_remove(void);
 
 /*

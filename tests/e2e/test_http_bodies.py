@@ -81,7 +81,7 @@ def test_one_mib_body_exactly_is_skipped(daemon_factory, redis_server,
 
 CHUNKED_BODY = (
     b"5;ext=1;name=\"quoted; value\"\r\nhello\r\n"
-    b"1f\r\nGET / HTTP/1.1\r\nHost: evil\r\n\r\n\r\n"     # 31 bytes of data
+    b"1e\r\nGET / HTTP/1.1\r\nHost: evil\r\n\r\n\r\n"     # 30 bytes of data
     b"A\r\n0123456789\r\n"
     b"0;last=yes\r\n"
     b"X-Trailer: yes\r\n"
@@ -135,8 +135,10 @@ def test_content_length_body_in_small_pieces(daemon_factory, redis_server):
     b"3\rabc\r\n0\r\n\r\n",             # bare CR after the size
     b"-1\r\n",
     b"fffffffffffffffff\r\n",           # 17 hex digits: overflow
+    b"3\nabc\n0\n\n",                   # bare LF ends no chunked line
+    b"3\r\nabc\n0\r\n\r\n",               # bare LF after the data
 ], ids=["not-hex", "no-size", "no-crlf-after-data", "bare-cr", "negative",
-        "overflow"])
+        "overflow", "bare-lf", "bare-lf-after-data"])
 def test_malformed_chunked_body_closes(daemon_factory, redis_server, bad):
     """The 405 may already be out, but then the connection must end: the
     next request cannot be found in a broken chunked stream."""

@@ -208,3 +208,49 @@ def test_malformed_request_line_refused_before_the_head_ends(
         assert closed and extra == b"", extra
     assert elapsed < 2.0, "answered only after %.1f s" % elapsed
     assert redis_server.visits() == 0
+
+
+# --------------------------------------------------------------------------
+# HEAD: no error answer has a body either
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("req,status", [
+    (b"HEAD / HTTP/1.1\r\nHost: t\r\nX-Big: " + b"h" * 20000 + b"\r\n\r\n",
+     431),
+    (b"HEAD /" + b"u" * 20000 + b" HTTP/1.1\r\nHost: t\r\n\r\n", 414),
+    (b"HEAD / HTTP/1.1\r\nHost: t\r\nno colon here\r\n\r\n", 400),
+    (b"HEAD nopath HTTP/1.1\r\nHost: t\r\n\r\n", 400),
+    (b"HEAD / HTTP/2.0\r\nHost: t\r\n\r\n", 505),
+    (b"HEAD / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+    (b"HEAD / HTTP/1.1\r\nHost: t\r\nExpect: 200-ok\r\n\r\n", 417),
+    (b"HEAD / HTTP/1.1\r\nHost: t\r\nContent-Length: 2000000\r\n\r\n", 413),
+    (b"HEAD / HTTP/1.1\r\nHost: t\r\n", 408),   # the head never ends
+], ids=["431", "414", "400-field", "400-line", "505", "501", "417", "413",
+        "408"])
+def test_error_answer_to_head_has_no_body(daemon_factory, redis_server, req,
+                                          status):
+    """RFC 9110 9.3.2: the answer to HEAD has no body, whatever its status
+    (tests/INVARIANTS.md I1).  Each of these closes the connection, so
+    any byte after the head of the answer is a body that must not be."""
+    d = daemon_factory(header_timeout=1)
+    with RawClient(d.port, timeout=5) as c:
+        c.send(req)
+        r = c.read_response(head=True)
+        assert r.status == status, r
+        assert is_close(r), r
+        closed, extra, _ = c.wait_closed(patience(4))
+        assert closed, "connection left open after %d" % status
+        assert extra == b"", "a body in the %d to HEAD: %r" % (status,
+                                                              extra[:200])
+    assert redis_server.visits() == 0
+
+
+def test_404_to_head_has_no_body(daemon_factory, redis_server):
+    d = daemon_factory()
+    with RawClient(d.port, timeout=5) as c:
+        c.send(b"HEAD /nowhere HTTP/1.1\r\nHost: t\r\n\r\n" + GET_ROOT)
+        r = c.read_response(head=True)
+        assert r.status == 404, r
+        r = c.read_response()           # a body of the 404 would be here
+        assert (r.status, r.body) == (200, b"Page visited 1 times"), r
+    assert redis_server.visits() == 1

@@ -87,3 +87,20 @@ def test_pidfile_removed_on_exit(daemon_factory, redis_server):
     d2 = daemon_factory(workers=2)
     rc, _ = wait_exit_after(d2, signal.SIGINT, 5)
     assert not os.path.exists(d2.pidfile), "pidfile left after INT"
+
+
+def test_relative_pidfile_refused(daemon_factory, run_hitcountd,
+                                  redis_server):
+    """The daemon runs in /, so a relative pidfile would name another file
+    than the one an admin reads (USR2 refuses to upgrade, the file is never
+    removed): -t and the start refuse it, saying why, and create nothing."""
+    d = daemon_factory(wait=False, pidfile="relative.pid")
+    rc, _ = wait_exit(d, 5)
+    want = "option 'pidfile': 'relative.pid' is not an absolute path"
+    assert rc == 1 and want in d.log(), (rc, d.log())
+    assert not os.path.exists(os.path.join(d.workdir, "relative.pid")), \
+        os.listdir(d.workdir)
+    r = run_hitcountd("-t", "-f", d.conf)
+    assert r.returncode == 1 and want in r.stderr, (r.returncode, r.stdout,
+                                                   r.stderr)
+    assert "is valid" not in r.stdout, r.stdout

@@ -28,7 +28,9 @@ ClusterTopology in e2e_servers.py).
   cluster with sentinels, a socket, or a database other than 0.
 """
 
+import datetime
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -56,11 +58,12 @@ def cluster(tmp_path):
         topo.teardown()
 
 
-def _start(bare_daemon_factory, run_hitcountd, seeds, workers=2, ready=True):
+def _start(bare_daemon_factory, run_hitcountd, seeds, workers=2, ready=True,
+           **overrides):
     d = bare_daemon_factory(wait=False, workers=workers,
                             redis={"host": None, "port": None,
                                    "cluster": list(seeds),
-                                   "timeout_ms": 1000})
+                                   "timeout_ms": 1000}, **overrides)
     chk = run_hitcountd("-t", "-f", d.conf)
     assert chk.returncode == 0, (chk.stdout, chk.stderr, d.config_text())
     d.wait_healthy()
@@ -103,8 +106,15 @@ def _loaded(bare_daemon_factory, run_hitcountd, cluster):
                ["127.0.0.1:%d" % n.port for n in cluster.nodes])
     load = LoadClients(d.port, n=6, pause=0.002)
     load.start()
-    time.sleep(0.5)
+    _answered(load, time.monotonic(), "before the first step")
     return d, load
+
+
+def _answered(load, since, what, n=20):
+    """Wait until the load got n answers 200 for requests sent since
+    `since`: each step of a scenario then really ran under load."""
+    wait_for(lambda: load.count_200_since(since) >= n, patience(10),
+             interval=0.02, what="%d answers 200 %s" % (n, what))
 
 
 def _run_load(d, seconds, n=6):
@@ -266,15 +276,15 @@ def test_cluster_reshard(bare_daemon_factory, run_hitcountd, cluster):
     try:
         _migrate(cluster, src, dst, ask_window=1.0)
         m1 = get(d.port, "/metrics").text
-        time.sleep(0.5)
+        _answered(load, time.monotonic(), "with the slot on its new primary")
         _migrate(cluster, dst, src, ask_window=0)
-        time.sleep(0.5)
+        _answered(load, time.monotonic(), "with the slot moved back")
         m2 = get(d.port, "/metrics").text
         # a planned failover of the slot's primary: the old one answers
         # MOVED once its replica has taken over, whatever the server
         src_replica.command("CLUSTER", "FAILOVER")
         _wait_slot_on(cluster, src_replica)
-        time.sleep(0.5)
+        _answered(load, time.monotonic(), "after the failover")
     finally:
         load.stop()
     m3 = get(d.port, "/metrics").text
@@ -296,39 +306,81 @@ def test_cluster_reshard(bare_daemon_factory, run_hitcountd, cluster):
     assert metric_value(m3, "hitcountd_redis_errors_total") == 0
 
 
+_KV_RE = re.compile(r'^ts=(\S+)Z level=(\w+) pid=(\d+) msg="(.*)"$')
+
+# the pauses between attempts: from 50 ms, doubled, up to 500 ms
+_PAUSES_MS = (50, 100, 200, 400, 500)
+
+
+def _attempts(d, text):
+    """{worker pid: [(seconds, level)]} of the kv log lines holding text."""
+    out = {}
+    for line in d.log().splitlines():
+        m = _KV_RE.match(line)
+        if m and text in m.group(4):
+            t = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%f")
+            out.setdefault(int(m.group(3)), []).append(
+                (t.timestamp(), m.group(2)))
+    return out
+
+
+def _assert_paced(d, text, workers=2):
+    """Each worker's first failed attempt (text) is a warning, the next
+    five are debug lines, and they come after the pauses of the backoff
+    (timestamps of the log itself): no storm of attempts or warnings.
+    Returns the number of attempts logged."""
+    n = len(_PAUSES_MS) + 1
+
+    def enough():
+        seen = _attempts(d, text)
+        return (len(seen) == workers and
+                all(len(v) >= n for v in seen.values()) and seen)
+    try:
+        seen = wait_for(enough, patience(10), interval=0.05,
+                        what="%d attempts per worker" % n)
+    except AssertionError as exc:
+        raise AssertionError("%s; log:\n%s" % (exc, d.log()[-3000:]))
+    for pid, tries in seen.items():
+        levels = [lv for _, lv in tries[:n]]
+        assert levels == ["warning"] + ["debug"] * (n - 1), (pid, levels)
+        took = tries[n - 1][0] - tries[0][0]
+        assert took >= sum(_PAUSES_MS) / 1000.0 - 0.005, \
+            "worker %d: %d attempts in %.3f s" % (pid, n, took)
+    assert log_count(d, "level=warning") == workers, d.log()
+    return sum(len(v) for v in seen.values())
+
+
 def test_cluster_bad_seeds(bare_daemon_factory, run_hitcountd, redis_server):
     dead = [free_port(), free_port()]
     d = _start(bare_daemon_factory, run_hitcountd,
-               ["127.0.0.1:%d" % p for p in dead], ready=False)
-    t0 = time.monotonic()
+               ["127.0.0.1:%d" % p for p in dead], ready=False,
+               args=("-d",), log_format="kv")
     for _ in range(20):
         r = get(d.port, "/")
         assert r.status == 503, r
-    wait_log(d, "cannot connect to cluster node 127.0.0.1:%d: "
-             "Connection refused" % dead[0], count=2)
-    time.sleep(max(0.0, 2.0 - (time.monotonic() - t0)))
     # one warning per worker, then quiet attempts (debug), paced by the
     # pause of up to 500 ms: no storm of connections or log lines
-    warnings = [line for line in d.log().splitlines() if "warning" in line]
-    assert len(warnings) == 2, warnings
+    _assert_paced(d, "cannot connect to cluster node 127.0.0.1:")
+    assert "Connection refused" in d.log()
 
     # a Redis without cluster support says so, and is logged so
+    def connections():
+        return int(redis_server.command("INFO", "stats").split(
+            "total_connections_received:")[1].split()[0])
+    before = connections()
     d2 = _start(bare_daemon_factory, run_hitcountd,
-                ["127.0.0.1:%d" % redis_server.port], ready=False)
+                ["127.0.0.1:%d" % redis_server.port], ready=False,
+                args=("-d",), log_format="kv")
     assert get(d2.port, "/").status == 503
-    wait_log(d2, "bad reply to CLUSTER SLOTS: ERR This instance has "
-             "cluster support disabled", count=2)
+    tries = _assert_paced(d2, "bad reply to CLUSTER SLOTS: ERR This "
+                          "instance has cluster support disabled")
     assert redis_server.visits() == 0
-    t1 = time.monotonic()
-    time.sleep(2.0)
-    connects = int(redis_server.command("INFO", "stats").split(
-        "total_connections_received:")[1].split()[0])
+    # one connection per attempt (and its INFO, and one attempt per
+    # worker that may be under way), no more
+    connects = connections() - before
     print("bad seeds: 503 at once; a non-cluster Redis got %d connections "
-          "in %.1f s from 2 workers" % (connects, time.monotonic() - t1))
-    # 2 workers, a pause of up to 500 ms between attempts: about 4 a
-    # second each at most once the pause has grown
-    assert connects < 2 * 2 * 10, connects
-    assert log_count(d2, "warning") == 2, d2.log()
+          "for %d attempts logged by 2 workers" % (connects, tries))
+    assert connects <= tries + 2 + 2, (connects, tries)
 
 
 def test_non_cluster_seed_counts_nothing(bare_daemon_factory, run_hitcountd,
@@ -412,7 +464,7 @@ def test_cluster_reshard_redis_cli(bare_daemon_factory, run_hitcountd,
         took = time.monotonic() - t0
         assert res.returncode == 0, res.stdout[-3000:]
         _wait_slot_on(cluster, dst)
-        time.sleep(0.5)
+        _answered(load, time.monotonic(), "after the reshard")
     finally:
         load.stop()
     m = get(d.port, "/metrics").text

@@ -13,8 +13,10 @@ gone.
 test_faulty_network: hitcountd (2 workers, timeout_ms 500) under load from
 clients on fresh connections and on keep-alive connections, through
 phases: a clean link; 50 ms of delay towards Redis; the delay and 5 % loss
-in each direction; a partition of 5 s (the link down); the link back and
-clean.  Every request gets 200 or 503 within timeout_ms plus a margin;
+in each direction; a partition (the link down); the link back and clean.
+Each phase lasts until enough requests ran in it (the partition: until
+every worker has dropped its connection with commands in flight, and 30
+requests got 503), not for a fixed time.  Every request gets 200 or 503 within timeout_ms plus a margin;
 during the partition only 503; after it every worker reconnects within a
 few seconds and every request is 200 again.  Redis's count minus the 200s
 is the number of INCRs that Redis applied but that were answered 503 (the
@@ -364,25 +366,56 @@ def _wait_closing_sockets_gone(faulty):
              what="closed connections to Redis to finish")
 
 
+def _answers(load, since, statuses=(200, 503)):
+    """How many requests sent since `since` got an answer in statuses."""
+    with load.lock:
+        return sum(1 for r in load.records
+                   if r[0] >= since and r[2] in statuses)
+
+
+def _wait_answers(load, since, n, statuses, what):
+    """Wait until n requests sent since `since` got an answer in statuses:
+    each phase is judged on requests that really ran in it."""
+    wait_for(lambda: _answers(load, since, statuses) >= n, patience(20),
+             interval=0.05, what="%d answers %s %s" % (n, statuses, what))
+
+
+def _inflight_dropped(d, since):
+    """The workers that dropped a connection with commands in flight,
+    from the log after offset since."""
+    pids = set()
+    for line in d.log()[since:].splitlines():
+        m = re.match(r"^hitcountd\[(\d+)\]: ", line)
+        if m and INFLIGHT_RE.search(line) and \
+                int(INFLIGHT_RE.search(line).group(1)) > 0:
+            pids.add(int(m.group(1)))
+    return pids
+
+
 def _drive(fr, d):
     """The phases under load: clean, delay, delay and loss, partition,
-    clean again.  Returns the records, the time each phase began, and
+    clean again; each lasts until enough requests ran in it (events, not
+    durations).  Returns the records, the time each phase began, and
     Redis's count at the end of the partition."""
     load = Load(d.port, fresh=3, keepalive=3).start()
     t = {"clean": time.monotonic()}
-    time.sleep(1)
+    _wait_answers(load, t["clean"], 20, (200,), "on the clean link")
     fr.shape(to_redis_ms=50)
     t["delay"] = time.monotonic()
-    time.sleep(3)
+    _wait_answers(load, t["delay"] + 0.1, 60, (200,), "with the delay")
     fr.shape(to_redis_ms=50, loss_pct=5)
     t["loss"] = time.monotonic()
-    time.sleep(6)
+    _wait_answers(load, t["loss"], 300, (200, 503), "with delay and loss")
     mark = len(d.log())
     fr.link(up=False)
     t["partition"] = time.monotonic()
-    # every worker notices: its INCRs time out
+    # every worker notices: its INCRs time out, and the connection is
+    # dropped with commands in flight (which must never reach Redis)
     wait_all_workers_down(d, timeout=4, since=mark)
-    time.sleep(max(0.0, t["partition"] + 5 - time.monotonic()))
+    t_down = time.monotonic()
+    wait_for(lambda: len(_inflight_dropped(d, mark)) == WORKERS,
+             patience(5), what="each worker to drop commands in flight")
+    _wait_answers(load, t_down, 30, (503,), "during the partition")
     mark = len(d.log())
     fr.shape()                           # back clean
     at_heal = fr.visits()                # over the namespace's loopback
@@ -390,7 +423,7 @@ def _drive(fr, d):
     fr.link(up=True)
     wait_all_workers_ready(d, WORKERS, timeout=3, since=mark)
     t["ready"] = time.monotonic()
-    time.sleep(2)
+    _wait_answers(load, t["ready"], 100, (200, 503), "after the partition")
     t["end"] = time.monotonic()
     return load.stop(), t, at_heal
 

@@ -296,19 +296,32 @@ def test_worker_respawned_during_reload_gets_the_current_sockets(
 
 def test_aborted_reload_closes_its_addresses_and_keeps_log_settings(
         daemon_factory, redis_server):
+    """The master says "reload failed" once the old state is back: the
+    given-up workers are gone (their exits are logged before it, at debug
+    level), and with them their copies of the reload's new address."""
     p1, p2 = free_port(), free_port()
     # slower than the master's 10 s wait for a new generation
     d = daemon_factory(workers=1, listen=["127.0.0.1:%d" % p1],
-                       log_format="text",
+                       log_format="text", args=("-d",),
                        env={"HITCOUNTD_TEST_READY_DELAY_MS": "15000"})
-    d.wait_workers(1)
+    old = d.wait_workers(1)
     d.reconfigure(listen=["127.0.0.1:%d" % p1, "127.0.0.1:%d" % p2],
                   log_format="json")
     os.kill(d.pid, signal.SIGHUP)
     wait_log(d, "reload: configuration")
+    given_up = wait_for(lambda: len(d.workers()) == 2 and
+                        [k for k in d.workers() if k not in old], 5,
+                        what="the reload's worker")
     assert not port_refuses(p2), "the reload did not bind its new address"
     serves(p1)
     wait_log(d, "reload failed", timeout=15)
+    log = d.log()
+    failed_at = log.index("reload failed")
+    for pid in given_up:
+        exited = "worker %d exited" % pid
+        assert exited in log[:failed_at], \
+            "\"reload failed\" was logged before %r:\n%s" % (
+                exited, log[-3000:])
     assert port_refuses(p2), \
         "the aborted reload's address is still bound"
     serves(p1)

@@ -51,6 +51,49 @@ def test_detaches_without_D(daemon_factory, redis_server):
                 kill_pid(p)
 
 
+def test_detached_with_relative_config_path_reloads(daemon_factory,
+                                                    redis_server):
+    """Detached, the daemon runs in /: a relative -f (from the directory it
+    was started in) must still name the same file when a HUP reads it
+    again, and when a USR2 starts the binary with the same arguments."""
+    # bash execs the daemon (same pid) with -f relative to its workdir
+    d = daemon_factory(wait=False, workers=1, prefix=[
+        "bash", "-c", 'exec "$0" -f hitcountd.conf'])
+    rc, _ = wait_exit(d, 5)
+    assert rc == 0, d.log()
+    mpid = wait_for(lambda: int(open(d.pidfile).read().strip()),
+                    patience(5), what="pidfile of the detached daemon")
+    kids = []
+    try:
+        assert os.readlink("/proc/%d/cwd" % mpid) == "/"
+        kids = wait_for(lambda: len(children_of(mpid)) == 1 and
+                        children_of(mpid), patience(5), what="1 worker")
+        d.reconfigure(workers=2)
+        os.kill(mpid, signal.SIGHUP)
+        kids = wait_for(lambda: len(children_of(mpid)) == 2 and
+                        not set(kids) & set(children_of(mpid)) and
+                        children_of(mpid), patience(10),
+                        what="the reload's 2 workers")
+        os.kill(mpid, signal.SIGUSR2)
+        newpid = wait_for(
+            lambda: int(open(d.pidfile).read().strip() or 0) != mpid and
+            int(open(d.pidfile).read().strip() or 0), patience(10),
+            what="a new master in the pidfile")
+        wait_for(lambda: not pid_alive(mpid), patience(10),
+                 what="the old master to hand over and exit")
+        mpid = newpid
+        kids = wait_for(lambda: len(children_of(mpid)) == 2 and
+                        children_of(mpid), patience(5),
+                        what="the new master's 2 workers")
+        serves(d.port)
+    finally:
+        for p in [mpid] + kids:
+            if pid_alive(p):
+                os.kill(p, signal.SIGTERM)
+        wait_for(lambda: not any(pid_alive(p) for p in [mpid] + kids),
+                 patience(10), what="the detached daemon to exit")
+
+
 def test_detached_daemon_keeps_lock_and_removes_pidfile(daemon_factory,
                                                         redis_server):
     """Without -D: the parent returns 0 promptly; the lock taken before the

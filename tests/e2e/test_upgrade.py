@@ -14,8 +14,8 @@ import subprocess
 
 import pytest
 
-from e2e_helpers import (assert_gone, children_of, made_by, pid_alive,
-                         require_tool, signal_tree, wait_for)
+from e2e_helpers import (assert_gone, children_of, made_by, patience,
+                         pid_alive, require_tool, signal_tree, wait_for)
 from e2e_http import WRK, assert_wrk_lost_nothing, serves
 from e2e_daemon import wait_exit, wait_log
 
@@ -181,4 +181,30 @@ def test_upgrade_refused_during_a_reload(daemon_factory, redis_server,
     wait_log(d, "not upgrading")
     wait_log(d, "reload succeeded", timeout=10)
     assert read_pid(d.pidfile) == d.pid
+    serves(d.port)
+
+
+def test_upgrade_aborted_by_timeout_keeps_the_old_masters_pidfile(
+        daemon_factory, redis_server, copied_bin, new_master):
+    """The new master does not serve in time: the old master takes its
+    pidfile back at once, and the new master, stopped, must not remove
+    that file on its way out (it names the old master now)."""
+    d = daemon_factory(workers=1, binary=copied_bin,
+                       env={"HITCOUNTD_TEST_READY_DELAY_MS": "4000",
+                            "HITCOUNTD_TEST_UPGRADE_TIMEOUT_MS": "1500"})
+    kids = d.wait_workers(1)
+    nm = new_master(d)
+    os.kill(d.pid, signal.SIGUSR2)
+    newpid = nm.wait()
+    wait_log(d, "binary upgrade failed", timeout=10)
+    assert "did not serve in time" in d.log(), d.log()
+    # the new master is the old one's child: gone once reaped
+    wait_for(lambda: not pid_alive(newpid) and newpid not in d.workers(),
+             patience(10), what="the new master %d to exit" % newpid)
+    assert read_pid(d.pidfile) == d.pid, \
+        "pidfile %s holds %r; log:\n%s" % (d.pidfile, read_pid(d.pidfile),
+                                           d.log())
+    assert not os.path.exists(d.pidfile + ".oldbin")
+    assert "now belongs to another master; left in place" in d.log()
+    assert d.workers() == kids
     serves(d.port)

@@ -14,7 +14,8 @@ import time
 from e2e_helpers import (assert_gone, patience, port_refuses, require_tool,
                          wait_for)
 from e2e_http import get, serves
-from e2e_daemon import barrier, wait_all_workers_ready, wait_exit, wait_log
+from e2e_daemon import (barrier, log_count, wait_all_workers_ready, wait_exit,
+                        wait_log)
 
 
 # --------------------------------------------------------------------------
@@ -88,9 +89,13 @@ def test_ttin_ttou_change_worker_count(daemon_factory, redis_server):
     [one] = d.wait_workers(1)
     serves(d.port)
     # the minimum is one worker
+    stopped = log_count(d, "stopping worker")
     os.kill(d.pid, signal.SIGTTOU)
+    # the TTOU handled (WINCH comes after it in the same pass), then a
+    # whole turn more: a worker stopped for it would be logged by now
     barrier(d, 1)
-    time.sleep(0.3)
+    barrier(d, 2)
+    assert log_count(d, "stopping worker") == stopped, d.log()
     assert d.workers() == [one]
     serves(d.port)
     os.kill(d.pid, signal.SIGTTIN)

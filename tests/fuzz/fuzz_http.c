@@ -4,8 +4,9 @@
  *
  * Besides "no crash, no sanitizer report", it checks two properties that
  * keep pipelining safe: feeding a request in pieces gives the same answer
- * as feeding it whole, and a chunked body ends at the same byte however
- * it is split.
+ * as feeding it whole (incomplete, refused with the same status, or
+ * taken with the same framing), and a chunked body ends at the same
+ * byte, or is refused, however it is split.
  */
 #include "config.h"
 
@@ -45,20 +46,20 @@ fuzz_parse(const char *buf, size_t size)
 	if (rp == 0)
 		rp = http_parse_request(buf, size, &scan, &lim, &piece,
 		    &st_piece);
-	if (rp == 0 || rw == 0) {
-		/* A complete head must not be missed because it came in pieces. */
-		if (rp != rw && rp != -1 && rw != -1)
-			abort();
-		return;
-	}
-	if (rw > 0 && rp > 0) {
-		if (rw != rp || whole.r_method != piece.r_method ||
-		    whole.r_pathlen != piece.r_pathlen ||
-		    whole.r_content_length != piece.r_content_length ||
-		    whole.r_chunked != piece.r_chunked ||
-		    whole.r_keepalive != piece.r_keepalive)
-			abort();
-	}
+	/*
+	 * The same answer however the bytes came: complete, incomplete or
+	 * refused alike (one refusing what the other takes is a request
+	 * answered by one worker and smuggled past another), the same
+	 * status, the same framing.
+	 */
+	if (rw != rp || (rw < 0 && st_whole != st_piece) ||
+	    (rw != 0 && whole.r_method != piece.r_method))
+		abort();
+	if (rw > 0 && (whole.r_pathlen != piece.r_pathlen ||
+	    whole.r_content_length != piece.r_content_length ||
+	    whole.r_chunked != piece.r_chunked ||
+	    whole.r_keepalive != piece.r_keepalive))
+		abort();
 }
 
 static void
@@ -77,8 +78,11 @@ fuzz_chunked(const char *buf, size_t size)
 	if (rb1 >= 0 && !done_b)
 		rb2 = http_chunked_skip(&b, buf + rb1, size - rb1, 1 << 20,
 		    &done_b);
-	if (ra < 0 || rb1 < 0 || rb2 < 0)
-		return;         /* malformed either way: the connection closes */
+	/* Malformed whole, malformed in pieces: never one of the two. */
+	if ((ra < 0) != (rb1 < 0 || rb2 < 0))
+		abort();
+	if (ra < 0)
+		return;         /* the connection closes */
 	if ((size_t)ra > size)
 		abort();
 	if (done_a != done_b || (done_a && ra != rb1 + rb2))

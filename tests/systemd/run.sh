@@ -153,8 +153,9 @@ sd_journal_since() {    # the unit's lines, systemd's own included (-o short)
 	ex journalctl -q --no-pager -u hitcountd.service --after-cursor "$c" "$@"
 }
 # Start wrk in the container; output in the container's /tmp/NAME.wrk.
+# Its requests carry the user agent wrk-NAME (found in the access log).
 wrk_start() {           # wrk_start NAME SECONDS [CONNECTIONS (50)]
-	docker exec "$C" sh -c "wrk -t2 -c${3:-50} -d$2s --timeout 5s $URL > /tmp/$1.wrk 2>&1" \
+	docker exec "$C" sh -c "wrk -t2 -c${3:-50} -d$2s --timeout 5s -H 'User-Agent: wrk-$1' $URL > /tmp/$1.wrk 2>&1" \
 	    > /dev/null 2>&1 &
 	wrk_pid=$!
 	bg_pids="$bg_pids $wrk_pid"
@@ -189,15 +190,71 @@ wrk_result() {
 }
 # Results of a wrk run, as PASS/FAIL lines:
 #   no_failed_requests NAME ANSWERS BAD SUMMARY
-#   visits_match NAME ANSWERS VISITS CONNECTIONS: Redis counted every
-#     answer; wrk counts completed answers, so one request in flight per
-#     connection at its end may be counted by Redis and not by wrk.
 no_failed_requests() {
 	[ "$2" -gt 0 ] && [ "$3" -eq 0 ] && pass "$1" || fail "$1" "$4"
 }
-visits_match() {
-	[ "$2" -gt 0 ] && [ "$3" -ge "$2" ] && [ "$3" -le $(($2 + $4)) ] && pass "$1" ||
-	    fail "$1" "visits +$3 for $2 answers"
+# Redis's count against the daemon's own count of what it answered, with
+# no slack that could hide a visit counted twice.  count_start COMMAND
+# (before the load) notes Redis's visits and the output of COMMAND,
+# "VISITS FAILED": the GET / the daemon answered with a visit, and those
+# it answered 503 (whose INCR Redis may still have applied, its reply too
+# late).  Then counted_once NAME ANSWERS CONNECTIONS waits (10 s) until
+# the visits Redis counted since lie between the daemon's visits since
+# and those plus its failures -- exactly its visits when nothing failed --
+# and checks that wrk's ANSWERS are among the daemon's visits (wrk counts
+# completed answers: at its end one request per connection may be
+# answered by the daemon and not read by wrk).
+count_start() {
+	local st
+	count_cmd=$1
+	st=($($count_cmd))
+	c_v0=$(visits) c_a0=${st[0]} c_f0=${st[1]}
+}
+count_now() {           # sets c_v, c_a, c_f; true if Redis agrees
+	local st
+	st=($($count_cmd))
+	c_v=$(($(visits) - c_v0)) c_a=$((st[0] - c_a0)) c_f=$((st[1] - c_f0))
+	[ "$c_a" -le "$c_v" ] && [ "$c_v" -le $((c_a + c_f)) ]
+}
+counted_once() {
+	if wait_for 10 count_now && [ "$2" -gt 0 ] && [ "$2" -le "$c_a" ] &&
+	    [ "$c_a" -le $(($2 + $3)) ]; then
+		pass "$1"
+		note "$1: Redis +$c_v, the daemon answered $c_a visits and $c_f x 503, wrk $2 answers"
+	else
+		fail "$1" "Redis +$c_v; the daemon answered $c_a visits, $c_f x 503; wrk $2 answers on $3 connections"
+	fi
+}
+# COMMANDs for count_start: from /metrics (kept across a reload, not across
+# a binary upgrade), or from the access log lines of one user agent.
+answered_by_metrics() {
+	ex curl -sS --max-time 5 http://127.0.0.1:5000/metrics |
+	    awk '$1 == "hitcountd_visits_total" {a = $2}
+	         $1 == "hitcountd_http_requests_total{code=\"503\"}" {f = $2}
+	         END {printf "%d %d\n", a, f}'
+}
+answered_in_access_log() {      # answered_in_access_log USER-AGENT
+	ex sh -c 'cat /var/log/hitcountd/access.log*' |
+	    awk -v ua="\"$1\"" '$NF == ua && $7 == "/" && $9 == 200 {a++}
+	         $NF == ua && $7 == "/" && $9 == 503 {f++}
+	         END {printf "%d %d\n", a, f}'
+}
+# barrier CURSOR N: WINCH to the master, then wait (10 s) for the N-th
+# "WINCH ignored" in the journal since CURSOR.  The master handles WINCH
+# last in a turn (after SIGCHLD, HUP and the others) and logs what it did
+# about each: once that line is there, whatever a signal sent before did
+# (a worker killed or stopped, a reload, a stop) is in the journal, and
+# an assertion that nothing happened means something.
+barrier() {
+	local b_cur=$1 b_n=$2
+	sc kill -s WINCH --kill-whom=main hitcountd.service || return 1
+	wait_for 10 eval '[ "$(journal_since "$b_cur" | grep -c "WINCH ignored")" -ge "$b_n" ]'
+}
+# visits_grow N: wait (10 s) until Redis counted N more visits: the load
+# really runs before the next step.
+visits_grow() {
+	local g_end=$(($(visits) + $1))
+	wait_for 10 eval '[ "$(visits)" -ge "$g_end" ]'
 }
 # A pid list minus another: what of $1 is not in $2.
 minus() {
@@ -472,8 +529,9 @@ reload_under_load() {
 	local before v0 rc now gone after status
 	before=$(workers)
 	v0=$(visits)
+	count_start answered_by_metrics
 	wrk_start reload 8
-	sleep 2
+	visits_grow 200 || echo "the load did not start"
 	rc=$(ex sh -c 'systemctl reload hitcountd; echo $?')
 	echo "systemctl reload: exit $rc; workers before: $before"
 	# Done when none of the old workers is left (or 10 s).
@@ -497,7 +555,7 @@ no_failed_requests reload-under-load-0-failed-requests "$r_req" "$r_bad" "$r_sum
 [ "$(nwords $r_after)" = "$WORKERS" ] && [ -z "$(minus "$r_before" "$(minus "$r_before" "$r_after")")" ] &&
     pass reload-new-workers-serving ||
     fail reload-new-workers-serving "before: $r_before, after: $r_after"
-visits_match reload-visits-match-answers "$r_req" "$r_visits" 50
+counted_once reload-visits-counted-once "$r_req" 50
 case $r_status in
 *"reload succeeded"*) pass reload-result-in-systemctl-status ;;
 *) fail reload-result-in-systemctl-status "Status: $r_status" ;;
@@ -506,13 +564,20 @@ esac
 # A broken file never reaches the daemon: ExecReload's `hitcountd -t`
 # fails the reload, and the workers stay.
 reload_broken_config() {
-	local before rc after
+	local before rc after c
 	before=$(workers)
+	c=$(cursor)
 	ex cp /etc/hitcountd.conf /tmp/hitcountd.conf.good
 	ex sh -c 'echo "workers = many" >> /etc/hitcountd.conf'
 	rc=$(ex sh -c 'systemctl reload hitcountd 2>&1; echo $?' | tail -n 1)
 	ex cp /tmp/hitcountd.conf.good /etc/hitcountd.conf
-	sleep 1
+	# A HUP, had one come, was handled before the barrier's WINCH.
+	barrier "$c" 1 || { echo "no 'WINCH ignored' in the journal"; return 1; }
+	if journal_since "$c" | grep -Eq 'reload: configuration|keeping the running configuration|reload succeeded'; then
+		journal_since "$c"
+		echo "the daemon got a reload"
+		return 1
+	fi
 	after=$(workers)
 	echo "systemctl reload with a broken file: exit $rc; workers $before -> $after;" \
 	    "ActiveState=$(prop hitcountd ActiveState)"
@@ -546,11 +611,19 @@ access_log_check() {
 }
 check access-log-in-logs-directory access_log_check
 # logrotate's way: move the file away, USR1 to the master.
+workers_reopened() {    # every worker holds the new file open, none the old
+	local w fds
+	for w in $(workers); do
+		fds=$(ex ls -l "/proc/$w/fd") || return 1
+		echo "$fds" | grep -q ' /var/log/hitcountd/access\.log$' || return 1
+		! echo "$fds" | grep -q 'access\.log\.1$' || return 1
+	done
+}
 access_log_reopen() {
 	local own n
 	ex mv /var/log/hitcountd/access.log /var/log/hitcountd/access.log.1
 	sc kill -s USR1 --kill-who=main hitcountd.service
-	sleep 1
+	wait_for 10 workers_reopened || { echo "the workers did not reopen the access log"; return 1; }
 	n_ok 3 || return 1
 	wait_for 5 eval '[ "$(ex grep -c "\"GET / HTTP/1.1\" 200" /var/log/hitcountd/access.log)" -ge 3 ]'
 	n=$(ex grep -c '"GET / HTTP/1.1" 200' /var/log/hitcountd/access.log)
@@ -637,7 +710,10 @@ signal_check() {
 	USR2) wait_for 20 eval 'm1=$(main_pid); [ "$m1" != "$m0" ] && [ "$m1" != 0 ] && ! alive "$m0" && [ "$(nwords $(workers))" = $want ]' ;;
 	*) wait_for 10 eval '[ "$(nwords $(workers))" = $want ]' ;;
 	esac
-	sleep 1         # a worker the signal hurt would show by now
+	# A worker the signal killed or stopped shows once the master has
+	# handled the signals before the barrier's (for WINCH, its own first).
+	barrier "$c" "$([ "$sig" = WINCH ] && echo 2 || echo 1)" ||
+	    { echo "no 'WINCH ignored' in the journal"; return 1; }
 	m1=$(main_pid)
 	after=$(workers)
 	echo "$sig: master $m0 -> $m1, workers $before -> $after (want $want)"
@@ -731,7 +807,8 @@ upgrade_broken_binary() {
 	c=$(cursor)
 	usr2_main || { echo "systemctl kill failed"; return 1; }
 	wait_for 20 eval 'journal_since "$c" | grep -q "binary upgrade failed"'
-	sleep 1         # anything the failure broke would show by now
+	# Anything the failure broke shows once the master's next turn is done.
+	barrier "$c" 1 || { echo "no 'WINCH ignored' in the journal"; return 1; }
 	st=$(status_line)
 	journal_since "$c"
 	echo "MainPID $m0 -> $(main_pid), workers $w0 -> $(workers)," \
@@ -767,8 +844,9 @@ upgrade_under_load() {
 	v0=$(visits)
 	c=$(cursor)
 	ex cp -p "$upgrade_bin" /root/hitcountd.new
+	count_start "answered_in_access_log wrk-upgrade"
 	wrk_start upgrade 6 20
-	sleep 1.5
+	visits_grow 100 || echo "the load did not start"
 	ex install -m 755 /root/hitcountd.new "$upgrade_bin"
 	usr2_main
 	rc=$?
@@ -820,7 +898,7 @@ esac
 [ -z "$u_left" ] && pass upgrade-old-master-and-workers-gone ||
     fail upgrade-old-master-and-workers-gone "still running:$u_left"
 no_failed_requests upgrade-under-load-0-failed-requests "$u_req" "$u_bad" "$u_summary"
-visits_match upgrade-visits-match-answers "$u_req" "$u_visits" 20
+counted_once upgrade-visits-counted-once "$u_req" 20
 
 # The new master is the service's now: systemctl reload and stop reach it.
 upgrade_then_reload() {
@@ -858,18 +936,20 @@ socket_first_request() {
 check socket-activation-serves-first-request socket_first_request
 
 socket_restart_under_load() {
-	local m0 m1
+	local m0 m1 failed=
 	wait_for 10 eval '[ "$(nwords $(workers))" = $WORKERS ]'
 	m0=$(main_pid)
 	wrk_start restart 8
-	sleep 2
-	sc restart hitcountd.service || echo "first restart failed"
-	sleep 2
-	sc restart hitcountd.service || echo "second restart failed"
+	visits_grow 200 || failed="$failed; no load before the first restart"
+	sc restart hitcountd.service || failed="$failed; the first restart failed"
+	visits_grow 200 || failed="$failed; no load after the first restart"
+	sc restart hitcountd.service || failed="$failed; the second restart failed"
+	visits_grow 200 || failed="$failed; no load after the second restart"
 	m1=$(main_pid)
 	wrk_result restart
 	echo "master $m0 -> $m1"
 	note "socket restart under load, wrk: $wrk_summary" >&3
+	[ -z "$failed" ] || { echo "${failed#; }"; return 1; }
 	[ "$m1" != "$m0" ] && is_active hitcountd || { echo "not restarted"; return 1; }
 	[ "$wrk_req" -gt 0 ] || { echo "no requests"; return 1; }
 	[ "$wrk_bad" -eq 0 ] || { echo "wrk: $wrk_summary"; return 1; }

@@ -141,8 +141,8 @@ test_quoting(void **state)
 }
 
 /*
- * Long values are cut, never in the middle of an escape, and the line
- * still ends as it should.
+ * Long values are cut, never in the middle of an escape, with "..." to
+ * say so, and the line still ends as it should.
  */
 static void
 test_long_values_are_cut(void **state)
@@ -160,10 +160,11 @@ test_long_values_are_cut(void **state)
 	p = after_date(buf) + 1;
 	q = strchr(p, '"');
 	assert_non_null(q);
-	assert_true(q - p < 1024);
-	assert_int_equal((q - p) % 4, 0);       /* whole \x22 escapes */
+	assert_true(q - p <= 1024);
+	assert_memory_equal(q - 3, "...", 3);
+	assert_int_equal((q - 3 - p) % 4, 0);   /* whole \x22 escapes */
 	assert_memory_equal(q, "\" 200 1 \"-\" \"u", 14);
-	assert_memory_equal(buf + n - 3, "u\"\n", 3);
+	assert_memory_equal(buf + n - 6, "u...\"\n", 6);
 	assert_ptr_equal(strchr(buf, '\n'), buf + n - 1);
 }
 

@@ -395,6 +395,12 @@ setup_cluster(void **state)
 }
 
 static int
+setup_acked_short(void **state)
+{
+	return setup_with(state, 300, 1);
+}
+
+static int
 setup_acked(void **state)
 {
 	return setup_with(state, 3000, 1);
@@ -664,6 +670,53 @@ test_ask_target_times_out(void **state)
 	assert_int_equal(fake.rc_drops, 1);
 	assert_int_equal(cur->f_nanswers, 2);
 	expect_answer(1, 2, 0, 0);
+}
+
+/*
+ * Held back for a redirection, a command keeps the deadline of its first
+ * sending: the connection going down gives it no new timeout_ms.
+ */
+static void
+test_redirect_keeps_first_deadline(void **state)
+{
+	uint64_t t0 = clock_ms();
+
+	(void)state;
+	incr_sent(1);
+	run_until(t0, 200);
+	fake_reply_str(REDIS_REPLY_ERROR, "MOVED 3 127.0.0.1:7001");
+	fake.rc_down(fake.rc_arg);
+	run_until(t0, 340);             /* timeout_ms 300 after the sending */
+	assert_int_equal(cur->f_nanswers, 1);
+	expect_answer(0, 1, 0, 0);
+}
+
+/*
+ * A visit held for WAIT is answered within timeout_ms of its sending all
+ * the same, though its WAIT goes out only when the one before returns.
+ */
+static void
+test_held_times_out(void **state)
+{
+	uint64_t t0 = clock_ms();
+
+	(void)state;
+	incr_sent(1);                   /* INCRBY, WAIT */
+	run_until(t0, 100);
+	incr_sent(2);                   /* INCRBY, its WAIT once 1's is back */
+	assert_int_equal(fake.rc_nsent, 3);
+	fake_reply_integer(1);          /* 1 held */
+	run_until(t0, 250);
+	fake_reply_integer(1);          /* 1's WAIT, late: 2's goes out */
+	expect_answer(0, 1, 1, 1);
+	assert_int_equal(fake.rc_nsent, 4);
+	fake_reply_integer(2);          /* 2 held, its WAIT due at 550 */
+	run_until(t0, 420);             /* 2 was sent at 100 */
+	assert_int_equal(cur->f_nanswers, 2);
+	expect_answer(1, 2, 0, 0);
+	assert_int_equal(fake.rc_drops, 0);
+	fake_reply_integer(1);          /* the WAIT answers nobody twice */
+	assert_int_equal(cur->f_nanswers, 2);
 }
 
 /* The settled callback is the connection's, passed through. */
@@ -1006,6 +1059,10 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ask_target_times_out,
 		    setup_cluster, teardown),
+		cmocka_unit_test_setup_teardown(test_redirect_keeps_first_deadline,
+		    setup_cluster, teardown),
+		cmocka_unit_test_setup_teardown(test_held_times_out,
+		    setup_acked_short, teardown),
 		cmocka_unit_test_setup_teardown(test_get_not_held,
 		    setup_acked, teardown),
 	};
