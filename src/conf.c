@@ -125,6 +125,8 @@ static const struct conf_key conf_keys[] = {
 	    AS_STR(cf_pidfile), CONF_RESTART, conf_check_file },
 	{ CONF_TOP, CFG_INT("shutdown_timeout", 8, CFGF_NONE),
 	    AS_INT(cf_shutdown_timeout, 1, 3600), 0, NULL },
+	{ CONF_TOP, CFG_INT("shutdown_delay", 0, CFGF_NONE),
+	    AS_INT(cf_shutdown_delay, 0, 3600), 0, NULL },
 	{ CONF_TOP, CFG_INT("keepalive_timeout", 5, CFGF_NONE),
 	    AS_INT(cf_keepalive_timeout, 0, 3600), 0, NULL },
 	{ CONF_TOP, CFG_INT("header_timeout", 10, CFGF_NONE),

@@ -56,6 +56,7 @@ struct route_table {
 	struct counter *rt_counter;
 	struct route_list rt_public;    /* on the listen addresses */
 	struct route_list rt_admin;     /* on the metrics_listen ones */
+	int rt_draining;                /* shutdown_delay: unready, serving */
 	char rt_metrics[ROUTE_METRICS_MAX];     /* where /metrics is rendered */
 };
 
@@ -143,13 +144,18 @@ route_healthz(struct route_table *rt, struct conn *c,
 	conn_respond_text(c, 200, "ok\n", flags);
 }
 
-/* Readiness: the worker can count, Redis is connected. */
+/*
+ * Readiness: the worker is not draining toward a stop, it can count and
+ * Redis is connected.
+ */
 static void
 route_readyz(struct route_table *rt, struct conn *c,
     const struct http_request *req, int flags)
 {
 	(void)req;
-	if (counter_ready(rt->rt_counter))
+	if (rt->rt_draining)
+		conn_respond_text(c, 503, "Shutting down\n", flags);
+	else if (counter_ready(rt->rt_counter))
 		conn_respond_text(c, 200, "ready\n", flags);
 	else
 		conn_respond_text(c, 503, ROUTE_UNAVAILABLE,
@@ -213,6 +219,12 @@ route_table_new(const struct conf *cf, struct counter *counter,
 	route_add(&rt->rt_admin, cf->cf_metrics_path, ROUTE_GET_HEAD,
 	    route_metrics);
 	return rt;
+}
+
+void
+route_set_draining(struct route_table *rt)
+{
+	rt->rt_draining = 1;
 }
 
 void

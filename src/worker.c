@@ -435,6 +435,10 @@ static void
 worker_command(struct worker *w, int msg)
 {
 	switch (msg) {
+	case CHANNEL_DRAIN:
+		log_debug("draining: /readyz answers 503 from now on");
+		route_set_draining(w->w_routes);
+		break;
 	case CHANNEL_STOP:
 		worker_stop(w, 1);
 		break;
