@@ -155,6 +155,8 @@ static const struct conf_key conf_keys[] = {
 	    AS_STR(cf_metrics_path), 0, conf_check_path },
 	{ CONF_TOP, CFG_STR("readyz_path", "/readyz", CFGF_NONE),
 	    AS_STR(cf_readyz_path), 0, conf_check_path },
+	{ CONF_TOP, CFG_BOOL("readyz_redis", cfg_true, CFGF_NONE),
+	    AS_BOOL(cf_readyz_redis), 0, NULL },
 	{ CONF_REDIS, CFG_STR("host", "redis", CFGF_NONE),
 	    AS_STR(cf_redis.host), CONF_NONEMPTY, NULL },
 	{ CONF_REDIS, CFG_INT("port", 6379, CFGF_NONE),

@@ -43,6 +43,7 @@ struct conf {
 	char *cf_access_log;          /* "" off, "stderr", or a file */
 	char *cf_metrics_path;        /* "" = not served */
 	char *cf_readyz_path;         /* "" = not served */
+	int cf_readyz_redis;          /* readyz_path also follows Redis */
 	struct {
 		char *host;
 		int port;
