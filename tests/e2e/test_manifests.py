@@ -145,18 +145,28 @@ def test_mounts_put_files_where_the_daemon_reads_them(k8s):
     assert not any(e["name"].startswith("REDIS_") for e in c.get("env", []))
 
 
-def _local_config(k8s, port, mport, redis_port, password_file):
-    """The ConfigMap's configuration with its addresses on loopback."""
-    text = _conf_text(k8s)
+def _on_loopback(text, port, mport, redis_port, password_file=None):
+    """A configuration with its addresses moved to loopback ports."""
     subs = [(r'^(\s*listen\s*=).*$', r'\1 {"127.0.0.1:%d"}' % port),
             (r'^(\s*metrics_listen\s*=).*$', r'\1 {"127.0.0.1:%d"}' % mport),
             (r'^(\s*host\s*=).*$', r'\1 "127.0.0.1"'),
-            (r'^(\s*port\s*=).*$', r'\1 %d' % redis_port),
-            (r'^(\s*password_file\s*=).*$', r'\1 "%s"' % password_file)]
+            (r'^(\s*port\s*=).*$', r'\1 %d' % redis_port)]
+    if password_file:
+        subs.append((r'^(\s*password_file\s*=).*$',
+                     r'\1 "%s"' % password_file))
     for pat, rep in subs:
         text, n = re.subn(pat, rep, text, flags=re.M)
         assert n == 1, pat
     return text
+
+
+def _start(hitcountd_bin, redis_server, workdir, text, port):
+    """The daemon on configuration text, answering /healthz on port."""
+    workdir.mkdir()
+    d = Daemon(hitcountd_bin, str(workdir), redis_server, {}, None, ["-D"])
+    d.write_config_text(text)
+    d.port = port
+    return d.start()
 
 
 def test_the_daemon_answers_as_the_manifests_say(k8s, hitcountd_bin,
@@ -167,14 +177,10 @@ def test_the_daemon_answers_as_the_manifests_say(k8s, hitcountd_bin,
     pwfile = tmp_path / "redis-password"
     pwfile.write_text(password + "\n")
     os.chmod(str(pwfile), 0o440)          # as defaultMode in the manifest
-    workdir = tmp_path / "pod"
-    workdir.mkdir()
-    d = Daemon(hitcountd_bin, str(workdir), redis_server, {}, None, ["-D"])
     port, mport = free_port(), free_port()
-    d.write_config_text(_local_config(k8s, port, mport, redis_server.port,
-                                      str(pwfile)))
-    d.port = port
-    d.start()
+    d = _start(hitcountd_bin, redis_server, tmp_path / "pod",
+               _on_loopback(_conf_text(k8s), port, mport, redis_server.port,
+                            str(pwfile)), port)
     try:
         assert get(port, "/", timeout=5).status == 200   # counted in Redis
         assert get(port, "/healthz", timeout=5).status == 200
@@ -197,5 +203,51 @@ def test_the_daemon_answers_as_the_manifests_say(k8s, hitcountd_bin,
         os.kill(d.pid, signal.SIGTERM)
         assert d.proc.wait(int(_key(_conf_text(k8s), "shutdown_timeout"))
                            + 3) == 0, d.log()
+    finally:
+        d.stop()
+
+
+# --------------------------------------------------------------------------
+# docker-compose.yml: the same checks, without Docker (tests/container/run.sh
+# runs it for real)
+# --------------------------------------------------------------------------
+
+def _compose():
+    with open(os.path.join(TOP, "docker-compose.yml")) as f:
+        return yaml.safe_load(f)
+
+
+def _compose_conf_path(web):
+    """The host file docker-compose.yml mounts as the image's config."""
+    for v in web.get("volumes", []):
+        src, dst = v.split(":")[:2]
+        if dst == "/etc/hitcountd.conf":
+            assert v.endswith(":ro"), v
+            return os.path.join(TOP, src)
+    raise AssertionError("docker-compose.yml mounts no /etc/hitcountd.conf")
+
+
+def test_compose_publishes_no_metrics(hitcountd_bin, redis_server, tmp_path):
+    web = _compose()["services"]["web"]
+    with open(_compose_conf_path(web)) as f:
+        text = f.read()
+    # only the public port is published; the metrics one is exposed to
+    # the Compose network (a Prometheus container), not to the host
+    (published,) = web["ports"]
+    assert published.endswith(":5000"), published
+    mport = _port_of(_key(text, "metrics_listen"))
+    assert [str(p) for p in web["expose"]] == [str(mport)]
+    assert _port_of(_key(text, "listen")) == 5000
+    # the image's command and health check read the mounted file
+    assert "command" not in web
+    assert web["healthcheck"]["test"][-1] == "/etc/hitcountd.conf"
+    # the daemon on that file: /metrics only on the metrics port
+    port, mp = free_port(), free_port()
+    d = _start(hitcountd_bin, redis_server, tmp_path / "compose",
+               _on_loopback(text, port, mp, redis_server.port), port)
+    try:
+        assert get(port, "/", timeout=5).status == 200
+        assert get(port, "/metrics", timeout=5).status == 404
+        assert get(mp, "/metrics", timeout=5).status == 200
     finally:
         d.stop()
