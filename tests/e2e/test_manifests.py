@@ -17,7 +17,7 @@ import yaml
 
 from e2e_daemon import Daemon, wait_all_workers_down
 from e2e_helpers import free_port
-from e2e_http import get
+from e2e_http import get, wait_unready
 
 TOP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 KDIR = os.path.join(TOP, "deploy", "kubernetes")
@@ -197,7 +197,7 @@ def test_the_daemon_answers_as_the_manifests_say(k8s, hitcountd_bin,
         assert get(port, "/healthz", timeout=5).status == 200
         # SIGTERM: unready at once, still serving during shutdown_delay
         os.kill(d.pid, signal.SIGTERM)
-        assert get(port, "/readyz", timeout=2).status == 503
+        wait_unready(port)
         assert get(port, "/healthz", timeout=2).status == 200
         # a second TERM ends the delay (what the kubelet never sends)
         os.kill(d.pid, signal.SIGTERM)
