@@ -3,8 +3,9 @@
  *
  * Every worker shares an AF_UNIX socket pair with the master, as nginx's
  * workers share their ngx_channel.  The worker writes one byte once it is
- * serving; the master writes one byte per command: stop gracefully, stop
- * now, reopen the log files.  Writing to a socket needs no permission over
+ * serving; the master writes one byte per command: drain (answer /readyz
+ * with 503 but go on serving), stop gracefully, stop now, reopen the log
+ * files.  Writing to a socket needs no permission over
  * the process at the other end, so the master commands workers running as
  * another user even without CAP_KILL (as under a systemd unit's bounding
  * set); signals remain only the fallback for a worker whose channel is

@@ -7,6 +7,7 @@
 /* One byte on the channel; each is a whole message. */
 enum channel_msg {
 	CHANNEL_READY = 'R',            /* worker -> master: serving */
+	CHANNEL_DRAIN = 'D',            /* master -> worker: unready, serve on */
 	CHANNEL_STOP = 'S',             /* master -> worker: stop gracefully */
 	CHANNEL_HALT = 'H',             /* master -> worker: stop now */
 	CHANNEL_REOPEN = 'O'            /* master -> worker: reopen log files */

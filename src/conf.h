@@ -26,6 +26,7 @@ struct conf {
 	int cf_workers;               /* as configured; 0 = one per CPU */
 	char *cf_pidfile;             /* "" = none */
 	int cf_shutdown_timeout;      /* seconds */
+	int cf_shutdown_delay;        /* seconds served unready after TERM */
 	int cf_keepalive_timeout;     /* seconds, 0 = no keep-alive */
 	int cf_header_timeout;        /* seconds */
 	int cf_max_connections;       /* per worker */
@@ -42,6 +43,7 @@ struct conf {
 	char *cf_access_log;          /* "" off, "stderr", or a file */
 	char *cf_metrics_path;        /* "" = not served */
 	char *cf_readyz_path;         /* "" = not served */
+	int cf_readyz_redis;          /* readyz_path also follows Redis */
 	struct {
 		char *host;
 		int port;

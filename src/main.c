@@ -153,21 +153,23 @@ main_listen(struct listen_set *ls, const struct conf *cf, int upgraded,
 /*
  * The systemd unit shipped with hitcountd (etc/hitcountd.service.in) sends
  * KILL TimeoutStopSec seconds after TERM; tests/systemd-verify.sh checks
- * that it says MAIN_UNIT_STOP_TIMEOUT.  A shutdown_timeout that, with the
- * master's own 2 s, does not fit would be cut short without a word, so
- * -t, the unit's ExecStartPre, says so.
+ * that it says MAIN_UNIT_STOP_TIMEOUT.  A shutdown_delay and
+ * shutdown_timeout that, with the master's own 2 s, do not fit would be
+ * cut short without a word, so -t, the unit's ExecStartPre, says so.
  */
 #define MAIN_UNIT_STOP_TIMEOUT 15
 static void
 main_check_stop_timeout(const struct conf *cf)
 {
-	if (cf->cf_shutdown_timeout + 2 <= MAIN_UNIT_STOP_TIMEOUT)
+	int need = cf->cf_shutdown_delay + cf->cf_shutdown_timeout + 2;
+
+	if (need <= MAIN_UNIT_STOP_TIMEOUT)
 		return;
-	fprintf(stderr, "hitcountd: warning: %s: shutdown_timeout %d s does "
-	    "not fit in the shipped systemd unit's TimeoutStopSec=%d: under "
-	    "systemd, set TimeoutStopSec=%d or more (systemctl edit "
-	    "hitcountd)\n", cf->cf_path, cf->cf_shutdown_timeout,
-	    MAIN_UNIT_STOP_TIMEOUT, cf->cf_shutdown_timeout + 2);
+	fprintf(stderr, "hitcountd: warning: %s: shutdown_delay %d s plus "
+	    "shutdown_timeout %d s do not fit in the shipped systemd unit's "
+	    "TimeoutStopSec=%d: under systemd, set TimeoutStopSec=%d or more "
+	    "(systemctl edit hitcountd)\n", cf->cf_path, cf->cf_shutdown_delay,
+	    cf->cf_shutdown_timeout, MAIN_UNIT_STOP_TIMEOUT, need);
 }
 
 /* Become the daemon: pidfile, sockets, detach, then the master's loop. */

@@ -18,6 +18,12 @@
  * serving, and a broken config never replaces a good one.  A binary
  * upgrade (USR2, upgrade.c) does the same one level up: a new master
  * takes over the sockets, and this one drains once the new one serves.
+ *
+ * With shutdown_delay, TERM first only tells the workers to answer the
+ * readiness probe with 503 while the listeners stay open, so that a load
+ * balancer still routing here for a few seconds (a Kubernetes Service)
+ * is served rather than refused; the graceful stop begins after the
+ * delay, or at once on a second TERM or QUIT.
  */
 #include "config.h"
 
@@ -86,6 +92,8 @@ struct master {
 	int m_gen;                      /* current generation */
 	int m_want;                     /* workers the current generation should have */
 	int m_stopping;                 /* 0, or 1 graceful, 2 fast */
+	int m_draining;                 /* TERM seen, shutdown_delay running */
+	uint64_t m_drain_deadline;      /* ... the graceful stop begins then */
 	uint64_t m_stop_deadline;
 	uint64_t m_reload_deadline;
 	uint64_t m_deaths[MASTER_STORM_DEATHS];
@@ -460,7 +468,7 @@ master_begin_stop(struct master *m, int how)
 
 	if (m->m_stopping >= how)
 		return;
-	if (m->m_stopping == 0 && !m->m_handed_over)
+	if (m->m_stopping == 0 && !m->m_draining && !m->m_handed_over)
 		master_notify("STOPPING=1");
 	m->m_stopping = how;
 	if (how == 1) {
@@ -476,6 +484,26 @@ master_begin_stop(struct master *m, int how)
 	}
 	/* Nothing new will be accepted: let the kernel refuse connections. */
 	listen_close_all(m->m_ls);
+}
+
+/*
+ * TERM with a shutdown_delay: unready now, stop later (master_advance()).
+ * Workers spawned meanwhile are told too (master_maintain()).
+ */
+static void
+master_begin_drain(struct master *m)
+{
+	size_t i;
+
+	if (!m->m_handed_over)
+		master_notify("STOPPING=1");
+	m->m_draining = 1;
+	m->m_drain_deadline = clock_ms() +
+	    (uint64_t)m->m_cf->cf_shutdown_delay * 1000;
+	log_info("shutdown_delay: unready, serving %d s more before the "
+	    "graceful stop", m->m_cf->cf_shutdown_delay);
+	for (i = 0; i < m->m_nw; i++)
+		master_command(&m->m_w[i], CHANNEL_DRAIN);
 }
 
 /* Forget the worker at index i after its exit. */
@@ -579,6 +607,8 @@ master_maintain(struct master *m)
 	while (n < m->m_want) {
 		if (master_spawn(m, m->m_cf, m->m_gen) == -1)
 			break;
+		if (m->m_draining)
+			master_command(&m->m_w[m->m_nw - 1], CHANNEL_DRAIN);
 		n++;
 	}
 	while (n > m->m_want) {
@@ -718,7 +748,8 @@ master_abort_reload(struct master *m, const char *why)
 static void
 master_begin_upgrade(struct master *m)
 {
-	if (m->m_stopping || m->m_newcf || m->m_abort_why || m->m_up_pid) {
+	if (m->m_stopping || m->m_draining || m->m_newcf || m->m_abort_why ||
+	    m->m_up_pid) {
 		log_warnx("USR2: a reload, binary upgrade or stop is under way; "
 		    "not upgrading");
 		return;
@@ -872,8 +903,16 @@ master_handle_signals(struct master *m)
 	}
 	if (got_term) {
 		got_term = 0;
-		/* A second TERM during a graceful stop makes it fast. */
-		master_begin_stop(m, m->m_stopping ? 2 : 1);
+		/*
+		 * A second TERM during a graceful stop makes it fast; one
+		 * during the shutdown_delay ends the delay.
+		 */
+		if (m->m_stopping)
+			master_begin_stop(m, 2);
+		else if (m->m_draining || m->m_cf->cf_shutdown_delay == 0)
+			master_begin_stop(m, 1);
+		else
+			master_begin_drain(m);
 	}
 	if (got_chld) {
 		got_chld = 0;
@@ -881,7 +920,7 @@ master_handle_signals(struct master *m)
 	}
 	if (got_hup) {
 		got_hup = 0;
-		if (!m->m_stopping)
+		if (!m->m_stopping && !m->m_draining)
 			master_begin_reload(m);
 	}
 	if (got_usr1) {
@@ -955,6 +994,8 @@ master_timeout(const struct master *m, struct timespec *ts)
 
 	if (m->m_stopping)
 		wake = m->m_stop_deadline;
+	else if (m->m_draining)
+		wake = m->m_drain_deadline;
 	else if (m->m_newcf)
 		wake = m->m_reload_deadline;
 	if (m->m_up_fd != -1 && !m->m_handed_over &&
@@ -974,6 +1015,8 @@ master_advance(struct master *m)
 {
 	uint64_t now = clock_ms();
 
+	if (m->m_draining && !m->m_stopping && now >= m->m_drain_deadline)
+		master_begin_stop(m, 1);
 	if (m->m_stopping) {
 		if (m->m_nw > 0 && now >= m->m_stop_deadline) {
 			log_warnx("%zu workers still running after the "

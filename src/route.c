@@ -54,8 +54,10 @@ struct route_list {
 
 struct route_table {
 	struct counter *rt_counter;
+	int rt_readyz_redis;            /* readyz_redis: Redis down is unready */
 	struct route_list rt_public;    /* on the listen addresses */
 	struct route_list rt_admin;     /* on the metrics_listen ones */
+	int rt_draining;                /* shutdown_delay: unready, serving */
 	char rt_metrics[ROUTE_METRICS_MAX];     /* where /metrics is rendered */
 };
 
@@ -143,13 +145,20 @@ route_healthz(struct route_table *rt, struct conn *c,
 	conn_respond_text(c, 200, "ok\n", flags);
 }
 
-/* Readiness: the worker can count, Redis is connected. */
+/*
+ * Readiness: the worker is not draining toward a stop and, unless
+ * readyz_redis is off, Redis is connected.  Off, a Redis outage does not
+ * empty a Kubernetes Service of every pod at once: clients keep getting
+ * the counter's 503 with Retry-After rather than refused connections.
+ */
 static void
 route_readyz(struct route_table *rt, struct conn *c,
     const struct http_request *req, int flags)
 {
 	(void)req;
-	if (counter_ready(rt->rt_counter))
+	if (rt->rt_draining)
+		conn_respond_text(c, 503, "Shutting down\n", flags);
+	else if (!rt->rt_readyz_redis || counter_ready(rt->rt_counter))
 		conn_respond_text(c, 200, "ready\n", flags);
 	else
 		conn_respond_text(c, 503, ROUTE_UNAVAILABLE,
@@ -199,6 +208,7 @@ route_table_new(const struct conf *cf, struct counter *counter,
 		return NULL;
 	}
 	rt->rt_counter = counter;
+	rt->rt_readyz_redis = cf->cf_readyz_redis;
 	/* In the order they are tried: the first path that matches answers. */
 	route_add(&rt->rt_public, "/", ROUTE_GET_HEAD, route_counter);
 	route_add(&rt->rt_public, "/healthz", ROUTE_GET_HEAD, route_healthz);
@@ -213,6 +223,12 @@ route_table_new(const struct conf *cf, struct counter *counter,
 	route_add(&rt->rt_admin, cf->cf_metrics_path, ROUTE_GET_HEAD,
 	    route_metrics);
 	return rt;
+}
+
+void
+route_set_draining(struct route_table *rt)
+{
+	rt->rt_draining = 1;
 }
 
 void

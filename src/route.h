@@ -22,6 +22,12 @@ struct route_table *route_table_new(const struct conf *cf,
 void route_table_free(struct route_table *rt);
 
 /*
+ * From now on the readiness probe answers 503 while every other path is
+ * served as before: the shutdown_delay before a graceful stop.
+ */
+void route_set_draining(struct route_table *rt);
+
+/*
  * Answer req on c with conn_respond(), now or once Redis has answered
  * (conn_wait()).  flags are the HTTP_F_* the connection asks for; admin
  * says whether c came in on a metrics_listen socket.

@@ -64,6 +64,9 @@ struct worker {
 	int w_accepting;
 	struct event *w_sig[4];
 	struct event *w_stop_ev;        /* deadline of a graceful stop */
+	struct event *w_drain_ev;       /* end of a shutdown_delay of its own */
+	int w_drain_told;               /* the master said DRAIN: it stops us */
+	int w_drain_signalled;          /* a TERM of our own began a delay */
 	struct event *w_resume_ev;      /* accept again after EMFILE */
 	int w_chan;                     /* the master's commands (channel.c) */
 	struct event *w_chan_ev;
@@ -430,11 +433,49 @@ worker_stop(struct worker *w, int graceful)
 	worker_check_done(w);
 }
 
+/*
+ * Unready but serving (shutdown_delay), because the master said DRAIN
+ * (told) or a TERM reached this worker itself (systemd signals the whole
+ * control group), in either order.  Told, the worker waits for the
+ * master's STOP; signalled alone, it keeps a timer of its own, so that it
+ * stops after the delay as it would have at once without one.
+ */
+static void
+worker_drain(struct worker *w, int told)
+{
+	struct timeval tv;
+
+	log_debug("draining: /readyz answers 503 from now on");
+	route_set_draining(w->w_routes);
+	if (told) {
+		w->w_drain_told = 1;
+		event_del(w->w_drain_ev);
+		return;
+	}
+	w->w_drain_signalled = 1;
+	if (!w->w_drain_told) {
+		tv.tv_sec = w->w_cf->cf_shutdown_delay;
+		tv.tv_usec = 0;
+		event_add(w->w_drain_ev, &tv);
+	}
+}
+
+static void
+worker_on_drain_end(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	worker_stop(arg, 1);
+}
+
 /* Do what the master asked (channel.c), or what a signal meant the same. */
 static void
 worker_command(struct worker *w, int msg)
 {
 	switch (msg) {
+	case CHANNEL_DRAIN:
+		worker_drain(w, 1);
+		break;
 	case CHANNEL_STOP:
 		worker_stop(w, 1);
 		break;
@@ -453,13 +494,22 @@ worker_command(struct worker *w, int msg)
 /*
  * Signals reaching a worker directly (Ctrl-C, `systemctl kill`, or the
  * master's fallback when the channel is gone) mean what the channel's
- * commands mean.  The master's other signals are ignored in workers.
+ * commands mean: a first TERM or QUIT, with a shutdown_delay, the delay
+ * and then the stop, as for the master.  The master's other signals are
+ * ignored in workers.
  */
 static void
 worker_on_signal(evutil_socket_t sig, short what, void *arg)
 {
+	struct worker *w = arg;
+
 	(void)what;
-	worker_command(arg, sig == SIGINT ? CHANNEL_HALT :
+	if ((sig == SIGTERM || sig == SIGQUIT) && !w->w_drain_signalled &&
+	    !w->w_cs.cs_stopping && w->w_cf->cf_shutdown_delay > 0) {
+		worker_drain(w, 0);
+		return;
+	}
+	worker_command(w, sig == SIGINT ? CHANNEL_HALT :
 	    sig == SIGUSR1 ? CHANNEL_REOPEN : CHANNEL_STOP);
 }
 
@@ -526,6 +576,8 @@ worker_free(struct worker *w)
 		event_free(w->w_stop_ev);
 	if (w->w_resume_ev)
 		event_free(w->w_resume_ev);
+	if (w->w_drain_ev)
+		event_free(w->w_drain_ev);
 	if (w->w_kick_ev)
 		event_free(w->w_kick_ev);
 	if (w->w_chan_ev)
@@ -592,10 +644,12 @@ worker_init_events(struct worker *w)
 		return -1;
 	}
 	w->w_stop_ev = evtimer_new(w->w_base, worker_on_stop_deadline, w);
+	w->w_drain_ev = evtimer_new(w->w_base, worker_on_drain_end, w);
 	w->w_resume_ev = evtimer_new(w->w_base, worker_on_resume, w);
 	w->w_logflush_ev = event_new(w->w_base, -1, EV_PERSIST,
 	    worker_on_logflush, w);
-	if (w->w_stop_ev == NULL || w->w_resume_ev == NULL ||
+	if (w->w_stop_ev == NULL || w->w_drain_ev == NULL ||
+	    w->w_resume_ev == NULL ||
 	    w->w_logflush_ev == NULL || event_add(w->w_logflush_ev, &tv) == -1)
 		return -1;
 	if (w->w_chan != -1) {

@@ -610,6 +610,18 @@ compose_suite() {
 		assert web["environment"] == {"REDIS_HOST": "redis", "REDIS_PORT": "6379"}, web["environment"]
 		assert "network" not in web["build"], web["build"]
 		assert redis["image"] == "redis:7"
+		# /metrics: on port 9100 of etc/hitcountd-compose.conf, mounted
+		# as the image's configuration, exposed but not published (v1
+		# writes a volume as a string, v2 as a mapping).
+		assert [str(p) for p in web["expose"]] == ["9100"], web["expose"]
+		(v,) = web["volumes"]
+		if isinstance(v, str):
+		    src, dst, mode = v.rsplit(":", 2)
+		    assert mode == "ro", v
+		else:
+		    src, dst = v["source"], v["target"]
+		    assert v["type"] == "bind" and v["read_only"] is True, v
+		assert src.endswith("/etc/hitcountd-compose.conf") and dst == "/etc/hitcountd.conf", v
 		assert redis["command"] == ["redis-server", "--appendonly", "yes"]
 		assert "redis-data" in c["volumes"]
 		for s in (web, redis):
@@ -671,6 +683,24 @@ compose_suite() {
 	pub=$(docker port "$web_c" 5000/tcp)
 	[ "$pub" = "127.0.0.1:$cport" ] && pass "compose-web-published-5000-$cv" ||
 	    fail "compose-web-published-5000-$cv" "$pub"
+	# /metrics: 404 on the published port, not published itself, served
+	# on port 9100 to the project's network (reached from the host on
+	# the container's address on the bridge).
+	code=$(http_status "$cport" /metrics)
+	[ "$code" = 404 ] && pass "compose-metrics-not-on-public-port-$cv" ||
+	    fail "compose-metrics-not-on-public-port-$cv" "GET /metrics on $cport: $code"
+	if docker port "$web_c" 9100/tcp > /dev/null 2>&1; then
+		fail "compose-metrics-port-not-published-$cv" "$(docker port "$web_c" 9100/tcp)"
+	else
+		pass "compose-metrics-port-not-published-$cv"
+	fi
+	wip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$web_c")
+	if [ -n "$wip" ] && curl -sS --max-time 5 "http://$wip:9100/metrics" |
+	    grep -q '^hitcountd_workers '; then
+		pass "compose-metrics-on-network-port-$cv"
+	else
+		fail "compose-metrics-on-network-port-$cv" "web at ${wip:-?}:9100"
+	fi
 	aof=$(docker exec "$redis_c" redis-cli CONFIG GET appendonly | tr '\n' ' ')
 	mnt=$(docker inspect -f '{{range .Mounts}}{{.Type}} {{.Name}} {{.Destination}}{{end}}' "$redis_c")
 	if [ "$aof" = "appendonly yes " ] && [ "$mnt" = "volume ${PROJECT}_redis-data /data" ] &&

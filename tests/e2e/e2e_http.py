@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 
-from e2e_helpers import patience
+from e2e_helpers import patience, wait_for
 
 VERSION = "0.1.0"
 SERVER_HEADER = "hitcountd/" + VERSION
@@ -84,6 +84,16 @@ def http_request(port, method="GET", path="/", headers=None, body=None,
 
 def get(port, path="/", headers=None, timeout=10.0):
     return http_request(port, "GET", path, headers=headers, timeout=timeout)
+
+
+def wait_unready(port, n=6):
+    """/readyz answers 503 n times in a row within a second (after TERM
+    with a shutdown_delay: the signal and the master's DRAIN take a moment
+    to reach every worker)."""
+    def all_503():
+        return all(get(port, "/readyz", timeout=1).status == 503
+                   for _ in range(n))
+    wait_for(all_503, 1.0, what="/readyz 503 from every worker")
 
 
 def serves(port, n=3):

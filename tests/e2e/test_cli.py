@@ -66,16 +66,19 @@ def test_check_valid_config(run_hitcountd, tmp_path):
     assert not os.path.exists(str(tmp_path / "hitcountd.pid"))
 
 
-@pytest.mark.parametrize("timeout,warned", [(8, False), (13, False),
-                                             (14, True), (3600, True)])
+@pytest.mark.parametrize("timeout,delay,warned", [
+    (8, 0, False), (13, 0, False), (14, 0, True), (3600, 0, True),
+    (8, 5, False), (8, 6, True), (1, 13, True)])
 def test_check_warns_when_the_unit_would_cut_the_stop_short(
-        run_hitcountd, tmp_path, timeout, warned):
+        run_hitcountd, tmp_path, timeout, delay, warned):
     """The shipped unit's TimeoutStopSec=15 kills what is left of a
-    graceful stop; -t (its ExecStartPre) says so when shutdown_timeout,
-    plus the master's 2 s, does not fit in it (issue 20)."""
+    graceful stop; -t (its ExecStartPre) says so when shutdown_delay plus
+    shutdown_timeout, plus the master's 2 s, does not fit in it (issue
+    20)."""
     conf = valid_conf(tmp_path)
     with open(conf, "a") as f:
         f.write("shutdown_timeout = %d\n" % timeout)
+        f.write("shutdown_delay = %d\n" % delay)
     r = run_hitcountd("-t", "-f", conf)
     assert r.returncode == 0, r.stderr
     assert ("TimeoutStopSec" in r.stderr) == warned, r.stderr
