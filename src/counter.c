@@ -400,9 +400,9 @@ counter_redo_expire(struct counter *c, uint64_t now, int all)
 	}
 	free(ops);
 	if (failed > 0 && !all && counter_may_log(c))
-		log_warnx("redis: %zu commands redirected by the cluster found "
-		    "no node to take them within %d ms", failed,
-		    c->ct_cf->cf_redis.timeout_ms);
+		log_warnx("redis: %zu commands held back for a redirection or "
+		    "a new connection's check went out nowhere within %d ms",
+		    failed, c->ct_cf->cf_redis.timeout_ms);
 }
 
 /*
