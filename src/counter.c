@@ -11,11 +11,15 @@
  * and Redis answers in order, so a FIFO of pending commands matches each
  * reply to its clients (a batch carries its own).  hiredis 0.14 has no
  * command timeout, so the
- * FIFO also carries the time each command was sent: when the oldest one
- * is overdue (this file's timer) the connection is dropped, which fails
+ * FIFO also carries the time each command was first sent: every wait of
+ * a client (in flight, held back for a redirection, held for WAIT) ends
+ * timeout_ms after that, on this file's one timer; when the oldest
+ * command in flight is overdue the connection is dropped, which fails
  * every pending command at once (the client gets 503).  A command that
  * may have reached Redis is never sent again, so a visit is never counted
- * twice.
+ * twice.  Callbacks run from the loop, never inside counter_incr() or
+ * counter_get(): the caller is in the middle of one client's request,
+ * and another client's answer written then would reach the wrong client.
  *
  * With min_replicas_acked, a visit is answered only once a WAIT behind its
  * INCRBY says that many replicas have it: one WAIT at the end of a loop
