@@ -11,6 +11,11 @@
 #     can run at the same time), imports the cached debootstrapped
 #     bookworm rootfs and builds tests/debian/Dockerfile: systemd, Redis
 #     from Debian, the package's dependencies, curl and wrk;
+#     before that, the README's quick start: in a fresh bookworm container
+#     (the base image, nothing added), in a copy of the source tree, the
+#     README's run command taken from README.md; `make run` then serves
+#     "Page visited 1 times", then 2, and no test-only package (chromium,
+#     valgrind, nginx-light, prometheus) was installed;
 #  3. boots it and checks, as an administrator would see it:
 #     `apt install ./hitcountd_VERSION_amd64.deb` enables and starts the
 #     service, which serves, active, with workers as the package's user;
@@ -28,10 +33,11 @@
 # exits 0 only if every check passed.  Everything it started is stopped by
 # PID or removed on every exit path.
 #
-# Usage (as root): tests/debian/run.sh
+# Usage (as root): tests/debian/run.sh [quickstart]
+#   quickstart: only the engine, the base image and the quick start checks.
 # Environment: HITCOUNTD_CI_CACHE, HITCOUNTD_DEBIAN_MIRROR,
 #   HITCOUNTD_ROOTFS_MAX_AGE_DAYS (as tests/systemd/run.sh),
-#   HITCOUNTD_DEBIAN_BUDGET (seconds, default 1200),
+#   HITCOUNTD_DEBIAN_BUDGET (seconds, default 1500),
 #   HITCOUNTD_DEBIAN_POOL (default 172.31.0.0/16), KEEP_LOGS=1.
 set -u
 export LC_ALL=C
@@ -46,7 +52,7 @@ URL=http://127.0.0.1:5000/
 CONF=/etc/hitcountd/hitcountd.conf
 
 t_start=$(date +%s)
-deadline=$((t_start + ${HITCOUNTD_DEBIAN_BUDGET:-1200}))
+deadline=$((t_start + ${HITCOUNTD_DEBIAN_BUDGET:-1500}))
 npass=0
 nfail=0
 dir=
@@ -86,6 +92,12 @@ cleanup() {
 trap 'cleanup; [ "$nfail" -eq 0 ] && [ -n "$all_done" ]; exit $?' EXIT
 trap 'fail interrupted signal; exit 1' INT TERM HUP
 abort() { fail "$1" "${2:-}"; exit 1; }
+only=
+case "${1:-}" in
+quickstart) only=quickstart ;;
+'') ;;
+*) abort usage "usage: $0 [quickstart]" ;;
+esac
 
 # ------------------------------------------------------- 1. the packages
 [ "$(id -u)" -eq 0 ] || abort prerequisites "must run as root"
@@ -95,6 +107,7 @@ for p in docker.io debootstrap debhelper lintian; do
 done
 dir=$(mktemp -d /tmp/hcdeb.XXXXXX)
 mkdir -p "$dir/ctx"
+if [ "$only" != quickstart ]; then
 version=$(dpkg-parsechangelog -l "$top/debian/changelog" -S Version)
 build_debs() {
 	"$top/.ci/deb" "$dir/ctx" &&
@@ -108,12 +121,94 @@ deb2=hitcountd_${version}+ci1_amd64.deb
 [ -s "$dir/ctx/$deb1" ] && [ -s "$dir/ctx/$deb2" ] || abort package-builds-lintian-clean "no .deb"
 rm -f "$dir/ctx"/*.log
 cp "$here/Dockerfile" "$dir/ctx/"
+fi
 
 # ------------------------------------------------ 2. engine, image, boot
 dockerd_start "$dir" "$pool" "$logs/dockerd.log" || abort dockerd-started "see $logs/dockerd.log"
 rootfs_tar=$cache/debian-bookworm-slim-rootfs.tar.gz
 check base-rootfs rootfs_ensure "$rootfs_tar" "$mirror" "$max_age" "$dir"
 DT=300 check base-image-import docker import --change 'CMD ["bash"]' "$rootfs_tar" "$BASE_IMAGE"
+
+# ------------------------------ the README's quick start on a fresh Debian 12
+# README.md promises that on a fresh Debian 12 machine, as root, in the
+# source tree, its run command serves "Page visited 1 times" on port 5000.
+# The command is taken from README.md, so that this follows the README.  A
+# fresh machine is the debootstrapped base image with nothing added.  The
+# install and the build need Debian's archive, so that part runs with the
+# host's network; the container is then committed, and `make run` serves
+# in a container of that filesystem with a network namespace of its own,
+# where port 5000 is free whatever the host runs (the README's path has
+# no way to choose another port).  The visits are read with curl if the
+# run command installed it, otherwise with the python3 it installs:
+# nothing the README does not install is added.
+QS=hitcountd-quickstart
+readme_cmd=$(grep -x '\.ci/deps run && .*' "$top/README.md")
+qs_build() {
+	local build=${readme_cmd% && make run}
+	echo "README: $readme_cmd"
+	[ "$(echo "$readme_cmd" | wc -l)" -eq 1 ] && [ "$build" != "$readme_cmd" ] ||
+	    { echo "README.md has no single run command ending in '&& make run'"; return 1; }
+	"$top/.ci/deb" --source "$dir/qs/hitcountd" || return 1
+	tar -C "$dir/qs" -cf - hitcountd |
+	    DT=600 docker run -i --name "$QS-build" --network host "$BASE_IMAGE" \
+	    bash -c "tar -C /root -xf - && exec < /dev/null && cd /root/hitcountd && $build" &&
+	    DT=120 docker commit "$QS-build" "$QS" &&
+	    docker run -d --name "$QS" --network none -w /root/hitcountd "$QS" make run
+}
+qs_ex() { DT=${DT:-30} docker exec "$QS" "$@"; }
+# qs_get PATH: the body, with curl if installed, else with python3; fails
+# on an error status.
+qs_get() {
+	qs_ex sh -c 'if command -v curl > /dev/null; then
+		curl -fsS --max-time 5 "http://localhost:5000$1"
+	else
+		/usr/bin/python3 -c "import sys, urllib.request
+sys.stdout.write(urllib.request.urlopen(\"http://localhost:5000\" + sys.argv[1], timeout=5).read().decode())" "$1"
+	fi' sh "$1"
+}
+# A visit as a newcomer's first curl sees it: a worker not yet connected
+# to Redis answers 503 and counts nothing, so the first 200 is the one.
+qs_visit() {
+	local end=$(($(date +%s) + 20)) body
+	until body=$(qs_get /); do
+		[ "$(date +%s)" -ge "$end" ] && return 1
+		sleep 0.3
+	done
+	echo "$body"
+}
+qs_serves() {
+	local v1 v2
+	[ "$(docker inspect -f '{{.State.Running}}' "$QS")" = true ] || return 1
+	wait_for 60 qs_get /readyz || { echo "not ready in 60 s"; docker logs "$QS"; return 1; }
+	echo "client: $(qs_ex sh -c 'command -v curl || echo /usr/bin/python3')"
+	v1=$(qs_visit) v2=$(qs_visit)
+	docker logs "$QS"
+	echo "visits: '$v1' then '$v2'"
+	[ "$v1" = "Page visited 1 times" ] && [ "$v2" = "Page visited 2 times" ]
+}
+# The run command installs only what building and running need.
+qs_no_test_packages() {
+	local ii bad
+	ii=$(DT=60 docker run --rm --network none "$QS" dpkg-query -W -f='${Status} ${Package}\n') ||
+	    return 1
+	echo "$(echo "$ii" | grep -c '^install ok installed ') packages installed"
+	bad=$(echo "$ii" | awk '/^install ok installed / {print $4}' |
+	    grep -x 'chromium\|valgrind\|nginx-light\|prometheus')
+	echo "test-only packages installed: ${bad:-none}"
+	[ -z "$bad" ]
+}
+t0=$(date +%s)
+check quickstart-readme-run-command qs_build
+note "the README's run command took $(($(date +%s) - t0)) s"
+check quickstart-make-run-serves-1-then-2 qs_serves
+check quickstart-no-test-packages qs_no_test_packages
+DT=60 docker rm -f "$QS" "$QS-build" > /dev/null 2>&1
+DT=60 docker rmi "$QS" > /dev/null 2>&1
+note "the quick start took $(($(date +%s) - t0)) s"
+if [ "$only" = quickstart ]; then
+	all_done=1
+	exit
+fi
 t0=$(date +%s)
 DT=900 check image-build docker build --network host -t "$IMAGE" "$dir/ctx"
 note "docker build took $(($(date +%s) - t0)) s"
