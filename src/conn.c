@@ -9,8 +9,9 @@
  * connection's buffer.  An idle keep-alive connection owns no buffer at
  * all: reads go to a scratch buffer shared by the worker, and only bytes
  * left over after parsing are copied to the connection, so thousands of
- * idle clients cost little memory.  What a request gets is route.c's
- * business; a failure on one connection closes that connection, never
+ * idle clients cost little memory.  What a request gets is the business
+ * of the handler installed from above (route.c's, through
+ * conn_set_handler(): conn.c never calls up into route.c); a failure on one connection closes that connection, never
  * the worker.
  */
 #include "config.h"
@@ -34,7 +35,6 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
-#include "route.h"
 
 #define CONN_MAX_BODY           (1024 * 1024)   /* bodies we read and discard */
 #define CONN_LINGER_MS          2000
@@ -517,7 +517,7 @@ conn_request(struct conn *c, const struct http_request *req, int more)
 		conn_respond_raw(c, "HTTP/1.1 100 Continue\r\n\r\n");
 	if (accesslog_enabled())
 		conn_log_keep(c, req);
-	route_dispatch(cs->cs_routes, c, req, flags, c->c_admin);
+	cs->cs_handler(cs->cs_handler_arg, c, req, flags, c->c_admin);
 	return 0;
 }
 
@@ -794,13 +794,11 @@ conn_common_timeout(struct event_base *base, long ms)
 
 int
 conn_set_init(struct conn_set *cs, struct event_base *base,
-    const struct conf *cf, struct route_table *routes,
-    void (*on_close)(void *), void *arg)
+    const struct conf *cf, void (*on_close)(void *), void *arg)
 {
 	memset(cs, 0, sizeof(*cs));
 	cs->cs_base = base;
 	cs->cs_cf = cf;
-	cs->cs_routes = routes;
 	cs->cs_on_close = on_close;
 	cs->cs_arg = arg;
 	cs->cs_lim.hl_max_head = cf->cf_max_header_size;
@@ -821,6 +819,13 @@ conn_set_init(struct conn_set *cs, struct event_base *base,
 	cs->cs_linger_tv = conn_common_timeout(base, CONN_LINGER_MS);
 	cs->cs_grace_tv = conn_common_timeout(base, CONN_STOP_GRACE_MS);
 	return 0;
+}
+
+void
+conn_set_handler(struct conn_set *cs, conn_handler *handler, void *arg)
+{
+	cs->cs_handler = handler;
+	cs->cs_handler_arg = arg;
 }
 
 void

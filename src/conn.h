@@ -12,14 +12,24 @@
 struct conf;
 struct conn;
 struct event_base;
-struct route_table;
 struct timeval;
+
+/*
+ * What answers a parsed request (route.c's dispatcher, installed from
+ * above with conn_set_handler(): conn.c calls down, never up).  It
+ * answers c with conn_respond(), now or after conn_wait().  flags are the
+ * HTTP_F_* the connection asks for; admin says whether c came in on a
+ * metrics_listen socket.
+ */
+typedef void conn_handler(void *arg, struct conn *c,
+    const struct http_request *req, int flags, int admin);
 
 /* The connections of one worker and what they share.  Members are conn.c's. */
 struct conn_set {
 	struct event_base *cs_base;
 	const struct conf *cs_cf;
-	struct route_table *cs_routes;
+	conn_handler *cs_handler;       /* answers each parsed request */
+	void *cs_handler_arg;
 	struct http_limits cs_lim;
 	char *cs_scratch;               /* reads land here first */
 	size_t cs_scratch_size;
@@ -34,14 +44,17 @@ struct conn_set {
 };
 
 /*
- * Set up cs on base for the requests cf allows, answered from routes
- * (which may be set later, before the first connection).  on_close(arg)
- * is called each time a connection's socket has been closed.  Returns 0,
- * or -1 (then conn_set_free() cleans up).
+ * Set up cs on base for the requests cf allows.  on_close(arg) is called
+ * each time a connection's socket has been closed.  The handler must be
+ * installed with conn_set_handler() before the first connection.
+ * Returns 0, or -1 (then conn_set_free() cleans up).
  */
 int conn_set_init(struct conn_set *cs, struct event_base *base,
-    const struct conf *cf, struct route_table *routes,
-    void (*on_close)(void *), void *arg);
+    const struct conf *cf, void (*on_close)(void *), void *arg);
+
+/* From now on handler(arg, ...) answers the requests of cs's connections. */
+void conn_set_handler(struct conn_set *cs, conn_handler *handler,
+    void *arg);
 
 /*
  * A graceful stop: connections close after their current answer, idle

@@ -8,7 +8,9 @@
  * settled there and not per request.  A request is matched against its
  * list in order, checked against the route's methods (405 otherwise) and
  * handed to the handler, which answers through conn.c.  The counter page
- * is the one answer that waits: for Redis, through counter.c.
+ * is the one answer that waits: for Redis, through counter.c.  conn.c
+ * calls route_dispatch() through the pointer route_install() gives it,
+ * so that the lower layer never names this one.
  */
 #include "config.h"
 
@@ -237,10 +239,12 @@ route_table_free(struct route_table *rt)
 	free(rt);
 }
 
-void
-route_dispatch(struct route_table *rt, struct conn *c,
-    const struct http_request *req, int flags, int admin)
+/* The conn_handler: match req's path in the list of c's listener. */
+static void
+route_dispatch(void *arg, struct conn *c, const struct http_request *req,
+    int flags, int admin)
 {
+	struct route_table *rt = arg;
 	const struct route_list *l = admin ? &rt->rt_admin : &rt->rt_public;
 	size_t i;
 
@@ -260,4 +264,10 @@ route_dispatch(struct route_table *rt, struct conn *c,
 		return;
 	}
 	conn_respond_text(c, 404, "Not Found\n", flags);
+}
+
+void
+route_install(struct route_table *rt, struct conn_set *cs)
+{
+	conn_set_handler(cs, route_dispatch, rt);
 }

@@ -5,9 +5,8 @@
 #define HITCOUNTD_ROUTE_H
 
 struct conf;
-struct conn;
+struct conn_set;
 struct counter;
-struct http_request;
 struct route_table;
 
 /*
@@ -28,11 +27,9 @@ void route_table_free(struct route_table *rt);
 void route_set_draining(struct route_table *rt);
 
 /*
- * Answer req on c with conn_respond(), now or once Redis has answered
- * (conn_wait()).  flags are the HTTP_F_* the connection asks for; admin
- * says whether c came in on a metrics_listen socket.
+ * Make rt answer the requests of cs's connections (conn_set_handler()):
+ * each with conn_respond(), now or once Redis has answered (conn_wait()).
  */
-void route_dispatch(struct route_table *rt, struct conn *c,
-    const struct http_request *req, int flags, int admin);
+void route_install(struct route_table *rt, struct conn_set *cs);
 
 #endif

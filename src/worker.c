@@ -686,7 +686,7 @@ worker_run(const struct conf *cf, const int *fds, const int *admin,
 	w.w_wl = calloc(nfds ? nfds : 1, sizeof(*w.w_wl));
 	if (w.w_base == NULL || w.w_listen_ev == NULL || w.w_wl == NULL ||
 	    worker_init_events(&w) == -1 ||
-	    conn_set_init(&w.w_cs, w.w_base, cf, NULL, worker_on_conn_closed,
+	    conn_set_init(&w.w_cs, w.w_base, cf, worker_on_conn_closed,
 	    &w) == -1) {
 		log_warnx("worker: cannot initialise");
 		goto done;
@@ -721,7 +721,7 @@ worker_run(const struct conf *cf, const int *fds, const int *admin,
 		log_warnx("worker: cannot initialise");
 		goto done;
 	}
-	w.w_cs.cs_routes = w.w_routes;
+	route_install(w.w_routes, &w.w_cs);
 
 	event_base_dispatch(w.w_base);
 	rc = 0;

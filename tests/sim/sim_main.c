@@ -335,7 +335,7 @@ static int
 sim_worker_start(struct sim_worker *w)
 {
 	memset(w, 0, sizeof(*w));
-	if (conn_set_init(&w->w_cs, sim_loop_base(), &sim_cf, NULL,
+	if (conn_set_init(&w->w_cs, sim_loop_base(), &sim_cf,
 	    sim_on_conn_closed, w) == -1)
 		return -1;
 	w->w_counter = counter_new(sim_loop_base(), &sim_cf, sim_on_settled, w);
@@ -344,7 +344,7 @@ sim_worker_start(struct sim_worker *w)
 	w->w_routes = route_table_new(&sim_cf, w->w_counter, 0);
 	if (w->w_routes == NULL)
 		return -1;
-	w->w_cs.cs_routes = w->w_routes;
+	route_install(w->w_routes, &w->w_cs);
 	return 0;
 }
 

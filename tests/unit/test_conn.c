@@ -1,8 +1,8 @@
 /*
  * test_conn.c - unit tests of a connection's state machine (conn.c): a
  * real connection on one end of a socket pair, driven by a libevent loop,
- * with the routes replaced by this file's route_dispatch(), so that a
- * test can give any answer, even one that does not fit.
+ * with this file's handler, test_handler(), in place of the routes, so
+ * that a test can give any answer, even one that does not fit.
  */
 #include "config.h"
 
@@ -25,7 +25,6 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
-#include "route.h"
 
 #define BIG_BODY        70000   /* more than a pass's whole output buffer */
 
@@ -46,11 +45,11 @@ static char big_body[BIG_BODY];
  * The routes of these tests: /big answers more than the output buffer
  * holds, anything else a short text.
  */
-void
-route_dispatch(struct route_table *rt, struct conn *c,
-    const struct http_request *req, int flags, int admin)
+static void
+test_handler(void *arg, struct conn *c, const struct http_request *req,
+    int flags, int admin)
 {
-	(void)rt;
+	(void)arg;
 	(void)admin;
 	if (req->r_pathlen == 4 && memcmp(req->r_path, "/big", 4) == 0)
 		conn_respond(c, 200, "text/plain", big_body, sizeof(big_body),
@@ -80,8 +79,9 @@ setup(void **state)
 	h->h_cf.cf_header_timeout = 30;
 	h->h_cf.cf_max_header_size = 8192;
 	h->h_cf.cf_max_headers = 100;
-	assert_int_equal(conn_set_init(&h->h_cs, h->h_base, &h->h_cf, NULL,
+	assert_int_equal(conn_set_init(&h->h_cs, h->h_base, &h->h_cf,
 	    on_close, h), 0);
+	conn_set_handler(&h->h_cs, test_handler, NULL);
 	snprintf(h->h_log, sizeof(h->h_log), "/tmp/test_conn.XXXXXX");
 	fd = mkstemp(h->h_log);
 	assert_true(fd != -1);
