@@ -796,26 +796,44 @@ http_chunked_skip(struct http_chunked *st, const char *buf, size_t len,
 	return (ssize_t)i;
 }
 
+/*
+ * In ascending order, which is the order of the /metrics series.  100 is
+ * interim (never counted) and 500 a bug's answer: both count as "other".
+ */
+const struct http_status http_statuses[HTTP_STATUS_N] = {
+	{ 100, "Continue", 0 },
+	{ 200, "OK", 1 },
+	{ 400, "Bad Request", 1 },
+	{ 404, "Not Found", 1 },
+	{ 405, "Method Not Allowed", 1 },
+	{ 408, "Request Timeout", 1 },
+	{ 413, "Content Too Large", 1 },
+	{ 414, "URI Too Long", 1 },
+	{ 417, "Expectation Failed", 1 },
+	{ 431, "Request Header Fields Too Large", 1 },
+	{ 500, "Internal Server Error", 0 },
+	{ 501, "Not Implemented", 1 },
+	{ 503, "Service Unavailable", 1 },
+	{ 505, "HTTP Version Not Supported", 1 },
+};
+
+int
+http_status_index(int status)
+{
+	int i;
+
+	for (i = 0; i < HTTP_STATUS_N; i++)
+		if (http_statuses[i].hst_code == status)
+			return i;
+	return -1;
+}
+
 const char *
 http_reason(int status)
 {
-	switch (status) {
-	case 100: return "Continue";
-	case 200: return "OK";
-	case 400: return "Bad Request";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 413: return "Content Too Large";
-	case 414: return "URI Too Long";
-	case 417: return "Expectation Failed";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 503: return "Service Unavailable";
-	case 505: return "HTTP Version Not Supported";
-	default: return "Unknown";
-	}
+	int i = http_status_index(status);
+
+	return i < 0 ? "Unknown" : http_statuses[i].hst_reason;
 }
 
 /* Copy n bytes to p and return the end: the response is built with memcpy. */

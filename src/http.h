@@ -116,7 +116,23 @@ size_t http_format_response(char *out, size_t cap, int status,
     const char *ctype, const char *body, size_t bodylen,
     size_t content_length, int flags);
 
-/* The reason phrase of a status code. */
+/*
+ * The status codes this server answers with: the one table of them,
+ * which metrics.c counts by too.  hst_series says whether /metrics
+ * counts the code in a series of its own (the others count as "other").
+ */
+struct http_status {
+	int hst_code;
+	const char *hst_reason;
+	int hst_series;
+};
+#define HTTP_STATUS_N 14
+extern const struct http_status http_statuses[HTTP_STATUS_N];
+
+/* The index of status in http_statuses, or -1 if it is not there. */
+int http_status_index(int status);
+
+/* The reason phrase of a status code ("Unknown" if not in the table). */
 const char *http_reason(int status);
 
 /* Write v in decimal at buf (at least 20 bytes); returns the length. */

@@ -49,15 +49,6 @@ static int metrics_self_slot = -1;
 
 static const uint64_t metrics_rtt_bounds[] = METRICS_RTT_BOUNDS;
 
-static const struct {
-	int status;
-	enum metrics_code code;
-} metrics_codes[] = {
-	{ 200, MC_200 }, { 400, MC_400 }, { 404, MC_404 }, { 405, MC_405 },
-	{ 408, MC_408 }, { 413, MC_413 }, { 414, MC_414 }, { 417, MC_417 },
-	{ 431, MC_431 }, { 501, MC_501 }, { 503, MC_503 }, { 505, MC_505 },
-};
-
 #define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
 #define STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
 
@@ -174,7 +165,7 @@ metrics_add(struct metrics_worker *dst, const struct metrics_worker *src)
 {
 	int i;
 
-	for (i = 0; i < MC_N; i++)
+	for (i = 0; i < HTTP_STATUS_N + 1; i++)
 		dst->mw_requests[i] += LOAD(src->mw_requests[i]);
 	dst->mw_visits += LOAD(src->mw_visits);
 	dst->mw_redis_errors += LOAD(src->mw_redis_errors);
@@ -231,26 +222,14 @@ metrics_worker_restart(void)
 void
 metrics_count_status(int status)
 {
-	enum metrics_code code;
+	int i;
 
 	if (metrics_self == NULL)
 		return;
-	switch (status) {
-	case 200: code = MC_200; break;
-	case 400: code = MC_400; break;
-	case 404: code = MC_404; break;
-	case 405: code = MC_405; break;
-	case 408: code = MC_408; break;
-	case 413: code = MC_413; break;
-	case 414: code = MC_414; break;
-	case 417: code = MC_417; break;
-	case 431: code = MC_431; break;
-	case 501: code = MC_501; break;
-	case 503: code = MC_503; break;
-	case 505: code = MC_505; break;
-	default: code = MC_OTHER; break;
-	}
-	METRICS_ADD(mw_requests[code], 1);
+	i = http_status_index(status);
+	if (i < 0 || !http_statuses[i].hst_series)
+		i = METRICS_CODE_OTHER;
+	METRICS_ADD(mw_requests[i], 1);
 }
 
 void
@@ -360,12 +339,13 @@ metrics_render(char *buf, size_t cap)
 
 	metrics_header(&o, "hitcountd_http_requests_total", "counter",
 	    "HTTP requests answered, by status code.");
-	for (j = 0; j < nitems(metrics_codes); j++)
-		metrics_printf(&o, "hitcountd_http_requests_total{code=\"%d\"} "
-		    "%llu\n", metrics_codes[j].status,
-		    (unsigned long long)s.mw_requests[metrics_codes[j].code]);
+	for (j = 0; j < HTTP_STATUS_N; j++)
+		if (http_statuses[j].hst_series)
+			metrics_printf(&o, "hitcountd_http_requests_total"
+			    "{code=\"%d\"} %llu\n", http_statuses[j].hst_code,
+			    (unsigned long long)s.mw_requests[j]);
 	metrics_printf(&o, "hitcountd_http_requests_total{code=\"other\"} "
-	    "%llu\n", (unsigned long long)s.mw_requests[MC_OTHER]);
+	    "%llu\n", (unsigned long long)s.mw_requests[METRICS_CODE_OTHER]);
 
 	metrics_header(&o, "hitcountd_visits_total", "counter",
 	    "Visits counted: GET / answered with the result of INCR.");

@@ -9,11 +9,13 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* Status codes counted one by one; anything else counts as "other". */
-enum metrics_code {
-	MC_200, MC_400, MC_404, MC_405, MC_408, MC_413, MC_414, MC_417,
-	MC_431, MC_501, MC_503, MC_505, MC_OTHER, MC_N
-};
+#include "http.h"
+
+/*
+ * Answers are counted by their index in http_statuses (http.c's table),
+ * those its hst_series leaves out under this one: "other".
+ */
+#define METRICS_CODE_OTHER HTTP_STATUS_N
 
 /* Upper bounds of the Redis round-trip histogram, in microseconds. */
 #define METRICS_RTT_BOUNDS { 100, 250, 500, 1000, 2500, 5000, 10000, \
@@ -22,7 +24,7 @@ enum metrics_code {
 
 /* One worker's counters.  Only that worker writes them. */
 struct metrics_worker {
-	uint64_t mw_requests[MC_N];
+	uint64_t mw_requests[HTTP_STATUS_N + 1];
 	uint64_t mw_visits;
 	uint64_t mw_redis_errors;
 	uint64_t mw_redis_reconnects;

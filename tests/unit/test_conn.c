@@ -161,7 +161,7 @@ test_answers_and_keeps_alive(void **state)
 	assert_string_equal(out + strlen(out) - 3, "ok\n");
 	assert_false(h->h_eof);
 	assert_int_equal(h->h_closed, 0);
-	assert_int_equal(h->h_mw.mw_requests[MC_200], 1);
+	assert_int_equal(h->h_mw.mw_requests[http_status_index(200)], 1);
 	read_log(h, log, sizeof(log));
 	assert_non_null(strstr(log, "\"GET /a HTTP/1.1\" 200 3 "));
 }
@@ -181,8 +181,8 @@ test_answer_too_large_is_500(void **state)
 	assert_non_null(strstr(out, "HTTP/1.1 500 Internal Server Error\r\n"));
 	assert_non_null(strstr(out, "Connection: close\r\n"));
 	assert_true(h->h_eof);
-	assert_int_equal(h->h_mw.mw_requests[MC_200], 0);
-	assert_int_equal(h->h_mw.mw_requests[MC_OTHER], 1);
+	assert_int_equal(h->h_mw.mw_requests[http_status_index(200)], 0);
+	assert_int_equal(h->h_mw.mw_requests[METRICS_CODE_OTHER], 1);
 	read_log(h, log, sizeof(log));
 	assert_null(strstr(log, "\" 200 "));
 	assert_non_null(strstr(log, "\"GET /big HTTP/1.1\" 500 "));
