@@ -189,31 +189,21 @@ accesslog_close(void)
 
 /*
  * Copy a client-supplied value into a quoted field of at most cap bytes,
- * escaping what would let a client forge or break a log line; a value cut
- * to fit ends with "..." so that a reader knows it is not whole.
+ * escaped (log_escape()) so that a client cannot forge or break a log
+ * line; a value cut to fit ends with "..." so that a reader knows it is
+ * not whole.
  */
 static size_t
 accesslog_quote(char *out, size_t cap, const char *s, size_t len)
 {
-	static const char hex[] = "0123456789abcdef";
-	size_t n = 0, i;
+	size_t n, used;
 
 	if (s == NULL || len == 0) {
-		out[n++] = '-';
-		return n;
+		out[0] = '-';
+		return 1;
 	}
-	for (i = 0; i < len && n + 4 + 3 <= cap; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c == '"' || c == '\\' || c < 0x20 || c >= 0x7f) {
-			out[n++] = '\\';
-			out[n++] = 'x';
-			out[n++] = hex[c >> 4];
-			out[n++] = hex[c & 15];
-		} else
-			out[n++] = (char)c;
-	}
-	if (i < len) {
+	n = log_escape(out, cap - 3, s, len, LOG_ESC_HEX, &used);
+	if (used < len) {
 		memcpy(out + n, "...", 3);
 		n += 3;
 	}

@@ -164,20 +164,28 @@ log_setformat(int format)
 }
 
 /*
- * Copy s into out as the inside of a double-quoted string: backslash
- * escapes for quote, backslash and control characters, valid for JSON and
- * for a key="value" pair alike.  Returns the length written.
+ * The one escaper of a log line's quoted fields, the daemon's own (JSON
+ * style, where UTF-8 passes) and the access log's (hex, where nothing
+ * but printable ASCII passes, so that no client byte can forge or break
+ * a line on any terminal).
  */
-static size_t
-log_escape(char *out, size_t cap, const char *s)
+size_t
+log_escape(char *out, size_t room, const char *s, size_t len, int style,
+    size_t *used)
 {
 	static const char hex[] = "0123456789abcdef";
-	size_t n = 0;
+	size_t longest = style == LOG_ESC_HEX ? 4 : 6, n = 0, i;
 
-	for (; *s && n + 7 < cap; s++) {
-		unsigned char c = (unsigned char)*s;
+	for (i = 0; i < len && n + longest <= room; i++) {
+		unsigned char c = (unsigned char)s[i];
 
-		if (c == '"' || c == '\\') {
+		if (style == LOG_ESC_HEX && (c == '"' || c == '\\' ||
+		    c < 0x20 || c >= 0x7f)) {
+			out[n++] = '\\';
+			out[n++] = 'x';
+			out[n++] = hex[c >> 4];
+			out[n++] = hex[c & 15];
+		} else if (c == '"' || c == '\\') {
 			out[n++] = '\\';
 			out[n++] = (char)c;
 		} else if (c < 0x20) {
@@ -188,7 +196,7 @@ log_escape(char *out, size_t cap, const char *s)
 		} else
 			out[n++] = (char)c;
 	}
-	out[n] = '\0';
+	*used = i;
 	return n;
 }
 
@@ -200,13 +208,16 @@ static int
 log_structured(char *line, size_t cap, int level, const char *msg)
 {
 	char esc[2200], ts[32], pri[8];
+	size_t used;
 	struct timespec now;
 	struct tm tm;
 
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&now.tv_sec, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-	log_escape(esc, sizeof(esc), msg);
+	/* Room for the NUL, and one byte more as it always was. */
+	esc[log_escape(esc, sizeof(esc) - 2, msg, strlen(msg), LOG_ESC_JSON,
+	    &used)] = '\0';
 	if (log_journal)
 		snprintf(pri, sizeof(pri), "<%d>", level);
 	else

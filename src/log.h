@@ -5,6 +5,7 @@
 #define HITCOUNTD_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <syslog.h>
 
 #if defined(__GNUC__)
@@ -55,6 +56,20 @@ const char *log_format_name(int format);
 
 /* Choose the line format of the log. */
 void log_setformat(int format);
+
+/* How log_escape() writes a byte that a quoted log field must not carry. */
+#define LOG_ESC_JSON    0       /* \" \\ and \u00XX: JSON and key="value" */
+#define LOG_ESC_HEX     1       /* \xXX, bytes >= 0x7f too: the access log */
+
+/*
+ * Escape the len bytes at s into out as the inside of a double-quoted
+ * field of a log line, in the style LOG_ESC_*: as many whole bytes of s
+ * as leave room for the style's longest escape within room bytes.
+ * Writes no NUL.  Returns the length written, and how many bytes of s
+ * it took in *used.
+ */
+size_t log_escape(char *out, size_t room, const char *s, size_t len,
+    int style, size_t *used);
 
 /* A failed system call: appends ": strerror(errno)" to the message. */
 void log_warn(const char *fmt, ...) LOG_PRINTF(1, 2);
