@@ -32,6 +32,7 @@
 #include "clock.h"
 #include "conf.h"
 #include "conn.h"
+#include "chunked.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -61,7 +62,7 @@ struct conn {
 	char *c_out;                    /* unsent response bytes */
 	size_t c_outlen, c_outoff;
 	long long c_discard;            /* request body bytes still to skip */
-	struct http_chunked c_chunk;    /* a chunked body being skipped */
+	struct chunked c_chunk;    /* a chunked body being skipped */
 	uint64_t c_head_start_ms;       /* first byte of the pending head */
 	uint64_t c_linger_start_ms;     /* when the lingering close began */
 	int c_resp_flags;               /* for the request waiting on Redis */
@@ -472,7 +473,7 @@ conn_skip_body(struct conn *c, const char *buf, size_t len)
 		c->c_discard -= len;
 		return (ssize_t)len;
 	}
-	n = http_chunked_skip(&c->c_chunk, buf, len, CONN_MAX_BODY, &done);
+	n = chunked_skip(&c->c_chunk, buf, len, CONN_MAX_BODY, &done);
 	if (n >= 0)
 		c->c_chunked = !done;
 	return n;

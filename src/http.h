@@ -1,5 +1,6 @@
 /*
- * http.h - HTTP/1.x request parsing and response formatting (RFC 9112).
+ * http.h - HTTP/1.x request parsing and response formatting (RFC 9112);
+ * a chunked body's framing is chunked.h's.
  */
 #ifndef HITCOUNTD_HTTP_H
 #define HITCOUNTD_HTTP_H
@@ -76,26 +77,12 @@ int http_request_method(const char *buf, size_t len);
  */
 int http_accept_prefers_json(const char *v, size_t len);
 
-/* Where a chunked request body (RFC 9112 7.1) is being skipped. */
-struct http_chunked {
-	int ch_state;
-	unsigned long long ch_left;     /* data bytes left in this chunk */
-	size_t ch_linelen;              /* bytes of the current size/trailer line */
-	unsigned long long ch_total;    /* data bytes seen so far */
-};
-
-/* The longest chunk-size line or trailer line accepted. */
-#define HTTP_CHUNK_LINE_MAX 4096
-
 /*
- * Skip a chunked body: consume as much of buf as belongs to it.  Start
- * with *st zeroed.  Returns the number of bytes consumed, with *done set
- * once the last chunk and the trailer section have been consumed, or -1
- * if the framing is malformed (a bare LF included): close the connection,
- * the next request cannot be found.  max_total bounds the data bytes (-1 beyond it too).
+ * The character classes of RFC 9110 5.6.2 and 5.5: a token's character,
+ * and a field value's (VCHAR, obs-text, SP and HTAB).  1 or 0.
  */
-ssize_t http_chunked_skip(struct http_chunked *st, const char *buf,
-    size_t len, unsigned long long max_total, int *done);
+int http_is_tchar(unsigned char c);
+int http_is_vchar(unsigned char c);
 
 /* Flags for http_format_response(). */
 #define HTTP_F_HEAD      0x01   /* headers only (HEAD) */

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chunked.h"
 #include "http.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -65,18 +66,18 @@ fuzz_parse(const char *buf, size_t size)
 static void
 fuzz_chunked(const char *buf, size_t size)
 {
-	struct http_chunked a, b;
+	struct chunked a, b;
 	ssize_t ra, rb1, rb2 = 0;
 	size_t split;
 	int done_a, done_b;
 
 	memset(&a, 0, sizeof(a));
 	memset(&b, 0, sizeof(b));
-	ra = http_chunked_skip(&a, buf, size, 1 << 20, &done_a);
+	ra = chunked_skip(&a, buf, size, 1 << 20, &done_a);
 	split = size ? (unsigned char)buf[size - 1] % (size + 1) : 0;
-	rb1 = http_chunked_skip(&b, buf, split, 1 << 20, &done_b);
+	rb1 = chunked_skip(&b, buf, split, 1 << 20, &done_b);
 	if (rb1 >= 0 && !done_b)
-		rb2 = http_chunked_skip(&b, buf + rb1, size - rb1, 1 << 20,
+		rb2 = chunked_skip(&b, buf + rb1, size - rb1, 1 << 20,
 		    &done_b);
 	/* Malformed whole, malformed in pieces: never one of the two. */
 	if ((ra < 0) != (rb1 < 0 || rb2 < 0))

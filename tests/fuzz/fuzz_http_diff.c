@@ -33,6 +33,7 @@
 #undef HTTP_HEAD
 #undef HTTP_POST
 
+#include "chunked.h"
 #include "http.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -94,7 +95,7 @@ diff_hc_run(const char *in, size_t len, size_t step, struct diff_run *r)
 {
 	struct http_limits lim = { 1 << 20, 1 << 20 };  /* no 414, 431 */
 	struct http_scan scan = { 0, 0 };
-	struct http_chunked ch;
+	struct chunked ch;
 	struct http_request req;
 	size_t have = 0, off = 0;
 	long long left = 0;
@@ -107,7 +108,7 @@ diff_hc_run(const char *in, size_t len, size_t step, struct diff_run *r)
 		for (;;) {
 			if (left > 0 || chunked) {
 				if (chunked) {
-					n = http_chunked_skip(&ch, in + off,
+					n = chunked_skip(&ch, in + off,
 					    have - off, DIFF_MAX_BODY, &done);
 					if (n < 0) {
 						r->r_state = DIFF_REFUSED;

@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "chunked.h"
 #include "http.h"
 
 static const struct http_limits lim = { 8192, 100 };
@@ -429,14 +430,14 @@ test_format_response_exact_fit(void **state)
 static ssize_t
 chunked(const char *s, size_t step, int *done)
 {
-	struct http_chunked st;
+	struct chunked st;
 	size_t off = 0, len = strlen(s);
 
 	memset(&st, 0, sizeof(st));
 	*done = 0;
 	while (off < len && !*done) {
 		size_t n = len - off < step ? len - off : step;
-		ssize_t used = http_chunked_skip(&st, s + off, n, 1024, done);
+		ssize_t used = chunked_skip(&st, s + off, n, 1024, done);
 
 		if (used < 0)
 			return -1;
