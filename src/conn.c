@@ -8,11 +8,19 @@
  * order; while a request waits for Redis, later pipelined bytes stay in the
  * connection's buffer.  An idle keep-alive connection owns no buffer at
  * all: reads go to a scratch buffer shared by the worker, and only bytes
- * left over after parsing are copied to the connection, so thousands of
- * idle clients cost little memory.  What a request gets is the business
- * of the handler installed from above (route.c's, through
- * conn_set_handler(): conn.c never calls up into route.c); a failure on one connection closes that connection, never
- * the worker.
+ * left over after parsing are copied to the connection (connbuf.c holds a
+ * connection's bytes and sends them), so thousands of idle clients cost
+ * little memory.
+ *
+ * A connection ends in one place: every step returns 0, or -1 when the
+ * connection is to close, and only the entries from outside,
+ * conn_on_event() (libevent) and conn_resume(), then close it
+ * (conn_close()); no step closes it behind its caller's back.  A failure
+ * on one connection closes that connection, never the worker.
+ *
+ * What a request gets is the business of the handler installed from
+ * above (route.c's, through conn_set_handler()): conn.c calls down into
+ * http.c, chunked.c, connbuf.c, metrics.c and accesslog.c, never up.
  */
 #include "config.h"
 
@@ -32,6 +40,7 @@
 #include "clock.h"
 #include "conf.h"
 #include "conn.h"
+#include "connbuf.h"
 #include "chunked.h"
 #include "http.h"
 #include "log.h"
@@ -56,11 +65,8 @@ struct conn {
 	struct event c_ev;
 	short c_events;                 /* EV_READ, EV_WRITE or 0 */
 	const struct timeval *c_tv;     /* its common timeout, NULL if other */
-	char *c_in;                     /* unparsed bytes, NULL when none */
-	size_t c_inlen, c_incap;
+	struct connbuf c_buf;           /* input kept, output refused */
 	struct http_scan c_scan;        /* where http_parse_request() resumes */
-	char *c_out;                    /* unsent response bytes */
-	size_t c_outlen, c_outoff;
 	long long c_discard;            /* request body bytes still to skip */
 	struct chunked c_chunk;    /* a chunked body being skipped */
 	uint64_t c_head_start_ms;       /* first byte of the pending head */
@@ -73,7 +79,7 @@ struct conn {
 	unsigned c_eof : 1;             /* the client sent FIN */
 	unsigned c_linger : 1;          /* draining input before close */
 	unsigned c_peer_closes : 1;     /* the client said close, sent no more */
-	unsigned c_more : 1;            /* c_in holds requests not yet answered */
+	unsigned c_more : 1;            /* c_buf holds requests not yet answered */
 	unsigned c_chunked : 1;         /* skipping a chunked body */
 	unsigned c_admin : 1;           /* came in on a metrics_listen address */
 	char *c_log;                    /* request line, Referer, User-Agent */
@@ -85,8 +91,15 @@ struct conn {
 };
 
 static void conn_on_event(evutil_socket_t, short, void *);
-static void conn_process(struct conn *, const char *, size_t);
-static void conn_process_buffered(struct conn *);
+static int conn_process(struct conn *, const char *, size_t);
+static int conn_process_buffered(struct conn *);
+
+/* The input buffer a connection gets: a whole head, and some more. */
+static size_t
+conn_in_cap(const struct conn_set *cs)
+{
+	return (size_t)cs->cs_cf->cf_max_header_size + 1024;
+}
 
 /*
  * Set what the connection waits for, and for how long.  tv is one of the
@@ -123,13 +136,17 @@ conn_set_events(struct conn *c, short events, const struct timeval *tv)
 static void
 conn_free(struct conn *c)
 {
-	free(c->c_in);
-	free(c->c_out);
+	connbuf_free(&c->c_buf);
 	free(c->c_log);
 	free(c);
 }
 
-/* Close the socket now; the conn itself goes when Redis no longer refers to it. */
+/*
+ * Close the socket now; the conn itself goes when Redis no longer refers
+ * to it.  The one place a connection ends: called by the entries from
+ * outside (conn_on_event(), conn_resume()) when a step returned -1, and
+ * by conn_set_free().
+ */
 static void
 conn_close(struct conn *c)
 {
@@ -158,9 +175,10 @@ conn_close(struct conn *c)
 /*
  * Close after a response that may leave unread input behind: a plain
  * close() would then send RST, which can destroy the response before the
- * client reads it.  Send FIN and drain for a while instead.
+ * client reads it.  Send FIN and drain for a while instead.  Returns 0,
+ * or -1 if the connection is to close at once.
  */
-static void
+static int
 conn_linger(struct conn *c)
 {
 	/*
@@ -168,43 +186,44 @@ conn_linger(struct conn *c)
 	 * request: then no input is left to provoke a reset (nginx's
 	 * lingering_close auto), and the close costs no drain.
 	 */
-	if ((c->c_peer_closes && c->c_inlen == 0) ||
-	    shutdown(c->c_fd, SHUT_WR) == -1 || c->c_eof) {
-		conn_close(c);
-		return;
-	}
+	if ((c->c_peer_closes && c->c_buf.cb_inlen == 0) ||
+	    shutdown(c->c_fd, SHUT_WR) == -1 || c->c_eof)
+		return -1;
 	c->c_linger = 1;
 	c->c_linger_start_ms = clock_coarse_ms();
 	conn_set_events(c, EV_READ, c->c_set->cs_linger_tv);
+	return 0;
 }
 
-/* The connection has nothing to send: decide what it waits for next. */
-static void
+/*
+ * The connection has nothing to send: decide what it waits for next.
+ * Returns 0, or -1 if it is to close.
+ */
+static int
 conn_idle(struct conn *c)
 {
 	struct conn_set *cs = c->c_set;
+	const struct connbuf *b = &c->c_buf;
 
-	if (c->c_close || (c->c_eof && c->c_inlen == 0 && !c->c_waiting)) {
-		conn_linger(c);
-		return;
-	}
+	if (c->c_close || (c->c_eof && b->cb_inlen == 0 && !c->c_waiting))
+		return conn_linger(c);
 	if (c->c_waiting) {
 		/*
 		 * Keep reading pipelined bytes while there is room.  The counter
 		 * answers within timeout_ms, so a timeout here is ignored.
 		 */
-		if (c->c_eof || (c->c_in && c->c_inlen == c->c_incap))
+		if (c->c_eof || (b->cb_in && b->cb_inlen == b->cb_incap))
 			conn_set_events(c, 0, NULL);
 		else if (c->c_events != EV_READ)
 			conn_set_events(c, EV_READ, cs->cs_hdr_tv);
-		return;
+		return 0;
 	}
-	if (cs->cs_stopping && c->c_inlen == 0 && c->c_discard == 0 &&
+	if (cs->cs_stopping && b->cb_inlen == 0 && c->c_discard == 0 &&
 	    !c->c_chunked) {
 		conn_set_events(c, EV_READ, cs->cs_grace_tv);
-		return;
+		return 0;
 	}
-	if (c->c_inlen > 0 || c->c_discard > 0 || c->c_chunked) {
+	if (b->cb_inlen > 0 || c->c_discard > 0 || c->c_chunked) {
 		/* A request is partly here: the header timeout runs from its start. */
 		uint64_t now = clock_coarse_ms(), limit, spent;
 		struct timeval tv;
@@ -222,77 +241,30 @@ conn_idle(struct conn *c)
 		c->c_head_start_ms = 0;         /* the next head starts afresh */
 		conn_set_events(c, EV_READ, cs->cs_ka_tv);
 	}
-}
-
-/*
- * Keep in the connection's own buffer what the socket refused of the
- * pass's output, or append the pass's output to what it refused before.
- * Returns 0, or -1 after closing the connection.
- */
-static int
-conn_keep_out(struct conn *c, size_t sent)
-{
-	struct conn_set *cs = c->c_set;
-	char *p = realloc(c->c_out, c->c_outlen + cs->cs_outlen - sent);
-
-	if (p == NULL) {
-		log_warn("realloc");
-		cs->cs_outlen = 0;
-		conn_close(c);
-		return -1;
-	}
-	memcpy(p + c->c_outlen, cs->cs_out + sent, cs->cs_outlen - sent);
-	c->c_out = p;
-	c->c_outlen += cs->cs_outlen - sent;
-	cs->cs_outlen = 0;
 	return 0;
 }
 
-/* Send what the processing pass produced, keeping what the socket refuses. */
-static void
+/*
+ * Send what the processing pass produced (connbuf.c keeps what the socket
+ * refuses), then carry on.  Returns 0, or -1 if the connection is to close.
+ */
+static int
 conn_flush(struct conn *c)
 {
 	struct conn_set *cs = c->c_set;
-	ssize_t n;
+	int rc;
 
-	if (c->c_outlen == 0 && cs->cs_outlen > 0) {
-		n = send(c->c_fd, cs->cs_out, cs->cs_outlen, MSG_NOSIGNAL);
-		if (n < 0 && errno != EAGAIN && errno != EINTR) {
-			cs->cs_outlen = 0;
-			conn_close(c);
-			return;
-		}
-		if (n < 0)
-			n = 0;
-		if ((size_t)n < cs->cs_outlen) {
-			c->c_outoff = 0;
-			if (conn_keep_out(c, (size_t)n) == -1)
-				return;
-		}
-		cs->cs_outlen = 0;
-	} else if (c->c_outlen > 0) {
-		if (cs->cs_outlen > 0 && conn_keep_out(c, 0) == -1)
-			return;
-		n = send(c->c_fd, c->c_out + c->c_outoff,
-		    c->c_outlen - c->c_outoff, MSG_NOSIGNAL);
-		if (n < 0 && errno != EAGAIN && errno != EINTR) {
-			conn_close(c);
-			return;
-		}
-		if (n > 0)
-			c->c_outoff += n;
-		if (c->c_outoff == c->c_outlen) {
-			free(c->c_out);
-			c->c_out = NULL;
-			c->c_outlen = c->c_outoff = 0;
-		}
-	}
-	if (c->c_outlen > 0)
+	rc = connbuf_send(&c->c_buf, c->c_fd, cs->cs_out, cs->cs_outlen);
+	cs->cs_outlen = 0;
+	if (rc == -1)
+		return -1;
+	if (c->c_buf.cb_outlen > 0) {
 		conn_set_events(c, EV_WRITE, cs->cs_hdr_tv);
-	else if (c->c_more && !c->c_waiting && !c->c_close)
-		conn_process_buffered(c);       /* answer what was held back */
-	else
-		conn_idle(c);
+		return 0;
+	}
+	if (c->c_more && !c->c_waiting && !c->c_close)
+		return conn_process_buffered(c);        /* what was held back */
+	return conn_idle(c);
 }
 
 /*
@@ -439,11 +411,15 @@ conn_wake(struct conn *c, int *flags, int *json)
 void
 conn_resume(struct conn *c)
 {
+	int rc;
+
 	/* Carry on with pipelined requests that arrived meanwhile. */
-	if (c->c_inlen > 0 && !c->c_close)
-		conn_process_buffered(c);
+	if (c->c_buf.cb_inlen > 0 && !c->c_close)
+		rc = conn_process_buffered(c);
 	else
-		conn_flush(c);
+		rc = conn_flush(c);
+	if (rc == -1)
+		conn_close(c);
 }
 
 /*
@@ -481,9 +457,9 @@ conn_skip_body(struct conn *c, const char *buf, size_t len)
 
 /*
  * Answer a parsed request (head bytes; more is whether bytes follow it in
- * this pass).  Returns 0, or -1 if the connection is to take nothing more.
+ * this pass).  An answer that ends the connection sets c_close.
  */
-static int
+static void
 conn_request(struct conn *c, const struct http_request *req, int more)
 {
 	struct conn_set *cs = c->c_set;
@@ -505,7 +481,7 @@ conn_request(struct conn *c, const struct http_request *req, int more)
 	if (req->r_content_length > CONN_MAX_BODY) {
 		conn_respond_text(c, 413, "Content Too Large\n", HTTP_F_CLOSE |
 		    conn_head_flag(req->r_method));
-		return -1;
+		return;
 	}
 	if (req->r_chunked) {
 		memset(&c->c_chunk, 0, sizeof(c->c_chunk));
@@ -519,40 +495,15 @@ conn_request(struct conn *c, const struct http_request *req, int more)
 	if (accesslog_enabled())
 		conn_log_keep(c, req);
 	cs->cs_handler(cs->cs_handler_arg, c, req, flags, c->c_admin);
-	return 0;
-}
-
-/*
- * Keep the len unprocessed bytes at buf in the connection's own buffer.
- * Returns 0, or -1 after closing the connection.
- */
-static int
-conn_keep_in(struct conn *c, const char *buf, size_t len)
-{
-	struct conn_set *cs = c->c_set;
-	size_t cap = (size_t)cs->cs_cf->cf_max_header_size + 1024;
-
-	if (cap < len)
-		cap = len;
-	c->c_in = malloc(cap);
-	if (c->c_in == NULL) {
-		log_warn("malloc");
-		cs->cs_outlen = 0;
-		conn_close(c);
-		return -1;
-	}
-	memcpy(c->c_in, buf, len);
-	c->c_inlen = len;
-	c->c_incap = cap;
-	return 0;
 }
 
 /*
  * Parse and answer the requests in buf (len bytes; not the connection's
  * own buffer), stopping at one that waits for Redis.  What is left is
- * kept in c->c_in.  Ends by flushing the output.
+ * kept in the connection's input.  Ends by flushing the output.
+ * Returns 0, or -1 if the connection is to close.
  */
-static void
+static int
 conn_process(struct conn *c, const char *buf, size_t len)
 {
 	struct conn_set *cs = c->c_set;
@@ -566,7 +517,7 @@ conn_process(struct conn *c, const char *buf, size_t len)
 
 		if ((cs->cs_outlen > 0 &&
 		    cs->cs_outcap - cs->cs_outlen < CONN_OUT_RESERVE) ||
-		    c->c_outlen > CONN_OUT_SIZE) {
+		    c->c_buf.cb_outlen > CONN_OUT_SIZE) {
 			/* Enough output for now: the rest once it is sent. */
 			c->c_more = 1;
 			break;
@@ -598,46 +549,53 @@ conn_process(struct conn *c, const char *buf, size_t len)
 			break;
 		}
 		off += head;
-		if (conn_request(c, &req, off < len) == -1) {
-			off = len;
-			break;
-		}
+		conn_request(c, &req, off < len);   /* c_close ends the loop */
 	}
 
 	/* Keep what is not yet processed. */
-	if (off < len && !c->c_close && conn_keep_in(c, buf + off,
-	    len - off) == -1)
-		return;
-	conn_flush(c);
+	if (off < len && !c->c_close && connbuf_keep_in(&c->c_buf, buf + off,
+	    len - off, conn_in_cap(cs)) == -1) {
+		cs->cs_outlen = 0;
+		return -1;
+	}
+	return conn_flush(c);
 }
 
-/* Process the bytes the connection holds (conn_process() re-stores the rest). */
-static void
+/*
+ * Process the bytes the connection holds (conn_process() keeps the rest
+ * again).  Returns 0, or -1 if the connection is to close.
+ */
+static int
 conn_process_buffered(struct conn *c)
 {
-	char *in = c->c_in;
-	size_t inlen = c->c_inlen;
+	size_t inlen;
+	char *in = connbuf_take_in(&c->c_buf, &inlen);
+	int rc;
 
-	c->c_in = NULL;
-	c->c_inlen = c->c_incap = 0;
-	conn_process(c, in, inlen);
+	rc = conn_process(c, in, inlen);
 	free(in);
+	return rc;
 }
 
-/* The client closed its side: answer what was asked, then close. */
-static void
+/*
+ * The client closed its side: answer what was asked, then close.
+ * Returns 0, or -1 if the connection is to close now.
+ */
+static int
 conn_on_eof(struct conn *c)
 {
 	c->c_eof = 1;
-	if (c->c_outlen > 0)
+	if (c->c_buf.cb_outlen > 0) {
 		conn_set_events(c, EV_WRITE, c->c_set->cs_hdr_tv);
-	else if (c->c_waiting)
-		conn_idle(c);
-	else
-		conn_close(c);
+		return 0;
+	}
+	if (c->c_waiting)
+		return conn_idle(c);
+	return -1;
 }
 
-static void
+/* The socket is readable.  Returns 0, or -1 if the connection is to close. */
+static int
 conn_read(struct conn *c)
 {
 	struct conn_set *cs = c->c_set;
@@ -651,89 +609,84 @@ conn_read(struct conn *c)
 		n = recv(c->c_fd, cs->cs_scratch, cs->cs_scratch_size, 0);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) ||
 		    clock_coarse_ms() - c->c_linger_start_ms >= CONN_LINGER_MS)
-			conn_close(c);
-		return;
+			return -1;
+		return 0;
 	}
-	if (c->c_in == NULL && !c->c_waiting) {
+	if (c->c_buf.cb_in == NULL && !c->c_waiting) {
+		/* Into the shared scratch: an idle connection owns no buffer. */
 		n = recv(c->c_fd, cs->cs_scratch, cs->cs_scratch_size, 0);
-		if (n > 0) {
-			conn_process(c, cs->cs_scratch, (size_t)n);
-			return;
-		}
+		if (n > 0)
+			return conn_process(c, cs->cs_scratch, (size_t)n);
 	} else {
-		if (c->c_in == NULL) {
-			c->c_incap = (size_t)cs->cs_cf->cf_max_header_size + 1024;
-			c->c_in = malloc(c->c_incap);
-			if (c->c_in == NULL) {
-				log_warn("malloc");
-				conn_close(c);
-				return;
-			}
-		}
-		if (c->c_inlen == c->c_incap) {
-			conn_idle(c);   /* full: wait for Redis to drain it */
-			return;
-		}
-		n = recv(c->c_fd, c->c_in + c->c_inlen, c->c_incap - c->c_inlen,
-		    0);
-		if (n > 0) {
-			c->c_inlen += n;
-			if (c->c_waiting)
-				conn_idle(c);
-			else
-				conn_process_buffered(c);
-			return;
-		}
+		if (connbuf_reserve_in(&c->c_buf, conn_in_cap(cs)) == -1)
+			return -1;
+		if (c->c_buf.cb_inlen == c->c_buf.cb_incap)
+			return conn_idle(c);    /* full: wait for Redis to drain it */
+		n = connbuf_read(&c->c_buf, c->c_fd);
+		if (n > 0)
+			return c->c_waiting ? conn_idle(c) :
+			    conn_process_buffered(c);
 	}
-	if (n == 0) {
-		conn_on_eof(c);
-		return;
-	}
+	if (n == 0)
+		return conn_on_eof(c);
 	if (errno == EAGAIN || errno == EINTR)
-		return;
+		return 0;
 	if (errno != ECONNRESET)
 		log_debug("recv: %s", strerror(errno));
-	conn_close(c);
+	return -1;
 }
 
+/*
+ * The connection's timeout has run out.  Returns 0, or -1 if it is to
+ * close.
+ */
+static int
+conn_timeout(struct conn *c)
+{
+	const struct connbuf *b = &c->c_buf;
+
+	if (c->c_waiting)
+		return 0;
+	if (c->c_linger || b->cb_outlen > 0 ||
+	    (b->cb_inlen == 0 && c->c_discard == 0 && !c->c_chunked))
+		return -1;      /* idle keep-alive, or a client not reading */
+	if (c->c_discard > 0 || c->c_chunked) {
+		/*
+		 * The body of a request answered already has stalled.  A 408
+		 * now would be a second answer to that request (the client
+		 * would take it for its next one's): end the connection
+		 * instead, lingering so that unread input does not reset it
+		 * under the answer.
+		 */
+		c->c_close = 1;
+		return conn_linger(c);
+	}
+	conn_respond_text(c, 408, "Request Timeout\n", HTTP_F_CLOSE |
+	    conn_head_flag(http_request_method(b->cb_in, b->cb_inlen)));
+	connbuf_drop_in(&c->c_buf);
+	return conn_flush(c);
+}
+
+/*
+ * libevent's entry: each step below returns -1 when the connection is to
+ * close, and it is closed here (or in conn_resume()), never inside a step
+ * behind its caller's back.
+ */
 static void
 conn_on_event(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
+	int rc = 0;
 
 	(void)fd;
-	if (what & EV_TIMEOUT) {
-		if (c->c_waiting)
-			return;
-		if (c->c_linger || c->c_outlen > 0 ||
-		    (c->c_inlen == 0 && c->c_discard == 0 && !c->c_chunked)) {
-			conn_close(c);  /* idle keep-alive, or a client not reading */
-			return;
-		}
-		if (c->c_discard > 0 || c->c_chunked) {
-			/*
-			 * The body of a request answered already has stalled.  A
-			 * 408 now would be a second answer to that request (the
-			 * client would take it for its next one's): end the
-			 * connection instead, lingering so that unread input
-			 * does not reset it under the answer.
-			 */
-			c->c_close = 1;
-			conn_linger(c);
-			return;
-		}
-		conn_respond_text(c, 408, "Request Timeout\n", HTTP_F_CLOSE |
-		    conn_head_flag(http_request_method(c->c_in, c->c_inlen)));
-		free(c->c_in);
-		c->c_in = NULL;
-		c->c_inlen = c->c_incap = 0;
-		conn_flush(c);
-		return;
-	}
-	if (what & EV_WRITE)
-		conn_flush(c);
+	if (what & EV_TIMEOUT)
+		rc = conn_timeout(c);
+	else if (what & EV_WRITE)
+		rc = conn_flush(c);
 	else if (what & EV_READ)
-		conn_read(c);
+		rc = conn_read(c);
+	if (rc == -1)
+		conn_close(c);
 }
 
 /* The client's address as the access log shows it. */
@@ -840,7 +793,8 @@ conn_set_stop(struct conn_set *cs)
 		 * Idle keep-alive connections get a short grace for a request
 		 * already on its way; the others close after their answer.
 		 */
-		if (!c->c_waiting && c->c_inlen == 0 && c->c_outlen == 0 &&
+		if (!c->c_waiting && c->c_buf.cb_inlen == 0 &&
+		    c->c_buf.cb_outlen == 0 &&
 		    c->c_discard == 0 && !c->c_chunked && !c->c_linger)
 			conn_set_events(c, EV_READ, cs->cs_grace_tv);
 	}
