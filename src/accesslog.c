@@ -14,6 +14,10 @@
  * middle of a line.  So a line is never longer than PIPE_BUF (a field cut
  * to its limit ends with "..."), and the buffer goes to stderr in writes
  * of at most PIPE_BUF bytes that end at a line's end.
+ *
+ * A connection (conn.c) keeps what the line of its request needs in a
+ * struct accesslog_req, written here; this file reads struct http_request
+ * (http.h) and calls log.c and clock.c, nothing above them.
  */
 #include "config.h"
 
@@ -24,9 +28,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
 
 #include "accesslog.h"
 #include "clock.h"
+#include "http.h"
 #include "log.h"
 
 #define ACCESSLOG_BUF   32768
@@ -245,4 +252,89 @@ accesslog_write(const struct accesslog_entry *e)
 		accesslog_flush();
 	memcpy(accesslog_buf + accesslog_len, line, n);
 	accesslog_len += n;
+}
+
+void
+accesslog_req_client(struct accesslog_req *r,
+    const struct sockaddr_storage *ss)
+{
+	const void *a;
+
+	if (ss->ss_family == AF_INET6)
+		a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+	else if (ss->ss_family == AF_INET)
+		a = &((const struct sockaddr_in *)ss)->sin_addr;
+	else {
+		snprintf(r->ar_client, sizeof(r->ar_client), "-");
+		return;
+	}
+	if (inet_ntop(ss->ss_family, a, r->ar_client,
+	    sizeof(r->ar_client)) == NULL)
+		snprintf(r->ar_client, sizeof(r->ar_client), "-");
+}
+
+/* Forget the kept request: its line is written, or it cannot be kept. */
+static void
+accesslog_req_forget(struct accesslog_req *r)
+{
+	r->ar_req = r->ar_ref = r->ar_ua = 0;
+	r->ar_has = 0;
+}
+
+void
+accesslog_req_keep(struct accesslog_req *r, const struct http_request *req)
+{
+	size_t req_len = req->r_line_len > 2048 ? 2048 : req->r_line_len;
+	size_t ref_len = req->r_referer_len > 1024 ? 1024 : req->r_referer_len;
+	size_t ua_len = req->r_agent_len > 1024 ? 1024 : req->r_agent_len;
+	size_t need = req_len + ref_len + ua_len;
+
+	if (need > r->ar_cap) {
+		char *p = realloc(r->ar_buf, need);
+
+		if (p == NULL) {
+			accesslog_req_forget(r);
+			return;
+		}
+		r->ar_buf = p;
+		r->ar_cap = need;
+	}
+	if (req_len)
+		memcpy(r->ar_buf, req->r_line, req_len);
+	if (ref_len)
+		memcpy(r->ar_buf + req_len, req->r_referer, ref_len);
+	if (ua_len)
+		memcpy(r->ar_buf + req_len + ref_len, req->r_agent, ua_len);
+	r->ar_req = req_len;
+	r->ar_ref = ref_len;
+	r->ar_ua = ua_len;
+	r->ar_has = (req->r_referer ? 1 : 0) | (req->r_agent ? 2 : 0);
+}
+
+void
+accesslog_req_write(struct accesslog_req *r, int status, long long bytes)
+{
+	struct accesslog_entry e;
+
+	e.a_client = r->ar_client[0] ? r->ar_client : "-";
+	e.a_request = r->ar_req ? r->ar_buf : NULL;
+	e.a_request_len = r->ar_req;
+	e.a_referer = (r->ar_has & 1) ? r->ar_buf + r->ar_req : NULL;
+	e.a_referer_len = r->ar_ref;
+	e.a_agent = (r->ar_has & 2) ? r->ar_buf + r->ar_req + r->ar_ref :
+	    NULL;
+	e.a_agent_len = r->ar_ua;
+	e.a_status = status;
+	e.a_bytes = bytes;
+	accesslog_write(&e);
+	accesslog_req_forget(r);
+}
+
+void
+accesslog_req_free(struct accesslog_req *r)
+{
+	free(r->ar_buf);
+	r->ar_buf = NULL;
+	r->ar_cap = 0;
+	accesslog_req_forget(r);
 }

@@ -5,6 +5,10 @@
 #define HITCOUNTD_ACCESSLOG_H
 
 #include <stddef.h>
+#include <netinet/in.h>
+
+struct http_request;
+struct sockaddr_storage;
 
 /* What one line says.  Strings need not be NUL-terminated. */
 struct accesslog_entry {
@@ -47,5 +51,40 @@ int accesslog_reopen(void);
 
 /* Flush and close. */
 void accesslog_close(void);
+
+/*
+ * What the line of a connection's request needs, kept while the request
+ * waits for Redis (the bytes it points into move meanwhile).  Zeroed to
+ * start; the members are accesslog.c's.
+ */
+struct accesslog_req {
+	char *ar_buf;                   /* request line, Referer, User-Agent */
+	size_t ar_cap;
+	unsigned short ar_req, ar_ref, ar_ua;   /* their lengths */
+	unsigned char ar_has;           /* bit 0 Referer, bit 1 User-Agent */
+	char ar_client[INET6_ADDRSTRLEN];       /* "" for "-" */
+};
+
+/* Keep the client's address ss (of a connection) as the log shows it. */
+void accesslog_req_client(struct accesslog_req *r,
+    const struct sockaddr_storage *ss);
+
+/*
+ * Keep what the line of req needs, cut to the field limits; the buffer
+ * is reused from request to request.  Without memory, the line will show
+ * "-" for them.
+ */
+void accesslog_req_keep(struct accesslog_req *r,
+    const struct http_request *req);
+
+/*
+ * Add the line of the kept request, answered with status and bytes body
+ * bytes (-1 for "-"), and forget the request.
+ */
+void accesslog_req_write(struct accesslog_req *r, int status,
+    long long bytes);
+
+/* Free what r holds. */
+void accesslog_req_free(struct accesslog_req *r);
 
 #endif

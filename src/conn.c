@@ -30,8 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
@@ -82,11 +80,7 @@ struct conn {
 	unsigned c_more : 1;            /* c_buf holds requests not yet answered */
 	unsigned c_chunked : 1;         /* skipping a chunked body */
 	unsigned c_admin : 1;           /* came in on a metrics_listen address */
-	char *c_log;                    /* request line, Referer, User-Agent */
-	size_t c_logcap;
-	unsigned short c_log_req, c_log_ref, c_log_ua;  /* their lengths */
-	unsigned char c_log_has;        /* bit 0 Referer, bit 1 User-Agent */
-	char c_client[INET6_ADDRSTRLEN];
+	struct accesslog_req c_log;     /* for the line of the request */
 	struct conn *c_prev, *c_next;
 };
 
@@ -137,7 +131,7 @@ static void
 conn_free(struct conn *c)
 {
 	connbuf_free(&c->c_buf);
-	free(c->c_log);
+	accesslog_req_free(&c->c_log);
 	free(c);
 }
 
@@ -267,63 +261,6 @@ conn_flush(struct conn *c)
 	return conn_idle(c);
 }
 
-/*
- * Keep what the access log needs of a request: the request may wait for
- * Redis while the bytes it points into move.  The buffer is reused from
- * request to request.
- */
-static void
-conn_log_keep(struct conn *c, const struct http_request *req)
-{
-	size_t req_len = req->r_line_len > 2048 ? 2048 : req->r_line_len;
-	size_t ref_len = req->r_referer_len > 1024 ? 1024 : req->r_referer_len;
-	size_t ua_len = req->r_agent_len > 1024 ? 1024 : req->r_agent_len;
-	size_t need = req_len + ref_len + ua_len;
-
-	if (need > c->c_logcap) {
-		char *p = realloc(c->c_log, need);
-
-		if (p == NULL) {
-			c->c_log_req = c->c_log_ref = c->c_log_ua = 0;
-			c->c_log_has = 0;
-			return;
-		}
-		c->c_log = p;
-		c->c_logcap = need;
-	}
-	if (req_len)
-		memcpy(c->c_log, req->r_line, req_len);
-	if (ref_len)
-		memcpy(c->c_log + req_len, req->r_referer, ref_len);
-	if (ua_len)
-		memcpy(c->c_log + req_len + ref_len, req->r_agent, ua_len);
-	c->c_log_req = req_len;
-	c->c_log_ref = ref_len;
-	c->c_log_ua = ua_len;
-	c->c_log_has = (req->r_referer ? 1 : 0) | (req->r_agent ? 2 : 0);
-}
-
-/* One access log line for the response being sent. */
-static void
-conn_log(struct conn *c, int status, long long bytes)
-{
-	struct accesslog_entry e;
-
-	e.a_client = c->c_client[0] ? c->c_client : "-";
-	e.a_request = c->c_log_req ? c->c_log : NULL;
-	e.a_request_len = c->c_log_req;
-	e.a_referer = (c->c_log_has & 1) ? c->c_log + c->c_log_req : NULL;
-	e.a_referer_len = c->c_log_ref;
-	e.a_agent = (c->c_log_has & 2) ?
-	    c->c_log + c->c_log_req + c->c_log_ref : NULL;
-	e.a_agent_len = c->c_log_ua;
-	e.a_status = status;
-	e.a_bytes = bytes;
-	accesslog_write(&e);
-	c->c_log_req = c->c_log_ref = c->c_log_ua = 0;
-	c->c_log_has = 0;
-}
-
 void
 conn_respond(struct conn *c, int status, const char *ctype, const char *body,
     size_t bodylen, size_t content_length, int flags)
@@ -356,8 +293,8 @@ conn_respond(struct conn *c, int status, const char *ctype, const char *body,
 		c->c_close = 1;
 	metrics_count_status(status);
 	if (accesslog_enabled())
-		conn_log(c, status, (flags & HTTP_F_HEAD) ? 0 :
-		    (long long)bodylen);
+		accesslog_req_write(&c->c_log, status,
+		    (flags & HTTP_F_HEAD) ? 0 : (long long)bodylen);
 }
 
 /*
@@ -493,7 +430,7 @@ conn_request(struct conn *c, const struct http_request *req, int more)
 	    (c->c_chunked || c->c_discard > 0))
 		conn_respond_raw(c, "HTTP/1.1 100 Continue\r\n\r\n");
 	if (accesslog_enabled())
-		conn_log_keep(c, req);
+		accesslog_req_keep(&c->c_log, req);
 	cs->cs_handler(cs->cs_handler_arg, c, req, flags, c->c_admin);
 }
 
@@ -689,24 +626,6 @@ conn_on_event(evutil_socket_t fd, short what, void *arg)
 		conn_close(c);
 }
 
-/* The client's address as the access log shows it. */
-static void
-conn_client_text(const struct sockaddr_storage *ss, char *buf, size_t len)
-{
-	const void *a;
-
-	if (ss->ss_family == AF_INET6)
-		a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
-	else if (ss->ss_family == AF_INET)
-		a = &((const struct sockaddr_in *)ss)->sin_addr;
-	else {
-		snprintf(buf, len, "-");
-		return;
-	}
-	if (inet_ntop(ss->ss_family, a, buf, len) == NULL)
-		snprintf(buf, len, "-");
-}
-
 int
 conn_new(struct conn_set *cs, int fd, const struct sockaddr_storage *ss,
     int admin)
@@ -723,7 +642,7 @@ conn_new(struct conn_set *cs, int fd, const struct sockaddr_storage *ss,
 	c->c_fd = fd;
 	c->c_admin = admin;
 	if (accesslog_enabled())
-		conn_client_text(ss, c->c_client, sizeof(c->c_client));
+		accesslog_req_client(&c->c_log, ss);
 	METRICS_ADD(mw_conns_open, 1);
 	c->c_next = cs->cs_conns;
 	if (cs->cs_conns)
