@@ -44,6 +44,7 @@
 #include "redisio.h"
 #include "sentinel.h"
 #include "sentinelsub.h"
+#include "timer.h"
 #include "util.h"
 
 #define SENTINEL_CHECK_MS       1000
@@ -77,7 +78,7 @@ struct sentinel {
 	int sn_watching;
 	char sn_host[256];              /* the primary being watched */
 	int sn_port;
-	int sn_complained;              /* about a check's answer, this watch */
+	struct log_limit sn_complained; /* about a check's answer, this watch */
 	struct sentinelsub *sn_sub;     /* the announcements */
 	sentinel_answer_cb *sn_answer;
 	sentinel_moved_cb *sn_moved;
@@ -197,13 +198,8 @@ sentinel_check_reply(struct sentinel *s, const redisReply *reply)
 	if (sentinel_parse(s, reply, host, sizeof(host), &port, why,
 	    sizeof(why)) == -1) {
 		s->sn_next++;
-		if (s->sn_complained)
-			log_debug("redis: %s; keeping %s:%d", why, s->sn_host,
-			    s->sn_port);
-		else
-			log_warnx("redis: %s; keeping %s:%d", why, s->sn_host,
-			    s->sn_port);
-		s->sn_complained = 1;
+		log_at(log_limit_level(&s->sn_complained, LOG_WARNING, 0),
+		    "redis: %s; keeping %s:%d", why, s->sn_host, s->sn_port);
 		return;
 	}
 	if (strcmp(host, s->sn_host) == 0 && port == s->sn_port)
@@ -318,21 +314,22 @@ sentinel_connect(struct sentinel *s, const char *ip)
 	const struct conf *cf = s->sn_cf;
 	enum sentinel_doing doing = s->sn_doing;
 	redisAsyncContext *ac;
+	char why[256];
 
-	ac = redisAsyncConnect(ip, s->sn_asked_port);
-	if (ac == NULL || ac->err || redisio_attach(ac, s->sn_base) == -1) {
+	ac = redisio_connect(s->sn_base, ip, s->sn_asked_port, NULL, why,
+	    sizeof(why));
+	if (ac == NULL) {
 		sentinel_close(s);
 		sentinel_failed(s, doing, "cannot reach sentinel %s: %s",
-		    s->sn_asked, ac && ac->err ? ac->errstr : "out of memory");
-		if (ac)
-			redisAsyncFree(ac);
+		    s->sn_asked, why);
 		return;
 	}
 	ac->data = s;
 	redisAsyncSetConnectCallback(ac, sentinel_on_connected);
 	redisAsyncSetDisconnectCallback(ac, sentinel_on_disconnected);
 	s->sn_ac = ac;
-	sentinel_auth(cf, ac);
+	redisio_auth(ac, cf->cf_redis.sentinel_username,
+	    cf->cf_redis.sentinel_password, NULL, NULL);
 	redisAsyncCommand(ac, sentinel_on_reply, s,
 	    "SENTINEL get-master-addr-by-name %s", cf->cf_redis.master_name);
 }
@@ -368,8 +365,6 @@ sentinel_put(struct sentinel *s, enum sentinel_doing doing)
 	const struct conf *cf = s->sn_cf;
 	const char *spec = cf->cf_redis.sentinels[s->sn_next %
 	    cf->cf_redis.nsentinels];
-	int ms = cf->cf_redis.timeout_ms;
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 	struct evdns_getaddrinfo_request *req;
 	char host[256];
 
@@ -380,7 +375,7 @@ sentinel_put(struct sentinel *s, enum sentinel_doing doing)
 		return;
 	}
 	s->sn_doing = doing;
-	event_add(s->sn_deadline_ev, &tv);
+	timer_arm_ms(s->sn_deadline_ev, cf->cf_redis.timeout_ms);
 	/* An address, or a name in /etc/hosts, is answered before this returns. */
 	req = redisio_lookup(s->sn_dns, host, sentinel_on_resolved, s);
 	if (req != NULL)
@@ -468,19 +463,6 @@ sentinel_on_announcement(void *arg, const char *channel, const char *message)
 		sentinel_announced(s, channel, NULL, NULL);
 }
 
-void
-sentinel_auth(const struct conf *cf, redisAsyncContext *ac)
-{
-	if (cf->cf_redis.sentinel_password[0] &&
-	    cf->cf_redis.sentinel_username[0])
-		redisAsyncCommand(ac, NULL, NULL, "AUTH %s %s",
-		    cf->cf_redis.sentinel_username,
-		    cf->cf_redis.sentinel_password);
-	else if (cf->cf_redis.sentinel_password[0])
-		redisAsyncCommand(ac, NULL, NULL, "AUTH %s",
-		    cf->cf_redis.sentinel_password);
-}
-
 struct sentinel *
 sentinel_new(struct event_base *base, struct evdns_base *dns,
     const struct conf *cf, sentinel_answer_cb *answer,
@@ -520,13 +502,11 @@ sentinel_ask(struct sentinel *s)
 void
 sentinel_watch(struct sentinel *s, const char *host, int port)
 {
-	struct timeval tv = { SENTINEL_CHECK_MS / 1000, 0 };
-
 	snprintf(s->sn_host, sizeof(s->sn_host), "%s", host);
 	s->sn_port = port;
 	s->sn_watching = 1;
-	s->sn_complained = 0;
-	event_add(s->sn_check_ev, &tv);
+	log_limit_reset(&s->sn_complained);
+	timer_arm_ms(s->sn_check_ev, SENTINEL_CHECK_MS);
 }
 
 void
