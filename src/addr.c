@@ -82,8 +82,7 @@ addr_split(const char *text, size_t n, int defport, char *host,
 	}
 	*port = colon ? addr_port(colon + 1, end - colon - 1) : defport;
 	if (*port == -1) {
-		snprintf(err, errlen, "the port is not a number from 1 to "
-		    "65535");
+		snprintf(err, errlen, "%s", ADDR_ERR_PORT);
 		return -1;
 	}
 	memcpy(host, h, hlen);

@@ -16,6 +16,9 @@
 
 /* A host buffer of this size takes any name DNS allows, with its NUL. */
 #define ADDR_HOST_MAX   256
+/* addr_split()'s reason for a bad port, for a caller whose hint is
+ * about the host alone. */
+#define ADDR_ERR_PORT   "the port is not a number from 1 to 65535"
 /* "[" HOST "]:" PORT and the NUL: a buffer for addr_format(). */
 #define ADDR_TEXT_MAX   (ADDR_HOST_MAX + 8)
 
