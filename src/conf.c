@@ -37,7 +37,6 @@
 #include "conf.h"
 #include "cpus.h"
 #include "log.h"
-#include "redistls.h"
 #include "redisurl.h"
 #include "util.h"
 
@@ -559,7 +558,7 @@ conf_env_hostport(cfg_t *cfg, char *err, size_t errlen)
 /*
  * rediss:// turns TLS on, with the tls_* keys of the file (the system's
  * CAs when it names none).  A build without TLS refuses it when the
- * configuration is loaded (redistls_load()).
+ * TLS context is made (redistls_attach()).
  */
 static void
 conf_env_tls(cfg_t *redis)
@@ -1076,8 +1075,7 @@ conf_load(const char *path, char *err, size_t errlen)
 	if (cf != NULL && (conf_resolve_ids(cf, err, errlen) == -1 ||
 	    conf_check_consistency(cf, err, errlen) == -1 ||
 	    conf_check_redis(cf, err, errlen) == -1 ||
-	    conf_read_secrets(cf, err, errlen) == -1 ||
-	    redistls_load(cf, &cf->cf_redis.tls_ctx, err, errlen) == -1)) {
+	    conf_read_secrets(cf, err, errlen) == -1)) {
 		conf_free(cf);
 		cf = NULL;
 	}
@@ -1114,7 +1112,8 @@ conf_free(struct conf *cf)
 			free(v);
 		}
 	}
-	redistls_free(cf->cf_redis.tls_ctx);
+	if (cf->cf_redis.tls_ctx != NULL)
+		cf->cf_redis.tls_free(cf->cf_redis.tls_ctx);
 	for (i = 0; cf->cf_listen && i < cf->cf_nlisten; i++)
 		free(cf->cf_listen[i].l_text);
 	free(cf->cf_listen);
