@@ -25,8 +25,22 @@ timer_arm_us(struct event *ev, uint64_t us)
 	return event_add(ev, &tv);
 }
 
+struct timeval
+timer_tv_ms(long ms)
+{
+	struct timeval tv = { 0, 0 };
+
+	if (ms > 0) {
+		tv.tv_sec = (time_t)(ms / 1000);
+		tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	}
+	return tv;
+}
+
 int
 timer_arm_ms(struct event *ev, long ms)
 {
-	return timer_arm_us(ev, ms > 0 ? (uint64_t)ms * 1000 : 0);
+	struct timeval tv = timer_tv_ms(ms);
+
+	return event_add(ev, &tv);
 }

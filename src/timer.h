@@ -5,6 +5,7 @@
 #define HITCOUNTD_TIMER_H
 
 #include <stdint.h>
+#include <sys/time.h>
 
 struct event;
 
@@ -15,6 +16,13 @@ struct event;
  * event_add() returns: 0, or -1.
  */
 int timer_arm_ms(struct event *ev, long ms);
+
+/*
+ * ms as a struct timeval, for a call that takes one rather than an event
+ * to arm (event_base_init_common_timeout(), an fd's event with a
+ * timeout).  A negative ms counts as 0.
+ */
+struct timeval timer_tv_ms(long ms);
 
 /* As timer_arm_ms(), with the delay in microseconds. */
 int timer_arm_us(struct event *ev, uint64_t us);

@@ -2,7 +2,7 @@
  * test_timer.c - unit tests of arming a libevent timer from ms or us
  * (timer.c), on a real event base: the expiry libevent reports is the
  * delay asked for from now, and a delay of 0 (or less) fires in the next
- * turn of the loop.  No test waits for a timer longer than 0 ms.
+ * turn of the loop; and the struct timeval for a delay in ms.  No test waits for a timer longer than 0 ms.
  */
 #include "config.h"
 
@@ -77,12 +77,30 @@ test_zero_and_negative_fire_next_turn(void **state)
 	event_base_free(base);
 }
 
+static void
+test_tv_ms(void **state)
+{
+	struct timeval tv;
+
+	(void)state;
+	tv = timer_tv_ms(61999);
+	assert_int_equal(tv.tv_sec, 61);
+	assert_int_equal(tv.tv_usec, 999000);
+	tv = timer_tv_ms(0);
+	assert_int_equal(tv.tv_sec, 0);
+	assert_int_equal(tv.tv_usec, 0);
+	tv = timer_tv_ms(-1);
+	assert_int_equal(tv.tv_sec, 0);
+	assert_int_equal(tv.tv_usec, 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_delays),
 		cmocka_unit_test(test_zero_and_negative_fire_next_turn),
+		cmocka_unit_test(test_tv_ms),
 	};
 
 	return cmocka_run_group_tests_name("timer", tests, NULL, NULL);
