@@ -39,6 +39,7 @@
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
 
+#include "addr.h"
 #include "conf.h"
 #include "log.h"
 #include "redisio.h"
@@ -124,27 +125,6 @@ sentinel_failed(struct sentinel *s, enum sentinel_doing doing,
 }
 
 /*
- * A port as a sentinel sends it: decimal digits only, 1 to 65535.
- * strtol() would take " 6379", "+6379" and "6379abc" for 6379, and atoi()
- * anything for 0.  Returns the port, or -1.
- */
-static int
-sentinel_port(const char *text)
-{
-	const char *p;
-	long v = 0;
-
-	if (text[0] == '\0' || strlen(text) > 5)
-		return -1;
-	for (p = text; *p != '\0'; p++) {
-		if (*p < '0' || *p > '9')
-			return -1;
-		v = v * 10 + (*p - '0');
-	}
-	return v >= 1 && v <= 65535 ? (int)v : -1;
-}
-
-/*
  * The reply to get-master-addr-by-name: ["ip", "port"], or nil for a name
  * the sentinel does not know.  Returns 0 with the address in host and
  * *port, or -1 with why in why (for the log).
@@ -172,7 +152,9 @@ sentinel_parse(const struct sentinel *s, const redisReply *reply,
 		    "with a host name too long", s->sn_asked, name);
 		return -1;
 	}
-	if ((*port = sentinel_port(reply->element[1]->str)) == -1) {
+	/* strtol() would take " 6379", "+6379" and "6379abc" for 6379. */
+	if ((*port = addr_port(reply->element[1]->str,
+	    strlen(reply->element[1]->str))) == -1) {
 		snprintf(why, whylen, "sentinel %s named the primary of '%s' "
 		    "with a bad port '%.16s'", s->sn_asked, name,
 		    reply->element[1]->str);
@@ -366,11 +348,11 @@ sentinel_put(struct sentinel *s, enum sentinel_doing doing)
 	const char *spec = cf->cf_redis.sentinels[s->sn_next %
 	    cf->cf_redis.nsentinels];
 	struct evdns_getaddrinfo_request *req;
-	char host[256];
+	char host[ADDR_HOST_MAX], why[128];
 
 	snprintf(s->sn_asked, sizeof(s->sn_asked), "%s", spec);
-	if (conf_split_hostport(spec, host, sizeof(host),
-	    &s->sn_asked_port) == -1) {
+	if (addr_split(spec, strlen(spec), 0, host, sizeof(host),
+	    &s->sn_asked_port, why, sizeof(why)) == -1) {
 		sentinel_failed(s, doing, "bad sentinel '%s'", spec);
 		return;
 	}
@@ -404,7 +386,7 @@ sentinel_announced(struct sentinel *s, const char *channel, const char *host,
 	int port = 0;
 
 	if (host != NULL) {
-		port = sentinel_port(port_text);
+		port = addr_port(port_text, strlen(port_text));
 		if (port == -1 || strlen(host) >= sizeof(s->sn_host)) {
 			log_warnx("redis: a sentinel announced %s for '%s' with "
 			    "a bad address '%.64s:%.16s'; ignored", channel,

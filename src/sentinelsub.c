@@ -33,6 +33,7 @@
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
 
+#include "addr.h"
 #include "backoff.h"
 #include "conf.h"
 #include "log.h"
@@ -253,10 +254,10 @@ sentinelsub_open(struct sentinelsub_link *l)
 {
 	struct sentinelsub *sb = l->sl_sb;
 	struct evdns_getaddrinfo_request *req;
-	char host[256];
+	char host[ADDR_HOST_MAX], why[128];
 
-	if (conf_split_hostport(l->sl_spec, host, sizeof(host),
-	    &l->sl_port) == -1) {
+	if (addr_split(l->sl_spec, strlen(l->sl_spec), 0, host, sizeof(host),
+	    &l->sl_port, why, sizeof(why)) == -1) {
 		sentinelsub_failed(l, "not HOST:PORT");
 		return;
 	}
