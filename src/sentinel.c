@@ -24,6 +24,11 @@
  * primary), within the same timeout_ms: hiredis would call the blocking
  * getaddrinfo(), and stall every client of the worker, once a second.  A
  * question for a new connection replaces a periodic one still out.
+ *
+ * Owns the questions and the watch; the subscriptions are sentinelsub.c's.
+ * Calls redisio.c (look up, connect, AUTH), addr.c (the addresses in the
+ * configuration and in the answers), timer.c, log.c, and reads conf.h;
+ * called by redisconn.c only.
  */
 #include "config.h"
 

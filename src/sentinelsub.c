@@ -18,6 +18,10 @@
  * warning once, then at debug level until it is subscribed again.  A
  * sentinel that hangs once subscribed is not noticed here: the periodic
  * question still is asked of each in turn.
+ *
+ * Knows nothing of what the messages mean (sentinel.c does).  Calls
+ * redisio.c, addr.c, timer.c, backoff.c and log.c, and reads conf.h;
+ * called by sentinel.c only, so it never includes sentinel.h.
  */
 #include "config.h"
 
