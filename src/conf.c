@@ -33,10 +33,10 @@
 
 #include <confuse.h>
 
+#include "addr.h"
 #include "conf.h"
 #include "cpus.h"
 #include "log.h"
-#include "redistls.h"
 #include "redisurl.h"
 #include "util.h"
 
@@ -291,16 +291,17 @@ conf_check_listen(cfg_t *cfg, cfg_opt_t *opt)
 static int
 conf_check_hostports(cfg_t *cfg, cfg_opt_t *opt)
 {
-	char host[256];
+	char host[ADDR_HOST_MAX], why[128];
 	unsigned int i;
 	int port;
 
 	for (i = 0; i < cfg_opt_size(opt); i++) {
 		const char *s = cfg_opt_getnstr(opt, i);
 
-		if (conf_split_hostport(s, host, sizeof(host), &port) == -1) {
-			cfg_error(cfg, "option '%s': '%s' is not HOST:PORT",
-			    opt->name, s);
+		if (addr_split(s, strlen(s), 0, host, sizeof(host), &port, why,
+		    sizeof(why)) == -1) {
+			cfg_error(cfg, "option '%s': '%s' is not HOST:PORT: %s",
+			    opt->name, s, why);
 			return -1;
 		}
 	}
@@ -476,35 +477,10 @@ conf_schema(void)
 int
 conf_split_hostport(const char *text, char *host, size_t hostlen, int *port)
 {
-	const char *colon, *h = text;
-	size_t n;
-	char *end;
-	long p;
+	char why[128];
 
-	if (text[0] == '[') {
-		const char *close = strchr(text, ']');
-
-		if (close == NULL || close[1] != ':')
-			return -1;
-		h = text + 1;
-		n = close - h;
-		colon = close + 1;
-	} else {
-		colon = strrchr(text, ':');
-		if (colon == NULL || strchr(text, ':') != colon)
-			return -1;
-		n = colon - text;
-	}
-	if (n == 0 || n >= hostlen)
-		return -1;
-	memcpy(host, h, n);
-	host[n] = '\0';
-	errno = 0;
-	p = strtol(colon + 1, &end, 10);
-	if (colon[1] == '\0' || *end != '\0' || errno || p < 1 || p > 65535)
-		return -1;
-	*port = (int)p;
-	return 0;
+	return addr_split(text, strlen(text), 0, host, hostlen, port, why,
+	    sizeof(why));
 }
 
 int
@@ -512,58 +488,21 @@ conf_parse_listen(const char *text, struct sockaddr_storage *ss,
     socklen_t *len, char *err, size_t errlen)
 {
 	struct addrinfo hints, *res = NULL;
-	char host[256];
-	const char *colon, *port, *h = host;
-	size_t hlen;
-	char *end;
-	long p;
-	int rc;
+	char host[ADDR_HOST_MAX], why[128], service[8];
+	int port, rc;
 
-	if (text[0] == '[') {
-		const char *close = strchr(text, ']');
-
-		if (close == NULL || close[1] != ':') {
-			snprintf(err, errlen, "'%s': expected [ADDRESS]:PORT",
-			    text);
-			return -1;
-		}
-		hlen = close - text - 1;
-		if (hlen == 0 || hlen >= sizeof(host)) {
-			snprintf(err, errlen, "'%s': bad IPv6 address", text);
-			return -1;
-		}
-		memcpy(host, text + 1, hlen);
-		host[hlen] = '\0';
-		port = close + 2;
-	} else {
-		colon = strrchr(text, ':');
-		if (colon == NULL || strchr(text, ':') != colon) {
-			snprintf(err, errlen, "'%s': expected ADDRESS:PORT "
-			    "(IPv6 as [ADDRESS]:PORT)", text);
-			return -1;
-		}
-		hlen = colon - text;
-		if (hlen == 0 || hlen >= sizeof(host)) {
-			snprintf(err, errlen, "'%s': missing address", text);
-			return -1;
-		}
-		memcpy(host, text, hlen);
-		host[hlen] = '\0';
-		port = colon + 1;
-	}
-	errno = 0;
-	p = strtol(port, &end, 10);
-	if (*port == '\0' || *end != '\0' || errno || p < 1 || p > 65535) {
-		snprintf(err, errlen, "'%s': port must be 1..65535", text);
+	if (addr_split(text, strlen(text), 0, host, sizeof(host), &port, why,
+	    sizeof(why)) == -1) {
+		snprintf(err, errlen, "'%s': %s", text, why);
 		return -1;
 	}
-	if (strcmp(host, "*") == 0)
-		h = "0.0.0.0";
+	snprintf(service, sizeof(service), "%d", port);
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	rc = getaddrinfo(h, port, &hints, &res);
+	rc = getaddrinfo(strcmp(host, "*") == 0 ? "0.0.0.0" : host, service,
+	    &hints, &res);
 	if (rc != 0) {
 		snprintf(err, errlen, "'%s': %s", text, gai_strerror(rc));
 		return -1;
@@ -572,20 +511,6 @@ conf_parse_listen(const char *text, struct sockaddr_storage *ss,
 	*len = res->ai_addrlen;
 	freeaddrinfo(res);
 	return 0;
-}
-
-/* Parse a port number from the environment: 1..65535 or -1. */
-static int
-conf_env_port(const char *s)
-{
-	char *end;
-	long p;
-
-	errno = 0;
-	p = strtol(s, &end, 10);
-	if (*s == '\0' || *end != '\0' || errno || p < 1 || p > 65535)
-		return -1;
-	return (int)p;
 }
 
 /*
@@ -600,34 +525,28 @@ conf_env_hostport(cfg_t *cfg, char *err, size_t errlen)
 	const char *host = getenv("REDIS_HOST");
 	const char *port = getenv("REDIS_PORT");
 
-	if (port && *port) {
-		if (strncmp(port, "tcp://", 6) == 0) {
-			const char *a = port + 6;
-			const char *colon = strrchr(a, ':');
-			char linkhost[256];
-			int p = colon ? conf_env_port(colon + 1) : -1;
+	if (port && *port && strncmp(port, "tcp://", 6) == 0) {
+		char linkhost[ADDR_HOST_MAX], why[128];
+		int p;
 
-			if (p == -1 || colon == a ||
-			    (size_t)(colon - a) >= sizeof(linkhost)) {
-				snprintf(err, errlen, "REDIS_PORT: '%s' is "
-				    "not tcp://HOST:PORT", port);
-				return -1;
-			}
-			memcpy(linkhost, a, colon - a);
-			linkhost[colon - a] = '\0';
-			cfg_setint(redis, "port", p);
-			if (host == NULL || *host == '\0')
-				cfg_setstr(redis, "host", linkhost);
-		} else {
-			int p = conf_env_port(port);
-
-			if (p == -1) {
-				snprintf(err, errlen, "REDIS_PORT: '%s' is "
-				    "not a port number (1..65535)", port);
-				return -1;
-			}
-			cfg_setint(redis, "port", p);
+		if (addr_split(port + 6, strlen(port + 6), 0, linkhost,
+		    sizeof(linkhost), &p, why, sizeof(why)) == -1) {
+			snprintf(err, errlen, "REDIS_PORT: '%s' is not "
+			    "tcp://HOST:PORT: %s", port, why);
+			return -1;
 		}
+		cfg_setint(redis, "port", p);
+		if (host == NULL || *host == '\0')
+			cfg_setstr(redis, "host", linkhost);
+	} else if (port && *port) {
+		int p = addr_port(port, strlen(port));
+
+		if (p == -1) {
+			snprintf(err, errlen, "REDIS_PORT: '%s' is not a port "
+			    "number (1..65535)", port);
+			return -1;
+		}
+		cfg_setint(redis, "port", p);
 	}
 	if (host && *host)
 		cfg_setstr(redis, "host", host);
@@ -639,7 +558,7 @@ conf_env_hostport(cfg_t *cfg, char *err, size_t errlen)
 /*
  * rediss:// turns TLS on, with the tls_* keys of the file (the system's
  * CAs when it names none).  A build without TLS refuses it when the
- * configuration is loaded (redistls_load()).
+ * TLS context is made (redistls_attach()).
  */
 static void
 conf_env_tls(cfg_t *redis)
@@ -1156,8 +1075,7 @@ conf_load(const char *path, char *err, size_t errlen)
 	if (cf != NULL && (conf_resolve_ids(cf, err, errlen) == -1 ||
 	    conf_check_consistency(cf, err, errlen) == -1 ||
 	    conf_check_redis(cf, err, errlen) == -1 ||
-	    conf_read_secrets(cf, err, errlen) == -1 ||
-	    redistls_load(cf, &cf->cf_redis.tls_ctx, err, errlen) == -1)) {
+	    conf_read_secrets(cf, err, errlen) == -1)) {
 		conf_free(cf);
 		cf = NULL;
 	}
@@ -1194,7 +1112,8 @@ conf_free(struct conf *cf)
 			free(v);
 		}
 	}
-	redistls_free(cf->cf_redis.tls_ctx);
+	if (cf->cf_redis.tls_ctx != NULL)
+		cf->cf_redis.tls_free(cf->cf_redis.tls_ctx);
 	for (i = 0; cf->cf_listen && i < cf->cf_nlisten; i++)
 		free(cf->cf_listen[i].l_text);
 	free(cf->cf_listen);

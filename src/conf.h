@@ -69,7 +69,11 @@ struct conf {
 		char *tls_cert_file;  /* the client certificate; "" = none */
 		char *tls_key_file;
 		char *tls_server_name;  /* "" = the host connected to */
-		struct redistls *tls_ctx;  /* made by conf_load(); NULL if off */
+		/* The TLS context, made by redistls_attach() after
+		 * conf_load() (NULL if tls is off or not yet made), and how
+		 * conf_free() frees it: conf.c knows nothing of TLS. */
+		struct redistls *tls_ctx;
+		void (*tls_free)(struct redistls *);
 	} cf_redis;
 };
 
@@ -77,8 +81,8 @@ struct conf {
  * Read and validate the config file at path, then apply the environment
  * overrides (REDIS_HOST, REDIS_PORT, REDIS_PASSWORD, REDIS_URL), then read
  * the password files (a warning is logged for one that group or others
- * can read) and, with tls on, the CA and client certificate files into
- * cf_redis.tls_ctx.  Returns a new conf owned by the caller (free with
+ * can read).  The TLS files are not read here: the caller does that with
+ * redistls_attach() (cf_redis.tls_ctx is NULL until then).  Returns a new conf owned by the caller (free with
  * conf_free()), or NULL with a one-line message in err, "FILE:LINE:
  * reason" where the file is to blame, "REDIS_URL: reason" where the
  * environment is.  Binds nothing.

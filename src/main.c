@@ -26,6 +26,7 @@
 #include "master.h"
 #include "pidfile.h"
 #include "probe.h"
+#include "redistls.h"
 #include "upgrade.h"
 
 #ifndef SYSCONFDIR
@@ -266,6 +267,10 @@ main(int argc, char *argv[])
 		path = abs;
 	}
 	cf = conf_load(path, err, sizeof(err));
+	if (cf != NULL && redistls_attach(cf, err, sizeof(err)) == -1) {
+		conf_free(cf);
+		cf = NULL;
+	}
 	if (cf == NULL) {
 		fprintf(stderr, "%s\n", err);
 		free(abs);

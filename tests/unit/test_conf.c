@@ -266,6 +266,14 @@ test_listen_parse(void **state)
 	    sizeof(why)), -1);
 	assert_int_equal(conf_parse_listen(":80", &ss, &len, why,
 	    sizeof(why)), -1);
+	/* addr.c's ports: digits only, where strtol() took a sign */
+	assert_int_equal(conf_parse_listen("127.0.0.1:+80", &ss, &len, why,
+	    sizeof(why)), -1);
+	assert_string_equal(why, "'127.0.0.1:+80': the port is not a number "
+	    "from 1 to 65535");
+	assert_int_equal(conf_parse_listen("[::1]:5000", &ss, &len, why,
+	    sizeof(why)), 0);
+	assert_int_equal(ss.ss_family, AF_INET6);
 }
 
 /* Print cf as -T does into a temporary file, and load that. */
