@@ -43,6 +43,7 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "timer.h"
 
 #define CONN_MAX_BODY           (1024 * 1024)   /* bodies we read and discard */
 #define CONN_LINGER_MS          2000
@@ -228,8 +229,7 @@ conn_idle(struct conn *c)
 		spent = now - c->c_head_start_ms;
 		if (spent >= limit)
 			spent = limit - 1;
-		tv.tv_sec = (limit - spent) / 1000;
-		tv.tv_usec = ((limit - spent) % 1000) * 1000;
+		tv = timer_tv_ms((long)(limit - spent));
 		conn_set_events_tv(c, EV_READ, &tv, 0);
 	} else {
 		c->c_head_start_ms = 0;         /* the next head starts afresh */
@@ -658,10 +658,8 @@ conn_new(struct conn_set *cs, int fd, const struct sockaddr_storage *ss,
 static const struct timeval *
 conn_common_timeout(struct event_base *base, long ms)
 {
-	struct timeval tv;
+	struct timeval tv = timer_tv_ms(ms);
 
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
 	return event_base_init_common_timeout(base, &tv);
 }
 
