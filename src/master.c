@@ -4,9 +4,9 @@
  * The master binds the listening sockets (listen.c), forks the workers and
  * from then on only supervises: it never talks to Redis and never serves a
  * client, so nothing a client or Redis does can take it down.  Signal
- * handlers only set flags; the loop below waits in ppoll() with the
- * signals unblocked, so each signal is handled in order, outside any
- * handler.  The master commands its workers over their channels
+ * handlers only set flags (signals.c); the loop below waits in ppoll()
+ * with the signals unblocked, so each signal is handled in order, outside
+ * any handler.  The master commands its workers over their channels
  * (channel.c), not by signals, so that it needs no permission over
  * workers running as another user; a signal is only the fallback for a
  * worker whose channel is gone.
@@ -55,6 +55,7 @@
 #include "master.h"
 #include "metrics.h"
 #include "pidfile.h"
+#include "signals.h"
 #include "upgrade.h"
 #include "worker.h"
 #include "util.h"
@@ -112,42 +113,6 @@ struct master {
 
 static int master_prepare_access_log(const struct conf *);
 
-static volatile sig_atomic_t got_chld, got_hup, got_term, got_int, got_usr1;
-static volatile sig_atomic_t got_ttin, got_ttou, got_usr2, got_winch;
-
-static void
-master_on_signal(int sig)
-{
-	switch (sig) {
-	case SIGCHLD: got_chld = 1; break;
-	case SIGHUP: got_hup = 1; break;
-	case SIGTERM:
-	case SIGQUIT: got_term = 1; break;
-	case SIGINT: got_int = 1; break;
-	case SIGUSR1: got_usr1 = 1; break;
-	case SIGUSR2: got_usr2 = 1; break;
-	case SIGWINCH: got_winch = 1; break;
-	case SIGTTIN: got_ttin = 1; break;
-	case SIGTTOU: got_ttou = 1; break;
-	}
-}
-
-static const int master_signals[] = {
-	SIGCHLD, SIGHUP, SIGTERM, SIGQUIT, SIGINT, SIGUSR1, SIGUSR2,
-	SIGWINCH, SIGTTIN, SIGTTOU
-};
-#define MASTER_NSIGNALS nitems(master_signals)
-
-/*
- * The master's signals that mean nothing to a worker: ignored from the
- * fork on, so that `systemctl kill` or `pkill` sending them to every
- * process of the service cannot stop or kill a worker.  See hitcountd(8),
- * SIGNALS.
- */
-static const int master_worker_ignores[] = {
-	SIGHUP, SIGUSR2, SIGWINCH, SIGTTIN, SIGTTOU
-};
-
 /*
  * Tell systemd (or whatever set NOTIFY_SOCKET) about the daemon's state,
  * as sd_notify(3) does, without linking libsystemd.
@@ -188,31 +153,13 @@ master_notify(const char *fmt, ...)
 	close(fd);
 }
 
-void
-master_child_signals(void)
-{
-	struct sigaction sa;
-	size_t i, j;
-
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	for (i = 0; i < MASTER_NSIGNALS; i++) {
-		sa.sa_handler = SIG_DFL;
-		for (j = 0; j < nitems(master_worker_ignores); j++)
-			if (master_worker_ignores[j] == master_signals[i])
-				sa.sa_handler = SIG_IGN;
-		if (sigaction(master_signals[i], &sa, NULL) == -1)
-			log_warn("sigaction");
-	}
-}
-
 /* In a freshly forked worker: only what it needs of the master's state. */
 static void
 master_child_setup(struct master *m, unsigned use)
 {
 	size_t i;
 
-	master_child_signals();
+	signals_child();
 	for (i = 0; i < m->m_nw; i++)
 		if (m->m_w[i].w_chan != -1)
 			close(m->m_w[i].w_chan);
@@ -897,12 +844,10 @@ master_handle_signals(struct master *m)
 	 * Stop requests first: Ctrl-C reaches the workers too, and their exit
 	 * must not be taken for a crash and replaced.
 	 */
-	if (got_int) {
-		got_int = 0;
+	if (signals_take(SIGINT)) {
 		master_begin_stop(m, 2);
 	}
-	if (got_term) {
-		got_term = 0;
+	if (signals_take(SIGTERM)) {
 		/*
 		 * A second TERM during a graceful stop makes it fast; one
 		 * during the shutdown_delay ends the delay.
@@ -914,43 +859,36 @@ master_handle_signals(struct master *m)
 		else
 			master_begin_drain(m);
 	}
-	if (got_chld) {
-		got_chld = 0;
+	if (signals_take(SIGCHLD)) {
 		master_reap(m);
 	}
-	if (got_hup) {
-		got_hup = 0;
+	if (signals_take(SIGHUP)) {
 		if (!m->m_stopping && !m->m_draining)
 			master_begin_reload(m);
 	}
-	if (got_usr1) {
-		got_usr1 = 0;
+	if (signals_take(SIGUSR1)) {
 		log_info("USR1: reopening log files");
 		master_prepare_access_log(m->m_cf);
 		for (i = 0; i < m->m_nw; i++)
 			master_command(&m->m_w[i], CHANNEL_REOPEN);
 	}
-	if (got_ttin) {
-		got_ttin = 0;
+	if (signals_take(SIGTTIN)) {
 		if (!m->m_stopping && m->m_want < MASTER_MAX_WORKERS) {
 			m->m_want++;
 			log_info("TTIN: %d workers", m->m_want);
 		}
 	}
-	if (got_ttou) {
-		got_ttou = 0;
+	if (signals_take(SIGTTOU)) {
 		if (!m->m_stopping && m->m_want > 1) {
 			m->m_want--;
 			log_info("TTOU: %d workers", m->m_want);
 		}
 	}
-	if (got_usr2) {
-		got_usr2 = 0;
+	if (signals_take(SIGUSR2)) {
 		log_info("USR2: binary upgrade");
 		master_begin_upgrade(m);
 	}
-	if (got_winch) {
-		got_winch = 0;
+	if (signals_take(SIGWINCH)) {
 		log_info("WINCH ignored");
 	}
 }
@@ -1058,39 +996,6 @@ master_advance(struct master *m)
 	}
 }
 
-static int
-master_setup_signals(sigset_t *unblocked)
-{
-	struct sigaction sa;
-	sigset_t block;
-	size_t i;
-
-	sigemptyset(&block);
-	for (i = 0; i < MASTER_NSIGNALS; i++)
-		sigaddset(&block, master_signals[i]);
-	if (sigprocmask(SIG_BLOCK, &block, unblocked) == -1) {
-		log_warn("sigprocmask");
-		return -1;
-	}
-	/* A binary upgrade starts the new master with them blocked. */
-	for (i = 0; i < MASTER_NSIGNALS; i++)
-		sigdelset(unblocked, master_signals[i]);
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = master_on_signal;
-	sigemptyset(&sa.sa_mask);
-	for (i = 0; i < MASTER_NSIGNALS; i++)
-		if (sigaction(master_signals[i], &sa, NULL) == -1) {
-			log_warn("sigaction");
-			return -1;
-		}
-	sa.sa_handler = SIG_IGN;
-	if (sigaction(SIGPIPE, &sa, NULL) == -1) {
-		log_warn("sigaction");
-		return -1;
-	}
-	return 0;
-}
-
 int
 master_run(struct conf *cf, struct listen_set *ls, int report_fd, int debug)
 {
@@ -1106,7 +1011,7 @@ master_run(struct conf *cf, struct listen_set *ls, int report_fd, int debug)
 	m.m_debug = debug;
 	m.m_want = conf_worker_count(cf);
 	m.m_exit = 1;
-	if (master_setup_signals(&unblocked) == -1 || metrics_init() == -1 ||
+	if (signals_master(&unblocked) == -1 || metrics_init() == -1 ||
 	    master_prepare_access_log(cf) == -1)
 		goto done;
 	m.m_exit = 0;

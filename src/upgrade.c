@@ -24,7 +24,7 @@
 
 #include "listen.h"
 #include "log.h"
-#include "master.h"
+#include "signals.h"
 #include "upgrade.h"
 #include "util.h"
 
@@ -62,7 +62,7 @@ upgrade_exec(const struct listen_set *ls, int report_fd)
 	size_t off = 0;
 
 	/* `systemctl kill` may reach the new master before its handlers. */
-	master_child_signals();
+	signals_child();
 	if (n > (int)nitems(copy))
 		_exit(127);
 	high = 3 + n;
