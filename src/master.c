@@ -72,14 +72,15 @@
 #define MASTER_UPGRADE_TIMEOUT_MS 30000 /* a new master must serve by then */
 #define MASTER_MAX_WORKERS      256     /* TTIN stops here */
 
-struct mworker {
-	pid_t w_pid;
-	int w_slot;                     /* its metrics slot, or -1 */
-	int w_gen;
-	int w_chan;                     /* master's end of the channel, or -1 */
-	int w_ready;
-	int w_stopping;                 /* told to stop: its exit is expected */
-	int w_killed;                   /* SIGKILL tried once already */
+/* What the master knows of one worker (worker.c's struct is the worker's). */
+struct wstate {
+	pid_t ws_pid;
+	int ws_slot;                    /* its metrics slot, or -1 */
+	int ws_gen;
+	int ws_chan;                    /* master's end of the channel, or -1 */
+	int ws_ready;
+	int ws_stopping;                /* told to stop: its exit is expected */
+	int ws_killed;                  /* SIGKILL tried once already */
 };
 
 struct master {
@@ -88,7 +89,7 @@ struct master {
 	char *m_abort_why;              /* a given-up reload waiting for its
 	                                   workers to be gone, or NULL */
 	struct listen_set *m_ls;
-	struct mworker *m_w;
+	struct wstate *m_w;
 	size_t m_nw, m_capw;
 	int m_gen;                      /* current generation */
 	int m_want;                     /* workers the current generation should have */
@@ -161,8 +162,8 @@ master_child_setup(struct master *m, unsigned use)
 
 	signals_child();
 	for (i = 0; i < m->m_nw; i++)
-		if (m->m_w[i].w_chan != -1)
-			close(m->m_w[i].w_chan);
+		if (m->m_w[i].ws_chan != -1)
+			close(m->m_w[i].ws_chan);
 	if (m->m_up_fd != -1)
 		close(m->m_up_fd);
 	if (m->m_report_fd != -1)
@@ -278,7 +279,7 @@ master_become_worker(struct master *m, const struct conf *cf, int gen,
 static int
 master_spawn(struct master *m, const struct conf *cf, int gen)
 {
-	struct mworker *w;
+	struct wstate *w;
 	int chan[2], slot;
 	pid_t master_pid = getpid(), pid;
 
@@ -311,10 +312,10 @@ master_spawn(struct master *m, const struct conf *cf, int gen)
 	close(chan[1]);
 	w = &m->m_w[m->m_nw++];
 	memset(w, 0, sizeof(*w));
-	w->w_pid = pid;
-	w->w_gen = gen;
-	w->w_slot = slot;
-	w->w_chan = chan[0];
+	w->ws_pid = pid;
+	w->ws_gen = gen;
+	w->ws_slot = slot;
+	w->ws_chan = chan[0];
 	metrics_slot_attach(slot, pid, gen);
 	log_debug("spawned worker %ld (generation %d)", (long)pid, gen);
 	return 0;
@@ -327,8 +328,8 @@ master_count(const struct master *m, int gen, int running_only)
 	int n = 0;
 
 	for (i = 0; i < m->m_nw; i++)
-		if (m->m_w[i].w_gen == gen &&
-		    (!running_only || !m->m_w[i].w_stopping))
+		if (m->m_w[i].ws_gen == gen &&
+		    (!running_only || !m->m_w[i].ws_stopping))
 			n++;
 	return n;
 }
@@ -338,11 +339,11 @@ master_count(const struct master *m, int gen, int running_only)
  * fall back to the signal that means the same to a worker.
  */
 static void
-master_command(struct mworker *w, enum channel_msg msg)
+master_command(struct wstate *w, enum channel_msg msg)
 {
 	int sig;
 
-	if (w->w_chan != -1 && channel_send(w->w_chan, msg) == 0)
+	if (w->ws_chan != -1 && channel_send(w->ws_chan, msg) == 0)
 		return;
 	switch (msg) {
 	case CHANNEL_STOP: sig = SIGTERM; break;
@@ -351,9 +352,9 @@ master_command(struct mworker *w, enum channel_msg msg)
 	default: return;
 	}
 	log_debug("worker %ld: channel closed, sending signal %d",
-	    (long)w->w_pid, sig);
-	if (kill(w->w_pid, sig) == -1 && errno != ESRCH)
-		log_warn("kill %ld", (long)w->w_pid);
+	    (long)w->ws_pid, sig);
+	if (kill(w->ws_pid, sig) == -1 && errno != ESRCH)
+		log_warn("kill %ld", (long)w->ws_pid);
 }
 
 /* Ask every worker of generation gen (or all, for gen -1) to stop. */
@@ -363,9 +364,9 @@ master_stop_gen(struct master *m, int gen, enum channel_msg how)
 	size_t i;
 
 	for (i = 0; i < m->m_nw; i++) {
-		if (gen != -1 && m->m_w[i].w_gen != gen)
+		if (gen != -1 && m->m_w[i].ws_gen != gen)
 			continue;
-		m->m_w[i].w_stopping = 1;
+		m->m_w[i].ws_stopping = 1;
 		master_command(&m->m_w[i], how);
 	}
 }
@@ -377,12 +378,12 @@ master_kill_all(struct master *m)
 	size_t i;
 
 	for (i = 0; i < m->m_nw; i++) {
-		struct mworker *w = &m->m_w[i];
+		struct wstate *w = &m->m_w[i];
 
-		if (kill(w->w_pid, SIGKILL) == -1 && errno != ESRCH &&
-		    !w->w_killed)
-			log_warn("kill %ld", (long)w->w_pid);
-		w->w_killed = 1;
+		if (kill(w->ws_pid, SIGKILL) == -1 && errno != ESRCH &&
+		    !w->ws_killed)
+			log_warn("kill %ld", (long)w->ws_pid);
+		w->ws_killed = 1;
 	}
 }
 
@@ -457,11 +458,11 @@ master_begin_drain(struct master *m)
 static void
 master_forget(struct master *m, size_t i)
 {
-	struct mworker *w = &m->m_w[i];
+	struct wstate *w = &m->m_w[i];
 
-	metrics_slot_release(w->w_slot);
-	if (w->w_chan != -1)
-		close(w->w_chan);
+	metrics_slot_release(w->ws_slot);
+	if (w->ws_chan != -1)
+		close(w->ws_chan);
 	m->m_w[i] = m->m_w[--m->m_nw];
 }
 
@@ -472,17 +473,17 @@ master_reap(struct master *m)
 	pid_t pid;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		struct mworker w;
+		struct wstate w;
 		size_t i;
 
 		for (i = 0; i < m->m_nw; i++)
-			if (m->m_w[i].w_pid == pid)
+			if (m->m_w[i].ws_pid == pid)
 				break;
 		if (i == m->m_nw)
 			continue;       /* a new master of an upgrade, say */
 		w = m->m_w[i];
 		master_forget(m, i);
-		if (w.w_stopping) {
+		if (w.ws_stopping) {
 			log_debug("worker %ld exited", (long)pid);
 			continue;
 		}
@@ -498,7 +499,7 @@ master_reap(struct master *m)
 		    WEXITSTATUS(status) == WORKER_EXIT_NORESPAWN) {
 			log_errorx("worker %ld cannot start; not replacing it",
 			    (long)pid);
-			if (w.w_gen == m->m_gen)
+			if (w.ws_gen == m->m_gen)
 				m->m_want--;
 			continue;
 		}
@@ -509,7 +510,7 @@ master_reap(struct master *m)
 			master_begin_stop(m, 2);
 			continue;
 		}
-		if (w.w_gen == m->m_gen)
+		if (w.ws_gen == m->m_gen)
 			metrics_worker_restart();       /* master_maintain() replaces it */
 	}
 }
@@ -562,11 +563,11 @@ master_maintain(struct master *m)
 		size_t i;
 
 		for (i = m->m_nw; i-- > 0;)
-			if (m->m_w[i].w_gen == m->m_gen &&
-			    !m->m_w[i].w_stopping)
+			if (m->m_w[i].ws_gen == m->m_gen &&
+			    !m->m_w[i].ws_stopping)
 				break;
-		log_info("stopping worker %ld", (long)m->m_w[i].w_pid);
-		m->m_w[i].w_stopping = 1;
+		log_info("stopping worker %ld", (long)m->m_w[i].ws_pid);
+		m->m_w[i].ws_stopping = 1;
 		master_command(&m->m_w[i], CHANNEL_STOP);
 		n--;
 	}
@@ -678,9 +679,9 @@ master_abort_reload(struct master *m, const char *why)
 	 */
 	master_stop_gen(m, m->m_gen + 1, CHANNEL_HALT);
 	for (i = 0; i < m->m_nw; i++)
-		if (m->m_w[i].w_gen == m->m_gen + 1 &&
-		    kill(m->m_w[i].w_pid, SIGKILL) == -1 && errno != ESRCH)
-			log_warn("kill %ld", (long)m->m_w[i].w_pid);
+		if (m->m_w[i].ws_gen == m->m_gen + 1 &&
+		    kill(m->m_w[i].ws_pid, SIGKILL) == -1 && errno != ESRCH)
+			log_warn("kill %ld", (long)m->m_w[i].ws_pid);
 	listen_abort(m->m_ls);
 	conf_free(m->m_newcf);
 	m->m_newcf = NULL;
@@ -803,17 +804,17 @@ master_read_channels(struct master *m, const struct pollfd *pfd, size_t npfd)
 			continue;
 		}
 		for (j = 0; j < m->m_nw; j++)
-			if (m->m_w[j].w_chan == pfd[i].fd)
+			if (m->m_w[j].ws_chan == pfd[i].fd)
 				break;
 		if (j == m->m_nw)
 			continue;
 		n = channel_recv(pfd[i].fd, buf, sizeof(buf));
 		if (n > 0 && memchr(buf, CHANNEL_READY, (size_t)n) != NULL)
-			m->m_w[j].w_ready = 1;
+			m->m_w[j].ws_ready = 1;
 		else if (n == 0) {
 			/* Exiting: commands now go by signal, if at all. */
-			close(m->m_w[j].w_chan);
-			m->m_w[j].w_chan = -1;
+			close(m->m_w[j].ws_chan);
+			m->m_w[j].ws_chan = -1;
 		}
 	}
 }
@@ -825,9 +826,9 @@ master_gen_ready(const struct master *m, int gen)
 	int n = 0;
 
 	for (i = 0; i < m->m_nw; i++) {
-		if (m->m_w[i].w_gen != gen || m->m_w[i].w_stopping)
+		if (m->m_w[i].ws_gen != gen || m->m_w[i].ws_stopping)
 			continue;
-		if (!m->m_w[i].w_ready)
+		if (!m->m_w[i].ws_ready)
 			return 0;
 		n++;
 	}
@@ -905,9 +906,9 @@ master_pollset(struct master *m, struct pollfd **pfdp)
 		return 0;       /* the deadlines still advance the loop */
 	*pfdp = pfd;
 	for (i = 0; i < m->m_nw; i++) {
-		if (m->m_w[i].w_chan == -1 || m->m_w[i].w_ready)
+		if (m->m_w[i].ws_chan == -1 || m->m_w[i].ws_ready)
 			continue;
-		pfd[n].fd = m->m_w[i].w_chan;
+		pfd[n].fd = m->m_w[i].ws_chan;
 		pfd[n].events = POLLIN;
 		pfd[n++].revents = 0;
 	}
