@@ -31,8 +31,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
-#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,9 +39,7 @@
 #include <grp.h>
 #include <unistd.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 
 #include "accesslog.h"
@@ -55,7 +51,9 @@
 #include "master.h"
 #include "metrics.h"
 #include "pidfile.h"
+#include "sdnotify.h"
 #include "signals.h"
+#include "testenv.h"
 #include "upgrade.h"
 #include "worker.h"
 #include "util.h"
@@ -114,46 +112,6 @@ struct master {
 
 static int master_prepare_access_log(const struct conf *);
 
-/*
- * Tell systemd (or whatever set NOTIFY_SOCKET) about the daemon's state,
- * as sd_notify(3) does, without linking libsystemd.
- */
-static void
-master_notify(const char *fmt, ...) LOG_PRINTF(1, 2);
-
-static void
-master_notify(const char *fmt, ...)
-{
-	const char *path = getenv("NOTIFY_SOCKET");
-	struct sockaddr_un sun;
-	socklen_t len;
-	char msg[256];
-	va_list ap;
-	int fd;
-
-	if (path == NULL || (path[0] != '/' && path[0] != '@') ||
-	    strlen(path) >= sizeof(sun.sun_path))
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	strcpy(sun.sun_path, path);
-	if (path[0] == '@')
-		sun.sun_path[0] = '\0';         /* abstract namespace */
-	len = offsetof(struct sockaddr_un, sun_path) + strlen(path);
-	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd == -1) {
-		log_warn("socket");
-		return;
-	}
-	if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL,
-	    (struct sockaddr *)&sun, len) == -1)
-		log_warn("sd_notify");
-	close(fd);
-}
-
 /* In a freshly forked worker: only what it needs of the master's state. */
 static void
 master_child_setup(struct master *m, unsigned use)
@@ -173,21 +131,6 @@ master_child_setup(struct master *m, unsigned use)
 }
 
 /*
- * For the test suite only: the milliseconds in environment variable name,
- * from 1 to 60000, else dflt.
- */
-static long
-master_test_ms(const char *name, long dflt)
-{
-	const char *s = getenv(name);
-	long ms;
-
-	if (s == NULL || (ms = strtol(s, NULL, 10)) <= 0 || ms > 60000)
-		return dflt;
-	return ms;
-}
-
-/*
  * For the test suite only: HITCOUNTD_TEST_READY_DELAY_MS makes each worker
  * of a reload's generation, or of the first generation of a master that a
  * binary upgrade started, wait that long before it starts, which widens
@@ -198,7 +141,7 @@ static void
 master_test_delay(void)
 {
 	struct timespec ts;
-	long ms = master_test_ms("HITCOUNTD_TEST_READY_DELAY_MS", 0);
+	long ms = testenv_ms("HITCOUNTD_TEST_READY_DELAY_MS", 0);
 
 	if (ms == 0)
 		return;
@@ -390,7 +333,7 @@ master_kill_all(struct master *m)
 static void
 master_status(struct master *m)
 {
-	master_notify("STATUS=%d workers serving%s%s",
+	sdnotify_send("STATUS=%d workers serving%s%s",
 	    master_count(m, m->m_gen, 1), m->m_note[0] ? "; " : "", m->m_note);
 }
 
@@ -417,7 +360,7 @@ master_begin_stop(struct master *m, int how)
 	if (m->m_stopping >= how)
 		return;
 	if (m->m_stopping == 0 && !m->m_draining && !m->m_handed_over)
-		master_notify("STOPPING=1");
+		sdnotify_send("STOPPING=1");
 	m->m_stopping = how;
 	if (how == 1) {
 		log_info("graceful stop: waiting up to %d s for requests "
@@ -444,7 +387,7 @@ master_begin_drain(struct master *m)
 	size_t i;
 
 	if (!m->m_handed_over)
-		master_notify("STOPPING=1");
+		sdnotify_send("STOPPING=1");
 	m->m_draining = 1;
 	m->m_drain_deadline = clock_ms() +
 	    (uint64_t)m->m_cf->cf_shutdown_delay * 1000;
@@ -586,7 +529,7 @@ master_reload_failed(struct master *m, const char *why)
 	    why);
 	snprintf(m->m_note, sizeof(m->m_note), "reload failed: %.200s", why);
 	metrics_reload(0);
-	master_notify("READY=1");
+	sdnotify_send("READY=1");
 	master_status(m);
 }
 
@@ -602,7 +545,7 @@ master_begin_reload(struct master *m)
 		    "way");
 		return;
 	}
-	master_notify("RELOADING=1");
+	sdnotify_send("RELOADING=1");
 	cf = conf_load(m->m_cf->cf_path, err, sizeof(err));
 	if (cf == NULL) {
 		master_reload_failed(m, err);
@@ -658,7 +601,7 @@ master_finish_reload(struct master *m)
 	    m->m_want, m->m_gen);
 	snprintf(m->m_note, sizeof(m->m_note),
 	    "reload succeeded (generation %d)", m->m_gen);
-	master_notify("READY=1");
+	sdnotify_send("READY=1");
 	master_status(m);
 }
 
@@ -728,7 +671,7 @@ master_begin_upgrade(struct master *m)
 		return;
 	}
 	/* The test suite shortens the wait (it cannot wait 30 s a test). */
-	m->m_up_deadline = clock_ms() + master_test_ms(
+	m->m_up_deadline = clock_ms() + testenv_ms(
 	    "HITCOUNTD_TEST_UPGRADE_TIMEOUT_MS", MASTER_UPGRADE_TIMEOUT_MS);
 }
 
@@ -740,7 +683,7 @@ master_finish_upgrade(struct master *m, pid_t newpid)
 	log_info("binary upgrade: new master %ld serves; stopping this one",
 	    (long)newpid);
 	/* It was reported here first: systemd hears it from the main pid. */
-	master_notify("MAINPID=%ld\nREADY=1\nSTATUS=binary upgrade: new master "
+	sdnotify_send("MAINPID=%ld\nREADY=1\nSTATUS=binary upgrade: new master "
 	    "%ld serving", (long)newpid, (long)newpid);
 	m->m_handed_over = 1;
 	master_begin_stop(m, 1);
@@ -991,7 +934,7 @@ master_advance(struct master *m)
 				m->m_report_fd = -1;
 			}
 		} else {
-			master_notify("READY=1\nMAINPID=%ld", (long)getpid());
+			sdnotify_send("READY=1\nMAINPID=%ld", (long)getpid());
 			master_status(m);
 		}
 	}
