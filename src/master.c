@@ -56,6 +56,7 @@
 #include "testenv.h"
 #include "upgrade.h"
 #include "worker.h"
+#include "workertab.h"
 #include "util.h"
 
 #define MASTER_STORM_DEATHS     5       /* this many unexpected deaths ... */
@@ -70,25 +71,13 @@
 #define MASTER_UPGRADE_TIMEOUT_MS 30000 /* a new master must serve by then */
 #define MASTER_MAX_WORKERS      256     /* TTIN stops here */
 
-/* What the master knows of one worker (worker.c's struct is the worker's). */
-struct wstate {
-	pid_t ws_pid;
-	int ws_slot;                    /* its metrics slot, or -1 */
-	int ws_gen;
-	int ws_chan;                    /* master's end of the channel, or -1 */
-	int ws_ready;
-	int ws_stopping;                /* told to stop: its exit is expected */
-	int ws_killed;                  /* SIGKILL tried once already */
-};
-
 struct master {
 	struct conf *m_cf;              /* the configuration in force */
 	struct conf *m_newcf;           /* a reload waiting for its workers */
 	char *m_abort_why;              /* a given-up reload waiting for its
 	                                   workers to be gone, or NULL */
 	struct listen_set *m_ls;
-	struct wstate *m_w;
-	size_t m_nw, m_capw;
+	struct workertab m_wt;          /* the workers alive */
 	int m_gen;                      /* current generation */
 	int m_want;                     /* workers the current generation should have */
 	int m_stopping;                 /* 0, or 1 graceful, 2 fast */
@@ -116,12 +105,8 @@ static int master_prepare_access_log(const struct conf *);
 static void
 master_child_setup(struct master *m, unsigned use)
 {
-	size_t i;
-
 	signals_child();
-	for (i = 0; i < m->m_nw; i++)
-		if (m->m_w[i].ws_chan != -1)
-			close(m->m_w[i].ws_chan);
+	workertab_close_in_child(&m->m_wt);
 	if (m->m_up_fd != -1)
 		close(m->m_up_fd);
 	if (m->m_report_fd != -1)
@@ -222,21 +207,11 @@ master_become_worker(struct master *m, const struct conf *cf, int gen,
 static int
 master_spawn(struct master *m, const struct conf *cf, int gen)
 {
-	struct wstate *w;
 	int chan[2], slot;
 	pid_t master_pid = getpid(), pid;
 
-	if (m->m_nw == m->m_capw) {
-		size_t ncap = m->m_capw ? m->m_capw * 2 : 8;
-
-		w = realloc(m->m_w, ncap * sizeof(*w));
-		if (w == NULL) {
-			log_warn("realloc");
-			return -1;
-		}
-		m->m_w = w;
-		m->m_capw = ncap;
-	}
+	if (workertab_reserve(&m->m_wt) == -1)
+		return -1;
 	if (channel_open(chan) == -1)
 		return -1;
 	slot = metrics_slot_reserve(gen);
@@ -253,88 +228,17 @@ master_spawn(struct master *m, const struct conf *cf, int gen)
 		master_become_worker(m, cf, gen, chan[1], slot, master_pid);
 	}
 	close(chan[1]);
-	w = &m->m_w[m->m_nw++];
-	memset(w, 0, sizeof(*w));
-	w->ws_pid = pid;
-	w->ws_gen = gen;
-	w->ws_slot = slot;
-	w->ws_chan = chan[0];
+	workertab_add(&m->m_wt, pid, gen, slot, chan[0]);
 	metrics_slot_attach(slot, pid, gen);
 	log_debug("spawned worker %ld (generation %d)", (long)pid, gen);
 	return 0;
-}
-
-static int
-master_count(const struct master *m, int gen, int running_only)
-{
-	size_t i;
-	int n = 0;
-
-	for (i = 0; i < m->m_nw; i++)
-		if (m->m_w[i].ws_gen == gen &&
-		    (!running_only || !m->m_w[i].ws_stopping))
-			n++;
-	return n;
-}
-
-/*
- * Send a command over the worker's channel; only if the channel is gone,
- * fall back to the signal that means the same to a worker.
- */
-static void
-master_command(struct wstate *w, enum channel_msg msg)
-{
-	int sig;
-
-	if (w->ws_chan != -1 && channel_send(w->ws_chan, msg) == 0)
-		return;
-	switch (msg) {
-	case CHANNEL_STOP: sig = SIGTERM; break;
-	case CHANNEL_HALT: sig = SIGINT; break;
-	case CHANNEL_REOPEN: sig = SIGUSR1; break;
-	default: return;
-	}
-	log_debug("worker %ld: channel closed, sending signal %d",
-	    (long)w->ws_pid, sig);
-	if (kill(w->ws_pid, sig) == -1 && errno != ESRCH)
-		log_warn("kill %ld", (long)w->ws_pid);
-}
-
-/* Ask every worker of generation gen (or all, for gen -1) to stop. */
-static void
-master_stop_gen(struct master *m, int gen, enum channel_msg how)
-{
-	size_t i;
-
-	for (i = 0; i < m->m_nw; i++) {
-		if (gen != -1 && m->m_w[i].ws_gen != gen)
-			continue;
-		m->m_w[i].ws_stopping = 1;
-		master_command(&m->m_w[i], how);
-	}
-}
-
-/* The last resort for workers that outlived their own deadline. */
-static void
-master_kill_all(struct master *m)
-{
-	size_t i;
-
-	for (i = 0; i < m->m_nw; i++) {
-		struct wstate *w = &m->m_w[i];
-
-		if (kill(w->ws_pid, SIGKILL) == -1 && errno != ESRCH &&
-		    !w->ws_killed)
-			log_warn("kill %ld", (long)w->ws_pid);
-		w->ws_killed = 1;
-	}
 }
 
 static void
 master_status(struct master *m)
 {
 	sdnotify_send("STATUS=%d workers serving%s%s",
-	    master_count(m, m->m_gen, 1), m->m_note[0] ? "; " : "", m->m_note);
+	    workertab_count(&m->m_wt, m->m_gen, 1), m->m_note[0] ? "; " : "", m->m_note);
 }
 
 static int
@@ -367,11 +271,11 @@ master_begin_stop(struct master *m, int how)
 		    "in flight", m->m_cf->cf_shutdown_timeout);
 		m->m_stop_deadline = now + MASTER_KILL_GRACE_MS +
 		    (uint64_t)m->m_cf->cf_shutdown_timeout * 1000;
-		master_stop_gen(m, -1, CHANNEL_STOP);
+		workertab_stop_gen(&m->m_wt, -1, CHANNEL_STOP);
 	} else {
 		log_info("fast stop");
 		m->m_stop_deadline = now + MASTER_FAST_KILL_MS;
-		master_stop_gen(m, -1, CHANNEL_HALT);
+		workertab_stop_gen(&m->m_wt, -1, CHANNEL_HALT);
 	}
 	/* Nothing new will be accepted: let the kernel refuse connections. */
 	listen_close_all(m->m_ls);
@@ -384,8 +288,6 @@ master_begin_stop(struct master *m, int how)
 static void
 master_begin_drain(struct master *m)
 {
-	size_t i;
-
 	if (!m->m_handed_over)
 		sdnotify_send("STOPPING=1");
 	m->m_draining = 1;
@@ -393,20 +295,7 @@ master_begin_drain(struct master *m)
 	    (uint64_t)m->m_cf->cf_shutdown_delay * 1000;
 	log_info("shutdown_delay: unready, serving %d s more before the "
 	    "graceful stop", m->m_cf->cf_shutdown_delay);
-	for (i = 0; i < m->m_nw; i++)
-		master_command(&m->m_w[i], CHANNEL_DRAIN);
-}
-
-/* Forget the worker at index i after its exit. */
-static void
-master_forget(struct master *m, size_t i)
-{
-	struct wstate *w = &m->m_w[i];
-
-	metrics_slot_release(w->ws_slot);
-	if (w->ws_chan != -1)
-		close(w->ws_chan);
-	m->m_w[i] = m->m_w[--m->m_nw];
+	workertab_command_all(&m->m_wt, CHANNEL_DRAIN);
 }
 
 static void
@@ -417,15 +306,12 @@ master_reap(struct master *m)
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		struct wstate w;
-		size_t i;
+		size_t i = workertab_find(&m->m_wt, pid);
 
-		for (i = 0; i < m->m_nw; i++)
-			if (m->m_w[i].ws_pid == pid)
-				break;
-		if (i == m->m_nw)
+		if (i == m->m_wt.wt_n)
 			continue;       /* a new master of an upgrade, say */
-		w = m->m_w[i];
-		master_forget(m, i);
+		w = m->m_wt.wt_w[i];
+		workertab_forget(&m->m_wt, i);
 		if (w.ws_stopping) {
 			log_debug("worker %ld exited", (long)pid);
 			continue;
@@ -494,27 +380,20 @@ master_maintain(struct master *m)
 
 	if (m->m_stopping)
 		return;
-	n = master_count(m, m->m_gen, 1);
+	n = workertab_count(&m->m_wt, m->m_gen, 1);
 	while (n < m->m_want) {
 		if (master_spawn(m, m->m_cf, m->m_gen) == -1)
 			break;
 		if (m->m_draining)
-			master_command(&m->m_w[m->m_nw - 1], CHANNEL_DRAIN);
+			workertab_command(&m->m_wt.wt_w[m->m_wt.wt_n - 1],
+			    CHANNEL_DRAIN);
 		n++;
 	}
 	while (n > m->m_want) {
-		size_t i;
-
-		for (i = m->m_nw; i-- > 0;)
-			if (m->m_w[i].ws_gen == m->m_gen &&
-			    !m->m_w[i].ws_stopping)
-				break;
-		log_info("stopping worker %ld", (long)m->m_w[i].ws_pid);
-		m->m_w[i].ws_stopping = 1;
-		master_command(&m->m_w[i], CHANNEL_STOP);
+		workertab_stop_one(&m->m_wt, m->m_gen);
 		n--;
 	}
-	if (m->m_want <= 0 && master_count(m, m->m_gen, 1) == 0) {
+	if (m->m_want <= 0 && workertab_count(&m->m_wt, m->m_gen, 1) == 0) {
 		log_errorx("no worker is left to serve; exiting");
 		m->m_exit = 1;
 		master_begin_stop(m, 2);
@@ -593,7 +472,7 @@ master_finish_reload(struct master *m)
 	if (!m->m_debug)
 		log_setlevel(m->m_cf->cf_log_level);
 	log_setformat(m->m_cf->cf_log_format);
-	master_stop_gen(m, old, CHANNEL_STOP);
+	workertab_stop_gen(&m->m_wt, old, CHANNEL_STOP);
 	listen_commit(m->m_ls);
 	metrics_set_generation(m->m_gen);
 	metrics_reload(1);
@@ -614,17 +493,12 @@ master_finish_reload(struct master *m)
 static void
 master_abort_reload(struct master *m, const char *why)
 {
-	size_t i;
-
 	/*
 	 * Workers that never became ready may be stuck anywhere before their
 	 * loop: besides the command, SIGKILL where the master may send it.
 	 */
-	master_stop_gen(m, m->m_gen + 1, CHANNEL_HALT);
-	for (i = 0; i < m->m_nw; i++)
-		if (m->m_w[i].ws_gen == m->m_gen + 1 &&
-		    kill(m->m_w[i].ws_pid, SIGKILL) == -1 && errno != ESRCH)
-			log_warn("kill %ld", (long)m->m_w[i].ws_pid);
+	workertab_stop_gen(&m->m_wt, m->m_gen + 1, CHANNEL_HALT);
+	workertab_kill_gen(&m->m_wt, m->m_gen + 1);
 	listen_abort(m->m_ls);
 	conf_free(m->m_newcf);
 	m->m_newcf = NULL;
@@ -731,12 +605,9 @@ master_poll_upgrade(struct master *m)
 static void
 master_read_channels(struct master *m, const struct pollfd *pfd, size_t npfd)
 {
-	size_t i, j;
+	size_t i;
 
 	for (i = 0; i < npfd; i++) {
-		char buf[16];
-		int n;
-
 		if (!(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
 			continue;
 		if (pfd[i].fd == m->m_report_fd) {
@@ -746,51 +617,20 @@ master_read_channels(struct master *m, const struct pollfd *pfd, size_t npfd)
 			m->m_report_fd = -1;
 			continue;
 		}
-		for (j = 0; j < m->m_nw; j++)
-			if (m->m_w[j].ws_chan == pfd[i].fd)
-				break;
-		if (j == m->m_nw)
-			continue;
-		n = channel_recv(pfd[i].fd, buf, sizeof(buf));
-		if (n > 0 && memchr(buf, CHANNEL_READY, (size_t)n) != NULL)
-			m->m_w[j].ws_ready = 1;
-		else if (n == 0) {
-			/* Exiting: commands now go by signal, if at all. */
-			close(m->m_w[j].ws_chan);
-			m->m_w[j].ws_chan = -1;
-		}
+		workertab_read(&m->m_wt, pfd[i].fd);
 	}
-}
-
-static int
-master_gen_ready(const struct master *m, int gen)
-{
-	size_t i;
-	int n = 0;
-
-	for (i = 0; i < m->m_nw; i++) {
-		if (m->m_w[i].ws_gen != gen || m->m_w[i].ws_stopping)
-			continue;
-		if (!m->m_w[i].ws_ready)
-			return 0;
-		n++;
-	}
-	return n > 0;
 }
 
 /* Act on the flags the signal handler set; see hitcountd(8), SIGNALS. */
 static void
 master_handle_signals(struct master *m)
 {
-	size_t i;
-
 	/*
 	 * Stop requests first: Ctrl-C reaches the workers too, and their exit
 	 * must not be taken for a crash and replaced.
 	 */
-	if (signals_take(SIGINT)) {
+	if (signals_take(SIGINT))
 		master_begin_stop(m, 2);
-	}
 	if (signals_take(SIGTERM)) {
 		/*
 		 * A second TERM during a graceful stop makes it fast; one
@@ -803,9 +643,8 @@ master_handle_signals(struct master *m)
 		else
 			master_begin_drain(m);
 	}
-	if (signals_take(SIGCHLD)) {
+	if (signals_take(SIGCHLD))
 		master_reap(m);
-	}
 	if (signals_take(SIGHUP)) {
 		if (!m->m_stopping && !m->m_draining)
 			master_begin_reload(m);
@@ -813,8 +652,7 @@ master_handle_signals(struct master *m)
 	if (signals_take(SIGUSR1)) {
 		log_info("USR1: reopening log files");
 		master_prepare_access_log(m->m_cf);
-		for (i = 0; i < m->m_nw; i++)
-			master_command(&m->m_w[i], CHANNEL_REOPEN);
+		workertab_command_all(&m->m_wt, CHANNEL_REOPEN);
 	}
 	if (signals_take(SIGTTIN)) {
 		if (!m->m_stopping && m->m_want < MASTER_MAX_WORKERS) {
@@ -832,9 +670,8 @@ master_handle_signals(struct master *m)
 		log_info("USR2: binary upgrade");
 		master_begin_upgrade(m);
 	}
-	if (signals_take(SIGWINCH)) {
+	if (signals_take(SIGWINCH))
 		log_info("WINCH ignored");
-	}
 }
 
 /* The descriptors to wait on: channels of workers not yet ready, upgrade. */
@@ -842,19 +679,13 @@ static size_t
 master_pollset(struct master *m, struct pollfd **pfdp)
 {
 	struct pollfd *pfd;
-	size_t i, n = 0;
+	size_t n;
 
-	pfd = realloc(*pfdp, (m->m_nw + 2) * sizeof(*pfd));
+	pfd = realloc(*pfdp, (m->m_wt.wt_n + 2) * sizeof(*pfd));
 	if (pfd == NULL)
 		return 0;       /* the deadlines still advance the loop */
 	*pfdp = pfd;
-	for (i = 0; i < m->m_nw; i++) {
-		if (m->m_w[i].ws_chan == -1 || m->m_w[i].ws_ready)
-			continue;
-		pfd[n].fd = m->m_w[i].ws_chan;
-		pfd[n].events = POLLIN;
-		pfd[n++].revents = 0;
-	}
+	n = workertab_pollfds(&m->m_wt, pfd);
 	if (m->m_report_fd != -1 && m->m_reported) {
 		pfd[n].fd = m->m_report_fd;     /* POLLERR: the old one is gone */
 		pfd[n].events = 0;
@@ -900,30 +731,30 @@ master_advance(struct master *m)
 	if (m->m_draining && !m->m_stopping && now >= m->m_drain_deadline)
 		master_begin_stop(m, 1);
 	if (m->m_stopping) {
-		if (m->m_nw > 0 && now >= m->m_stop_deadline) {
+		if (m->m_wt.wt_n > 0 && now >= m->m_stop_deadline) {
 			log_warnx("%zu workers still running after the "
-			    "deadline: killing them", m->m_nw);
-			master_kill_all(m);
+			    "deadline: killing them", m->m_wt.wt_n);
+			workertab_kill_all(&m->m_wt);
 			m->m_stop_deadline = now + 1000;
 		}
 		return;
 	}
 	if (m->m_newcf) {
-		if (master_gen_ready(m, m->m_gen + 1))
+		if (workertab_gen_ready(&m->m_wt, m->m_gen + 1))
 			master_finish_reload(m);
 		else if (now >= m->m_reload_deadline)
 			master_abort_reload(m, "new workers did not become ready "
 			    "in time");
-		else if (master_count(m, m->m_gen + 1, 1) == 0)
+		else if (workertab_count(&m->m_wt, m->m_gen + 1, 1) == 0)
 			master_abort_reload(m, "new workers exited");
 	}
-	if (m->m_abort_why && master_count(m, m->m_gen + 1, 0) == 0) {
+	if (m->m_abort_why && workertab_count(&m->m_wt, m->m_gen + 1, 0) == 0) {
 		master_reload_failed(m, m->m_abort_why);
 		free(m->m_abort_why);
 		m->m_abort_why = NULL;
 	}
 	master_maintain(m);
-	if (!m->m_ready_notified && master_gen_ready(m, m->m_gen)) {
+	if (!m->m_ready_notified && workertab_gen_ready(&m->m_wt, m->m_gen)) {
 		m->m_ready_notified = 1;
 		if (m->m_report_fd != -1) {
 			/* The old master tells systemd (NotifyAccess=main). */
@@ -964,7 +795,7 @@ master_run(struct conf *cf, struct listen_set *ls, int report_fd, int debug)
 	    m.m_want);
 	master_maintain(&m);
 
-	while (!m.m_stopping || m.m_nw > 0) {
+	while (!m.m_stopping || m.m_wt.wt_n > 0) {
 		struct timespec ts;
 		size_t npfd = master_pollset(&m, &pfd);
 
@@ -979,9 +810,7 @@ master_run(struct conf *cf, struct listen_set *ls, int report_fd, int debug)
 	log_info("exiting");
 done:
 	free(pfd);
-	while (m.m_nw > 0)
-		master_forget(&m, m.m_nw - 1);
-	free(m.m_w);
+	workertab_clear(&m.m_wt);
 	listen_close_all(ls);
 	if (m.m_up_fd != -1)
 		close(m.m_up_fd);
