@@ -36,13 +36,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <grp.h>
 #include <unistd.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "accesslog.h"
 #include "channel.h"
 #include "clock.h"
 #include "conf.h"
@@ -53,11 +50,11 @@
 #include "pidfile.h"
 #include "sdnotify.h"
 #include "signals.h"
+#include "spawn.h"
 #include "testenv.h"
 #include "upgrade.h"
 #include "worker.h"
 #include "workertab.h"
-#include "util.h"
 
 #define MASTER_STORM_DEATHS     5       /* this many unexpected deaths ... */
 #define MASTER_STORM_WINDOW_MS  10000   /* ... within this long: give up */
@@ -101,137 +98,21 @@ struct master {
 
 static int master_prepare_access_log(const struct conf *);
 
-/* In a freshly forked worker: only what it needs of the master's state. */
-static void
-master_child_setup(struct master *m, unsigned use)
-{
-	signals_child();
-	workertab_close_in_child(&m->m_wt);
-	if (m->m_up_fd != -1)
-		close(m->m_up_fd);
-	if (m->m_report_fd != -1)
-		close(m->m_report_fd);
-	pidfile_close_in_child();
-	listen_close_others(m->m_ls, use);
-}
-
-/*
- * For the test suite only: HITCOUNTD_TEST_READY_DELAY_MS makes each worker
- * of a reload's generation, or of the first generation of a master that a
- * binary upgrade started, wait that long before it starts, which widens
- * the window in which the old and the new configuration (or master) are
- * both alive.
- */
-static void
-master_test_delay(void)
-{
-	struct timespec ts;
-	long ms = testenv_ms("HITCOUNTD_TEST_READY_DELAY_MS", 0);
-
-	if (ms == 0)
-		return;
-	ts.tv_sec = ms / 1000;
-	ts.tv_nsec = (ms % 1000) * 1000000;
-	nanosleep(&ts, NULL);
-}
-
-/*
- * Started as root: become cf's user before serving anything.  The master
- * keeps root to remove the pidfile and rebind on reload.  Returns 0 or -1.
- */
-static int
-master_drop_privileges(const struct conf *cf)
-{
-	if (geteuid() != 0 || cf->cf_uid == 0)
-		return 0;
-	if (setgroups(1, &cf->cf_gid) == -1) {
-		log_warn("setgroups");
-		return -1;
-	}
-	if (setgid(cf->cf_gid) == -1) {
-		log_warn("setgid %ld", (long)cf->cf_gid);
-		return -1;
-	}
-	if (setuid(cf->cf_uid) == -1) {
-		log_warn("setuid %ld", (long)cf->cf_uid);
-		return -1;
-	}
-	if (setuid(0) != -1) {
-		log_warnx("could still regain root after dropping privileges");
-		return -1;
-	}
-	return 0;
-}
-
-/* In the child of master_spawn(): become a worker.  Never returns. */
-static void
-master_become_worker(struct master *m, const struct conf *cf, int gen,
-    int chan, int slot, pid_t master_pid)
-{
-	unsigned use = gen == m->m_gen ? LISTEN_CUR : LISTEN_NEXT;
-	int *fds, *admin, nfds, rc, upgrading = m->m_report_fd != -1;
-
-	master_child_setup(m, use);
-	if (!m->m_debug)
-		log_setlevel(cf->cf_log_level);
-	log_setformat(cf->cf_log_format);
-	/*
-	 * Opened while still root: the log's directory need not be open to
-	 * the workers' user (a reopen on USR1 as that user may fail, and then
-	 * the worker keeps the file it has).
-	 */
-	if (accesslog_open(cf->cf_access_log) == -1 ||
-	    master_drop_privileges(cf) == -1)
-		_exit(WORKER_EXIT_NORESPAWN);
-	/*
-	 * An orphan must never keep port 5000: die with the master.  Set after
-	 * setuid(), which clears it.
-	 */
-	if (prctl(PR_SET_PDEATHSIG, SIGINT) == -1)
-		log_warn("prctl");
-	if (getppid() != master_pid)
-		_exit(0);               /* the master died before prctl() */
-	if (gen > 0 || upgrading)
-		master_test_delay();
-	nfds = listen_fds(m->m_ls, use, &fds, &admin);
-	if (nfds == -1)
-		_exit(WORKER_EXIT_NORESPAWN);
-	metrics_slot_use(slot);
-	rc = worker_run(cf, fds, admin, (size_t)nfds, chan);
-	free(fds);
-	/* exit(), not _exit(): leak checkers report at exit. */
-	exit(rc);
-}
-
-/* Fork one worker of generation gen with configuration cf. */
+/* Fork one worker of generation gen with configuration cf (spawn.c). */
 static int
 master_spawn(struct master *m, const struct conf *cf, int gen)
 {
-	int chan[2], slot;
-	pid_t master_pid = getpid(), pid;
+	struct spawn_ctx sc;
 
-	if (workertab_reserve(&m->m_wt) == -1)
-		return -1;
-	if (channel_open(chan) == -1)
-		return -1;
-	slot = metrics_slot_reserve(gen);
-	pid = fork();
-	if (pid == -1) {
-		log_warn("fork");
-		metrics_slot_release(slot);
-		close(chan[0]);
-		close(chan[1]);
-		return -1;
-	}
-	if (pid == 0) {
-		close(chan[0]);
-		master_become_worker(m, cf, gen, chan[1], slot, master_pid);
-	}
-	close(chan[1]);
-	workertab_add(&m->m_wt, pid, gen, slot, chan[0]);
-	metrics_slot_attach(slot, pid, gen);
-	log_debug("spawned worker %ld (generation %d)", (long)pid, gen);
-	return 0;
+	sc.sc_wt = &m->m_wt;
+	sc.sc_ls = m->m_ls;
+	sc.sc_use = gen == m->m_gen ? LISTEN_CUR : LISTEN_NEXT;
+	sc.sc_debug = m->m_debug;
+	/* A reload's generation, or the first of an upgrade's new master. */
+	sc.sc_delay = gen > 0 || m->m_report_fd != -1;
+	sc.sc_close[0] = m->m_up_fd;
+	sc.sc_close[1] = m->m_report_fd;
+	return spawn_worker(&sc, cf, gen);
 }
 
 static void

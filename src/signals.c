@@ -10,10 +10,10 @@
  * which sets its own handlers on its event loop); see hitcountd(8),
  * SIGNALS.  Kept apart from the master's loop as nginx keeps
  * ngx_process.c apart from ngx_process_cycle.c: the fork of a worker
- * and of a new master (upgrade.c) need the dispositions without the
- * loop.
+ * (spawn.c) and of a new master (upgrade.c) need the dispositions
+ * without the loop.
  *
- * Calls only log.c.  Called by master.c and upgrade.c.
+ * Calls only log.c.  Called by master.c, spawn.c and upgrade.c.
  */
 #include "config.h"
 

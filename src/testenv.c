@@ -5,7 +5,7 @@
  * 30 s) or too short to make a race visible (a worker's start): the test
  * suite sets HITCOUNTD_TEST_* variables to change them.  Owns reading
  * those variables, bounded so that a stray value cannot hang the daemon.
- * Calls nothing of the daemon's.  Called by master.c.
+ * Calls nothing of the daemon's.  Called by master.c and spawn.c.
  */
 #include "config.h"
 

@@ -10,7 +10,7 @@
  * worker is the master's (master.c), as the fork itself is spawn.c's.
  *
  * Calls channel.c, metrics.c (a worker's slot is released with its entry)
- * and log.c.  Called by master.c.
+ * and log.c.  Called by master.c and spawn.c.
  */
 #include "config.h"
 
