@@ -1,5 +1,18 @@
 /*
- * master.c - the master process: workers, signals, reloads, upgrades.
+ * master.c - the master process: its loop and the decisions it takes.
+ *
+ * Owns the master's state (struct master: the configuration in force, a
+ * reload or binary upgrade under way, the stop, the generation and how
+ * many workers it should have) and every decision on it: replacing a
+ * worker that died (or giving up on a crash storm), TTIN/TTOU, reload,
+ * the upgrade's hand-over, drain and stop, and what systemd is told.
+ * The mechanisms are elsewhere: the fork (spawn.c), the table of workers
+ * and the commands to them (workertab.c), the signal dispositions
+ * (signals.c), the new master's exec and pipe (upgrade.c), the sockets
+ * (listen.c), the pidfile (pidfile.c), the sd_notify datagram
+ * (sdnotify.c), the test suite's hooks (testenv.c).  Calls those,
+ * conf.c, metrics.c, worker.c (worker_balance_init()), clock.c and log.c;
+ * called by main.c (master_run()) only.
  *
  * The master binds the listening sockets (listen.c), forks the workers and
  * from then on only supervises: it never talks to Redis and never serves a
@@ -7,9 +20,9 @@
  * handlers only set flags (signals.c); the loop below waits in ppoll()
  * with the signals unblocked, so each signal is handled in order, outside
  * any handler.  The master commands its workers over their channels
- * (channel.c), not by signals, so that it needs no permission over
- * workers running as another user; a signal is only the fallback for a
- * worker whose channel is gone.
+ * (channel.c, workertab.c), not by signals, so that it needs no
+ * permission over workers running as another user; a signal is only the
+ * fallback for a worker whose channel is gone.
  *
  * A reload (HUP) reads the config into a fresh struct, binds any new
  * address, starts a new generation of workers, waits until every one of
@@ -58,7 +71,7 @@
 
 #define MASTER_STORM_DEATHS     5       /* this many unexpected deaths ... */
 #define MASTER_STORM_WINDOW_MS  10000   /* ... within this long: give up */
-#define MASTER_READY_TIMEOUT_MS 10000   /* a new generation must be up by then */
+#define MASTER_READY_TIMEOUT_MS 10000   /* a new generation serves by then */
 #define MASTER_FAST_KILL_MS     1000    /* INT: SIGKILL after this */
 /*
  * After shutdown_timeout a worker ends itself; the master's SIGKILL comes
@@ -76,7 +89,7 @@ struct master {
 	struct listen_set *m_ls;
 	struct workertab m_wt;          /* the workers alive */
 	int m_gen;                      /* current generation */
-	int m_want;                     /* workers the current generation should have */
+	int m_want;                     /* workers the generation should have */
 	int m_stopping;                 /* 0, or 1 graceful, 2 fast */
 	int m_draining;                 /* TERM seen, shutdown_delay running */
 	uint64_t m_drain_deadline;      /* ... the graceful stop begins then */
@@ -119,7 +132,8 @@ static void
 master_status(struct master *m)
 {
 	sdnotify_send("STATUS=%d workers serving%s%s",
-	    workertab_count(&m->m_wt, m->m_gen, 1), m->m_note[0] ? "; " : "", m->m_note);
+	    workertab_count(&m->m_wt, m->m_gen, 1), m->m_note[0] ? "; " : "",
+	    m->m_note);
 }
 
 static int
