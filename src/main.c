@@ -2,9 +2,15 @@
  * main.c - command line, configuration check, detaching.
  *
  * hitcountd [-dDHtTVh] [-f file]: everything up to the fork of the workers
- * happens here or in master_listen(), so every start-up error (a bad
- * config, a port in use, a second instance) reaches the terminal and the
- * exit status before the daemon detaches.
+ * happens here (main_serve()), so every start-up error (a bad config, a
+ * port in use, a second instance) reaches the terminal and the exit
+ * status before the daemon detaches.
+ *
+ * Owns the command line, -t, -T and -H, the daemon's start-up order
+ * (pidfile, sockets, detach) and what a binary upgrade's new master
+ * inherits.  Calls conf.c, accesslog.c (-t), probe.c (-H), pidfile.c,
+ * listen.c, upgrade.c, log.c and master.c (master_run(), which takes over
+ * until exit).  Called by nobody: it is the top.
  */
 #include "config.h"
 

@@ -1,15 +1,28 @@
 /*
- * master.c - the master process: workers, signals, reloads, upgrades.
+ * master.c - the master process: its loop and the decisions it takes.
+ *
+ * Owns the master's state (struct master: the configuration in force, a
+ * reload or binary upgrade under way, the stop, the generation and how
+ * many workers it should have) and every decision on it: replacing a
+ * worker that died (or giving up on a crash storm), TTIN/TTOU, reload,
+ * the upgrade's hand-over, drain and stop, and what systemd is told.
+ * The mechanisms are elsewhere: the fork (spawn.c), the table of workers
+ * and the commands to them (workertab.c), the signal dispositions
+ * (signals.c), the new master's exec and pipe (upgrade.c), the sockets
+ * (listen.c), the pidfile (pidfile.c), the sd_notify datagram
+ * (sdnotify.c), the test suite's hooks (testenv.c).  Calls those,
+ * conf.c, metrics.c, worker.c (worker_balance_init()), clock.c and log.c;
+ * called by main.c (master_run()) only.
  *
  * The master binds the listening sockets (listen.c), forks the workers and
  * from then on only supervises: it never talks to Redis and never serves a
  * client, so nothing a client or Redis does can take it down.  Signal
- * handlers only set flags; the loop below waits in ppoll() with the
- * signals unblocked, so each signal is handled in order, outside any
- * handler.  The master commands its workers over their channels
- * (channel.c), not by signals, so that it needs no permission over
- * workers running as another user; a signal is only the fallback for a
- * worker whose channel is gone.
+ * handlers only set flags (signals.c); the loop below waits in ppoll()
+ * with the signals unblocked, so each signal is handled in order, outside
+ * any handler.  The master commands its workers over their channels
+ * (channel.c, workertab.c), not by signals, so that it needs no
+ * permission over workers running as another user; a signal is only the
+ * fallback for a worker whose channel is gone.
  *
  * A reload (HUP) reads the config into a fresh struct, binds any new
  * address, starts a new generation of workers, waits until every one of
@@ -31,22 +44,15 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
-#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <grp.h>
 #include <unistd.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 
-#include "accesslog.h"
 #include "channel.h"
 #include "clock.h"
 #include "conf.h"
@@ -56,13 +62,17 @@
 #include "metrics.h"
 #include "pidfile.h"
 #include "redistls.h"
+#include "sdnotify.h"
+#include "signals.h"
+#include "spawn.h"
+#include "testenv.h"
 #include "upgrade.h"
 #include "worker.h"
-#include "util.h"
+#include "workertab.h"
 
 #define MASTER_STORM_DEATHS     5       /* this many unexpected deaths ... */
 #define MASTER_STORM_WINDOW_MS  10000   /* ... within this long: give up */
-#define MASTER_READY_TIMEOUT_MS 10000   /* a new generation must be up by then */
+#define MASTER_READY_TIMEOUT_MS 10000   /* a new generation serves by then */
 #define MASTER_FAST_KILL_MS     1000    /* INT: SIGKILL after this */
 /*
  * After shutdown_timeout a worker ends itself; the master's SIGKILL comes
@@ -72,26 +82,15 @@
 #define MASTER_UPGRADE_TIMEOUT_MS 30000 /* a new master must serve by then */
 #define MASTER_MAX_WORKERS      256     /* TTIN stops here */
 
-struct mworker {
-	pid_t w_pid;
-	int w_slot;                     /* its metrics slot, or -1 */
-	int w_gen;
-	int w_chan;                     /* master's end of the channel, or -1 */
-	int w_ready;
-	int w_stopping;                 /* told to stop: its exit is expected */
-	int w_killed;                   /* SIGKILL tried once already */
-};
-
 struct master {
 	struct conf *m_cf;              /* the configuration in force */
 	struct conf *m_newcf;           /* a reload waiting for its workers */
 	char *m_abort_why;              /* a given-up reload waiting for its
 	                                   workers to be gone, or NULL */
 	struct listen_set *m_ls;
-	struct mworker *m_w;
-	size_t m_nw, m_capw;
+	struct workertab m_wt;          /* the workers alive */
 	int m_gen;                      /* current generation */
-	int m_want;                     /* workers the current generation should have */
+	int m_want;                     /* workers the generation should have */
 	int m_stopping;                 /* 0, or 1 graceful, 2 fast */
 	int m_draining;                 /* TERM seen, shutdown_delay running */
 	uint64_t m_drain_deadline;      /* ... the graceful stop begins then */
@@ -113,338 +112,29 @@ struct master {
 
 static int master_prepare_access_log(const struct conf *);
 
-static volatile sig_atomic_t got_chld, got_hup, got_term, got_int, got_usr1;
-static volatile sig_atomic_t got_ttin, got_ttou, got_usr2, got_winch;
-
-static void
-master_on_signal(int sig)
-{
-	switch (sig) {
-	case SIGCHLD: got_chld = 1; break;
-	case SIGHUP: got_hup = 1; break;
-	case SIGTERM:
-	case SIGQUIT: got_term = 1; break;
-	case SIGINT: got_int = 1; break;
-	case SIGUSR1: got_usr1 = 1; break;
-	case SIGUSR2: got_usr2 = 1; break;
-	case SIGWINCH: got_winch = 1; break;
-	case SIGTTIN: got_ttin = 1; break;
-	case SIGTTOU: got_ttou = 1; break;
-	}
-}
-
-static const int master_signals[] = {
-	SIGCHLD, SIGHUP, SIGTERM, SIGQUIT, SIGINT, SIGUSR1, SIGUSR2,
-	SIGWINCH, SIGTTIN, SIGTTOU
-};
-#define MASTER_NSIGNALS nitems(master_signals)
-
-/*
- * The master's signals that mean nothing to a worker: ignored from the
- * fork on, so that `systemctl kill` or `pkill` sending them to every
- * process of the service cannot stop or kill a worker.  See hitcountd(8),
- * SIGNALS.
- */
-static const int master_worker_ignores[] = {
-	SIGHUP, SIGUSR2, SIGWINCH, SIGTTIN, SIGTTOU
-};
-
-/*
- * Tell systemd (or whatever set NOTIFY_SOCKET) about the daemon's state,
- * as sd_notify(3) does, without linking libsystemd.
- */
-static void
-master_notify(const char *fmt, ...) LOG_PRINTF(1, 2);
-
-static void
-master_notify(const char *fmt, ...)
-{
-	const char *path = getenv("NOTIFY_SOCKET");
-	struct sockaddr_un sun;
-	socklen_t len;
-	char msg[256];
-	va_list ap;
-	int fd;
-
-	if (path == NULL || (path[0] != '/' && path[0] != '@') ||
-	    strlen(path) >= sizeof(sun.sun_path))
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	strcpy(sun.sun_path, path);
-	if (path[0] == '@')
-		sun.sun_path[0] = '\0';         /* abstract namespace */
-	len = offsetof(struct sockaddr_un, sun_path) + strlen(path);
-	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd == -1) {
-		log_warn("socket");
-		return;
-	}
-	if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL,
-	    (struct sockaddr *)&sun, len) == -1)
-		log_warn("sd_notify");
-	close(fd);
-}
-
-void
-master_child_signals(void)
-{
-	struct sigaction sa;
-	size_t i, j;
-
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	for (i = 0; i < MASTER_NSIGNALS; i++) {
-		sa.sa_handler = SIG_DFL;
-		for (j = 0; j < nitems(master_worker_ignores); j++)
-			if (master_worker_ignores[j] == master_signals[i])
-				sa.sa_handler = SIG_IGN;
-		if (sigaction(master_signals[i], &sa, NULL) == -1)
-			log_warn("sigaction");
-	}
-}
-
-/* In a freshly forked worker: only what it needs of the master's state. */
-static void
-master_child_setup(struct master *m, unsigned use)
-{
-	size_t i;
-
-	master_child_signals();
-	for (i = 0; i < m->m_nw; i++)
-		if (m->m_w[i].w_chan != -1)
-			close(m->m_w[i].w_chan);
-	if (m->m_up_fd != -1)
-		close(m->m_up_fd);
-	if (m->m_report_fd != -1)
-		close(m->m_report_fd);
-	pidfile_close_in_child();
-	listen_close_others(m->m_ls, use);
-}
-
-/*
- * For the test suite only: the milliseconds in environment variable name,
- * from 1 to 60000, else dflt.
- */
-static long
-master_test_ms(const char *name, long dflt)
-{
-	const char *s = getenv(name);
-	long ms;
-
-	if (s == NULL || (ms = strtol(s, NULL, 10)) <= 0 || ms > 60000)
-		return dflt;
-	return ms;
-}
-
-/*
- * For the test suite only: HITCOUNTD_TEST_READY_DELAY_MS makes each worker
- * of a reload's generation, or of the first generation of a master that a
- * binary upgrade started, wait that long before it starts, which widens
- * the window in which the old and the new configuration (or master) are
- * both alive.
- */
-static void
-master_test_delay(void)
-{
-	struct timespec ts;
-	long ms = master_test_ms("HITCOUNTD_TEST_READY_DELAY_MS", 0);
-
-	if (ms == 0)
-		return;
-	ts.tv_sec = ms / 1000;
-	ts.tv_nsec = (ms % 1000) * 1000000;
-	nanosleep(&ts, NULL);
-}
-
-/*
- * Started as root: become cf's user before serving anything.  The master
- * keeps root to remove the pidfile and rebind on reload.  Returns 0 or -1.
- */
-static int
-master_drop_privileges(const struct conf *cf)
-{
-	if (geteuid() != 0 || cf->cf_uid == 0)
-		return 0;
-	if (setgroups(1, &cf->cf_gid) == -1) {
-		log_warn("setgroups");
-		return -1;
-	}
-	if (setgid(cf->cf_gid) == -1) {
-		log_warn("setgid %ld", (long)cf->cf_gid);
-		return -1;
-	}
-	if (setuid(cf->cf_uid) == -1) {
-		log_warn("setuid %ld", (long)cf->cf_uid);
-		return -1;
-	}
-	if (setuid(0) != -1) {
-		log_warnx("could still regain root after dropping privileges");
-		return -1;
-	}
-	return 0;
-}
-
-/* In the child of master_spawn(): become a worker.  Never returns. */
-static void
-master_become_worker(struct master *m, const struct conf *cf, int gen,
-    int chan, int slot, pid_t master_pid)
-{
-	unsigned use = gen == m->m_gen ? LISTEN_CUR : LISTEN_NEXT;
-	int *fds, *admin, nfds, rc, upgrading = m->m_report_fd != -1;
-
-	master_child_setup(m, use);
-	if (!m->m_debug)
-		log_setlevel(cf->cf_log_level);
-	log_setformat(cf->cf_log_format);
-	/*
-	 * Opened while still root: the log's directory need not be open to
-	 * the workers' user (a reopen on USR1 as that user may fail, and then
-	 * the worker keeps the file it has).
-	 */
-	if (accesslog_open(cf->cf_access_log) == -1 ||
-	    master_drop_privileges(cf) == -1)
-		_exit(WORKER_EXIT_NORESPAWN);
-	/*
-	 * An orphan must never keep port 5000: die with the master.  Set after
-	 * setuid(), which clears it.
-	 */
-	if (prctl(PR_SET_PDEATHSIG, SIGINT) == -1)
-		log_warn("prctl");
-	if (getppid() != master_pid)
-		_exit(0);               /* the master died before prctl() */
-	if (gen > 0 || upgrading)
-		master_test_delay();
-	nfds = listen_fds(m->m_ls, use, &fds, &admin);
-	if (nfds == -1)
-		_exit(WORKER_EXIT_NORESPAWN);
-	metrics_slot_use(slot);
-	rc = worker_run(cf, fds, admin, (size_t)nfds, chan);
-	free(fds);
-	/* exit(), not _exit(): leak checkers report at exit. */
-	exit(rc);
-}
-
-/* Fork one worker of generation gen with configuration cf. */
+/* Fork one worker of generation gen with configuration cf (spawn.c). */
 static int
 master_spawn(struct master *m, const struct conf *cf, int gen)
 {
-	struct mworker *w;
-	int chan[2], slot;
-	pid_t master_pid = getpid(), pid;
+	struct spawn_ctx sc;
 
-	if (m->m_nw == m->m_capw) {
-		size_t ncap = m->m_capw ? m->m_capw * 2 : 8;
-
-		w = realloc(m->m_w, ncap * sizeof(*w));
-		if (w == NULL) {
-			log_warn("realloc");
-			return -1;
-		}
-		m->m_w = w;
-		m->m_capw = ncap;
-	}
-	if (channel_open(chan) == -1)
-		return -1;
-	slot = metrics_slot_reserve(gen);
-	pid = fork();
-	if (pid == -1) {
-		log_warn("fork");
-		metrics_slot_release(slot);
-		close(chan[0]);
-		close(chan[1]);
-		return -1;
-	}
-	if (pid == 0) {
-		close(chan[0]);
-		master_become_worker(m, cf, gen, chan[1], slot, master_pid);
-	}
-	close(chan[1]);
-	w = &m->m_w[m->m_nw++];
-	memset(w, 0, sizeof(*w));
-	w->w_pid = pid;
-	w->w_gen = gen;
-	w->w_slot = slot;
-	w->w_chan = chan[0];
-	metrics_slot_attach(slot, pid, gen);
-	log_debug("spawned worker %ld (generation %d)", (long)pid, gen);
-	return 0;
-}
-
-static int
-master_count(const struct master *m, int gen, int running_only)
-{
-	size_t i;
-	int n = 0;
-
-	for (i = 0; i < m->m_nw; i++)
-		if (m->m_w[i].w_gen == gen &&
-		    (!running_only || !m->m_w[i].w_stopping))
-			n++;
-	return n;
-}
-
-/*
- * Send a command over the worker's channel; only if the channel is gone,
- * fall back to the signal that means the same to a worker.
- */
-static void
-master_command(struct mworker *w, enum channel_msg msg)
-{
-	int sig;
-
-	if (w->w_chan != -1 && channel_send(w->w_chan, msg) == 0)
-		return;
-	switch (msg) {
-	case CHANNEL_STOP: sig = SIGTERM; break;
-	case CHANNEL_HALT: sig = SIGINT; break;
-	case CHANNEL_REOPEN: sig = SIGUSR1; break;
-	default: return;
-	}
-	log_debug("worker %ld: channel closed, sending signal %d",
-	    (long)w->w_pid, sig);
-	if (kill(w->w_pid, sig) == -1 && errno != ESRCH)
-		log_warn("kill %ld", (long)w->w_pid);
-}
-
-/* Ask every worker of generation gen (or all, for gen -1) to stop. */
-static void
-master_stop_gen(struct master *m, int gen, enum channel_msg how)
-{
-	size_t i;
-
-	for (i = 0; i < m->m_nw; i++) {
-		if (gen != -1 && m->m_w[i].w_gen != gen)
-			continue;
-		m->m_w[i].w_stopping = 1;
-		master_command(&m->m_w[i], how);
-	}
-}
-
-/* The last resort for workers that outlived their own deadline. */
-static void
-master_kill_all(struct master *m)
-{
-	size_t i;
-
-	for (i = 0; i < m->m_nw; i++) {
-		struct mworker *w = &m->m_w[i];
-
-		if (kill(w->w_pid, SIGKILL) == -1 && errno != ESRCH &&
-		    !w->w_killed)
-			log_warn("kill %ld", (long)w->w_pid);
-		w->w_killed = 1;
-	}
+	sc.sc_wt = &m->m_wt;
+	sc.sc_ls = m->m_ls;
+	sc.sc_use = gen == m->m_gen ? LISTEN_CUR : LISTEN_NEXT;
+	sc.sc_debug = m->m_debug;
+	/* A reload's generation, or the first of an upgrade's new master. */
+	sc.sc_delay = gen > 0 || m->m_report_fd != -1;
+	sc.sc_close[0] = m->m_up_fd;
+	sc.sc_close[1] = m->m_report_fd;
+	return spawn_worker(&sc, cf, gen);
 }
 
 static void
 master_status(struct master *m)
 {
-	master_notify("STATUS=%d workers serving%s%s",
-	    master_count(m, m->m_gen, 1), m->m_note[0] ? "; " : "", m->m_note);
+	sdnotify_send("STATUS=%d workers serving%s%s",
+	    workertab_count(&m->m_wt, m->m_gen, 1), m->m_note[0] ? "; " : "",
+	    m->m_note);
 }
 
 static int
@@ -470,18 +160,18 @@ master_begin_stop(struct master *m, int how)
 	if (m->m_stopping >= how)
 		return;
 	if (m->m_stopping == 0 && !m->m_draining && !m->m_handed_over)
-		master_notify("STOPPING=1");
+		sdnotify_send("STOPPING=1");
 	m->m_stopping = how;
 	if (how == 1) {
 		log_info("graceful stop: waiting up to %d s for requests "
 		    "in flight", m->m_cf->cf_shutdown_timeout);
 		m->m_stop_deadline = now + MASTER_KILL_GRACE_MS +
 		    (uint64_t)m->m_cf->cf_shutdown_timeout * 1000;
-		master_stop_gen(m, -1, CHANNEL_STOP);
+		workertab_stop_gen(&m->m_wt, -1, CHANNEL_STOP);
 	} else {
 		log_info("fast stop");
 		m->m_stop_deadline = now + MASTER_FAST_KILL_MS;
-		master_stop_gen(m, -1, CHANNEL_HALT);
+		workertab_stop_gen(&m->m_wt, -1, CHANNEL_HALT);
 	}
 	/* Nothing new will be accepted: let the kernel refuse connections. */
 	listen_close_all(m->m_ls);
@@ -494,29 +184,14 @@ master_begin_stop(struct master *m, int how)
 static void
 master_begin_drain(struct master *m)
 {
-	size_t i;
-
 	if (!m->m_handed_over)
-		master_notify("STOPPING=1");
+		sdnotify_send("STOPPING=1");
 	m->m_draining = 1;
 	m->m_drain_deadline = clock_ms() +
 	    (uint64_t)m->m_cf->cf_shutdown_delay * 1000;
 	log_info("shutdown_delay: unready, serving %d s more before the "
 	    "graceful stop", m->m_cf->cf_shutdown_delay);
-	for (i = 0; i < m->m_nw; i++)
-		master_command(&m->m_w[i], CHANNEL_DRAIN);
-}
-
-/* Forget the worker at index i after its exit. */
-static void
-master_forget(struct master *m, size_t i)
-{
-	struct mworker *w = &m->m_w[i];
-
-	metrics_slot_release(w->w_slot);
-	if (w->w_chan != -1)
-		close(w->w_chan);
-	m->m_w[i] = m->m_w[--m->m_nw];
+	workertab_command_all(&m->m_wt, CHANNEL_DRAIN);
 }
 
 static void
@@ -526,17 +201,14 @@ master_reap(struct master *m)
 	pid_t pid;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		struct mworker w;
-		size_t i;
+		struct wstate w;
+		size_t i = workertab_find(&m->m_wt, pid);
 
-		for (i = 0; i < m->m_nw; i++)
-			if (m->m_w[i].w_pid == pid)
-				break;
-		if (i == m->m_nw)
+		if (i == m->m_wt.wt_n)
 			continue;       /* a new master of an upgrade, say */
-		w = m->m_w[i];
-		master_forget(m, i);
-		if (w.w_stopping) {
+		w = m->m_wt.wt_w[i];
+		workertab_forget(&m->m_wt, i);
+		if (w.ws_stopping) {
 			log_debug("worker %ld exited", (long)pid);
 			continue;
 		}
@@ -552,7 +224,7 @@ master_reap(struct master *m)
 		    WEXITSTATUS(status) == WORKER_EXIT_NORESPAWN) {
 			log_errorx("worker %ld cannot start; not replacing it",
 			    (long)pid);
-			if (w.w_gen == m->m_gen)
+			if (w.ws_gen == m->m_gen)
 				m->m_want--;
 			continue;
 		}
@@ -563,7 +235,7 @@ master_reap(struct master *m)
 			master_begin_stop(m, 2);
 			continue;
 		}
-		if (w.w_gen == m->m_gen)
+		if (w.ws_gen == m->m_gen)
 			metrics_worker_restart();       /* master_maintain() replaces it */
 	}
 }
@@ -604,27 +276,20 @@ master_maintain(struct master *m)
 
 	if (m->m_stopping)
 		return;
-	n = master_count(m, m->m_gen, 1);
+	n = workertab_count(&m->m_wt, m->m_gen, 1);
 	while (n < m->m_want) {
 		if (master_spawn(m, m->m_cf, m->m_gen) == -1)
 			break;
 		if (m->m_draining)
-			master_command(&m->m_w[m->m_nw - 1], CHANNEL_DRAIN);
+			workertab_command(&m->m_wt.wt_w[m->m_wt.wt_n - 1],
+			    CHANNEL_DRAIN);
 		n++;
 	}
 	while (n > m->m_want) {
-		size_t i;
-
-		for (i = m->m_nw; i-- > 0;)
-			if (m->m_w[i].w_gen == m->m_gen &&
-			    !m->m_w[i].w_stopping)
-				break;
-		log_info("stopping worker %ld", (long)m->m_w[i].w_pid);
-		m->m_w[i].w_stopping = 1;
-		master_command(&m->m_w[i], CHANNEL_STOP);
+		workertab_stop_one(&m->m_wt, m->m_gen);
 		n--;
 	}
-	if (m->m_want <= 0 && master_count(m, m->m_gen, 1) == 0) {
+	if (m->m_want <= 0 && workertab_count(&m->m_wt, m->m_gen, 1) == 0) {
 		log_errorx("no worker is left to serve; exiting");
 		m->m_exit = 1;
 		master_begin_stop(m, 2);
@@ -639,7 +304,7 @@ master_reload_failed(struct master *m, const char *why)
 	    why);
 	snprintf(m->m_note, sizeof(m->m_note), "reload failed: %.200s", why);
 	metrics_reload(0);
-	master_notify("READY=1");
+	sdnotify_send("READY=1");
 	master_status(m);
 }
 
@@ -655,7 +320,7 @@ master_begin_reload(struct master *m)
 		    "way");
 		return;
 	}
-	master_notify("RELOADING=1");
+	sdnotify_send("RELOADING=1");
 	cf = conf_load(m->m_cf->cf_path, err, sizeof(err));
 	if (cf != NULL && redistls_attach(cf, err, sizeof(err)) == -1) {
 		conf_free(cf);
@@ -707,7 +372,7 @@ master_finish_reload(struct master *m)
 	if (!m->m_debug)
 		log_setlevel(m->m_cf->cf_log_level);
 	log_setformat(m->m_cf->cf_log_format);
-	master_stop_gen(m, old, CHANNEL_STOP);
+	workertab_stop_gen(&m->m_wt, old, CHANNEL_STOP);
 	listen_commit(m->m_ls);
 	metrics_set_generation(m->m_gen);
 	metrics_reload(1);
@@ -715,7 +380,7 @@ master_finish_reload(struct master *m)
 	    m->m_want, m->m_gen);
 	snprintf(m->m_note, sizeof(m->m_note),
 	    "reload succeeded (generation %d)", m->m_gen);
-	master_notify("READY=1");
+	sdnotify_send("READY=1");
 	master_status(m);
 }
 
@@ -728,17 +393,12 @@ master_finish_reload(struct master *m)
 static void
 master_abort_reload(struct master *m, const char *why)
 {
-	size_t i;
-
 	/*
 	 * Workers that never became ready may be stuck anywhere before their
 	 * loop: besides the command, SIGKILL where the master may send it.
 	 */
-	master_stop_gen(m, m->m_gen + 1, CHANNEL_HALT);
-	for (i = 0; i < m->m_nw; i++)
-		if (m->m_w[i].w_gen == m->m_gen + 1 &&
-		    kill(m->m_w[i].w_pid, SIGKILL) == -1 && errno != ESRCH)
-			log_warn("kill %ld", (long)m->m_w[i].w_pid);
+	workertab_stop_gen(&m->m_wt, m->m_gen + 1, CHANNEL_HALT);
+	workertab_kill_gen(&m->m_wt, m->m_gen + 1);
 	listen_abort(m->m_ls);
 	conf_free(m->m_newcf);
 	m->m_newcf = NULL;
@@ -785,7 +445,7 @@ master_begin_upgrade(struct master *m)
 		return;
 	}
 	/* The test suite shortens the wait (it cannot wait 30 s a test). */
-	m->m_up_deadline = clock_ms() + master_test_ms(
+	m->m_up_deadline = clock_ms() + testenv_ms(
 	    "HITCOUNTD_TEST_UPGRADE_TIMEOUT_MS", MASTER_UPGRADE_TIMEOUT_MS);
 }
 
@@ -797,7 +457,7 @@ master_finish_upgrade(struct master *m, pid_t newpid)
 	log_info("binary upgrade: new master %ld serves; stopping this one",
 	    (long)newpid);
 	/* It was reported here first: systemd hears it from the main pid. */
-	master_notify("MAINPID=%ld\nREADY=1\nSTATUS=binary upgrade: new master "
+	sdnotify_send("MAINPID=%ld\nREADY=1\nSTATUS=binary upgrade: new master "
 	    "%ld serving", (long)newpid, (long)newpid);
 	m->m_handed_over = 1;
 	master_begin_stop(m, 1);
@@ -845,12 +505,9 @@ master_poll_upgrade(struct master *m)
 static void
 master_read_channels(struct master *m, const struct pollfd *pfd, size_t npfd)
 {
-	size_t i, j;
+	size_t i;
 
 	for (i = 0; i < npfd; i++) {
-		char buf[16];
-		int n;
-
 		if (!(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
 			continue;
 		if (pfd[i].fd == m->m_report_fd) {
@@ -860,54 +517,21 @@ master_read_channels(struct master *m, const struct pollfd *pfd, size_t npfd)
 			m->m_report_fd = -1;
 			continue;
 		}
-		for (j = 0; j < m->m_nw; j++)
-			if (m->m_w[j].w_chan == pfd[i].fd)
-				break;
-		if (j == m->m_nw)
-			continue;
-		n = channel_recv(pfd[i].fd, buf, sizeof(buf));
-		if (n > 0 && memchr(buf, CHANNEL_READY, (size_t)n) != NULL)
-			m->m_w[j].w_ready = 1;
-		else if (n == 0) {
-			/* Exiting: commands now go by signal, if at all. */
-			close(m->m_w[j].w_chan);
-			m->m_w[j].w_chan = -1;
-		}
+		workertab_read(&m->m_wt, pfd[i].fd);
 	}
-}
-
-static int
-master_gen_ready(const struct master *m, int gen)
-{
-	size_t i;
-	int n = 0;
-
-	for (i = 0; i < m->m_nw; i++) {
-		if (m->m_w[i].w_gen != gen || m->m_w[i].w_stopping)
-			continue;
-		if (!m->m_w[i].w_ready)
-			return 0;
-		n++;
-	}
-	return n > 0;
 }
 
 /* Act on the flags the signal handler set; see hitcountd(8), SIGNALS. */
 static void
 master_handle_signals(struct master *m)
 {
-	size_t i;
-
 	/*
 	 * Stop requests first: Ctrl-C reaches the workers too, and their exit
 	 * must not be taken for a crash and replaced.
 	 */
-	if (got_int) {
-		got_int = 0;
+	if (signals_take(SIGINT))
 		master_begin_stop(m, 2);
-	}
-	if (got_term) {
-		got_term = 0;
+	if (signals_take(SIGTERM)) {
 		/*
 		 * A second TERM during a graceful stop makes it fast; one
 		 * during the shutdown_delay ends the delay.
@@ -919,45 +543,35 @@ master_handle_signals(struct master *m)
 		else
 			master_begin_drain(m);
 	}
-	if (got_chld) {
-		got_chld = 0;
+	if (signals_take(SIGCHLD))
 		master_reap(m);
-	}
-	if (got_hup) {
-		got_hup = 0;
+	if (signals_take(SIGHUP)) {
 		if (!m->m_stopping && !m->m_draining)
 			master_begin_reload(m);
 	}
-	if (got_usr1) {
-		got_usr1 = 0;
+	if (signals_take(SIGUSR1)) {
 		log_info("USR1: reopening log files");
 		master_prepare_access_log(m->m_cf);
-		for (i = 0; i < m->m_nw; i++)
-			master_command(&m->m_w[i], CHANNEL_REOPEN);
+		workertab_command_all(&m->m_wt, CHANNEL_REOPEN);
 	}
-	if (got_ttin) {
-		got_ttin = 0;
+	if (signals_take(SIGTTIN)) {
 		if (!m->m_stopping && m->m_want < MASTER_MAX_WORKERS) {
 			m->m_want++;
 			log_info("TTIN: %d workers", m->m_want);
 		}
 	}
-	if (got_ttou) {
-		got_ttou = 0;
+	if (signals_take(SIGTTOU)) {
 		if (!m->m_stopping && m->m_want > 1) {
 			m->m_want--;
 			log_info("TTOU: %d workers", m->m_want);
 		}
 	}
-	if (got_usr2) {
-		got_usr2 = 0;
+	if (signals_take(SIGUSR2)) {
 		log_info("USR2: binary upgrade");
 		master_begin_upgrade(m);
 	}
-	if (got_winch) {
-		got_winch = 0;
+	if (signals_take(SIGWINCH))
 		log_info("WINCH ignored");
-	}
 }
 
 /* The descriptors to wait on: channels of workers not yet ready, upgrade. */
@@ -965,19 +579,13 @@ static size_t
 master_pollset(struct master *m, struct pollfd **pfdp)
 {
 	struct pollfd *pfd;
-	size_t i, n = 0;
+	size_t n;
 
-	pfd = realloc(*pfdp, (m->m_nw + 2) * sizeof(*pfd));
+	pfd = realloc(*pfdp, (m->m_wt.wt_n + 2) * sizeof(*pfd));
 	if (pfd == NULL)
 		return 0;       /* the deadlines still advance the loop */
 	*pfdp = pfd;
-	for (i = 0; i < m->m_nw; i++) {
-		if (m->m_w[i].w_chan == -1 || m->m_w[i].w_ready)
-			continue;
-		pfd[n].fd = m->m_w[i].w_chan;
-		pfd[n].events = POLLIN;
-		pfd[n++].revents = 0;
-	}
+	n = workertab_pollfds(&m->m_wt, pfd);
 	if (m->m_report_fd != -1 && m->m_reported) {
 		pfd[n].fd = m->m_report_fd;     /* POLLERR: the old one is gone */
 		pfd[n].events = 0;
@@ -1023,30 +631,30 @@ master_advance(struct master *m)
 	if (m->m_draining && !m->m_stopping && now >= m->m_drain_deadline)
 		master_begin_stop(m, 1);
 	if (m->m_stopping) {
-		if (m->m_nw > 0 && now >= m->m_stop_deadline) {
+		if (m->m_wt.wt_n > 0 && now >= m->m_stop_deadline) {
 			log_warnx("%zu workers still running after the "
-			    "deadline: killing them", m->m_nw);
-			master_kill_all(m);
+			    "deadline: killing them", m->m_wt.wt_n);
+			workertab_kill_all(&m->m_wt);
 			m->m_stop_deadline = now + 1000;
 		}
 		return;
 	}
 	if (m->m_newcf) {
-		if (master_gen_ready(m, m->m_gen + 1))
+		if (workertab_gen_ready(&m->m_wt, m->m_gen + 1))
 			master_finish_reload(m);
 		else if (now >= m->m_reload_deadline)
 			master_abort_reload(m, "new workers did not become ready "
 			    "in time");
-		else if (master_count(m, m->m_gen + 1, 1) == 0)
+		else if (workertab_count(&m->m_wt, m->m_gen + 1, 1) == 0)
 			master_abort_reload(m, "new workers exited");
 	}
-	if (m->m_abort_why && master_count(m, m->m_gen + 1, 0) == 0) {
+	if (m->m_abort_why && workertab_count(&m->m_wt, m->m_gen + 1, 0) == 0) {
 		master_reload_failed(m, m->m_abort_why);
 		free(m->m_abort_why);
 		m->m_abort_why = NULL;
 	}
 	master_maintain(m);
-	if (!m->m_ready_notified && master_gen_ready(m, m->m_gen)) {
+	if (!m->m_ready_notified && workertab_gen_ready(&m->m_wt, m->m_gen)) {
 		m->m_ready_notified = 1;
 		if (m->m_report_fd != -1) {
 			/* The old master tells systemd (NotifyAccess=main). */
@@ -1057,43 +665,10 @@ master_advance(struct master *m)
 				m->m_report_fd = -1;
 			}
 		} else {
-			master_notify("READY=1\nMAINPID=%ld", (long)getpid());
+			sdnotify_send("READY=1\nMAINPID=%ld", (long)getpid());
 			master_status(m);
 		}
 	}
-}
-
-static int
-master_setup_signals(sigset_t *unblocked)
-{
-	struct sigaction sa;
-	sigset_t block;
-	size_t i;
-
-	sigemptyset(&block);
-	for (i = 0; i < MASTER_NSIGNALS; i++)
-		sigaddset(&block, master_signals[i]);
-	if (sigprocmask(SIG_BLOCK, &block, unblocked) == -1) {
-		log_warn("sigprocmask");
-		return -1;
-	}
-	/* A binary upgrade starts the new master with them blocked. */
-	for (i = 0; i < MASTER_NSIGNALS; i++)
-		sigdelset(unblocked, master_signals[i]);
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = master_on_signal;
-	sigemptyset(&sa.sa_mask);
-	for (i = 0; i < MASTER_NSIGNALS; i++)
-		if (sigaction(master_signals[i], &sa, NULL) == -1) {
-			log_warn("sigaction");
-			return -1;
-		}
-	sa.sa_handler = SIG_IGN;
-	if (sigaction(SIGPIPE, &sa, NULL) == -1) {
-		log_warn("sigaction");
-		return -1;
-	}
-	return 0;
 }
 
 int
@@ -1111,7 +686,7 @@ master_run(struct conf *cf, struct listen_set *ls, int report_fd, int debug)
 	m.m_debug = debug;
 	m.m_want = conf_worker_count(cf);
 	m.m_exit = 1;
-	if (master_setup_signals(&unblocked) == -1 || metrics_init() == -1 ||
+	if (signals_master(&unblocked) == -1 || metrics_init() == -1 ||
 	    master_prepare_access_log(cf) == -1)
 		goto done;
 	m.m_exit = 0;
@@ -1120,7 +695,7 @@ master_run(struct conf *cf, struct listen_set *ls, int report_fd, int debug)
 	    m.m_want);
 	master_maintain(&m);
 
-	while (!m.m_stopping || m.m_nw > 0) {
+	while (!m.m_stopping || m.m_wt.wt_n > 0) {
 		struct timespec ts;
 		size_t npfd = master_pollset(&m, &pfd);
 
@@ -1135,9 +710,7 @@ master_run(struct conf *cf, struct listen_set *ls, int report_fd, int debug)
 	log_info("exiting");
 done:
 	free(pfd);
-	while (m.m_nw > 0)
-		master_forget(&m, m.m_nw - 1);
-	free(m.m_w);
+	workertab_clear(&m.m_wt);
 	listen_close_all(ls);
 	if (m.m_up_fd != -1)
 		close(m.m_up_fd);

@@ -18,14 +18,4 @@ struct listen_set;
 int master_run(struct conf *cf, struct listen_set *ls, int report_fd,
     int debug);
 
-/*
- * In a child of the master, a worker or a binary upgrade's new master,
- * before it has handlers of its own: the master's signals that mean
- * nothing to it (HUP, USR2, WINCH, TTIN, TTOU) are ignored, the others
- * get their default action; they stay blocked as they were at the fork,
- * so that one arriving now waits for the handlers instead of killing the
- * process.  Dispositions and the mask both survive execve().
- */
-void master_child_signals(void);
-
 #endif

@@ -11,6 +11,10 @@
  * upgrade is aborted, the old master renames its file back over the new
  * master's at once, while the new one may still be stopping: a master
  * therefore removes the name only while it still names its own file.
+ *
+ * Owns the pidfile's descriptor, lock and names.  Calls only log.c.
+ * Called by main.c (open, write, remove), master.c (the .oldbin rename
+ * and its undoing) and spawn.c (a worker lets go of the descriptor).
  */
 #include "config.h"
 

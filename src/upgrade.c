@@ -10,6 +10,13 @@
  * the new binary fails to start, the pipe closes without a report and the
  * old master simply carries on.  The pidfile dance (NAME.oldbin while both
  * run) is pidfile.c's.
+ *
+ * Owns the path and arguments to execute again, the environment of the
+ * hand-over and the report pipe's protocol; when to upgrade and what to do
+ * with the answer is the master's.  Calls listen.c (the sockets to hand
+ * over), signals.c (the new master's dispositions until it has its own)
+ * and log.c.  Called by master.c (the old master's side) and main.c (the
+ * new master's, at start).
  */
 #include "config.h"
 
@@ -24,7 +31,7 @@
 
 #include "listen.h"
 #include "log.h"
-#include "master.h"
+#include "signals.h"
 #include "upgrade.h"
 #include "util.h"
 
@@ -62,7 +69,7 @@ upgrade_exec(const struct listen_set *ls, int report_fd)
 	size_t off = 0;
 
 	/* `systemctl kill` may reach the new master before its handlers. */
-	master_child_signals();
+	signals_child();
 	if (n > (int)nitems(copy))
 		_exit(127);
 	high = 3 + n;
