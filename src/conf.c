@@ -689,13 +689,14 @@ conf_check_consistency(const struct conf *cf, char *err, size_t errlen)
 			const struct conf_listen *a = &cf->cf_listen[i];
 			const struct conf_listen *b = &cf->cf_listen[j];
 
-			if (a->l_admin == b->l_admin ||
-			    a->l_addrlen != b->l_addrlen ||
-			    memcmp(&a->l_addr, &b->l_addr, a->l_addrlen) != 0)
+			if (a->cfl_admin == b->cfl_admin ||
+			    a->cfl_addrlen != b->cfl_addrlen ||
+			    memcmp(&a->cfl_addr, &b->cfl_addr,
+			    a->cfl_addrlen) != 0)
 				continue;
 			snprintf(err, errlen, "%s: option 'metrics_listen': '%s' "
 			    "is also a 'listen' address", cf->cf_path,
-			    b->l_text);
+			    b->cfl_text);
 			return -1;
 		}
 	if (cf->cf_metrics_path[0] &&
@@ -916,13 +917,13 @@ conf_fill_listen(struct conf *cf, const struct conf_key *k, cfg_t *sec,
 	for (i = 0; i < n; i++) {
 		l = &cf->cf_listen[cf->cf_nlisten];
 		memset(l, 0, sizeof(*l));
-		l->l_admin = (k->k_flags & CONF_ADMIN) != 0;
-		l->l_text = strdup(cfg_getnstr(sec, k->k_opt.name, i));
-		if (l->l_text == NULL)
+		l->cfl_admin = (k->k_flags & CONF_ADMIN) != 0;
+		l->cfl_text = strdup(cfg_getnstr(sec, k->k_opt.name, i));
+		if (l->cfl_text == NULL)
 			goto nomem;
 		cf->cf_nlisten++;
-		if (conf_parse_listen(l->l_text, &l->l_addr, &l->l_addrlen,
-		    err, errlen) == -1)
+		if (conf_parse_listen(l->cfl_text, &l->cfl_addr,
+		    &l->cfl_addrlen, err, errlen) == -1)
 			return -1;
 	}
 	return 0;
@@ -1115,7 +1116,7 @@ conf_free(struct conf *cf)
 	if (cf->cf_redis.tls_ctx != NULL)
 		cf->cf_redis.tls_free(cf->cf_redis.tls_ctx);
 	for (i = 0; cf->cf_listen && i < cf->cf_nlisten; i++)
-		free(cf->cf_listen[i].l_text);
+		free(cf->cf_listen[i].cfl_text);
 	free(cf->cf_listen);
 	free(cf->cf_path);
 	free(cf);
@@ -1161,11 +1162,11 @@ conf_print_listen(FILE *fp, const struct conf *cf, int admin)
 
 	fputc('{', fp);
 	for (i = 0; i < cf->cf_nlisten; i++) {
-		if (cf->cf_listen[i].l_admin != admin)
+		if (cf->cf_listen[i].cfl_admin != admin)
 			continue;
 		if (!first)
 			fputs(", ", fp);
-		conf_print_str(fp, cf->cf_listen[i].l_text);
+		conf_print_str(fp, cf->cf_listen[i].cfl_text);
 		first = 0;
 	}
 	fputc('}', fp);

@@ -13,10 +13,10 @@
 struct redistls;
 
 struct conf_listen {
-	char *l_text;                 /* as written, "0.0.0.0:5000" */
-	int l_admin;                  /* from metrics_listen: no counter page */
-	struct sockaddr_storage l_addr;
-	socklen_t l_addrlen;
+	char *cfl_text;                 /* as written, "0.0.0.0:5000" */
+	int cfl_admin;                  /* metrics_listen's: no counter page */
+	struct sockaddr_storage cfl_addr;
+	socklen_t cfl_addrlen;
 };
 
 struct conf {

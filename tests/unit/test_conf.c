@@ -60,8 +60,8 @@ test_defaults(void **state)
 	(void)state;
 	assert_non_null(cf);
 	assert_int_equal(cf->cf_nlisten, 1);
-	assert_string_equal(cf->cf_listen[0].l_text, "0.0.0.0:5000");
-	assert_int_equal(cf->cf_listen[0].l_addr.ss_family, AF_INET);
+	assert_string_equal(cf->cf_listen[0].cfl_text, "0.0.0.0:5000");
+	assert_int_equal(cf->cf_listen[0].cfl_addr.ss_family, AF_INET);
 	assert_int_equal(cf->cf_workers, 0);
 	assert_true(conf_worker_count(cf) >= 1);
 	assert_string_equal(cf->cf_pidfile, "/run/hitcountd/hitcountd.pid");
@@ -84,8 +84,8 @@ test_values(void **state)
 	(void)state;
 	assert_non_null(cf);
 	assert_int_equal(cf->cf_nlisten, 2);
-	assert_int_equal(cf->cf_listen[1].l_addr.ss_family, AF_INET6);
-	assert_int_equal(ntohs(((struct sockaddr_in6 *)&cf->cf_listen[1].l_addr)->sin6_port), 8081);
+	assert_int_equal(cf->cf_listen[1].cfl_addr.ss_family, AF_INET6);
+	assert_int_equal(ntohs(((struct sockaddr_in6 *)&cf->cf_listen[1].cfl_addr)->sin6_port), 8081);
 	assert_int_equal(conf_worker_count(cf), 3);
 	assert_string_equal(cf->cf_redis.host, "10.0.0.1");
 	assert_int_equal(cf->cf_redis.port, 7000);
