@@ -6,7 +6,6 @@
 #define HITCOUNTD_CONF_H
 
 #include <stddef.h>
-#include <stdio.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -82,10 +81,10 @@ struct conf {
  * overrides (REDIS_HOST, REDIS_PORT, REDIS_PASSWORD, REDIS_URL), then read
  * the password files (a warning is logged for one that group or others
  * can read).  The TLS files are not read here: the caller does that with
- * redistls_attach() (cf_redis.tls_ctx is NULL until then).  Returns a new conf owned by the caller (free with
- * conf_free()), or NULL with a one-line message in err, "FILE:LINE:
- * reason" where the file is to blame, "REDIS_URL: reason" where the
- * environment is.  Binds nothing.
+ * redistls_attach() (cf_redis.tls_ctx is NULL until then).  Returns a new
+ * conf owned by the caller (free with conf_free()), or NULL with a
+ * one-line message in err, "FILE:LINE: reason" where the file is to
+ * blame, "REDIS_URL: reason" where the environment is.  Binds nothing.
  */
 struct conf *conf_load(const char *path, char *err, size_t errlen);
 
@@ -99,9 +98,6 @@ int conf_reload_keep(struct conf *next, const struct conf *cur);
 
 /* Free a conf from conf_load().  NULL is allowed. */
 void conf_free(struct conf *cf);
-
-/* Write cf in config-file syntax (what -T prints).  Returns 0 or -1. */
-int conf_print(const struct conf *cf, FILE *fp);
 
 /*
  * Split "HOST:PORT" ("[v6]:PORT") without resolving anything.

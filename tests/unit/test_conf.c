@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "conf.h"
+#include "confdump.h"
 
 static char path[64];
 static char err[512];
@@ -289,7 +290,7 @@ reprint(const struct conf *cf)
 	assert_true(fd != -1);
 	fp = fdopen(fd, "w");
 	assert_non_null(fp);
-	assert_int_equal(conf_print(cf, fp), 0);
+	assert_int_equal(confdump_print(cf, fp), 0);
 	fclose(fp);
 	again = conf_load(out, err, sizeof(err));
 	unlink(out);
