@@ -18,6 +18,7 @@
 
 #include "conf.h"
 #include "confdump.h"
+#include "confvalid.h"
 
 static char path[64];
 static char err[512];
@@ -255,24 +256,24 @@ test_listen_parse(void **state)
 	char why[128];
 
 	(void)state;
-	assert_int_equal(conf_parse_listen("*:5000", &ss, &len, why,
+	assert_int_equal(confvalid_listen_addr("*:5000", &ss, &len, why,
 	    sizeof(why)), 0);
 	assert_int_equal(ss.ss_family, AF_INET);
-	assert_int_equal(conf_parse_listen("[::]:5000", &ss, &len, why,
+	assert_int_equal(confvalid_listen_addr("[::]:5000", &ss, &len, why,
 	    sizeof(why)), 0);
 	assert_int_equal(ss.ss_family, AF_INET6);
-	assert_int_equal(conf_parse_listen("::1:5000", &ss, &len, why,
+	assert_int_equal(confvalid_listen_addr("::1:5000", &ss, &len, why,
 	    sizeof(why)), -1);
-	assert_int_equal(conf_parse_listen("127.0.0.1:", &ss, &len, why,
+	assert_int_equal(confvalid_listen_addr("127.0.0.1:", &ss, &len, why,
 	    sizeof(why)), -1);
-	assert_int_equal(conf_parse_listen(":80", &ss, &len, why,
+	assert_int_equal(confvalid_listen_addr(":80", &ss, &len, why,
 	    sizeof(why)), -1);
 	/* addr.c's ports: digits only, where strtol() took a sign */
-	assert_int_equal(conf_parse_listen("127.0.0.1:+80", &ss, &len, why,
+	assert_int_equal(confvalid_listen_addr("127.0.0.1:+80", &ss, &len, why,
 	    sizeof(why)), -1);
 	assert_string_equal(why, "'127.0.0.1:+80': the port is not a number "
 	    "from 1 to 65535");
-	assert_int_equal(conf_parse_listen("[::1]:5000", &ss, &len, why,
+	assert_int_equal(confvalid_listen_addr("[::1]:5000", &ss, &len, why,
 	    sizeof(why)), 0);
 	assert_int_equal(ss.ss_family, AF_INET6);
 }
