@@ -359,6 +359,42 @@ test_reload_keep(void **state)
 	conf_free(cur);
 }
 
+/* What fake_tls_free() was given, and how many times. */
+static struct redistls *freed_tls;
+static int nfreed_tls;
+
+static void
+fake_tls_free(struct redistls *t)
+{
+	freed_tls = t;
+	nfreed_tls++;
+}
+
+/*
+ * conf_load() reads no TLS file even with tls on (redistls_attach() does,
+ * after it), and conf_free() frees a TLS context through the function
+ * that came with it: conf.c knows nothing of TLS.
+ */
+static void
+test_tls_is_not_loaded_here(void **state)
+{
+	struct conf *cf;
+	static int ctx;
+
+	(void)state;
+	cf = load("redis {\n tls = true\n"
+	    " tls_ca_file = \"/nonexistent/ca.crt\"\n}\n");
+	assert_non_null(cf);
+	assert_int_equal(cf->cf_redis.tls, 1);
+	assert_null(cf->cf_redis.tls_ctx);
+	cf->cf_redis.tls_ctx = (struct redistls *)(void *)&ctx;
+	cf->cf_redis.tls_free = fake_tls_free;
+	nfreed_tls = 0;
+	conf_free(cf);
+	assert_int_equal(nfreed_tls, 1);
+	assert_ptr_equal(freed_tls, &ctx);
+}
+
 int
 main(void)
 {
@@ -376,6 +412,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_print_keeps_dollar, setup,
 		    NULL),
 		cmocka_unit_test_setup_teardown(test_reload_keep, setup, NULL),
+		cmocka_unit_test_setup_teardown(test_tls_is_not_loaded_here, setup,
+		    NULL),
 	};
 
 	return cmocka_run_group_tests_name("conf", tests, NULL, NULL);
