@@ -1,12 +1,13 @@
 /*
  * conf.h - the configuration: what the file says, after validation and
- * environment overrides.
+ * environment overrides.  Loading, reloading and freeing struct conf
+ * (confdata.h), for main.c and master.c; the rest of the daemon only
+ * reads the struct.
  */
 #ifndef HITCOUNTD_CONF_H
 #define HITCOUNTD_CONF_H
 
 #include <stddef.h>
-#include <sys/socket.h>
 
 #include "confdata.h"
 
@@ -35,7 +36,9 @@ void conf_free(struct conf *cf);
 
 /*
  * Split "HOST:PORT" ("[v6]:PORT") without resolving anything.
- * Returns 0, or -1 if it is not of that form.
+ * Returns 0, or -1 if it is not of that form.  addr_split() with a
+ * NUL-terminated text and no default port, kept until sentinel.c,
+ * sentinelsub.c and redisconn.c call addr_split() themselves.
  */
 int conf_split_hostport(const char *text, char *host, size_t hostlen,
     int *port);

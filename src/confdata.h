@@ -6,8 +6,8 @@
  * (conf.c and the conf*.c it calls) all see the struct without including
  * each other's headers: conf.h (loading, freeing) includes this one, and
  * so do confkey.c, confcheck.c, confsecret.c and confdump.c.  Only the
- * conf*.c files write it; the rest of the daemon reads it through
- * conf.h.
+ * conf*.c files write it (and redistls_attach(), the TLS context); the
+ * rest of the daemon reads it through conf.h.
  */
 #ifndef HITCOUNTD_CONFDATA_H
 #define HITCOUNTD_CONFDATA_H
