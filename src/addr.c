@@ -6,7 +6,8 @@
  * is written in brackets, so that the last ':' always starts the port.
  * Before this file, conf.c, redisurl.c, sentinel.c and cluster.c each had
  * a parser of their own, which disagreed on "+80", " 80" and "::1:80".
- * It calls only libc; conf.c, redisurl.c and the Redis side call it.
+ * It calls only libc; conf.c, confvalid.c, confenv.c and redisurl.c call
+ * it, and the Redis side (sentinel.c, cluster.c) may.
  */
 #include "config.h"
 

@@ -27,6 +27,7 @@
 
 #include "accesslog.h"
 #include "conf.h"
+#include "confdump.h"
 #include "log.h"
 #include "listen.h"
 #include "master.h"
@@ -290,7 +291,7 @@ main(int argc, char *argv[])
 	if (test)
 		main_check_stop_timeout(cf);
 	if (test || dump) {
-		if (dump && conf_print(cf, stdout) == -1)
+		if (dump && confdump_print(cf, stdout) == -1)
 			rc = 1;
 		else if (test && accesslog_check(cf->cf_access_log, err,
 		    sizeof(err)) == -1) {

@@ -5,7 +5,9 @@
  * Redis in one variable, REDIS_URL: redis://[USER[:PASSWORD]@]HOST[:PORT]
  * [/DB], rediss://... for the same over TLS, or unix://[USER[:PASSWORD]@]
  * /PATH[?db=DB] for a Unix socket.  This file only takes such a URL apart;
- * conf.c puts the parts where the keys of the redis section would go.
+ * confenv.c puts the parts where the keys of the redis section would go.
+ * It calls addr.c (the host and port) and libc; confenv.c alone calls it,
+ * so it sits with the configuration, below the Redis side.
  * The user name, the password and the socket path are percent-decoded, as
  * a '@', ':', '/' or '?' in them must be written %40, %3A, %2F, %3F.  The
  * URL may hold a password, so an error says what is wrong with which part

@@ -17,6 +17,8 @@
 #include <cmocka.h>
 
 #include "conf.h"
+#include "confdump.h"
+#include "confvalid.h"
 
 static char path[64];
 static char err[512];
@@ -60,8 +62,8 @@ test_defaults(void **state)
 	(void)state;
 	assert_non_null(cf);
 	assert_int_equal(cf->cf_nlisten, 1);
-	assert_string_equal(cf->cf_listen[0].l_text, "0.0.0.0:5000");
-	assert_int_equal(cf->cf_listen[0].l_addr.ss_family, AF_INET);
+	assert_string_equal(cf->cf_listen[0].cfl_text, "0.0.0.0:5000");
+	assert_int_equal(cf->cf_listen[0].cfl_addr.ss_family, AF_INET);
 	assert_int_equal(cf->cf_workers, 0);
 	assert_true(conf_worker_count(cf) >= 1);
 	assert_string_equal(cf->cf_pidfile, "/run/hitcountd/hitcountd.pid");
@@ -84,8 +86,8 @@ test_values(void **state)
 	(void)state;
 	assert_non_null(cf);
 	assert_int_equal(cf->cf_nlisten, 2);
-	assert_int_equal(cf->cf_listen[1].l_addr.ss_family, AF_INET6);
-	assert_int_equal(ntohs(((struct sockaddr_in6 *)&cf->cf_listen[1].l_addr)->sin6_port), 8081);
+	assert_int_equal(cf->cf_listen[1].cfl_addr.ss_family, AF_INET6);
+	assert_int_equal(ntohs(((struct sockaddr_in6 *)&cf->cf_listen[1].cfl_addr)->sin6_port), 8081);
 	assert_int_equal(conf_worker_count(cf), 3);
 	assert_string_equal(cf->cf_redis.host, "10.0.0.1");
 	assert_int_equal(cf->cf_redis.port, 7000);
@@ -254,24 +256,24 @@ test_listen_parse(void **state)
 	char why[128];
 
 	(void)state;
-	assert_int_equal(conf_parse_listen("*:5000", &ss, &len, why,
+	assert_int_equal(confvalid_listen_addr("*:5000", &ss, &len, why,
 	    sizeof(why)), 0);
 	assert_int_equal(ss.ss_family, AF_INET);
-	assert_int_equal(conf_parse_listen("[::]:5000", &ss, &len, why,
+	assert_int_equal(confvalid_listen_addr("[::]:5000", &ss, &len, why,
 	    sizeof(why)), 0);
 	assert_int_equal(ss.ss_family, AF_INET6);
-	assert_int_equal(conf_parse_listen("::1:5000", &ss, &len, why,
+	assert_int_equal(confvalid_listen_addr("::1:5000", &ss, &len, why,
 	    sizeof(why)), -1);
-	assert_int_equal(conf_parse_listen("127.0.0.1:", &ss, &len, why,
+	assert_int_equal(confvalid_listen_addr("127.0.0.1:", &ss, &len, why,
 	    sizeof(why)), -1);
-	assert_int_equal(conf_parse_listen(":80", &ss, &len, why,
+	assert_int_equal(confvalid_listen_addr(":80", &ss, &len, why,
 	    sizeof(why)), -1);
 	/* addr.c's ports: digits only, where strtol() took a sign */
-	assert_int_equal(conf_parse_listen("127.0.0.1:+80", &ss, &len, why,
+	assert_int_equal(confvalid_listen_addr("127.0.0.1:+80", &ss, &len, why,
 	    sizeof(why)), -1);
 	assert_string_equal(why, "'127.0.0.1:+80': the port is not a number "
 	    "from 1 to 65535");
-	assert_int_equal(conf_parse_listen("[::1]:5000", &ss, &len, why,
+	assert_int_equal(confvalid_listen_addr("[::1]:5000", &ss, &len, why,
 	    sizeof(why)), 0);
 	assert_int_equal(ss.ss_family, AF_INET6);
 }
@@ -289,7 +291,7 @@ reprint(const struct conf *cf)
 	assert_true(fd != -1);
 	fp = fdopen(fd, "w");
 	assert_non_null(fp);
-	assert_int_equal(conf_print(cf, fp), 0);
+	assert_int_equal(confdump_print(cf, fp), 0);
 	fclose(fp);
 	again = conf_load(out, err, sizeof(err));
 	unlink(out);
@@ -357,6 +359,42 @@ test_reload_keep(void **state)
 	conf_free(cur);
 }
 
+/* What fake_tls_free() was given, and how many times. */
+static struct redistls *freed_tls;
+static int nfreed_tls;
+
+static void
+fake_tls_free(struct redistls *t)
+{
+	freed_tls = t;
+	nfreed_tls++;
+}
+
+/*
+ * conf_load() reads no TLS file even with tls on (redistls_attach() does,
+ * after it), and conf_free() frees a TLS context through the function
+ * that came with it: conf.c knows nothing of TLS.
+ */
+static void
+test_tls_is_not_loaded_here(void **state)
+{
+	struct conf *cf;
+	static int ctx;
+
+	(void)state;
+	cf = load("redis {\n tls = true\n"
+	    " tls_ca_file = \"/nonexistent/ca.crt\"\n}\n");
+	assert_non_null(cf);
+	assert_int_equal(cf->cf_redis.tls, 1);
+	assert_null(cf->cf_redis.tls_ctx);
+	cf->cf_redis.tls_ctx = (struct redistls *)(void *)&ctx;
+	cf->cf_redis.tls_free = fake_tls_free;
+	nfreed_tls = 0;
+	conf_free(cf);
+	assert_int_equal(nfreed_tls, 1);
+	assert_ptr_equal(freed_tls, &ctx);
+}
+
 int
 main(void)
 {
@@ -374,6 +412,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_print_keeps_dollar, setup,
 		    NULL),
 		cmocka_unit_test_setup_teardown(test_reload_keep, setup, NULL),
+		cmocka_unit_test_setup_teardown(test_tls_is_not_loaded_here, setup,
+		    NULL),
 	};
 
 	return cmocka_run_group_tests_name("conf", tests, NULL, NULL);
