@@ -167,5 +167,5 @@ main(void)
 		cmocka_unit_test(test_format),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests_name("addr", tests, NULL, NULL);
 }
