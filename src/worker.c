@@ -223,8 +223,11 @@ worker_on_conn_closed(void *arg)
 	worker_check_done(w);
 }
 
-/* Accept a batch of connections from one listening socket. */
-static void
+/*
+ * Accept a batch of connections from one listening socket.  Returns how
+ * many were taken.
+ */
+static int
 worker_accept_from(struct wlisten *wl)
 {
 	struct worker *w = wl->wl_w;
@@ -237,11 +240,11 @@ worker_accept_from(struct wlisten *wl)
 
 		if (w->w_cs.cs_nconns >= w->w_cf->cf_max_connections) {
 			worker_set_accepting(w, 0);
-			return;
+			return i;
 		}
 		if (worker_ahead(w)) {
 			worker_balance_pause(w);
-			return;
+			return i;
 		}
 		sslen = sizeof(ss);
 		s = accept4(fd, (struct sockaddr *)&ss, &sslen,
@@ -249,7 +252,7 @@ worker_accept_from(struct wlisten *wl)
 		if (s == -1) {
 			if (errno == EAGAIN || errno == EINTR ||
 			    errno == ECONNABORTED)
-				return;
+				return i;
 			log_warn("accept");
 			if (errno == EMFILE || errno == ENFILE ||
 			    errno == ENOBUFS || errno == ENOMEM) {
@@ -259,11 +262,21 @@ worker_accept_from(struct wlisten *wl)
 				worker_set_accepting(w, 0);
 				event_add(w->w_resume_ev, &tv);
 			}
-			return;
+			return i;
 		}
 		if (conn_new(&w->w_cs, s, &ss, wl->wl_admin) == -1)
-			return;
+			return i + 1;
 	}
+	return i;
+}
+
+/* Count a wakeup for new connections, and whether it found any. */
+static void
+worker_count_wakeup(int accepted)
+{
+	METRICS_ADD(mw_accept_wakeups, 1);
+	if (accepted == 0)
+		METRICS_ADD(mw_accept_empty, 1);
 }
 
 static void
@@ -271,7 +284,7 @@ worker_on_accept(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	worker_accept_from(arg);
+	worker_count_wakeup(worker_accept_from(arg));
 }
 
 /*
@@ -280,15 +293,17 @@ worker_on_accept(evutil_socket_t fd, short what, void *arg)
  * would take every connection; re-registering puts this worker at the
  * back of the queue: connections go round.
  */
-static void
+static int
 worker_accept_rotate(int epfd, struct wlisten *wl)
 {
-	worker_accept_from(wl);
+	int n = worker_accept_from(wl);
+
 	if (!wl->wl_w->w_registered)
-		return;         /* off the listeners for a pause */
+		return n;       /* off the listeners for a pause */
 	if (epoll_ctl(epfd, EPOLL_CTL_DEL, wl->wl_fd, NULL) == -1 ||
 	    worker_exclusive_add(epfd, wl) == -1)
 		log_warn("epoll_ctl");
+	return n;
 }
 
 /* The exclusive set is readable: accept from the listeners that are. */
@@ -297,17 +312,18 @@ worker_on_accept_set(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
 	struct epoll_event evs[16];
-	int i, n;
+	int i, n, got = 0;
 
 	(void)what;
 	/* One listener (the usual case): no need to ask which is ready. */
 	if (w->w_nfds == 1) {
-		worker_accept_rotate(fd, &w->w_wl[0]);
+		worker_count_wakeup(worker_accept_rotate(fd, &w->w_wl[0]));
 		return;
 	}
 	n = epoll_wait(fd, evs, 16, 0);
 	for (i = 0; i < n; i++)
-		worker_accept_rotate(fd, evs[i].data.ptr);
+		got += worker_accept_rotate(fd, evs[i].data.ptr);
+	worker_count_wakeup(got);
 }
 
 /*
