@@ -63,6 +63,11 @@ struct acceptq {
 	int aq_epfd;                    /* the exclusive set, and aq_ctlfd */
 	int aq_ctlfd;                   /* loop -> thread: look at aq_want */
 	int aq_readyfd;                 /* thread -> loop: the queue filled */
+	/*
+	 * Both eventfds are watched edge-triggered and never read: each
+	 * write is an edge, and a read per connection would be a system
+	 * call for nothing.  Their counters would fill after 2^64 writes.
+	 */
 	int *aq_fds;
 	int *aq_admin;
 	size_t aq_nfds;
@@ -102,7 +107,7 @@ acceptq_signal(int fd)
 {
 	uint64_t one = 1;
 
-	/* EAGAIN: the counter is full, the reader is woken anyway. */
+	/* Cannot fail but after 2^64 writes (EAGAIN: a full counter). */
 	(void)!write(fd, &one, sizeof(one));
 }
 
@@ -245,7 +250,6 @@ acceptq_main(void *arg)
 {
 	struct acceptq *aq = arg;
 	struct epoll_event evs[16];
-	uint64_t ctl;
 	int i, n, woken, got;
 
 	while (acceptq_sync(aq) == 0) {
@@ -262,10 +266,8 @@ acceptq_main(void *arg)
 			aq->aq_backoff = 0;
 		woken = got = 0;
 		for (i = 0; i < n; i++) {
-			if (evs[i].data.u64 == ACCEPTQ_CTL) {
-				(void)!read(aq->aq_ctlfd, &ctl, sizeof(ctl));
-				continue;
-			}
+			if (evs[i].data.u64 == ACCEPTQ_CTL)
+				continue;       /* acceptq_sync() looks */
 			woken = 1;
 			if (aq->aq_on)
 				got += acceptq_batch(aq, evs[i].data.u64);
@@ -302,7 +304,7 @@ acceptq_open(struct acceptq *aq)
 		return -1;
 	}
 	memset(&ev, 0, sizeof(ev));
-	ev.events = EPOLLIN;
+	ev.events = EPOLLIN | EPOLLET;
 	ev.data.u64 = ACCEPTQ_CTL;
 	if (epoll_ctl(aq->aq_epfd, EPOLL_CTL_ADD, aq->aq_ctlfd, &ev) == -1) {
 		log_warn("epoll_ctl");
@@ -414,12 +416,9 @@ size_t
 acceptq_take(struct acceptq *aq, struct acceptq_conn *out, size_t max)
 {
 	const char *call;
-	uint64_t n;
 	size_t i;
 	int err, kick;
 
-	/* Before taking: a word that comes after finds the next ones. */
-	(void)!read(aq->aq_readyfd, &n, sizeof(n));
 	pthread_mutex_lock(&aq->aq_lock);
 	for (i = 0; i < max && aq->aq_count > 0; i++) {
 		out[i] = aq->aq_q[aq->aq_head];

@@ -31,7 +31,10 @@ struct acceptq_conn {
 struct acceptq *acceptq_start(const int *fds, const int *admin, size_t n,
     int credit, uint64_t *wakeups, uint64_t *empty);
 
-/* The descriptor that is readable when acceptq_take() has sockets. */
+/*
+ * The descriptor to watch edge-triggered (EV_ET): each edge says that
+ * acceptq_take() has sockets.  It stays readable; never read it.
+ */
 int acceptq_fd(const struct acceptq *aq);
 
 /* Take connections (on) or leave them to the other workers (off). */

@@ -324,7 +324,7 @@ worker_listen_init(struct worker *w, const int *admin)
 	    w->w_cf->cf_max_connections, wakeups, empty);
 	if (w->w_aq != NULL) {
 		w->w_aq_ev = event_new(w->w_base, acceptq_fd(w->w_aq),
-		    EV_READ | EV_PERSIST, worker_on_acceptq, w);
+		    EV_READ | EV_PERSIST | EV_ET, worker_on_acceptq, w);
 		return w->w_aq_ev == NULL || event_add(w->w_aq_ev, NULL) == -1 ?
 		    -1 : 0;
 	}

@@ -89,6 +89,10 @@ take_until(struct acceptq *aq, size_t want, int ms)
 	size_t got = 0, i, n;
 
 	while (got < want && poll(&p, 1, ms) == 1) {
+		uint64_t word;
+
+		/* Edge-triggered for the daemon; poll() needs it read. */
+		(void)!read(p.fd, &word, sizeof(word));
 		n = acceptq_take(aq, c, 8);
 		for (i = 0; i < n; i++)
 			close(c[i].ac_fd);
