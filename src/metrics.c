@@ -176,6 +176,8 @@ metrics_add(struct metrics_worker *dst, const struct metrics_worker *src)
 		dst->mw_rtt_bucket[i] += LOAD(src->mw_rtt_bucket[i]);
 	dst->mw_rtt_sum_us += LOAD(src->mw_rtt_sum_us);
 	dst->mw_rtt_count += LOAD(src->mw_rtt_count);
+	dst->mw_accept_wakeups += LOAD(src->mw_accept_wakeups);
+	dst->mw_accept_empty += LOAD(src->mw_accept_empty);
 }
 
 void
@@ -391,6 +393,14 @@ metrics_render(char *buf, size_t cap)
 	    "Client connections open in all workers.");
 	metrics_printf(&o, "hitcountd_connections_open %llu\n",
 	    (unsigned long long)s.mw_conns_open);
+	metrics_header(&o, "hitcountd_accept_wakeups_total", "counter",
+	    "Times a worker was woken for new connections.");
+	metrics_printf(&o, "hitcountd_accept_wakeups_total %llu\n",
+	    (unsigned long long)s.mw_accept_wakeups);
+	metrics_header(&o, "hitcountd_accept_empty_wakeups_total", "counter",
+	    "Times a worker was woken for new connections and found none.");
+	metrics_printf(&o, "hitcountd_accept_empty_wakeups_total %llu\n",
+	    (unsigned long long)s.mw_accept_empty);
 	metrics_header(&o, "hitcountd_workers", "gauge",
 	    "Workers of the current generation alive.");
 	metrics_printf(&o, "hitcountd_workers %d\n", workers);

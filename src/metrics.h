@@ -36,6 +36,8 @@ struct metrics_worker {
 	uint64_t mw_conns_open;                 /* a gauge */
 	uint64_t mw_accepting;                  /* 1: taking connections, 2: paused */
 	uint64_t mw_wake;                       /* a sibling asks: end the pause */
+	uint64_t mw_accept_wakeups;             /* woken for the listeners */
+	uint64_t mw_accept_empty;               /* ... and accepted nothing */
 };
 
 /* The calling worker's counters (NULL in the master and in tests). */

@@ -5,11 +5,24 @@
  * The worker connects to Redis (counter.c), builds its routes (route.c)
  * and hands every accepted socket to conn.c, which serves it from the
  * worker's one libevent loop.  What is here is the process around that:
- * accepting in batches and pausing when out of descriptors or at
- * max_connections, one exclusive epoll set so that a new connection wakes
- * one worker and not all, keeping the workers' shares of the connections
- * even (Balance, below), the master's channel and the signals that mean
- * the same, and the graceful stop that lets open connections finish.
+ * taking connections and pausing when out of descriptors or at
+ * max_connections, keeping the workers' shares of the connections even
+ * (Balance, below), the master's channel and the signals that mean the
+ * same, and the graceful stop that lets open connections finish.
+ *
+ * A new connection wakes one worker, not all: a thread of the worker's
+ * own (acceptq.c) waits on an EPOLLEXCLUSIVE set of the listeners and
+ * accepts, because Linux grants EPOLLEXCLUSIVE's wake-one only to a task
+ * waiting on the set directly, and libevent 2.1 can neither ask for it
+ * nor be waited on; the loop serves what the thread accepted.  Chosen
+ * over an accept mutex (a worker without it waits out a delay before it
+ * may accept, nginx's accept_mutex_delay) and over a SO_REUSEPORT socket
+ * per worker (closing one at a reload, TTOU or upgrade resets the
+ * connections queued on it unless the host sets tcp_migrate_req, and a
+ * busy worker keeps its share while others idle).  The thread never
+ * touches the worker: stopping it is a join, after which the loop
+ * answers what it had accepted.  Without EPOLLEXCLUSIVE or a thread,
+ * libevent watches the sockets and every worker wakes.
  */
 #include "config.h"
 
@@ -19,12 +32,12 @@
 #include <string.h>
 #include <unistd.h>
 #include <netinet/in.h>
-#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 
 #include <event2/event.h>
 
+#include "acceptq.h"
 #include "accesslog.h"
 #include "channel.h"
 #include "conf.h"
@@ -58,9 +71,10 @@ struct worker {
 	struct wlisten *w_wl;
 	int w_has_admin;                /* /metrics only on admin listeners */
 	struct event *w_logflush_ev;
-	struct event **w_listen_ev;
+	struct event **w_listen_ev;     /* without an accept thread */
 	size_t w_nlisten_ev;
-	int w_accept_epfd;              /* EPOLLEXCLUSIVE set of the listeners */
+	struct acceptq *w_aq;           /* the accept thread (acceptq.c) */
+	struct event *w_aq_ev;          /* it has sockets for us */
 	int w_accepting;
 	struct event *w_sig[4];
 	struct event *w_stop_ev;        /* deadline of a graceful stop */
@@ -73,7 +87,6 @@ struct worker {
 	struct event *w_kick_ev;        /* a sibling left connections to us */
 	int w_declined;                 /* connections left to siblings in a row */
 	int w_balance_paused;           /* off the listeners for a moment */
-	int w_registered;               /* the exclusive set is on the listeners */
 };
 
 /*
@@ -94,48 +107,25 @@ struct worker {
 
 static int worker_kick_fd = -1;
 
+/*
+ * Be on the listeners or off them: through the accept thread, or, without
+ * one, with libevent watching the sockets themselves.
+ */
 static void
 worker_listen_events(struct worker *w, int on)
 {
 	size_t i;
 
+	if (w->w_aq != NULL) {
+		acceptq_set(w->w_aq, on);
+		return;
+	}
 	for (i = 0; i < w->w_nlisten_ev; i++) {
 		if (on)
 			event_add(w->w_listen_ev[i], NULL);
 		else
 			event_del(w->w_listen_ev[i]);
 	}
-}
-
-/* Put listener wl into the exclusive set epfd, at the back of its queue. */
-static int
-worker_exclusive_add(int epfd, struct wlisten *wl)
-{
-	struct epoll_event ev;
-
-	memset(&ev, 0, sizeof(ev));
-	ev.events = EPOLLIN | EPOLLEXCLUSIVE;
-	ev.data.ptr = wl;
-	return epoll_ctl(epfd, EPOLL_CTL_ADD, wl->wl_fd, &ev);
-}
-
-/*
- * Register this worker's exclusive set on its listeners, or take it off
- * them: off, the kernel's wakeups for new connections go to the siblings.
- */
-static void
-worker_exclusive_register(struct worker *w, int on)
-{
-	size_t i;
-
-	if (w->w_accept_epfd == -1 || w->w_registered == on)
-		return;
-	for (i = 0; i < w->w_nfds; i++)
-		if ((on ? worker_exclusive_add(w->w_accept_epfd, &w->w_wl[i]) :
-		    epoll_ctl(w->w_accept_epfd, EPOLL_CTL_DEL, w->w_fds[i],
-		    NULL)) == -1)
-			log_warn("epoll_ctl %s", on ? "ADD" : "DEL");
-	w->w_registered = on;
 }
 
 /* Tell the siblings whether this worker takes connections (see Balance). */
@@ -157,8 +147,6 @@ worker_set_accepting(struct worker *w, int on)
 	if (w->w_accepting == on)
 		return;
 	w->w_balance_paused = 0;
-	if (on)
-		worker_exclusive_register(w, 1);
 	worker_listen_events(w, on);
 	w->w_accepting = on;
 	worker_publish(w);
@@ -192,7 +180,6 @@ worker_balance_pause(struct worker *w)
 	uint64_t one = 1;
 
 	worker_listen_events(w, 0);
-	worker_exclusive_register(w, 0);
 	w->w_balance_paused = 1;
 	__atomic_store_n(&metrics_self->mw_wake, 0, __ATOMIC_RELAXED);
 	worker_publish(w);
@@ -216,6 +203,8 @@ worker_on_conn_closed(void *arg)
 {
 	struct worker *w = arg;
 
+	if (w->w_aq != NULL)
+		acceptq_give(w->w_aq, 1);
 	if (!w->w_cs.cs_stopping && !w->w_accepting &&
 	    w->w_cs.cs_nconns < w->w_cf->cf_max_connections &&
 	    !evtimer_pending(w->w_resume_ev, NULL))
@@ -223,8 +212,11 @@ worker_on_conn_closed(void *arg)
 	worker_check_done(w);
 }
 
-/* Accept a batch of connections from one listening socket. */
-static void
+/*
+ * Accept a batch of connections from one listening socket.  Returns how
+ * many were taken.
+ */
+static int
 worker_accept_from(struct wlisten *wl)
 {
 	struct worker *w = wl->wl_w;
@@ -237,11 +229,11 @@ worker_accept_from(struct wlisten *wl)
 
 		if (w->w_cs.cs_nconns >= w->w_cf->cf_max_connections) {
 			worker_set_accepting(w, 0);
-			return;
+			return i;
 		}
 		if (worker_ahead(w)) {
 			worker_balance_pause(w);
-			return;
+			return i;
 		}
 		sslen = sizeof(ss);
 		s = accept4(fd, (struct sockaddr *)&ss, &sslen,
@@ -249,7 +241,7 @@ worker_accept_from(struct wlisten *wl)
 		if (s == -1) {
 			if (errno == EAGAIN || errno == EINTR ||
 			    errno == ECONNABORTED)
-				return;
+				return i;
 			log_warn("accept");
 			if (errno == EMFILE || errno == ENFILE ||
 			    errno == ENOBUFS || errno == ENOMEM) {
@@ -259,11 +251,21 @@ worker_accept_from(struct wlisten *wl)
 				worker_set_accepting(w, 0);
 				event_add(w->w_resume_ev, &tv);
 			}
-			return;
+			return i;
 		}
 		if (conn_new(&w->w_cs, s, &ss, wl->wl_admin) == -1)
-			return;
+			return i + 1;
 	}
+	return i;
+}
+
+/* Count a wakeup for new connections, and whether it found any. */
+static void
+worker_count_wakeup(int accepted)
+{
+	METRICS_ADD(mw_accept_wakeups, 1);
+	if (accepted == 0)
+		METRICS_ADD(mw_accept_empty, 1);
 }
 
 static void
@@ -271,76 +273,68 @@ worker_on_accept(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	worker_accept_from(arg);
+	worker_count_wakeup(worker_accept_from(arg));
 }
 
 /*
- * Accept from one listener of the exclusive set, then re-register it.
- * The kernel wakes the first exclusive waiter it finds, so one worker
- * would take every connection; re-registering puts this worker at the
- * back of the queue: connections go round.
+ * The accept thread has sockets for us: serve them all, whatever comes
+ * (they are accepted; a client waits on each), then see whether to leave
+ * the next ones to the siblings (Balance).
  */
 static void
-worker_accept_rotate(int epfd, struct wlisten *wl)
-{
-	worker_accept_from(wl);
-	if (!wl->wl_w->w_registered)
-		return;         /* off the listeners for a pause */
-	if (epoll_ctl(epfd, EPOLL_CTL_DEL, wl->wl_fd, NULL) == -1 ||
-	    worker_exclusive_add(epfd, wl) == -1)
-		log_warn("epoll_ctl");
-}
-
-/* The exclusive set is readable: accept from the listeners that are. */
-static void
-worker_on_accept_set(evutil_socket_t fd, short what, void *arg)
+worker_on_acceptq(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
-	struct epoll_event evs[16];
-	int i, n;
+	struct acceptq_conn got[16];
+	size_t i, n;
 
+	(void)fd;
 	(void)what;
-	/* One listener (the usual case): no need to ask which is ready. */
-	if (w->w_nfds == 1) {
-		worker_accept_rotate(fd, &w->w_wl[0]);
-		return;
-	}
-	n = epoll_wait(fd, evs, 16, 0);
-	for (i = 0; i < n; i++)
-		worker_accept_rotate(fd, evs[i].data.ptr);
+	do {
+		n = acceptq_take(w->w_aq, got, nitems(got));
+		for (i = 0; i < n; i++)
+			if (conn_new(&w->w_cs, got[i].ac_fd, &got[i].ac_ss,
+			    got[i].ac_admin) == -1)
+				acceptq_give(w->w_aq, 1);
+	} while (n == nitems(got));
+	if (w->w_accepting && !w->w_balance_paused && worker_ahead(w))
+		worker_balance_pause(w);
 }
 
 /*
- * Wake only one worker per new connection.  Every worker polls the same
- * listening sockets; with plain epoll each connection wakes them all and
- * all but one find nothing to accept.  libevent 2.1 cannot ask for
- * EPOLLEXCLUSIVE, so the listeners go into an epoll set of the worker's
- * own, registered exclusive, and that set is what the loop watches.
- * Returns 0, or -1 if the kernel will not (the caller polls the sockets).
+ * Wake only one worker per new connection.  Every worker takes
+ * connections from the same listening sockets; with plain epoll each
+ * connection wakes them all and all but one find nothing to accept.  The
+ * accept thread (acceptq.c, which says why a thread) waits on an
+ * EPOLLEXCLUSIVE set itself, the only way the kernel wakes one.  Without
+ * it (a kernel before 4.5, no thread), libevent watches the sockets and
+ * every worker wakes.  Returns 0 or -1.
  */
 static int
-worker_listen_exclusive(struct worker *w)
+worker_listen_init(struct worker *w, const int *admin)
 {
+	uint64_t *wakeups = NULL, *empty = NULL;
 	size_t i;
 
-	w->w_accept_epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (w->w_accept_epfd == -1)
-		return -1;
-	for (i = 0; i < w->w_nfds; i++) {
-		if (worker_exclusive_add(w->w_accept_epfd, &w->w_wl[i]) == -1) {
-			log_debug("epoll_ctl EPOLLEXCLUSIVE: %s",
-			    strerror(errno));
-			close(w->w_accept_epfd);
-			w->w_accept_epfd = -1;
-			return -1;
-		}
+	if (metrics_self != NULL) {
+		wakeups = &metrics_self->mw_accept_wakeups;
+		empty = &metrics_self->mw_accept_empty;
 	}
-	w->w_registered = 1;
-	w->w_listen_ev[0] = event_new(w->w_base, w->w_accept_epfd,
-	    EV_READ | EV_PERSIST, worker_on_accept_set, w);
-	if (w->w_listen_ev[0] == NULL)
-		return -1;
-	w->w_nlisten_ev = 1;
+	w->w_aq = acceptq_start(w->w_fds, admin, w->w_nfds,
+	    w->w_cf->cf_max_connections, wakeups, empty);
+	if (w->w_aq != NULL) {
+		w->w_aq_ev = event_new(w->w_base, acceptq_fd(w->w_aq),
+		    EV_READ | EV_PERSIST | EV_ET, worker_on_acceptq, w);
+		return w->w_aq_ev == NULL || event_add(w->w_aq_ev, NULL) == -1 ?
+		    -1 : 0;
+	}
+	for (i = 0; i < w->w_nfds; i++) {
+		w->w_listen_ev[i] = event_new(w->w_base, w->w_fds[i],
+		    EV_READ | EV_PERSIST, worker_on_accept, &w->w_wl[i]);
+		if (w->w_listen_ev[i] == NULL)
+			return -1;
+		w->w_nlisten_ev = i + 1;
+	}
 	return 0;
 }
 
@@ -350,10 +344,8 @@ worker_balance_resume(struct worker *w)
 {
 	w->w_balance_paused = 0;
 	event_del(w->w_resume_ev);
-	if (w->w_accepting) {
-		worker_exclusive_register(w, 1);
+	if (w->w_accepting)
 		worker_listen_events(w, 1);
-	}
 	worker_publish(w);
 }
 
@@ -394,6 +386,10 @@ worker_on_kick(evutil_socket_t fd, short what, void *arg)
 		return;
 	if (read(fd, &n, sizeof(n)) == -1 && errno != EAGAIN)
 		log_warn("read eventfd");
+	if (w->w_aq != NULL) {
+		acceptq_poke(w->w_aq);
+		return;
+	}
 	for (i = 0; i < w->w_nfds; i++)
 		worker_accept_from(&w->w_wl[i]);
 }
@@ -424,6 +420,11 @@ worker_stop(struct worker *w, int graceful)
 	log_debug("worker stopping, %d connections open", w->w_cs.cs_nconns);
 	worker_set_accepting(w, 0);
 	event_del(w->w_resume_ev);
+	if (w->w_aq != NULL) {
+		/* No accepting from here on; what was accepted is answered. */
+		acceptq_stop(w->w_aq);
+		worker_on_acceptq(-1, 0, w);
+	}
 	for (i = 0; i < w->w_nfds; i++)
 		close(w->w_fds[i]);
 	conn_set_stop(&w->w_cs);
@@ -559,6 +560,8 @@ worker_free(struct worker *w)
 {
 	size_t i;
 
+	if (w->w_aq != NULL)
+		acceptq_stop(w->w_aq);  /* accepts nothing while all closes */
 	conn_set_free(&w->w_cs);
 	/* Fails what is still in flight and frees the conns it refers to. */
 	counter_free(w->w_counter);
@@ -567,8 +570,9 @@ worker_free(struct worker *w)
 		if (w->w_listen_ev[i])
 			event_free(w->w_listen_ev[i]);
 	free(w->w_listen_ev);
-	if (w->w_accept_epfd != -1)
-		close(w->w_accept_epfd);
+	if (w->w_aq_ev)
+		event_free(w->w_aq_ev);
+	acceptq_free(w->w_aq);
 	for (i = 0; i < nitems(w->w_sig); i++)
 		if (w->w_sig[i])
 			event_free(w->w_sig[i]);
@@ -676,7 +680,6 @@ worker_run(const struct conf *cf, const int *fds, const int *admin,
 	int rc = WORKER_EXIT_NORESPAWN;
 
 	memset(&w, 0, sizeof(w));
-	w.w_accept_epfd = -1;
 	w.w_cf = cf;
 	w.w_fds = fds;
 	w.w_nfds = nfds;
@@ -700,16 +703,9 @@ worker_run(const struct conf *cf, const int *fds, const int *admin,
 	/* Normally opened by the master's child before it gave up root. */
 	if (!accesslog_enabled() && accesslog_open(cf->cf_access_log) == -1)
 		goto done;
-	if (worker_listen_exclusive(&w) == -1) {
-		for (i = 0; i < nfds; i++) {
-			w.w_listen_ev[i] = event_new(w.w_base, fds[i],
-			    EV_READ | EV_PERSIST, worker_on_accept, &w.w_wl[i]);
-			if (w.w_listen_ev[i] == NULL) {
-				log_warnx("worker: cannot initialise");
-				goto done;
-			}
-			w.w_nlisten_ev = i + 1;
-		}
+	if (worker_listen_init(&w, admin) == -1) {
+		log_warnx("worker: cannot initialise");
+		goto done;
 	}
 	w.w_counter = counter_new(w.w_base, cf, worker_on_counter_settled, &w);
 	if (w.w_counter == NULL) {

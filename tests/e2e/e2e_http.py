@@ -486,6 +486,20 @@ def parse_wrk(out):
     return stats
 
 
+def wrk_output(wrk, timeout=40):
+    """Wait for a wrk started with subprocess.Popen (stdout piped) and
+    return what it printed; killed if it outlives timeout or the caller
+    fails first (call it in a finally:)."""
+    try:
+        out, _ = wrk.communicate(timeout=timeout)
+    finally:
+        if wrk.poll() is None:
+            wrk.kill()
+            wrk.wait()
+    print(out)
+    return out
+
+
 def assert_wrk_lost_nothing(out, visits, conns, log=""):
     """wrk's report shows no error and no non-2xx answer, and Redis counted
     every completed response: wrk counts only those, and at its end at most

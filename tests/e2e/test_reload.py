@@ -32,7 +32,8 @@ from e2e_daemon import log_count, log_lines, wait_log
 from e2e_helpers import (SlowDNS, free_port, listeners_of, patience,
                          port_refuses, private_resolv_conf,
                          require_tool, wait_for)
-from e2e_http import WRK, assert_wrk_lost_nothing, get, serves
+from e2e_http import (WRK, assert_wrk_lost_nothing, get, serves,
+                      wrk_output)
 
 
 # --------------------------------------------------------------------------
@@ -65,12 +66,8 @@ def test_hup_storm_under_wrk_load(daemon_factory, redis_server):
             time.sleep(max(0.0, 0.6 - (time.monotonic() - t0)))
         hup_phase = time.monotonic() - t_start
         wrk_running_after_hups = wrk.poll() is None
-        out, _ = wrk.communicate(timeout=40)
     finally:
-        if wrk.poll() is None:
-            wrk.kill()
-            wrk.wait()
-    print(out)
+        out = wrk_output(wrk)
     print("HUP phase %.1f s, slowest reload %.2f s, wrk still running after "
           "the last HUP: %s" % (hup_phase, max(hup_times),
                                 wrk_running_after_hups))

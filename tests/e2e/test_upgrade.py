@@ -16,7 +16,7 @@ import pytest
 
 from e2e_helpers import (assert_gone, children_of, made_by, patience,
                          pid_alive, require_tool, signal_tree, wait_for)
-from e2e_http import WRK, assert_wrk_lost_nothing, serves
+from e2e_http import WRK, assert_wrk_lost_nothing, serves, wrk_output
 from e2e_daemon import wait_exit, wait_log
 
 
@@ -83,15 +83,19 @@ def new_master():
     yield from made_by(NewMaster, NewMaster.stop)
 
 
+@pytest.mark.parametrize("close", [False, True],
+                         ids=["keepalive", "connection-per-request"])
 def test_upgrade_under_wrk_load_loses_nothing(daemon_factory, redis_server,
                                               copied_bin, new_master,
-                                              hitcountd_bin):
+                                              hitcountd_bin, close):
     require_tool(WRK, "wrk")
     d = daemon_factory(workers=2, binary=copied_bin)
     old_workers = d.wait_workers(2)
     old_exe = os.stat("/proc/%d/exe" % d.pid).st_ino
     wrk = subprocess.Popen(
-        [WRK, "-t2", "-c50", "-d6s", "http://127.0.0.1:%d/" % d.port],
+        [WRK, "-t2", "-c50", "-d6s"] +
+        (["-H", "Connection: close"] if close else []) +
+        ["http://127.0.0.1:%d/" % d.port],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, universal_newlines=True)
     nm = new_master(d)
@@ -102,12 +106,8 @@ def test_upgrade_under_wrk_load_loses_nothing(daemon_factory, redis_server,
         os.kill(d.pid, signal.SIGUSR2)
         newpid = nm.wait()
         rc, _ = wait_exit(d, 15)
-        out, _ = wrk.communicate(timeout=30)
     finally:
-        if wrk.poll() is None:
-            wrk.kill()
-            wrk.wait()
-    print(out)
+        out = wrk_output(wrk, timeout=30)
     assert rc == 0, d.log()
     assert_wrk_lost_nothing(out, redis_server.visits(), 50, d.log())
     # the new master runs the new file, with workers of its own
