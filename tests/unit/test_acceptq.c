@@ -195,5 +195,5 @@ main(void)
 		    test_stop_keeps_what_was_accepted, setup, teardown),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests_name("acceptq", tests, NULL, NULL);
 }
