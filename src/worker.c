@@ -46,6 +46,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "route.h"
+#include "timer.h"
 #include "util.h"
 #include "worker.h"
 
@@ -176,14 +177,13 @@ worker_ahead(struct worker *w)
 static void
 worker_balance_pause(struct worker *w)
 {
-	struct timeval tv = { 0, WORKER_BALANCE_PAUSE_US };
 	uint64_t one = 1;
 
 	worker_listen_events(w, 0);
 	w->w_balance_paused = 1;
 	__atomic_store_n(&metrics_self->mw_wake, 0, __ATOMIC_RELAXED);
 	worker_publish(w);
-	event_add(w->w_resume_ev, &tv);
+	timer_arm_us(w->w_resume_ev, WORKER_BALANCE_PAUSE_US);
 	metrics_sibling_wake();
 	if (write(worker_kick_fd, &one, sizeof(one)) == -1 && errno != EAGAIN)
 		log_warn("write eventfd");
@@ -246,10 +246,8 @@ worker_accept_from(struct wlisten *wl)
 			if (errno == EMFILE || errno == ENFILE ||
 			    errno == ENOBUFS || errno == ENOMEM) {
 				/* Out of descriptors: pause instead of spinning. */
-				struct timeval tv = { 0, 100000 };
-
 				worker_set_accepting(w, 0);
-				event_add(w->w_resume_ev, &tv);
+				timer_arm_ms(w->w_resume_ev, 100);
 			}
 			return i;
 		}
@@ -408,7 +406,6 @@ worker_balance_init(void)
 static void
 worker_stop(struct worker *w, int graceful)
 {
-	struct timeval tv;
 	size_t i;
 
 	if (!graceful) {
@@ -428,9 +425,7 @@ worker_stop(struct worker *w, int graceful)
 	for (i = 0; i < w->w_nfds; i++)
 		close(w->w_fds[i]);
 	conn_set_stop(&w->w_cs);
-	tv.tv_sec = w->w_cf->cf_shutdown_timeout;
-	tv.tv_usec = 0;
-	event_add(w->w_stop_ev, &tv);
+	timer_arm_ms(w->w_stop_ev, w->w_cf->cf_shutdown_timeout * 1000L);
 	worker_check_done(w);
 }
 
@@ -444,8 +439,6 @@ worker_stop(struct worker *w, int graceful)
 static void
 worker_drain(struct worker *w, int told)
 {
-	struct timeval tv;
-
 	log_debug("draining: /readyz answers 503 from now on");
 	route_set_draining(w->w_routes);
 	if (told) {
@@ -454,11 +447,8 @@ worker_drain(struct worker *w, int told)
 		return;
 	}
 	w->w_drain_signalled = 1;
-	if (!w->w_drain_told) {
-		tv.tv_sec = w->w_cf->cf_shutdown_delay;
-		tv.tv_usec = 0;
-		event_add(w->w_drain_ev, &tv);
-	}
+	if (!w->w_drain_told)
+		timer_arm_ms(w->w_drain_ev, w->w_cf->cf_shutdown_delay * 1000L);
 }
 
 static void
