@@ -37,7 +37,8 @@ default all of them, in this order):
            PSS per connection, and the latency of 50 new clients meanwhile.
            Held by child processes of 10,000 connections each, and served
            by as many workers as the hard RLIMIT_NOFILE requires (without
-           CAP_SYS_RESOURCE it cannot be raised: 20,000 gives 4 workers).
+           CAP_SYS_RESOURCE it cannot be raised: 20,000 gives 6 workers,
+           twice what an even split needs).
   redis    what one Redis carries: BENCH_INSTANCES (4) hitcountd instances
            on the one Redis, loaded at once by a wrk each, the counter
            checked; with the peers rounds' figures, visits per Redis
@@ -78,8 +79,9 @@ import time
 
 import peers as P
 import report
-from procs import (CLK_TCK, cpu_ticks, http_get, perf_syscalls_start,
-                   perf_syscalls_stop, pss_kib, raise_nofile, redis_delta,
+from procs import (CLK_TCK, PERF_ATTACH, cpu_ticks, http_get,
+                   perf_syscalls_start, perf_syscalls_stop, pss_kib,
+                   raise_nofile, redis_delta,
                    redis_stats, sockets_of, stop, stop_all, tasks, tree,
                    visits, wrk, wrk_cmd, wrk_result)
 
@@ -126,7 +128,7 @@ def measure(peer, conns, close, rport, rpid, seconds=None):
     peer that counts, the counter check."""
     seconds = seconds or SECONDS
     wrk(peer["port"], conns, close, WARMUP, peer["path"])
-    time.sleep(1)       # the warm-up's last requests land first
+    time.sleep(0.5)     # the warm-up's last requests land first
     pids = tree(peer["proc"].pid)
     v0 = visits(rport) if peer["counts"] else 0
     rs0 = redis_stats(rport, rpid)
@@ -187,6 +189,7 @@ def mode_profile(peers, rport, rpid):
             wrk(peer["port"], conns, close, WARMUP, peer["path"])
             ps = perf_syscalls_start(tasks(peer["workers"]()))
             pr = perf_syscalls_start(redis_tids)
+            time.sleep(PERF_ATTACH)
             r = wrk(peer["port"], conns, close, PROFILE_SECONDS,
                     peer["path"])
             time.sleep(0.5)
@@ -345,7 +348,8 @@ def mode_redis(hitcountd, rport, rpid, tmp, log):
         time.sleep(1)
         v0 = visits(rport)
         rs0 = redis_stats(rport, rpid)
-        ws = [subprocess.Popen(wrk_cmd(p["port"], conns, False, SECONDS,
+        # Twice as long as a round's run: Redis's CPU in 100 Hz ticks.
+        ws = [subprocess.Popen(wrk_cmd(p["port"], conns, False, 2 * SECONDS,
                                        threads=1),
                                stdout=subprocess.PIPE, text=True)
               for p in inst]
@@ -413,8 +417,8 @@ def workers_for(conns):
     RLIMIT_NOFILE (which only CAP_SYS_RESOURCE could raise) would leave a
     worker short of descriptors."""
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    # Half as much again for an uneven split between the workers.
-    return max(2, -(-conns * 3 // (2 * (hard - 1000))))
+    # Twice as many: the split between the workers can be uneven.
+    return max(2, -(-conns * 2 // (hard - 1000)))
 
 
 def mark(mode):

@@ -7,6 +7,7 @@ measured.  Calls nothing of bench.py's.
 """
 
 import datetime
+import json
 import os
 import platform
 import subprocess
@@ -146,34 +147,43 @@ def goals(res, o):
     return out
 
 
-def server_cpu(runs, name, conns, close):
+def cpu_per_request(runs, name, conns, close, with_wrk):
     """Median over the rounds of the CPU a request costs the server (its
-    workers and master) and Redis, in microseconds."""
+    workers and master) and Redis, and wrk too if with_wrk, in
+    microseconds."""
     return median([us(sum(x["cpu_split"]) + x["master_ticks"] +
-                      x["redis"]["ticks"], x["requests"])
+                      x["redis"]["ticks"] + (x["wrk_ticks"] if with_wrk
+                                             else 0), x["requests"])
                    for x in runs[(name, conns, close)]])
 
 
 def section_cpu_ratios(w, runs, o):
-    w("The same comparisons by CPU: microseconds of CPU per request of the "
-      "server and Redis together (medians of the rounds), and how many "
-      "times hitcountd's each peer spends; unlike requests/s, this does not "
-      "depend on how the scheduler shares the two cores between wrk, the "
-      "server, Redis and whatever else runs.")
+    w("The same comparisons by CPU, medians of the rounds: microseconds of "
+      "CPU per request of the server and Redis together, then of everything "
+      "including wrk, and for each peer how many times hitcountd's it "
+      "spends.  The first ratio does not depend on how the scheduler shares "
+      "the cores; the second is the most the requests/s ratio can be when "
+      "wrk, the server and Redis saturate the machine's cores together, "
+      "since each request costs all of that CPU.")
     w("")
-    w("| workload | hitcountd us | nginx (ceiling) us: ratio | %s |" %
-      " | ".join("%s us: ratio" % p for p in o["same_job"]))
-    w("|---|---:|---:|%s" % "---:|" * len(o["same_job"]))
+    peers = ("nginx",) + tuple(o["same_job"])
+    w("| workload | hitcountd us (with wrk) | %s |" % " | ".join(
+        "%s us (with wrk): ratio (with wrk)" % p for p in peers))
+    w("|---|---:|%s" % ("---:|" * len(peers)))
     for conns, close in o["goal_workloads"]:
-        h = server_cpu(runs, "hitcountd", conns, close)
+        h = [cpu_per_request(runs, "hitcountd", conns, close, x)
+             for x in (False, True)]
         cells = []
-        for p in ("nginx",) + tuple(o["same_job"]):
+        for p in peers:
             if (p, conns, close) in runs:
-                c = server_cpu(runs, p, conns, close)
-                cells.append("%.1f: %.2f" % (c, c / h))
+                c = [cpu_per_request(runs, p, conns, close, x)
+                     for x in (False, True)]
+                cells.append("%.1f (%.1f): %.2f (%.2f)" % (
+                    c[0], c[1], c[0] / h[0], c[1] / h[1]))
             else:
                 cells.append("-")
-        w("| %s | %.1f | %s |" % (wl(conns, close), h, " | ".join(cells)))
+        w("| %s | %.1f (%.1f) | %s |" % (wl(conns, close), h[0], h[1],
+                                         " | ".join(cells)))
 
 
 def section_checks(w, runs):
@@ -307,7 +317,34 @@ def section_redis(w, res):
               rb["INCR -c 1"]["rps"], rb["INCR -c 1"]["p50_ms"]))
 
 
+TUPLE_KEYED = ("runs", "profile")
+
+
+def save(outdir, res, o):
+    """The raw figures as OUTDIR/raw.json, for `report.py raw.json OUTDIR`
+    to lay out again."""
+    raw = dict(res)
+    for k in TUPLE_KEYED:
+        if k in raw:
+            raw[k] = [[list(key), v] for key, v in raw[k].items()]
+    with open(os.path.join(outdir, "raw.json"), "w") as f:
+        json.dump({"res": raw, "o": o}, f)
+
+
+def load(path):
+    with open(path) as f:
+        raw = json.load(f)
+    res, o = raw["res"], raw["o"]
+    for k in TUPLE_KEYED:
+        if k in res:
+            res[k] = {tuple(key): v for key, v in res[k]}
+    o["goal_workloads"] = [tuple(x) for x in o["goal_workloads"]]
+    o["workloads"] = [tuple(x) for x in o["workloads"]]
+    return res, o
+
+
 def write(outdir, res, o):
+    save(outdir, res, o)
     lines = []
     w = lines.append
     w("# hitcountd benchmark, %s" % datetime.datetime.now(
@@ -399,3 +436,9 @@ plot %s
         script = script.replace("pngcairo", "png")
         subprocess.run(["gnuplot"], input=script, text=True, check=True)
     print("plot: %s" % os.path.join(outdir, "rps.png"))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit("usage: report.py RAW.json OUTDIR: lay out a run again")
+    write(sys.argv[2], *load(sys.argv[1]))
