@@ -186,6 +186,14 @@ def section_cpu_ratios(w, runs, o):
                                          " | ".join(cells)))
 
 
+def section_baseline(w, runs, o):
+    w("hitcountd against the baseline build, per round (same rounds):")
+    w("")
+    for conns, close in o["workloads"]:
+        w("- %s: %s" % (wl(conns, close), spread(ratios(
+            runs, "hitcountd", "baseline", conns, close), "%.3f")))
+
+
 def section_checks(w, runs):
     w("<details><summary>counter checks, each round</summary>")
     w("")
@@ -367,6 +375,9 @@ def write(outdir, res, o):
         for t in goals(res, o):
             w("| %s | %s | %s | %s |" % (t[0], t[1], t[2],
                                          "yes" if t[3] else "NO"))
+        if ("baseline", 50, False) in res["runs"]:
+            w("")
+            section_baseline(w, res["runs"], o)
         w("")
         section_cpu_ratios(w, res["runs"], o)
         w("")
