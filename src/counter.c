@@ -372,7 +372,8 @@ counter_fail_all(struct counter *c)
 		counter_op_fail(c, &op);
 	}
 	/* Not sent yet: on the way to another node, it goes there. */
-	if (c->ct_conn == NULL || !redisconn_redirecting(c->ct_conn))
+	if (c->ct_conn == NULL ||
+	    redisconn_sendable(c->ct_conn) != REDISCONN_HOLD)
 		counter_batch_fail(c);
 	counter_release_held(c, 0);
 	c->ct_wait_pending = 0;
@@ -730,8 +731,14 @@ counter_send_op(struct counter *c, struct counter_op *op)
 
 	if (c->ct_conn == NULL)
 		return -1;
-	if (redisconn_redirecting(c->ct_conn))
+	switch (redisconn_sendable(c->ct_conn)) {
+	case REDISCONN_HOLD:
 		return counter_redo_push(c, op);
+	case REDISCONN_FAIL:
+		return -1;
+	case REDISCONN_SEND:
+		break;
+	}
 	if (redisconn_asking(c->ct_conn) &&
 	    counter_send_asking(c, op->op_sent_us) == -1)
 		return -1;
@@ -748,7 +755,7 @@ counter_send_op(struct counter *c, struct counter_op *op)
 	}
 	if (redisconn_send(c->ct_conn, cmd, (size_t)len, counter_on_reply,
 	    c) == -1) {
-		/* Not connected, or disconnecting: never sent; take it back. */
+		/* Disconnecting after all: never sent; take it back. */
 		c->ct_ring_count--;
 		return -1;
 	}
@@ -899,8 +906,8 @@ counter_incr(struct counter *c, counter_cb *cb, void *arg)
 {
 	struct counter_waiter *w;
 
-	if (c->ct_conn == NULL || !(redisconn_can_send(c->ct_conn) ||
-	    redisconn_redirecting(c->ct_conn)) ||
+	if (c->ct_conn == NULL ||
+	    redisconn_sendable(c->ct_conn) == REDISCONN_FAIL ||
 	    (w = counter_batch_slot(c)) == NULL)
 		return -1;
 	w->w_cb = cb;
