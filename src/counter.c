@@ -52,6 +52,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "redisconn.h"
+#include "vec.h"
 
 /* A client waiting for its visit's number. */
 struct counter_waiter {
@@ -59,11 +60,10 @@ struct counter_waiter {
 	void *w_arg;
 };
 
-/* The visits of one loop turn: one INCRBY b_n. */
+/* The visits of one loop turn: one INCRBY of their number. */
 struct counter_batch {
 	struct counter_batch *b_next;   /* on the list to fail from the loop */
-	unsigned b_n, b_cap;
-	struct counter_waiter b_w[];
+	struct vec b_w;                 /* of struct counter_waiter */
 };
 
 /* A command in flight. */
@@ -100,18 +100,15 @@ struct counter {
 	int ct_get_len;
 	char *ct_wait_cmd;
 	int ct_wait_len;
-	struct counter_op *ct_ring;     /* FIFO of commands in flight */
-	size_t ct_ring_cap, ct_ring_head, ct_ring_count;
-	struct counter_held *ct_held;
-	size_t ct_nheld, ct_heldcap;
+	struct vec ct_ring;             /* counter_op FIFO: in flight */
+	struct vec ct_held;             /* counter_held, oldest first */
 	int ct_wait_pending;            /* INCRs sent since the last WAIT */
 	int ct_wait_inflight;           /* a WAIT is out: the next one waits */
 	uint64_t ct_last_errlog_ms;
 	uint64_t ct_last_redirlog_ms;
 	char *ct_asking_cmd;
 	int ct_asking_len;
-	struct counter_op *ct_redo;     /* MOVED or ASK: to send again */
-	size_t ct_nredo, ct_redocap;
+	struct vec ct_redo;             /* counter_op, MOVED or ASK: again */
 	uint64_t ct_seq;                /* the last op_seq given */
 	struct event *ct_fail_ev;       /* fail ct_failed's visits */
 	struct counter_batch *ct_failed; /* unsendable, failing from the loop */
@@ -123,6 +120,13 @@ struct counter {
 static void counter_send_wait(struct counter *c);
 static int counter_redo_push(struct counter *c, const struct counter_op *op);
 
+/* The oldest command in flight; the ring is not empty. */
+static struct counter_op *
+counter_ring_first(const struct counter *c)
+{
+	return vec_at(&c->ct_ring, 0);
+}
+
 /*
  * When the oldest wait of a client is due: timeout_ms after the first
  * sending of the oldest command in flight (the ring is in the order of
@@ -133,15 +137,20 @@ static uint64_t
 counter_next_deadline(const struct counter *c)
 {
 	uint64_t first = UINT64_MAX;
+	const struct counter_op *op;
+	const struct counter_held *h;
 	size_t i;
 
-	if (c->ct_ring_count > 0)
-		first = c->ct_ring[c->ct_ring_head].op_sent_us;
-	for (i = 0; i < c->ct_nredo; i++)
-		if (c->ct_redo[i].op_sent_us < first)
-			first = c->ct_redo[i].op_sent_us;
-	if (c->ct_nheld > 0 && c->ct_held[0].h_sent_us < first)
-		first = c->ct_held[0].h_sent_us;
+	if (c->ct_ring.v_n > 0)
+		first = counter_ring_first(c)->op_sent_us;
+	for (i = 0; i < c->ct_redo.v_n; i++) {
+		op = vec_at(&c->ct_redo, i);
+		if (op->op_sent_us < first)
+			first = op->op_sent_us;
+	}
+	if (c->ct_held.v_n > 0 && (h = vec_at(&c->ct_held, 0))->h_sent_us <
+	    first)
+		first = h->h_sent_us;
 	if (first == UINT64_MAX)
 		return 0;
 	return first + (uint64_t)c->ct_cf->cf_redis.timeout_ms * 1000;
@@ -168,36 +177,20 @@ counter_arm_deadline(struct counter *c)
 static int
 counter_ring_push(struct counter *c, const struct counter_op *o)
 {
-	struct counter_op *op;
+	struct counter_op *op = vec_push(&c->ct_ring);
 
-	if (c->ct_ring_count == c->ct_ring_cap) {
-		size_t ncap = c->ct_ring_cap ? c->ct_ring_cap * 2 : 64, i;
-		struct counter_op *n = malloc(ncap * sizeof(*n));
-
-		if (n == NULL)
-			return -1;
-		for (i = 0; i < c->ct_ring_count; i++)
-			n[i] = c->ct_ring[(c->ct_ring_head + i) %
-			    c->ct_ring_cap];
-		free(c->ct_ring);
-		c->ct_ring = n;
-		c->ct_ring_cap = ncap;
-		c->ct_ring_head = 0;
-	}
-	op = &c->ct_ring[(c->ct_ring_head + c->ct_ring_count) %
-	    c->ct_ring_cap];
+	if (op == NULL)
+		return -1;
 	*op = *o;
-	c->ct_ring_count++;
 	return 0;
 }
 
 static struct counter_op
 counter_ring_pop(struct counter *c)
 {
-	struct counter_op op = c->ct_ring[c->ct_ring_head];
+	struct counter_op op = *counter_ring_first(c);
 
-	c->ct_ring_head = (c->ct_ring_head + 1) % c->ct_ring_cap;
-	c->ct_ring_count--;
+	vec_shift(&c->ct_ring, 1);
 	return op;
 }
 
@@ -218,18 +211,10 @@ static int
 counter_hold(struct counter *c, counter_cb *cb, void *arg, long long v,
     uint64_t sent_us)
 {
-	struct counter_held *h;
+	struct counter_held *h = vec_push(&c->ct_held);
 
-	if (c->ct_nheld == c->ct_heldcap) {
-		size_t ncap = c->ct_heldcap ? c->ct_heldcap * 2 : 64;
-
-		h = realloc(c->ct_held, ncap * sizeof(*h));
-		if (h == NULL)
-			return -1;
-		c->ct_held = h;
-		c->ct_heldcap = ncap;
-	}
-	h = &c->ct_held[c->ct_nheld++];
+	if (h == NULL)
+		return -1;
 	h->h_cb = cb;
 	h->h_arg = arg;
 	h->h_value = v;
@@ -241,16 +226,26 @@ counter_hold(struct counter *c, counter_cb *cb, void *arg, long long v,
 static void
 counter_release_held(struct counter *c, int ok)
 {
-	size_t i, n = c->ct_nheld;
+	size_t i, n = c->ct_held.v_n;
 
-	c->ct_nheld = 0;        /* callbacks may count new visits */
+	/* Callbacks count new visits, never hold one: those are n. */
 	for (i = 0; i < n; i++) {
-		struct counter_held h = c->ct_held[i];
+		struct counter_held h = *(struct counter_held *)
+		    vec_at(&c->ct_held, i);
 
 		if (!ok)
 			METRICS_ADD(mw_redis_errors, 1);
 		h.h_cb(h.h_arg, ok, h.h_value);
 	}
+	vec_shift(&c->ct_held, n);
+}
+
+static void
+counter_batch_free(struct counter_batch *b)
+{
+	if (b != NULL)
+		vec_free(&b->b_w);
+	free(b);
 }
 
 /* A batch answered: kept for the next turn, or freed. */
@@ -258,10 +253,10 @@ static void
 counter_batch_done(struct counter *c, struct counter_batch *b)
 {
 	if (c->ct_spare == NULL) {
-		b->b_n = 0;
+		vec_shift(&b->b_w, b->b_w.v_n);
 		c->ct_spare = b;
 	} else
-		free(b);
+		counter_batch_free(b);
 }
 
 /* Fail the clients of op (none for a WAIT or ASKING). */
@@ -269,12 +264,14 @@ static void
 counter_op_fail(struct counter *c, const struct counter_op *op)
 {
 	struct counter_batch *b = op->op_batch;
-	unsigned i;
+	struct counter_waiter *w;
+	size_t i;
 
 	if (b != NULL) {
-		for (i = 0; i < b->b_n; i++) {
+		for (i = 0; i < b->b_w.v_n; i++) {
 			METRICS_ADD(mw_redis_errors, 1);
-			b->b_w[i].w_cb(b->b_w[i].w_arg, 0, 0);
+			w = vec_at(&b->b_w, i);
+			w->w_cb(w->w_arg, 0, 0);
 		}
 		counter_batch_done(c, b);
 	} else if (op->op_cb != NULL) {
@@ -293,7 +290,8 @@ counter_op_answer(struct counter *c, const struct counter_op *op,
     long long v)
 {
 	struct counter_batch *b = op->op_batch;
-	unsigned i;
+	struct counter_waiter *w;
+	size_t i, n;
 
 	if (b == NULL) {
 		if (!op->op_hold || counter_hold(c, op->op_cb, op->op_arg, v,
@@ -301,13 +299,14 @@ counter_op_answer(struct counter *c, const struct counter_op *op,
 			op->op_cb(op->op_arg, 1, v);
 		return;
 	}
-	for (i = 0; i < b->b_n; i++) {
-		long long mine = v - (long long)(b->b_n - 1 - i);
+	n = b->b_w.v_n;
+	for (i = 0; i < n; i++) {
+		long long mine = v - (long long)(n - 1 - i);
 
-		if (!op->op_hold ||
-		    counter_hold(c, b->b_w[i].w_cb, b->b_w[i].w_arg, mine,
+		w = vec_at(&b->b_w, i);
+		if (!op->op_hold || counter_hold(c, w->w_cb, w->w_arg, mine,
 		    op->op_sent_us) != 0)
-			b->b_w[i].w_cb(b->b_w[i].w_arg, 1, mine);
+			w->w_cb(w->w_arg, 1, mine);
 	}
 	counter_batch_done(c, b);
 }
@@ -366,7 +365,7 @@ counter_batch_fail(struct counter *c)
 static void
 counter_fail_all(struct counter *c)
 {
-	while (c->ct_ring_count > 0) {
+	while (c->ct_ring.v_n > 0) {
 		struct counter_op op = counter_ring_pop(c);
 
 		counter_op_fail(c, &op);
@@ -388,14 +387,14 @@ static void
 counter_redo_expire(struct counter *c, uint64_t now, int all)
 {
 	uint64_t ms = (uint64_t)c->ct_cf->cf_redis.timeout_ms * 1000;
-	struct counter_op *ops = c->ct_redo;
-	size_t i, failed = 0, n = c->ct_nredo;
+	struct vec ops;
+	size_t i, failed = 0;
 
 	/* Callbacks may send new commands, held back too: a fresh list. */
-	c->ct_redo = NULL;
-	c->ct_nredo = c->ct_redocap = 0;
-	for (i = 0; i < n; i++) {
-		struct counter_op op = ops[i];
+	vec_init(&ops, sizeof(struct counter_op), 1);
+	vec_move(&c->ct_redo, &ops);
+	for (i = 0; i < ops.v_n; i++) {
+		struct counter_op op = *(struct counter_op *)vec_at(&ops, i);
 
 		if (!all && now < op.op_sent_us + ms &&
 		    counter_redo_push(c, &op) == 0)
@@ -403,7 +402,7 @@ counter_redo_expire(struct counter *c, uint64_t now, int all)
 		failed++;
 		counter_op_fail(c, &op);
 	}
-	free(ops);
+	vec_free(&ops);
 	if (failed > 0 && !all && counter_may_log(c))
 		log_warnx("redis: %zu commands held back for a redirection or "
 		    "a new connection's check went out nowhere within %d ms",
@@ -422,15 +421,14 @@ counter_held_expire(struct counter *c, uint64_t now)
 	struct counter_held *late;
 	size_t i, n = 0;
 
-	while (n < c->ct_nheld && now >= c->ct_held[n].h_sent_us + us)
+	while (n < c->ct_held.v_n && now >= ((struct counter_held *)
+	    vec_at(&c->ct_held, n))->h_sent_us + us)
 		n++;
 	if (n == 0 || (late = malloc(n * sizeof(*late))) == NULL)
 		return;
 	/* Callbacks may hold new visits: take these off the list first. */
-	memcpy(late, c->ct_held, n * sizeof(*late));
-	memmove(c->ct_held, c->ct_held + n,
-	    (c->ct_nheld - n) * sizeof(*late));
-	c->ct_nheld -= n;
+	memcpy(late, vec_at(&c->ct_held, 0), n * sizeof(*late));
+	vec_shift(&c->ct_held, n);
 	if (counter_may_log(c))
 		log_warnx("redis: WAIT: %zu visits not acknowledged by %d "
 		    "replicas within %d ms", n,
@@ -467,13 +465,13 @@ counter_on_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	counter_redo_expire(c, now, 0);
 	counter_held_expire(c, now);
-	if (c->ct_ring_count == 0 ||
-	    now < c->ct_ring[c->ct_ring_head].op_sent_us + (uint64_t)ms * 1000) {
+	if (c->ct_ring.v_n == 0 ||
+	    now < counter_ring_first(c)->op_sent_us + (uint64_t)ms * 1000) {
 		counter_arm_deadline(c);
 		return;
 	}
 	log_warnx("redis: no reply within %d ms, dropping the connection "
-	    "(%zu commands in flight fail)", ms, c->ct_ring_count);
+	    "(%zu commands in flight fail)", ms, c->ct_ring.v_n);
 	redisconn_drop(c->ct_conn);
 }
 
@@ -589,7 +587,7 @@ counter_on_reply(redisAsyncContext *ac, void *r, void *priv)
 	int ok = 0;
 
 	(void)ac;
-	if (c->ct_ring_count == 0)
+	if (c->ct_ring.v_n == 0)
 		return;         /* cannot happen: one op per command sent */
 	op = counter_ring_pop(c);
 	if (op.op_asking)
@@ -633,7 +631,7 @@ counter_send_wait(struct counter *c)
 		return;         /* the held visits fail with the connection */
 	if (redisconn_send(c->ct_conn, c->ct_wait_cmd, (size_t)c->ct_wait_len,
 	    counter_on_reply, c) == -1) {
-		c->ct_ring_count--;
+		vec_pop(&c->ct_ring);
 		return;
 	}
 	c->ct_wait_inflight = 1;
@@ -651,28 +649,20 @@ counter_on_wait_ev(evutil_socket_t fd, short what, void *arg)
 static int
 counter_redo_push(struct counter *c, const struct counter_op *op)
 {
-	size_t i;
+	struct counter_op *at;
+	size_t i = c->ct_redo.v_n;
 
-	if (c->ct_nredo == c->ct_redocap) {
-		size_t ncap = c->ct_redocap ? c->ct_redocap * 2 : 64;
-		struct counter_op *n = realloc(c->ct_redo, ncap * sizeof(*n));
-
-		if (n == NULL)
-			return -1;
-		c->ct_redo = n;
-		c->ct_redocap = ncap;
-	}
 	/*
 	 * In the order of first sending: a batch held back while the MOVED
 	 * replies of older commands are still coming goes behind them, so
 	 * visits keep the numbers of the order they came in.
 	 */
-	i = c->ct_nredo++;
-	while (i > 0 && c->ct_redo[i - 1].op_seq > op->op_seq) {
-		c->ct_redo[i] = c->ct_redo[i - 1];
+	while (i > 0 && ((struct counter_op *)vec_at(&c->ct_redo, i - 1))->
+	    op_seq > op->op_seq)
 		i--;
-	}
-	c->ct_redo[i] = *op;
+	if ((at = vec_insert(&c->ct_redo, i)) == NULL)
+		return -1;
+	*at = *op;
 	if (!evtimer_pending(c->ct_timeout_ev, NULL))
 		counter_arm_deadline(c);
 	return 0;
@@ -692,7 +682,7 @@ counter_send_asking(struct counter *c, uint64_t sent_us)
 		return -1;
 	if (redisconn_send(c->ct_conn, c->ct_asking_cmd,
 	    (size_t)c->ct_asking_len, counter_on_reply, c) == -1) {
-		c->ct_ring_count--;
+		vec_pop(&c->ct_ring);
 		return -1;
 	}
 	return 0;
@@ -726,7 +716,7 @@ counter_send_op(struct counter *c, struct counter_op *op)
 		op->op_seq = ++c->ct_seq;
 	if (op->op_batch != NULL) {
 		cmd = c->ct_incrby_cmd;
-		len = counter_incrby_cmd(c, op->op_batch->b_n);
+		len = counter_incrby_cmd(c, (unsigned)op->op_batch->b_w.v_n);
 	}
 
 	if (c->ct_conn == NULL)
@@ -756,7 +746,7 @@ counter_send_op(struct counter *c, struct counter_op *op)
 	if (redisconn_send(c->ct_conn, cmd, (size_t)len, counter_on_reply,
 	    c) == -1) {
 		/* Disconnecting after all: never sent; take it back. */
-		c->ct_ring_count--;
+		vec_pop(&c->ct_ring);
 		return -1;
 	}
 	/* Not only at 1: behind ASKING the first command makes it 2. */
@@ -821,18 +811,21 @@ static void
 counter_on_open(void *arg)
 {
 	struct counter *c = arg;
-	struct counter_op *ops = c->ct_redo;
-	size_t i, n = c->ct_nredo;
+	struct counter_op *op;
+	struct vec ops;
+	size_t i;
 
-	if (n == 0)
+	if (c->ct_redo.v_n == 0)
 		return;
 	/* Sending may hold some back again: into a fresh list. */
-	c->ct_redo = NULL;
-	c->ct_nredo = c->ct_redocap = 0;
-	for (i = 0; i < n; i++)
-		if (counter_send_op(c, &ops[i]) == -1)
-			counter_op_fail(c, &ops[i]);
-	free(ops);
+	vec_init(&ops, sizeof(struct counter_op), 1);
+	vec_move(&c->ct_redo, &ops);
+	for (i = 0; i < ops.v_n; i++) {
+		op = vec_at(&ops, i);
+		if (counter_send_op(c, op) == -1)
+			counter_op_fail(c, op);
+	}
+	vec_free(&ops);
 }
 
 struct counter *
@@ -847,6 +840,9 @@ counter_new(struct event_base *base, const struct conf *cf,
 	if (c == NULL)
 		return NULL;
 	c->ct_cf = cf;
+	vec_init(&c->ct_ring, sizeof(struct counter_op), 64);
+	vec_init(&c->ct_held, sizeof(struct counter_held), 64);
+	vec_init(&c->ct_redo, sizeof(struct counter_op), 64);
 	c->ct_conn = redisconn_new(base, cf, counter_on_down, c);
 	c->ct_timeout_ev = evtimer_new(base, counter_on_timeout, c);
 	c->ct_wait_ev = event_new(base, -1, 0, counter_on_wait_ev, c);
@@ -884,21 +880,13 @@ counter_batch_slot(struct counter *c)
 	if (b == NULL) {
 		b = c->ct_spare;
 		c->ct_spare = NULL;
-		if (b == NULL && (b = malloc(sizeof(*b) +
-		    16 * sizeof(b->b_w[0]))) != NULL)
-			b->b_cap = 16;
+		if (b == NULL && (b = malloc(sizeof(*b))) != NULL)
+			vec_init(&b->b_w, sizeof(struct counter_waiter), 16);
 		if (b == NULL)
 			return NULL;
-		b->b_n = 0;
-		c->ct_batch = b;
-	} else if (b->b_n == b->b_cap) {
-		b = realloc(b, sizeof(*b) + 2 * b->b_cap * sizeof(b->b_w[0]));
-		if (b == NULL)
-			return NULL;
-		b->b_cap *= 2;
 		c->ct_batch = b;
 	}
-	return &b->b_w[b->b_n++];
+	return vec_push(&b->b_w);
 }
 
 int
@@ -913,7 +901,7 @@ counter_incr(struct counter *c, counter_cb *cb, void *arg)
 	w->w_cb = cb;
 	w->w_arg = arg;
 	/* The first visit of the turn: send them all when the turn ends. */
-	if (c->ct_batch->b_n == 1)
+	if (c->ct_batch->b_w.v_n == 1)
 		event_active(c->ct_batch_ev, 0, 1);
 	return 0;
 }
@@ -942,7 +930,7 @@ size_t
 counter_inflight(const struct counter *c)
 {
 	struct counter_batch *b;
-	size_t n = c->ct_ring_count + c->ct_nredo + (c->ct_batch != NULL);
+	size_t n = c->ct_ring.v_n + c->ct_redo.v_n + (c->ct_batch != NULL);
 
 	for (b = c->ct_failed; b != NULL; b = b->b_next)
 		n++;
@@ -971,15 +959,15 @@ counter_free(struct counter *c)
 	if (c->ct_fail_ev)
 		event_free(c->ct_fail_ev);
 	free(c->ct_incrby_cmd);
-	free(c->ct_spare);
+	counter_batch_free(c->ct_spare);
 	if (c->ct_get_cmd)
 		redisFreeCommand(c->ct_get_cmd);
 	if (c->ct_wait_cmd)
 		redisFreeCommand(c->ct_wait_cmd);
 	if (c->ct_asking_cmd)
 		redisFreeCommand(c->ct_asking_cmd);
-	free(c->ct_redo);
-	free(c->ct_ring);
-	free(c->ct_held);
+	vec_free(&c->ct_redo);
+	vec_free(&c->ct_ring);
+	vec_free(&c->ct_held);
 	free(c);
 }
