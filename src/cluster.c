@@ -186,15 +186,18 @@ cluster_slots_owner(const redisReply *reply, unsigned int slot,
 }
 
 int
-cluster_parse_redirect(const char *text, int *ask, unsigned int *slot,
+cluster_redirect(const redisReply *reply, int *ask, unsigned int *slot,
     char *host, size_t hostlen, int *port)
 {
-	const char *p, *colon;
+	const char *p, *colon, *text;
 	char *end;
 	unsigned long s;
 	long pt;
 	size_t n;
 
+	if (reply == NULL || reply->type != REDIS_REPLY_ERROR)
+		return -1;
+	text = reply->str;
 	if (strncmp(text, "MOVED ", 6) == 0) {
 		*ask = 0;
 		p = text + 6;

@@ -557,9 +557,8 @@ counter_redirected(struct counter *c, const struct counter_op *op,
 	int ask, port;
 
 	if (c->ct_cf->cf_redis.ncluster == 0 ||
-	    reply->type != REDIS_REPLY_ERROR ||
-	    cluster_parse_redirect(reply->str, &ask, &slot, host,
-	    sizeof(host), &port) == -1 || counter_redo_push(c, op) == -1)
+	    cluster_redirect(reply, &ask, &slot, host, sizeof(host),
+	    &port) == -1 || counter_redo_push(c, op) == -1)
 		return 0;
 	if (ask)
 		METRICS_ADD(mw_redis_ask, 1);
