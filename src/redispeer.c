@@ -60,6 +60,13 @@ struct redispeer_ops {
 	const char *(*po_why)(const struct redispeer *);
 };
 
+/* A cluster node to connect to: a seed to ask, or the slot's node. */
+enum redispeer_node {
+	RP_SEED,        /* the next address in turn: CLUSTER SLOTS due */
+	RP_NAMED,       /* named by CLUSTER SLOTS or MOVED: trusted */
+	RP_NAMED_ASK    /* named by ASK: trusted, every command behind ASKING */
+};
+
 struct redispeer {
 	const struct redispeer_ops *rp_ops;
 	const struct conf *rp_cf;
@@ -68,10 +75,8 @@ struct redispeer {
 	struct sentinel *rp_sentinel;   /* sentinel: the sentinels */
 	struct cluster *rp_cluster;     /* cluster: the nodes to ask */
 	unsigned int rp_slot;           /* the key's slot */
-	int rp_check;                   /* this attempt: CLUSTER SLOTS due */
-	int rp_named;                   /* rp_host is the slot's node: go */
-	int rp_named_ask;               /* ... named by ASK */
-	int rp_asking;                  /* this connection is an ASK target */
+	enum redispeer_node rp_next;    /* where the next attempt goes */
+	enum redispeer_node rp_this;    /* where this one went */
 	int rp_redirecting;             /* named, at once, not yet opened */
 	int rp_hops;                    /* redirections in this second */
 	uint64_t rp_hop_ms;
@@ -172,8 +177,7 @@ redispeer_cluster_name(struct redispeer *p, const char *host, int port,
 	if (host[0] != '\0')
 		snprintf(p->rp_host, sizeof(p->rp_host), "%s", host);
 	p->rp_port = port;
-	p->rp_named = 1;
-	p->rp_named_ask = ask;
+	p->rp_next = ask ? RP_NAMED_ASK : RP_NAMED;
 	p->rp_redirecting = 1;
 }
 
@@ -186,11 +190,9 @@ redispeer_cluster_get(struct redispeer *p, const char **host, int *port)
 {
 	const char *next;
 
-	p->rp_asking = p->rp_named && p->rp_named_ask;
-	p->rp_check = !p->rp_named;
-	if (p->rp_named)
-		p->rp_named = 0;
-	else {
+	p->rp_this = p->rp_next;
+	p->rp_next = RP_SEED;
+	if (p->rp_this == RP_SEED) {
 		p->rp_redirecting = 0;
 		next = cluster_next(p->rp_cluster, &p->rp_port);
 		snprintf(p->rp_host, sizeof(p->rp_host), "%s", next);
@@ -204,7 +206,7 @@ static int
 redispeer_cluster_check(struct redispeer *p, redisAsyncContext *ac,
     redisCallbackFn *fn, void *priv)
 {
-	if (!p->rp_check)
+	if (p->rp_this != RP_SEED)
 		return -1;
 	return redisAsyncCommand(ac, fn, priv, "CLUSTER SLOTS") == REDIS_OK;
 }
@@ -248,7 +250,7 @@ redispeer_cluster_at_once(struct redispeer *p)
 {
 	uint64_t now;
 
-	if (p->rp_named) {
+	if (p->rp_next != RP_SEED) {
 		now = clock_ms();
 		if (now - p->rp_hop_ms >= 1000) {
 			p->rp_hop_ms = now;
@@ -265,7 +267,8 @@ redispeer_cluster_at_once(struct redispeer *p)
 static const char *
 redispeer_cluster_why(const struct redispeer *p)
 {
-	return p->rp_asking ? " (for the slot it imports, says ASK)" :
+	return p->rp_this == RP_NAMED_ASK ?
+	    " (for the slot it imports, says ASK)" :
 	    " (serving the key's slot)";
 }
 
@@ -401,7 +404,7 @@ redispeer_redirecting(const struct redispeer *p)
 int
 redispeer_asking(const struct redispeer *p)
 {
-	return p->rp_asking;
+	return p->rp_ops == &redispeer_cluster && p->rp_this == RP_NAMED_ASK;
 }
 
 const char *
