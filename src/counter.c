@@ -23,7 +23,8 @@
  *
  * With min_replicas_acked, a visit is answered only once a WAIT behind its
  * INCRBY says that many replicas have it: one WAIT at the end of a loop
- * turn for the INCRBY of the turn, and one WAIT out at a time.
+ * turn for the INCRBY of the turn, and one WAIT out at a time; the
+ * visits wait in waitlist.c meanwhile.
  *
  * With a Redis Cluster, a MOVED or ASK reply means the command was not
  * executed: it goes to the redo list instead of being answered, and the
@@ -33,6 +34,9 @@
  * of its first sending, or fail (503) -- safely, since none was executed.
  * Any other error, or a lost connection, still fails a command for good:
  * it may have been executed.
+ *
+ * Calls redisconn.c (the connection), cluster.c (reading MOVED and ASK),
+ * waitlist.c and vec.c; called by worker.c (which makes it) and route.c.
  */
 #include "config.h"
 
@@ -53,6 +57,7 @@
 #include "metrics.h"
 #include "redisconn.h"
 #include "vec.h"
+#include "waitlist.h"
 
 /* A client waiting for its visit's number. */
 struct counter_waiter {
@@ -78,14 +83,6 @@ struct counter_op {
 	uint64_t op_seq;                /* order of first sending, from 1 */
 };
 
-/* A visit counted, waiting for WAIT to say replicas have it. */
-struct counter_held {
-	counter_cb *h_cb;
-	void *h_arg;
-	long long h_value;
-	uint64_t h_sent_us;             /* its INCRBY's first sending */
-};
-
 struct counter {
 	const struct conf *ct_cf;
 	struct redisconn *ct_conn;
@@ -101,7 +98,7 @@ struct counter {
 	char *ct_wait_cmd;
 	int ct_wait_len;
 	struct vec ct_ring;             /* counter_op FIFO: in flight */
-	struct vec ct_held;             /* counter_held, oldest first */
+	struct waitlist ct_held;        /* visits waiting for WAIT */
 	int ct_wait_pending;            /* INCRs sent since the last WAIT */
 	int ct_wait_inflight;           /* a WAIT is out: the next one waits */
 	uint64_t ct_last_errlog_ms;
@@ -138,7 +135,6 @@ counter_next_deadline(const struct counter *c)
 {
 	uint64_t first = UINT64_MAX;
 	const struct counter_op *op;
-	const struct counter_held *h;
 	size_t i;
 
 	if (c->ct_ring.v_n > 0)
@@ -148,9 +144,8 @@ counter_next_deadline(const struct counter *c)
 		if (op->op_sent_us < first)
 			first = op->op_sent_us;
 	}
-	if (c->ct_held.v_n > 0 && (h = vec_at(&c->ct_held, 0))->h_sent_us <
-	    first)
-		first = h->h_sent_us;
+	if (waitlist_oldest(&c->ct_held) < first)
+		first = waitlist_oldest(&c->ct_held);
 	if (first == UINT64_MAX)
 		return 0;
 	return first + (uint64_t)c->ct_cf->cf_redis.timeout_ms * 1000;
@@ -204,40 +199,6 @@ counter_may_log(struct counter *c)
 		return 0;
 	c->ct_last_errlog_ms = now;
 	return 1;
-}
-
-/* Keep a visit's number until the WAIT behind it returns. */
-static int
-counter_hold(struct counter *c, counter_cb *cb, void *arg, long long v,
-    uint64_t sent_us)
-{
-	struct counter_held *h = vec_push(&c->ct_held);
-
-	if (h == NULL)
-		return -1;
-	h->h_cb = cb;
-	h->h_arg = arg;
-	h->h_value = v;
-	h->h_sent_us = sent_us;
-	return 0;
-}
-
-/* Answer the held visits: confirmed (ok) or not. */
-static void
-counter_release_held(struct counter *c, int ok)
-{
-	size_t i, n = c->ct_held.v_n;
-
-	/* Callbacks count new visits, never hold one: those are n. */
-	for (i = 0; i < n; i++) {
-		struct counter_held h = *(struct counter_held *)
-		    vec_at(&c->ct_held, i);
-
-		if (!ok)
-			METRICS_ADD(mw_redis_errors, 1);
-		h.h_cb(h.h_arg, ok, h.h_value);
-	}
-	vec_shift(&c->ct_held, n);
 }
 
 static void
@@ -294,8 +255,8 @@ counter_op_answer(struct counter *c, const struct counter_op *op,
 	size_t i, n;
 
 	if (b == NULL) {
-		if (!op->op_hold || counter_hold(c, op->op_cb, op->op_arg, v,
-		    op->op_sent_us) != 0)
+		if (!op->op_hold || waitlist_add(&c->ct_held, op->op_cb,
+		    op->op_arg, v, op->op_sent_us) != 0)
 			op->op_cb(op->op_arg, 1, v);
 		return;
 	}
@@ -304,8 +265,8 @@ counter_op_answer(struct counter *c, const struct counter_op *op,
 		long long mine = v - (long long)(n - 1 - i);
 
 		w = vec_at(&b->b_w, i);
-		if (!op->op_hold || counter_hold(c, w->w_cb, w->w_arg, mine,
-		    op->op_sent_us) != 0)
+		if (!op->op_hold || waitlist_add(&c->ct_held, w->w_cb,
+		    w->w_arg, mine, op->op_sent_us) != 0)
 			w->w_cb(w->w_arg, 1, mine);
 	}
 	counter_batch_done(c, b);
@@ -374,7 +335,7 @@ counter_fail_all(struct counter *c)
 	if (c->ct_conn == NULL ||
 	    redisconn_sendable(c->ct_conn) != REDISCONN_HOLD)
 		counter_batch_fail(c);
-	counter_release_held(c, 0);
+	waitlist_release(&c->ct_held, 0);
 	c->ct_wait_pending = 0;
 	c->ct_wait_inflight = 0;
 }
@@ -417,28 +378,16 @@ counter_redo_expire(struct counter *c, uint64_t now, int all)
 static void
 counter_held_expire(struct counter *c, uint64_t now)
 {
-	uint64_t us = (uint64_t)c->ct_cf->cf_redis.timeout_ms * 1000;
-	struct counter_held *late;
-	size_t i, n = 0;
+	int ms = c->ct_cf->cf_redis.timeout_ms;
+	size_t n = waitlist_late(&c->ct_held, now, (uint64_t)ms * 1000);
 
-	while (n < c->ct_held.v_n && now >= ((struct counter_held *)
-	    vec_at(&c->ct_held, n))->h_sent_us + us)
-		n++;
-	if (n == 0 || (late = malloc(n * sizeof(*late))) == NULL)
+	if (n == 0)
 		return;
-	/* Callbacks may hold new visits: take these off the list first. */
-	memcpy(late, vec_at(&c->ct_held, 0), n * sizeof(*late));
-	vec_shift(&c->ct_held, n);
 	if (counter_may_log(c))
 		log_warnx("redis: WAIT: %zu visits not acknowledged by %d "
 		    "replicas within %d ms", n,
-		    c->ct_cf->cf_redis.min_replicas_acked,
-		    c->ct_cf->cf_redis.timeout_ms);
-	for (i = 0; i < n; i++) {
-		METRICS_ADD(mw_redis_errors, 1);
-		late[i].h_cb(late[i].h_arg, 0, 0);
-	}
-	free(late);
+		    c->ct_cf->cf_redis.min_replicas_acked, ms);
+	waitlist_fail_oldest(&c->ct_held, n);
 }
 
 static void
@@ -488,7 +437,7 @@ counter_on_wait_reply(struct counter *c, redisReply *reply)
 	c->ct_wait_inflight = 0;
 	if (reply && reply->type == REDIS_REPLY_INTEGER &&
 	    reply->integer >= need) {
-		counter_release_held(c, 1);
+		waitlist_release(&c->ct_held, 1);
 		counter_send_wait(c);
 		return;
 	}
@@ -499,7 +448,7 @@ counter_on_wait_reply(struct counter *c, redisReply *reply)
 		else if (reply && reply->type == REDIS_REPLY_ERROR)
 			log_warnx("redis: WAIT: %s", reply->str);
 	}
-	counter_release_held(c, 0);
+	waitlist_release(&c->ct_held, 0);
 	if (reply != NULL)
 		counter_send_wait(c);
 }
@@ -840,7 +789,7 @@ counter_new(struct event_base *base, const struct conf *cf,
 		return NULL;
 	c->ct_cf = cf;
 	vec_init(&c->ct_ring, sizeof(struct counter_op), 64);
-	vec_init(&c->ct_held, sizeof(struct counter_held), 64);
+	waitlist_init(&c->ct_held);
 	vec_init(&c->ct_redo, sizeof(struct counter_op), 64);
 	c->ct_conn = redisconn_new(base, cf, counter_on_down, c);
 	c->ct_timeout_ev = evtimer_new(base, counter_on_timeout, c);
@@ -967,6 +916,6 @@ counter_free(struct counter *c)
 		redisFreeCommand(c->ct_asking_cmd);
 	vec_free(&c->ct_redo);
 	vec_free(&c->ct_ring);
-	vec_free(&c->ct_held);
+	waitlist_free(&c->ct_held);
 	free(c);
 }
