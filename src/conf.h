@@ -6,17 +6,16 @@
 #define HITCOUNTD_CONF_H
 
 #include <stddef.h>
-#include <stdio.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
 struct redistls;
 
 struct conf_listen {
-	char *l_text;                 /* as written, "0.0.0.0:5000" */
-	int l_admin;                  /* from metrics_listen: no counter page */
-	struct sockaddr_storage l_addr;
-	socklen_t l_addrlen;
+	char *cfl_text;                 /* as written, "0.0.0.0:5000" */
+	int cfl_admin;                  /* metrics_listen's: no counter page */
+	struct sockaddr_storage cfl_addr;
+	socklen_t cfl_addrlen;
 };
 
 struct conf {
@@ -69,7 +68,11 @@ struct conf {
 		char *tls_cert_file;  /* the client certificate; "" = none */
 		char *tls_key_file;
 		char *tls_server_name;  /* "" = the host connected to */
-		struct redistls *tls_ctx;  /* made by conf_load(); NULL if off */
+		/* The TLS context, made by redistls_attach() after
+		 * conf_load() (NULL if tls is off or not yet made), and how
+		 * conf_free() frees it: conf.c knows nothing of TLS. */
+		struct redistls *tls_ctx;
+		void (*tls_free)(struct redistls *);
 	} cf_redis;
 };
 
@@ -77,11 +80,11 @@ struct conf {
  * Read and validate the config file at path, then apply the environment
  * overrides (REDIS_HOST, REDIS_PORT, REDIS_PASSWORD, REDIS_URL), then read
  * the password files (a warning is logged for one that group or others
- * can read) and, with tls on, the CA and client certificate files into
- * cf_redis.tls_ctx.  Returns a new conf owned by the caller (free with
- * conf_free()), or NULL with a one-line message in err, "FILE:LINE:
- * reason" where the file is to blame, "REDIS_URL: reason" where the
- * environment is.  Binds nothing.
+ * can read).  The TLS files are not read here: the caller does that with
+ * redistls_attach() (cf_redis.tls_ctx is NULL until then).  Returns a new
+ * conf owned by the caller (free with conf_free()), or NULL with a
+ * one-line message in err, "FILE:LINE: reason" where the file is to
+ * blame, "REDIS_URL: reason" where the environment is.  Binds nothing.
  */
 struct conf *conf_load(const char *path, char *err, size_t errlen);
 
@@ -95,9 +98,6 @@ int conf_reload_keep(struct conf *next, const struct conf *cur);
 
 /* Free a conf from conf_load().  NULL is allowed. */
 void conf_free(struct conf *cf);
-
-/* Write cf in config-file syntax (what -T prints).  Returns 0 or -1. */
-int conf_print(const struct conf *cf, FILE *fp);
 
 /*
  * Split "HOST:PORT" ("[v6]:PORT") without resolving anything.

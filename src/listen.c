@@ -77,26 +77,26 @@ listen_bind_one(const struct conf_listen *cl, int backlog)
 {
 	int fd, one = 1;
 
-	fd = socket(cl->l_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	fd = socket(cl->cfl_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0);
 	if (fd == -1) {
-		log_warn("socket %s", cl->l_text);
+		log_warn("socket %s", cl->cfl_text);
 		return -1;
 	}
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1)
-		log_warn("setsockopt SO_REUSEADDR %s", cl->l_text);
-	if (cl->l_addr.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
+		log_warn("setsockopt SO_REUSEADDR %s", cl->cfl_text);
+	if (cl->cfl_addr.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
 	    IPV6_V6ONLY, &one, sizeof(one)) == -1)
-		log_warn("setsockopt IPV6_V6ONLY %s", cl->l_text);
-	listen_nodelay(fd, cl->l_text);
-	if (bind(fd, (const struct sockaddr *)&cl->l_addr, cl->l_addrlen) ==
+		log_warn("setsockopt IPV6_V6ONLY %s", cl->cfl_text);
+	listen_nodelay(fd, cl->cfl_text);
+	if (bind(fd, (const struct sockaddr *)&cl->cfl_addr, cl->cfl_addrlen) ==
 	    -1) {
-		log_warn("bind %s", cl->l_text);
+		log_warn("bind %s", cl->cfl_text);
 		close(fd);
 		return -1;
 	}
 	if (listen(fd, backlog) == -1) {
-		log_warn("listen %s", cl->l_text);
+		log_warn("listen %s", cl->cfl_text);
 		close(fd);
 		return -1;
 	}
@@ -109,8 +109,8 @@ listen_find(struct listen_set *ls, const struct conf_listen *cl)
 	size_t i;
 
 	for (i = 0; i < ls->ls_n; i++)
-		if (ls->ls_l[i].l_admin == cl->l_admin &&
-		    listen_same_addr(&ls->ls_l[i].l_addr, &cl->l_addr))
+		if (ls->ls_l[i].l_admin == cl->cfl_admin &&
+		    listen_same_addr(&ls->ls_l[i].l_addr, &cl->cfl_addr))
 			return &ls->ls_l[i];
 	return NULL;
 }
@@ -151,7 +151,7 @@ listen_bind(struct listen_set *ls, const struct conf *cf, unsigned use)
 		const struct conf_listen *cl = &cf->cf_listen[i];
 		struct listener *old, *nl;
 
-		if (admin_only && !cl->l_admin)
+		if (admin_only && !cl->cfl_admin)
 			continue;       /* a passed socket serves it */
 		old = listen_find(ls, cl);
 		if (old != NULL) {
@@ -160,14 +160,14 @@ listen_bind(struct listen_set *ls, const struct conf *cf, unsigned use)
 		}
 		nl = &ls->ls_l[ls->ls_n];
 		memset(nl, 0, sizeof(*nl));
-		nl->l_admin = cl->l_admin;
-		nl->l_addr = cl->l_addr;
-		nl->l_addrlen = cl->l_addrlen;
+		nl->l_admin = cl->cfl_admin;
+		nl->l_addr = cl->cfl_addr;
+		nl->l_addrlen = cl->cfl_addrlen;
 		nl->l_uses = use;
 		nl->l_fd = listen_bind_one(cl, cf->cf_backlog);
 		if (nl->l_fd == -1)
 			goto fail;
-		nl->l_text = strdup(cl->l_text);
+		nl->l_text = strdup(cl->cfl_text);
 		if (nl->l_text == NULL) {
 			log_warn("strdup");
 			close(nl->l_fd);

@@ -21,11 +21,13 @@
 
 #include "accesslog.h"
 #include "conf.h"
+#include "confdump.h"
 #include "log.h"
 #include "listen.h"
 #include "master.h"
 #include "pidfile.h"
 #include "probe.h"
+#include "redistls.h"
 #include "upgrade.h"
 
 #ifndef SYSCONFDIR
@@ -266,6 +268,10 @@ main(int argc, char *argv[])
 		path = abs;
 	}
 	cf = conf_load(path, err, sizeof(err));
+	if (cf != NULL && redistls_attach(cf, err, sizeof(err)) == -1) {
+		conf_free(cf);
+		cf = NULL;
+	}
 	if (cf == NULL) {
 		fprintf(stderr, "%s\n", err);
 		free(abs);
@@ -279,7 +285,7 @@ main(int argc, char *argv[])
 	if (test)
 		main_check_stop_timeout(cf);
 	if (test || dump) {
-		if (dump && conf_print(cf, stdout) == -1)
+		if (dump && confdump_print(cf, stdout) == -1)
 			rc = 1;
 		else if (test && accesslog_check(cf->cf_access_log, err,
 		    sizeof(err)) == -1) {

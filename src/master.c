@@ -55,6 +55,7 @@
 #include "master.h"
 #include "metrics.h"
 #include "pidfile.h"
+#include "redistls.h"
 #include "upgrade.h"
 #include "worker.h"
 #include "util.h"
@@ -656,6 +657,10 @@ master_begin_reload(struct master *m)
 	}
 	master_notify("RELOADING=1");
 	cf = conf_load(m->m_cf->cf_path, err, sizeof(err));
+	if (cf != NULL && redistls_attach(cf, err, sizeof(err)) == -1) {
+		conf_free(cf);
+		cf = NULL;
+	}
 	if (cf == NULL) {
 		master_reload_failed(m, err);
 		return;

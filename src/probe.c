@@ -39,8 +39,8 @@ probe_healthz(const struct conf *cf, int timeout_ms)
 {
 	static const char req[] = "GET /healthz HTTP/1.1\r\nHost: localhost\r\n"
 	    "User-Agent: hitcountd-probe\r\nConnection: close\r\n\r\n";
-	struct sockaddr_storage ss = cf->cf_listen[0].l_addr;
-	const char *what = cf->cf_listen[0].l_text;
+	struct sockaddr_storage ss = cf->cf_listen[0].cfl_addr;
+	const char *what = cf->cf_listen[0].cfl_text;
 	int64_t deadline = (int64_t)clock_ms() + timeout_ms;
 	char buf[256];
 	size_t got = 0, sent = 0;
@@ -63,7 +63,8 @@ probe_healthz(const struct conf *cf, int timeout_ms)
 		printf("unhealthy: socket: %s\n", strerror(errno));
 		return 1;
 	}
-	if (connect(fd, (struct sockaddr *)&ss, cf->cf_listen[0].l_addrlen) == -1) {
+	if (connect(fd, (struct sockaddr *)&ss,
+	    cf->cf_listen[0].cfl_addrlen) == -1) {
 		if (errno != EINPROGRESS) {
 			printf("unhealthy: connect %s: %s\n", what, strerror(errno));
 			goto done;

@@ -14,11 +14,15 @@
  * SSL over and drives the handshake from the event loop through its
  * async read and write hooks, so nothing blocks.
  *
- * The context is made by conf_load(), in the master, as root (key files
- * are often readable by root alone), before the workers fork: -t and the
- * start fail on a bad file with its name, and a reload, which loads a new
- * configuration, reads the CA and the certificate files again for the new
- * workers; a reload that cannot read them keeps the old ones running.
+ * The context is made by redistls_attach(), which main.c (-t, -T, -H and
+ * the start) and master.c (a reload) call right after conf_load(), in the
+ * master, as root (key files are often readable by root alone), before
+ * the workers fork: -t and the start fail on a bad file with its name,
+ * and a reload, which loads a new configuration, reads the CA and the
+ * certificate files again for the new workers; a reload that cannot read
+ * them keeps the old ones running.  The context hangs on the struct conf
+ * it was made from, with redistls_free() beside it, so that conf_free()
+ * frees it without conf.c knowing TLS: conf is the lower layer.
  *
  * In a build without hiredis_ssl (hiredis 0.14) every function is here
  * still, and loading a configuration with tls on fails, saying why.
@@ -156,7 +160,8 @@ redistls_load_cert(SSL_CTX *ctx, const struct conf *cf, char *err,
 	return 0;
 }
 
-int
+/* The context cf asks for into *out (NULL if tls is off): 0 or -1. */
+static int
 redistls_load(const struct conf *cf, struct redistls **out, char *err,
     size_t errlen)
 {
@@ -277,7 +282,7 @@ redistls_done(struct ssl_st *ssl)
 
 #else   /* !HAVE_HIREDIS_SSL */
 
-int
+static int
 redistls_load(const struct conf *cf, struct redistls **out, char *err,
     size_t errlen)
 {
@@ -325,3 +330,15 @@ redistls_done(struct ssl_st *ssl)
 }
 
 #endif  /* HAVE_HIREDIS_SSL */
+
+int
+redistls_attach(struct conf *cf, char *err, size_t errlen)
+{
+	struct redistls *t;
+
+	if (redistls_load(cf, &t, err, errlen) == -1)
+		return -1;
+	cf->cf_redis.tls_ctx = t;
+	cf->cf_redis.tls_free = redistls_free;
+	return 0;
+}

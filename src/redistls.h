@@ -13,16 +13,19 @@ struct redistls;
 struct ssl_st;          /* OpenSSL's SSL, opaque here */
 
 /*
- * The TLS context cf->cf_redis asks for, into *out: NULL when tls is off.
- * Reads the CA file or directory and the client certificate and key now,
- * so that -t, the start and a reload find a missing, unreadable or broken
- * file.  Returns 0, or -1 with a reason naming the key and the file in err
- * (or, in a build without TLS, saying so when tls is on).
+ * Make the TLS context cf->cf_redis asks for and attach it to cf
+ * (cf_redis.tls_ctx, NULL when tls is off, freed by conf_free()).  Call
+ * it after conf_load(), where the configuration is read: in the master,
+ * as root (key files are often readable by root alone), before the
+ * workers fork.  Reads the CA file or directory and the client
+ * certificate and key now, so that -t, the start and a reload find a
+ * missing, unreadable or broken file.  Returns 0, or -1 with a reason
+ * naming the key and the file in err (or, in a build without TLS, saying
+ * so when tls is on); cf is then as conf_load() made it.
  */
-int redistls_load(const struct conf *cf, struct redistls **out, char *err,
-    size_t errlen);
+int redistls_attach(struct conf *cf, char *err, size_t errlen);
 
-/* Free a context from redistls_load().  NULL is allowed. */
+/* Free a context from redistls_attach().  NULL is allowed. */
 void redistls_free(struct redistls *t);
 
 /*

@@ -5,7 +5,9 @@
  * Redis in one variable, REDIS_URL: redis://[USER[:PASSWORD]@]HOST[:PORT]
  * [/DB], rediss://... for the same over TLS, or unix://[USER[:PASSWORD]@]
  * /PATH[?db=DB] for a Unix socket.  This file only takes such a URL apart;
- * conf.c puts the parts where the keys of the redis section would go.
+ * confenv.c puts the parts where the keys of the redis section would go.
+ * It calls addr.c (the host and port) and libc; confenv.c alone calls it,
+ * so it sits with the configuration, below the Redis side.
  * The user name, the password and the socket path are percent-decoded, as
  * a '@', ':', '/' or '?' in them must be written %40, %3A, %2F, %3F.  The
  * URL may hold a password, so an error says what is wrong with which part
@@ -18,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr.h"
 #include "redisurl.h"
 
 #define REDISURL_DEFAULT_PORT   6379
@@ -100,59 +103,30 @@ redisurl_userinfo(struct redisurl *u, const char *s, size_t n, char *err,
 	return 0;
 }
 
-/* "HOST[:PORT]" or "[IPV6][:PORT]", n bytes at s. */
+/*
+ * "HOST[:PORT]" or "[IPV6][:PORT]", n bytes at s: addr.c splits it, and
+ * a URL adds two rules: a port left out is 6379, and the host holds only
+ * what a host name or an IPv6 address is made of.  A stray '@', ':' or
+ * '/' in the password ends the user info early and lands in the host, so
+ * an error about the host names that cause too.
+ */
 static int
 redisurl_hostport(struct redisurl *u, const char *s, size_t n, char *err,
     size_t errlen)
 {
-	const char *h = s, *port = NULL, *end = s + n;
-	size_t hlen;
+	char why[128];
 
-	if (n > 0 && s[0] == '[') {
-		const char *close = memchr(s, ']', n);
-
-		if (close == NULL || (close + 1 < end && close[1] != ':')) {
-			snprintf(err, errlen, "the host is not [IPV6] or "
-			    "[IPV6]:PORT");
-			return -1;
-		}
-		h = s + 1;
-		hlen = close - h;
-		if (close + 1 < end)
-			port = close + 2;
-	} else {
-		const char *colon = memchr(s, ':', n);
-
-		hlen = colon ? (size_t)(colon - s) : n;
-		if (colon) {
-			port = colon + 1;
-			if (memchr(port, ':', end - port) != NULL) {
-				snprintf(err, errlen, "the host has more than "
-				    "one ':' (write an IPv6 address in "
-				    "brackets, and percent-encode ':' in the "
-				    "password)");
-				return -1;
-			}
-		}
-	}
-	if (hlen == 0 || hlen >= sizeof(u->ru_host)) {
-		snprintf(err, errlen, hlen ? "the host name is too long" :
-		    "no host (in a user name or password, percent-encode "
-		    "'@', ':', '/' and '?')");
+	if (addr_split(s, n, REDISURL_DEFAULT_PORT, u->ru_host,
+	    sizeof(u->ru_host), &u->ru_port, why, sizeof(why)) == -1) {
+		snprintf(err, errlen, "%s%s", why, strcmp(why, ADDR_ERR_PORT) ?
+		    "; in a user name or password, percent-encode '@', ':', "
+		    "'/' and '?'" : "");
 		return -1;
 	}
-	if (strspn(h, s[0] == '[' ? REDISURL_V6 : REDISURL_NAME) < hlen) {
+	if (strspn(u->ru_host, s[0] == '[' ? REDISURL_V6 : REDISURL_NAME) <
+	    strlen(u->ru_host)) {
 		snprintf(err, errlen, "the host has a character that is not in "
 		    "a host name or an IPv6 address");
-		return -1;
-	}
-	memcpy(u->ru_host, h, hlen);
-	u->ru_host[hlen] = '\0';
-	u->ru_port = REDISURL_DEFAULT_PORT;
-	if (port && (u->ru_port = (int)redisurl_number(port, end - port,
-	    65535)) < 1) {
-		snprintf(err, errlen, "the port is not a number from 1 to "
-		    "65535");
 		return -1;
 	}
 	return 0;

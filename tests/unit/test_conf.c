@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "conf.h"
+#include "confdump.h"
 
 static char path[64];
 static char err[512];
@@ -60,8 +61,8 @@ test_defaults(void **state)
 	(void)state;
 	assert_non_null(cf);
 	assert_int_equal(cf->cf_nlisten, 1);
-	assert_string_equal(cf->cf_listen[0].l_text, "0.0.0.0:5000");
-	assert_int_equal(cf->cf_listen[0].l_addr.ss_family, AF_INET);
+	assert_string_equal(cf->cf_listen[0].cfl_text, "0.0.0.0:5000");
+	assert_int_equal(cf->cf_listen[0].cfl_addr.ss_family, AF_INET);
 	assert_int_equal(cf->cf_workers, 0);
 	assert_true(conf_worker_count(cf) >= 1);
 	assert_string_equal(cf->cf_pidfile, "/run/hitcountd/hitcountd.pid");
@@ -84,8 +85,8 @@ test_values(void **state)
 	(void)state;
 	assert_non_null(cf);
 	assert_int_equal(cf->cf_nlisten, 2);
-	assert_int_equal(cf->cf_listen[1].l_addr.ss_family, AF_INET6);
-	assert_int_equal(ntohs(((struct sockaddr_in6 *)&cf->cf_listen[1].l_addr)->sin6_port), 8081);
+	assert_int_equal(cf->cf_listen[1].cfl_addr.ss_family, AF_INET6);
+	assert_int_equal(ntohs(((struct sockaddr_in6 *)&cf->cf_listen[1].cfl_addr)->sin6_port), 8081);
 	assert_int_equal(conf_worker_count(cf), 3);
 	assert_string_equal(cf->cf_redis.host, "10.0.0.1");
 	assert_int_equal(cf->cf_redis.port, 7000);
@@ -266,6 +267,14 @@ test_listen_parse(void **state)
 	    sizeof(why)), -1);
 	assert_int_equal(conf_parse_listen(":80", &ss, &len, why,
 	    sizeof(why)), -1);
+	/* addr.c's ports: digits only, where strtol() took a sign */
+	assert_int_equal(conf_parse_listen("127.0.0.1:+80", &ss, &len, why,
+	    sizeof(why)), -1);
+	assert_string_equal(why, "'127.0.0.1:+80': the port is not a number "
+	    "from 1 to 65535");
+	assert_int_equal(conf_parse_listen("[::1]:5000", &ss, &len, why,
+	    sizeof(why)), 0);
+	assert_int_equal(ss.ss_family, AF_INET6);
 }
 
 /* Print cf as -T does into a temporary file, and load that. */
@@ -281,7 +290,7 @@ reprint(const struct conf *cf)
 	assert_true(fd != -1);
 	fp = fdopen(fd, "w");
 	assert_non_null(fp);
-	assert_int_equal(conf_print(cf, fp), 0);
+	assert_int_equal(confdump_print(cf, fp), 0);
 	fclose(fp);
 	again = conf_load(out, err, sizeof(err));
 	unlink(out);

@@ -60,15 +60,15 @@ conf_with(const int *ports, size_t n)
 	cf->cf_backlog = 16;
 	for (i = 0; i < n; i++) {
 		struct conf_listen *cl = &cf->cf_listen[i];
-		struct sockaddr_in *sin = (struct sockaddr_in *)&cl->l_addr;
+		struct sockaddr_in *sin = (struct sockaddr_in *)&cl->cfl_addr;
 		char text[32];
 
 		sin->sin_family = AF_INET;
 		sin->sin_port = htons(ports[i]);
 		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		cl->l_addrlen = sizeof(*sin);
+		cl->cfl_addrlen = sizeof(*sin);
 		snprintf(text, sizeof(text), "127.0.0.1:%d", ports[i]);
-		cl->l_text = strdup(text);
+		cl->cfl_text = strdup(text);
 	}
 	return cf;
 }
@@ -79,7 +79,7 @@ conf_with_free(struct conf *cf)
 	size_t i;
 
 	for (i = 0; i < cf->cf_nlisten; i++)
-		free(cf->cf_listen[i].l_text);
+		free(cf->cf_listen[i].cfl_text);
 	free(cf->cf_listen);
 	free(cf);
 }
@@ -254,8 +254,8 @@ test_inherited_sockets_are_matched_by_address(void **state)
 	listen_abort(&f->ls);
 	for (i = 0; i < f->ls.ls_n; i++)
 		f->ls.ls_l[i].l_uses = 0;       /* as listen_adopt() leaves them */
-	free(f->cur->cf_listen[0].l_text);
-	f->cur->cf_listen[0].l_text = strdup("localhost:whatever");
+	free(f->cur->cf_listen[0].cfl_text);
+	f->cur->cf_listen[0].cfl_text = strdup("localhost:whatever");
 	assert_int_equal(listen_bind(&f->ls, f->cur, LISTEN_CUR), 0);
 	assert_int_equal(f->ls.ls_n, 2);        /* nothing bound anew */
 	assert_int_equal(count(&f->ls, LISTEN_CUR), 2);
