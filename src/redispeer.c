@@ -21,7 +21,7 @@
  *
  * This file owns no connection to the primary and no timer: redisconn.c
  * calls it at each step of a connection's life.  It calls sentinel.c,
- * cluster.c and conf.c (for the seeds), and up only through found and
+ * cluster.c and addr.c (for the seeds), and up only through found and
  * moved, given by redisconn.c.
  */
 #include "config.h"
@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr.h"
 #include "clock.h"
 #include "cluster.h"
 #include "conf.h"
@@ -286,17 +287,20 @@ static int
 redispeer_cluster_init(struct redispeer *p)
 {
 	const struct conf *cf = p->rp_cf;
-	char host[256];
+	char host[ADDR_HOST_MAX], why[128];
+	const char *seed;
 	size_t i;
 	int port;
 
 	p->rp_cluster = cluster_new();
 	if (p->rp_cluster == NULL)
 		return -1;
-	for (i = 0; i < cf->cf_redis.ncluster; i++)
-		if (conf_split_hostport(cf->cf_redis.cluster[i], host,
-		    sizeof(host), &port) == 0)
+	for (i = 0; i < cf->cf_redis.ncluster; i++) {
+		seed = cf->cf_redis.cluster[i];
+		if (addr_split(seed, strlen(seed), 0, host, sizeof(host),
+		    &port, why, sizeof(why)) == 0)
 			cluster_add(p->rp_cluster, host, port);
+	}
 	p->rp_slot = cluster_keyslot(cf->cf_redis.key,
 	    strlen(cf->cf_redis.key));
 	/* conf.c checked every seed: none left is a bug, not bad input. */

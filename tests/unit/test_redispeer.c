@@ -24,7 +24,7 @@
 #include "sentinel.h"
 
 /* ------------------------------------------------------------------ */
-/* The fake sentinels, and conf.c's host:port split                    */
+/* The fake sentinels                                                  */
 
 static int asked, watched, unwatched;
 static char watched_host[64];
@@ -71,18 +71,6 @@ void
 sentinel_free(struct sentinel *s)
 {
 	(void)s;
-}
-
-int
-conf_split_hostport(const char *text, char *host, size_t hostlen,
-    int *port)
-{
-	const char *colon = strrchr(text, ':');
-
-	assert_non_null(colon);
-	snprintf(host, hostlen, "%.*s", (int)(colon - text), text);
-	*port = atoi(colon + 1);
-	return 0;
 }
 
 /* ------------------------------------------------------------------ */
