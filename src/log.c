@@ -11,7 +11,10 @@
  * Detached, the same messages go to syslog with facility daemon.  Failed
  * system calls are logged by the call's name followed by the errno text,
  * as OpenBSD daemons do: log_warn("accept") -> "accept: Too many open
- * files".
+ * files".  A complaint that repeats while its cause lasts goes through a
+ * limiter (struct log_limit): a warning once, or once a second, and
+ * debug lines in between, so that a Redis that is down does not flood
+ * the log with one line per attempt or per request.
  */
 #include "config.h"
 
@@ -310,6 +313,47 @@ void
 log_debug(const char *fmt, ...)
 {
 	LOG_BODY(LOG_DEBUG, NULL);
+}
+
+void
+log_at(int level, const char *fmt, ...)
+{
+	LOG_BODY(level, NULL);
+}
+
+void
+log_limit_init(struct log_limit *l, uint64_t period_ms)
+{
+	l->ll_period_ms = period_ms;
+	l->ll_last_ms = 0;
+	l->ll_said = 0;
+}
+
+int
+log_limit_pass(struct log_limit *l, uint64_t now_ms)
+{
+	if (l->ll_period_ms == 0 ? l->ll_said :
+	    now_ms - l->ll_last_ms < l->ll_period_ms)
+		return 0;
+	l->ll_last_ms = now_ms;
+	l->ll_said = 1;
+	return 1;
+}
+
+int
+log_limit_level(struct log_limit *l, int level, uint64_t now_ms)
+{
+	return log_limit_pass(l, now_ms) ? level : LOG_DEBUG;
+}
+
+int
+log_limit_reset(struct log_limit *l)
+{
+	int said = l->ll_said;
+
+	l->ll_said = 0;
+	l->ll_last_ms = 0;
+	return said;
 }
 
 void

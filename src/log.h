@@ -5,6 +5,7 @@
 #define HITCOUNTD_LOG_H
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <syslog.h>
 
 #if defined(__GNUC__)
@@ -64,6 +65,43 @@ void log_warnx(const char *fmt, ...) LOG_PRINTF(1, 2);
 void log_errorx(const char *fmt, ...) LOG_PRINTF(1, 2);
 void log_info(const char *fmt, ...) LOG_PRINTF(1, 2);
 void log_debug(const char *fmt, ...) LOG_PRINTF(1, 2);
+
+/* A message at level, a syslog priority (LOG_ERR .. LOG_DEBUG). */
+void log_at(int level, const char *fmt, ...) LOG_PRINTF(2, 3);
+
+/*
+ * A complaint that repeats while its cause lasts (a server down, a
+ * pipeline's worth of errors) is logged at its level only now and then,
+ * and at debug level, or not at all, in between.  With ll_period_ms 0
+ * (a zeroed struct, or log_limit_init(l, 0)) it passes once, until
+ * log_limit_reset(): "warn once, then debug".  With a period it passes
+ * when the last one that passed is at least that old (the first once
+ * now_ms reaches the period: at once on the monotonic clock_ms()).
+ */
+struct log_limit {
+	uint64_t ll_period_ms;
+	uint64_t ll_last_ms;            /* when one last passed */
+	int ll_said;                    /* one passed since the last reset */
+};
+
+/* Pass once per period_ms, or once until log_limit_reset() for 0. */
+void log_limit_init(struct log_limit *l, uint64_t period_ms);
+
+/*
+ * Whether a complaint made now (now_ms, from clock_ms(); not looked at
+ * for a period of 0) goes out at its own level.  It is counted as said
+ * when it does.
+ */
+int log_limit_pass(struct log_limit *l, uint64_t now_ms);
+
+/* level if log_limit_pass(l, now_ms), else LOG_DEBUG: for log_at(). */
+int log_limit_level(struct log_limit *l, int level, uint64_t now_ms);
+
+/*
+ * The cause is gone: the next complaint passes.  Returns 1 if one was
+ * said since the last reset (for a line that says it is over), else 0.
+ */
+int log_limit_reset(struct log_limit *l);
 
 /*
  * Log at error level (fatal with errno text, fatalx without) and exit 1.

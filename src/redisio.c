@@ -18,9 +18,16 @@
  * which freeObject() leaves alone.  Integers inside arrays (ROLE,
  * SENTINEL) are hiredis's own.  A worker reads all its contexts on one
  * thread, one reply at a time, so one object serves them all.
+ *
+ * The steps every connection to a Redis server or a sentinel takes are
+ * here once: the name looked up with evdns (never the blocking
+ * getaddrinfo()), the connection opened and attached, AUTH queued.  Calls
+ * hiredis and libevent only; called by redisconn.c, sentinel.c and
+ * sentinelsub.c.
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
@@ -185,6 +192,39 @@ redisio_attach(redisAsyncContext *ac, struct event_base *base)
 	ac->ev.delWrite = redisio_del_write;
 	ac->ev.cleanup = redisio_cleanup;
 	return 0;
+}
+
+redisAsyncContext *
+redisio_connect(struct event_base *base, const char *ip, int port,
+    const char *path, char *why, size_t whylen)
+{
+	redisAsyncContext *ac;
+
+	ac = ip != NULL ? redisAsyncConnect(ip, port) :
+	    redisAsyncConnectUnix(path);
+	if (ac != NULL && !ac->err && redisio_attach(ac, base) == 0)
+		return ac;
+	snprintf(why, whylen, "%s", ac != NULL && ac->err ? ac->errstr :
+	    "out of memory");
+	if (ac != NULL)
+		redisAsyncFree(ac);
+	return NULL;
+}
+
+int
+redisio_auth(redisAsyncContext *ac, const char *username,
+    const char *password, redisCallbackFn *fn, void *privdata)
+{
+	int r;
+
+	if (password[0] == '\0')
+		return 0;
+	if (username[0] != '\0')
+		r = redisAsyncCommand(ac, fn, privdata, "AUTH %s %s", username,
+		    password);
+	else
+		r = redisAsyncCommand(ac, fn, privdata, "AUTH %s", password);
+	return r == REDIS_OK;
 }
 
 struct evdns_getaddrinfo_request *

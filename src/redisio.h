@@ -25,6 +25,28 @@ struct redisAsyncContext;
 int redisio_attach(struct redisAsyncContext *ac, struct event_base *base);
 
 /*
+ * Connect, without blocking, to ip:port (a numeric address, as
+ * redisio_resolved() writes it), or to the Unix socket path when ip is
+ * NULL, and attach the context to base (redisio_attach()).  Returns the
+ * context, whose connect callback will say whether the connection was
+ * made; or NULL with why in why (hiredis's error, or "out of memory"),
+ * nothing left to free.  The caller sets ac->data and the callbacks.
+ */
+struct redisAsyncContext *redisio_connect(struct event_base *base,
+    const char *ip, int port, const char *path, char *why, size_t whylen);
+
+/*
+ * Queue on ac, a new connection, AUTH with password, and with username
+ * too (an ACL user) when it is not "": fn gets the reply, or nothing does
+ * for a NULL fn (a refused AUTH then makes the command behind it fail).
+ * Nothing is queued for a password "".  Returns 1 if AUTH was queued,
+ * else 0: what the caller adds to the replies it waits for.
+ */
+int redisio_auth(struct redisAsyncContext *ac, const char *username,
+    const char *password, void (*fn)(struct redisAsyncContext *, void *,
+    void *), void *privdata);
+
+/*
  * Look host up with dns (IPv4 and IPv6 addresses, for TCP), without
  * blocking: as evdns_getaddrinfo(), cb is called once, before this returns
  * when the answer is at hand (an address, a name in /etc/hosts, an error),

@@ -24,6 +24,11 @@
  * primary), within the same timeout_ms: hiredis would call the blocking
  * getaddrinfo(), and stall every client of the worker, once a second.  A
  * question for a new connection replaces a periodic one still out.
+ *
+ * Owns the questions and the watch; the subscriptions are sentinelsub.c's.
+ * Calls redisio.c (look up, connect, AUTH), addr.c (the addresses in the
+ * configuration and in the answers), timer.c, log.c, and reads conf.h;
+ * called by redisconn.c only.
  */
 #include "config.h"
 
@@ -39,11 +44,13 @@
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
 
+#include "addr.h"
 #include "conf.h"
 #include "log.h"
 #include "redisio.h"
 #include "sentinel.h"
 #include "sentinelsub.h"
+#include "timer.h"
 #include "util.h"
 
 #define SENTINEL_CHECK_MS       1000
@@ -77,7 +84,7 @@ struct sentinel {
 	int sn_watching;
 	char sn_host[256];              /* the primary being watched */
 	int sn_port;
-	int sn_complained;              /* about a check's answer, this watch */
+	struct log_limit sn_complained; /* about a check's answer, this watch */
 	struct sentinelsub *sn_sub;     /* the announcements */
 	sentinel_answer_cb *sn_answer;
 	sentinel_moved_cb *sn_moved;
@@ -123,27 +130,6 @@ sentinel_failed(struct sentinel *s, enum sentinel_doing doing,
 }
 
 /*
- * A port as a sentinel sends it: decimal digits only, 1 to 65535.
- * strtol() would take " 6379", "+6379" and "6379abc" for 6379, and atoi()
- * anything for 0.  Returns the port, or -1.
- */
-static int
-sentinel_port(const char *text)
-{
-	const char *p;
-	long v = 0;
-
-	if (text[0] == '\0' || strlen(text) > 5)
-		return -1;
-	for (p = text; *p != '\0'; p++) {
-		if (*p < '0' || *p > '9')
-			return -1;
-		v = v * 10 + (*p - '0');
-	}
-	return v >= 1 && v <= 65535 ? (int)v : -1;
-}
-
-/*
  * The reply to get-master-addr-by-name: ["ip", "port"], or nil for a name
  * the sentinel does not know.  Returns 0 with the address in host and
  * *port, or -1 with why in why (for the log).
@@ -171,7 +157,9 @@ sentinel_parse(const struct sentinel *s, const redisReply *reply,
 		    "with a host name too long", s->sn_asked, name);
 		return -1;
 	}
-	if ((*port = sentinel_port(reply->element[1]->str)) == -1) {
+	/* strtol() would take " 6379", "+6379" and "6379abc" for 6379. */
+	if ((*port = addr_port(reply->element[1]->str,
+	    strlen(reply->element[1]->str))) == -1) {
 		snprintf(why, whylen, "sentinel %s named the primary of '%s' "
 		    "with a bad port '%.16s'", s->sn_asked, name,
 		    reply->element[1]->str);
@@ -197,13 +185,8 @@ sentinel_check_reply(struct sentinel *s, const redisReply *reply)
 	if (sentinel_parse(s, reply, host, sizeof(host), &port, why,
 	    sizeof(why)) == -1) {
 		s->sn_next++;
-		if (s->sn_complained)
-			log_debug("redis: %s; keeping %s:%d", why, s->sn_host,
-			    s->sn_port);
-		else
-			log_warnx("redis: %s; keeping %s:%d", why, s->sn_host,
-			    s->sn_port);
-		s->sn_complained = 1;
+		log_at(log_limit_level(&s->sn_complained, LOG_WARNING, 0),
+		    "redis: %s; keeping %s:%d", why, s->sn_host, s->sn_port);
 		return;
 	}
 	if (strcmp(host, s->sn_host) == 0 && port == s->sn_port)
@@ -318,21 +301,22 @@ sentinel_connect(struct sentinel *s, const char *ip)
 	const struct conf *cf = s->sn_cf;
 	enum sentinel_doing doing = s->sn_doing;
 	redisAsyncContext *ac;
+	char why[256];
 
-	ac = redisAsyncConnect(ip, s->sn_asked_port);
-	if (ac == NULL || ac->err || redisio_attach(ac, s->sn_base) == -1) {
+	ac = redisio_connect(s->sn_base, ip, s->sn_asked_port, NULL, why,
+	    sizeof(why));
+	if (ac == NULL) {
 		sentinel_close(s);
 		sentinel_failed(s, doing, "cannot reach sentinel %s: %s",
-		    s->sn_asked, ac && ac->err ? ac->errstr : "out of memory");
-		if (ac)
-			redisAsyncFree(ac);
+		    s->sn_asked, why);
 		return;
 	}
 	ac->data = s;
 	redisAsyncSetConnectCallback(ac, sentinel_on_connected);
 	redisAsyncSetDisconnectCallback(ac, sentinel_on_disconnected);
 	s->sn_ac = ac;
-	sentinel_auth(cf, ac);
+	redisio_auth(ac, cf->cf_redis.sentinel_username,
+	    cf->cf_redis.sentinel_password, NULL, NULL);
 	redisAsyncCommand(ac, sentinel_on_reply, s,
 	    "SENTINEL get-master-addr-by-name %s", cf->cf_redis.master_name);
 }
@@ -368,19 +352,17 @@ sentinel_put(struct sentinel *s, enum sentinel_doing doing)
 	const struct conf *cf = s->sn_cf;
 	const char *spec = cf->cf_redis.sentinels[s->sn_next %
 	    cf->cf_redis.nsentinels];
-	int ms = cf->cf_redis.timeout_ms;
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 	struct evdns_getaddrinfo_request *req;
-	char host[256];
+	char host[ADDR_HOST_MAX], why[128];
 
 	snprintf(s->sn_asked, sizeof(s->sn_asked), "%s", spec);
-	if (conf_split_hostport(spec, host, sizeof(host),
-	    &s->sn_asked_port) == -1) {
+	if (addr_split(spec, strlen(spec), 0, host, sizeof(host),
+	    &s->sn_asked_port, why, sizeof(why)) == -1) {
 		sentinel_failed(s, doing, "bad sentinel '%s'", spec);
 		return;
 	}
 	s->sn_doing = doing;
-	event_add(s->sn_deadline_ev, &tv);
+	timer_arm_ms(s->sn_deadline_ev, cf->cf_redis.timeout_ms);
 	/* An address, or a name in /etc/hosts, is answered before this returns. */
 	req = redisio_lookup(s->sn_dns, host, sentinel_on_resolved, s);
 	if (req != NULL)
@@ -409,7 +391,7 @@ sentinel_announced(struct sentinel *s, const char *channel, const char *host,
 	int port = 0;
 
 	if (host != NULL) {
-		port = sentinel_port(port_text);
+		port = addr_port(port_text, strlen(port_text));
 		if (port == -1 || strlen(host) >= sizeof(s->sn_host)) {
 			log_warnx("redis: a sentinel announced %s for '%s' with "
 			    "a bad address '%.64s:%.16s'; ignored", channel,
@@ -468,19 +450,6 @@ sentinel_on_announcement(void *arg, const char *channel, const char *message)
 		sentinel_announced(s, channel, NULL, NULL);
 }
 
-void
-sentinel_auth(const struct conf *cf, redisAsyncContext *ac)
-{
-	if (cf->cf_redis.sentinel_password[0] &&
-	    cf->cf_redis.sentinel_username[0])
-		redisAsyncCommand(ac, NULL, NULL, "AUTH %s %s",
-		    cf->cf_redis.sentinel_username,
-		    cf->cf_redis.sentinel_password);
-	else if (cf->cf_redis.sentinel_password[0])
-		redisAsyncCommand(ac, NULL, NULL, "AUTH %s",
-		    cf->cf_redis.sentinel_password);
-}
-
 struct sentinel *
 sentinel_new(struct event_base *base, struct evdns_base *dns,
     const struct conf *cf, sentinel_answer_cb *answer,
@@ -520,13 +489,11 @@ sentinel_ask(struct sentinel *s)
 void
 sentinel_watch(struct sentinel *s, const char *host, int port)
 {
-	struct timeval tv = { SENTINEL_CHECK_MS / 1000, 0 };
-
 	snprintf(s->sn_host, sizeof(s->sn_host), "%s", host);
 	s->sn_port = port;
 	s->sn_watching = 1;
-	s->sn_complained = 0;
-	event_add(s->sn_check_ev, &tv);
+	log_limit_reset(&s->sn_complained);
+	timer_arm_ms(s->sn_check_ev, SENTINEL_CHECK_MS);
 }
 
 void

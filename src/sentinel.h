@@ -7,7 +7,6 @@
 struct event_base;
 struct evdns_base;
 struct conf;
-struct redisAsyncContext;
 struct sentinel;
 
 /*
@@ -60,12 +59,5 @@ void sentinel_unwatch(struct sentinel *s);
 
 /* Free s and close any connection to a sentinel; no callback is called. */
 void sentinel_free(struct sentinel *s);
-
-/*
- * Queue on ac, a new connection to a sentinel, what must come before any
- * command: AUTH, when cf has a sentinel password.  Its reply is not
- * looked at: a refused AUTH makes the command behind it fail.
- */
-void sentinel_auth(const struct conf *cf, struct redisAsyncContext *ac);
 
 #endif

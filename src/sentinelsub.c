@@ -11,13 +11,17 @@
  * sentinel that runs the failover, and any of them may.
  *
  * Each subscription is its own connection: the sentinel's name looked up
- * with evdns (never the blocking getaddrinfo()), AUTH as for a question
- * (sentinel_auth()), SUBSCRIBE to the caller's channels, all confirmed
+ * with evdns (never the blocking getaddrinfo()), AUTH with the sentinel
+ * password (redisio.c), SUBSCRIBE to the caller's channels, all confirmed
  * within timeout_ms.  One that fails or is lost is made again after a
  * pause that backs off from 100 ms to 1 s; the failure is logged as a
  * warning once, then at debug level until it is subscribed again.  A
  * sentinel that hangs once subscribed is not noticed here: the periodic
  * question still is asked of each in turn.
+ *
+ * Knows nothing of what the messages mean (sentinel.c does).  Calls
+ * redisio.c, addr.c, timer.c, backoff.c and log.c, and reads conf.h;
+ * called by sentinel.c only, so it never includes sentinel.h.
  */
 #include "config.h"
 
@@ -33,11 +37,13 @@
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
 
+#include "addr.h"
+#include "backoff.h"
 #include "conf.h"
 #include "log.h"
 #include "redisio.h"
-#include "sentinel.h"
 #include "sentinelsub.h"
+#include "timer.h"
 
 #define SENTINELSUB_BACKOFF_MIN_MS      100
 #define SENTINELSUB_BACKOFF_MAX_MS      1000
@@ -58,8 +64,8 @@ struct sentinelsub_link {
 	struct evdns_getaddrinfo_request *sl_dnsreq;
 	redisAsyncContext *sl_ac;
 	struct event *sl_ev;            /* the deadline, or the next try */
-	int sl_backoff_ms;
-	int sl_failing;                 /* logged already: debug from now on */
+	struct backoff sl_backoff;      /* the pause before the next try */
+	struct log_limit sl_failing;    /* warn once, then debug */
 	int sl_subscribed_before;       /* a failure now is a loss */
 	size_t sl_confirmed;            /* channels confirmed so far */
 };
@@ -78,14 +84,6 @@ struct sentinelsub {
 };
 
 static void sentinelsub_open(struct sentinelsub_link *l);
-
-static void
-sentinelsub_arm(struct event *ev, int ms)
-{
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-
-	event_add(ev, &tv);
-}
 
 /* Give up the lookup or connection; not inside a callback of its own. */
 static void
@@ -113,28 +111,16 @@ sentinelsub_failed(struct sentinelsub_link *l, const char *fmt, ...)
 {
 	char why[512];
 	va_list ap;
+	int level = log_limit_level(&l->sl_failing, LOG_WARNING, 0);
 
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	if (l->sl_failing)
-		log_debug("redis: cannot subscribe to sentinel %s: %s",
-		    l->sl_spec, why);
-	else if (l->sl_subscribed_before)
-		log_warnx("redis: lost the subscription to sentinel %s: %s",
-		    l->sl_spec, why);
-	else
-		log_warnx("redis: cannot subscribe to sentinel %s: %s",
-		    l->sl_spec, why);
-	l->sl_failing = 1;
+	log_at(level, "redis: %s sentinel %s: %s", level == LOG_WARNING &&
+	    l->sl_subscribed_before ? "lost the subscription to" :
+	    "cannot subscribe to", l->sl_spec, why);
 	l->sl_state = SL_IDLE;
-	if (l->sl_backoff_ms == 0)
-		l->sl_backoff_ms = SENTINELSUB_BACKOFF_MIN_MS;
-	else if (l->sl_backoff_ms < SENTINELSUB_BACKOFF_MAX_MS)
-		l->sl_backoff_ms *= 2;
-	if (l->sl_backoff_ms > SENTINELSUB_BACKOFF_MAX_MS)
-		l->sl_backoff_ms = SENTINELSUB_BACKOFF_MAX_MS;
-	sentinelsub_arm(l->sl_ev, l->sl_backoff_ms);
+	timer_arm_ms(l->sl_ev, backoff_next(&l->sl_backoff));
 }
 
 /* The deadline of an attempt, or the end of the pause after a failure. */
@@ -182,13 +168,12 @@ sentinelsub_on_reply(redisAsyncContext *ac, void *r, void *priv)
 	if (strcmp(reply->element[0]->str, "subscribe") == 0) {
 		if (++l->sl_confirmed < sb->sb_nchannels)
 			return;
-		if (l->sl_failing)
+		if (log_limit_reset(&l->sl_failing))
 			log_info("redis: subscribed to sentinel %s again",
 			    l->sl_spec);
 		l->sl_state = SL_SUBSCRIBED;
-		l->sl_failing = 0;
 		l->sl_subscribed_before = 1;
-		l->sl_backoff_ms = 0;
+		backoff_reset(&l->sl_backoff);
 		event_del(l->sl_ev);
 	} else if (strcmp(reply->element[0]->str, "message") == 0 &&
 	    reply->element[2]->type == REDIS_REPLY_STRING)
@@ -227,15 +212,15 @@ static void
 sentinelsub_connect(struct sentinelsub_link *l, const char *ip)
 {
 	struct sentinelsub *sb = l->sl_sb;
+	const struct conf *cf = sb->sb_cf;
 	redisAsyncContext *ac;
+	char why[256];
 
-	ac = redisAsyncConnect(ip, l->sl_port);
-	if (ac == NULL || ac->err || redisio_attach(ac, sb->sb_base) == -1) {
+	ac = redisio_connect(sb->sb_base, ip, l->sl_port, NULL, why,
+	    sizeof(why));
+	if (ac == NULL) {
 		sentinelsub_close(l);
-		sentinelsub_failed(l, "%s", ac && ac->err ? ac->errstr :
-		    "out of memory");
-		if (ac)
-			redisAsyncFree(ac);
+		sentinelsub_failed(l, "%s", why);
 		return;
 	}
 	ac->data = l;
@@ -244,7 +229,8 @@ sentinelsub_connect(struct sentinelsub_link *l, const char *ip)
 	l->sl_ac = ac;
 	l->sl_state = SL_CONNECTING;
 	l->sl_confirmed = 0;
-	sentinel_auth(sb->sb_cf, ac);
+	redisio_auth(ac, cf->cf_redis.sentinel_username,
+	    cf->cf_redis.sentinel_password, NULL, NULL);
 	redisAsyncCommandArgv(ac, sentinelsub_on_reply, l,
 	    (int)sb->sb_nchannels + 1, sb->sb_argv, NULL);
 }
@@ -272,15 +258,15 @@ sentinelsub_open(struct sentinelsub_link *l)
 {
 	struct sentinelsub *sb = l->sl_sb;
 	struct evdns_getaddrinfo_request *req;
-	char host[256];
+	char host[ADDR_HOST_MAX], why[128];
 
-	if (conf_split_hostport(l->sl_spec, host, sizeof(host),
-	    &l->sl_port) == -1) {
+	if (addr_split(l->sl_spec, strlen(l->sl_spec), 0, host, sizeof(host),
+	    &l->sl_port, why, sizeof(why)) == -1) {
 		sentinelsub_failed(l, "not HOST:PORT");
 		return;
 	}
 	l->sl_state = SL_LOOKUP;
-	sentinelsub_arm(l->sl_ev, sb->sb_cf->cf_redis.timeout_ms);
+	timer_arm_ms(l->sl_ev, sb->sb_cf->cf_redis.timeout_ms);
 	/* An address, or a name in /etc/hosts, is answered before this returns. */
 	req = redisio_lookup(sb->sb_dns, host, sentinelsub_on_resolved, l);
 	if (req != NULL)
@@ -319,6 +305,8 @@ sentinelsub_new(struct event_base *base, struct evdns_base *dns,
 
 		l->sl_sb = sb;
 		l->sl_spec = cf->cf_redis.sentinels[i];
+		backoff_init(&l->sl_backoff, SENTINELSUB_BACKOFF_MIN_MS,
+		    SENTINELSUB_BACKOFF_MAX_MS);
 		l->sl_ev = evtimer_new(base, sentinelsub_on_timer, l);
 		if (l->sl_ev == NULL) {
 			sentinelsub_free(sb);

@@ -22,6 +22,9 @@ redis-server.
 - test_refused_subscription_retried_calmly: a sentinel that refuses
   SUBSCRIBE (an error reply) costs one warning and a new attempt at most
   once a second; the worker serves all the same.
+- test_sentinel_auth_first_on_every_connection: with a sentinel password
+  (and user), every connection to a sentinel, for a question or a
+  subscription, starts with AUTH as configured.
 - test_promotion_announced_leaves_primary: +failover-state-send-slaveof-
   noone makes the worker leave its primary at once (503); without a new
   primary named it asks the sentinels again 3 s later; +promoted-slave
@@ -46,7 +49,8 @@ class FakeSentinel:
     with self.answer: [host, port] (port a string, sent as is), "hangup"
     to close the connection instead, or "hang" to say nothing.  SUBSCRIBE
     is confirmed, and publish() sends a message to the subscribers; or,
-    with refuse_subscribe, refused with an error (counted all the same)."""
+    with refuse_subscribe, refused with an error (counted all the same).
+    AUTH is accepted; the first command of each connection is kept."""
 
     def __init__(self, answer, refuse_subscribe=False):
         self.answer = answer
@@ -54,6 +58,7 @@ class FakeSentinel:
         self.questions = 0
         self.subscriptions = 0          # SUBSCRIBE commands received
         self.subscribers = {}           # connection -> its channels
+        self.firsts = []                # each connection's first command
         self.lock = threading.Lock()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -87,11 +92,19 @@ class FakeSentinel:
 
     def _serve(self, conn):
         f = conn.makefile("rb")
+        first = True
         try:
             while True:
                 args = self._read_command(f)
                 if args is None:
                     return
+                if first:
+                    with self.lock:
+                        self.firsts.append(args)
+                    first = False
+                if args and args[0].lower() == "auth":
+                    conn.sendall(b"+OK\r\n")
+                    continue
                 if args and args[0].lower() == "subscribe":
                     self._subscribe(conn, args[1:])
                     continue
@@ -173,6 +186,11 @@ class FakeSentinel:
     def asked(self):
         with self.lock:
             return self.questions
+
+    def first_commands(self):
+        """The first command of each connection so far, in order."""
+        with self.lock:
+            return list(self.firsts)
 
     def close(self):
         self.closing = True
@@ -347,6 +365,26 @@ def test_promotion_announced_leaves_primary(daemon_factory, redis_server,
     assert answered_503 < 0.5
     assert 2.9 <= back < 3.0 + patience(1.5), back
     assert took < patience(0.5), took
+
+
+@pytest.mark.parametrize("user", ["", "hc"])
+def test_sentinel_auth_first_on_every_connection(daemon_factory,
+                                                 redis_server,
+                                                 fake_sentinels, user):
+    s = fake_sentinels(["127.0.0.1", str(redis_server.port)])
+    extra = {"sentinel_password": "s3cret"}
+    if user:
+        extra["sentinel_username"] = user
+    d = daemon_factory(workers=1,
+                       redis=sentinel_redis_section([s.addr], **extra))
+    _poll_200(d, 3)
+    # the question, the subscription, and a periodic question
+    wait_for(lambda: s.subscribed() >= 1 and s.asked() >= 2, patience(5),
+             what="a subscription and two questions")
+    want = ["AUTH", user, "s3cret"] if user else ["AUTH", "s3cret"]
+    firsts = s.first_commands()
+    assert len(firsts) >= 3, firsts
+    assert all(f == want for f in firsts), firsts
 
 
 def test_refused_subscription_retried_calmly(daemon_factory, redis_server,

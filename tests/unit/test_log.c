@@ -211,6 +211,54 @@ test_journal_structured(void **state)
 	assert_non_null(strstr(out, " msg=\"k\"\n"));
 }
 
+/* "Warn once, then debug": one warning until the trouble is over. */
+static void
+test_limit_once(void **state)
+{
+	struct log_limit l;
+
+	(void)state;
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(log_limit_level(&l, LOG_WARNING, 5), LOG_WARNING);
+	assert_int_equal(log_limit_level(&l, LOG_WARNING, 100000), LOG_DEBUG);
+	assert_false(log_limit_pass(&l, 200000));
+	assert_int_equal(log_limit_reset(&l), 1);
+	assert_int_equal(log_limit_reset(&l), 0);
+	assert_true(log_limit_pass(&l, 0));
+	assert_false(log_limit_pass(&l, 0));
+}
+
+/* Once a second: one passes, those within the period do not. */
+static void
+test_limit_period(void **state)
+{
+	struct log_limit l;
+
+	(void)state;
+	log_limit_init(&l, 1000);
+	assert_false(log_limit_pass(&l, 999));  /* the clock's first second */
+	assert_true(log_limit_pass(&l, 5000));
+	assert_false(log_limit_pass(&l, 5999));
+	assert_int_equal(log_limit_level(&l, LOG_INFO, 5999), LOG_DEBUG);
+	assert_true(log_limit_pass(&l, 6000));
+	assert_false(log_limit_pass(&l, 6001));
+	assert_int_equal(log_limit_reset(&l), 1);
+	assert_true(log_limit_pass(&l, 6002));
+}
+
+/* log_at() writes at the level it is given, and filters by it. */
+static void
+test_log_at(void **state)
+{
+	(void)state;
+	set_stream_to_stderr();
+	log_init(1, LOG_INFO);
+	log_at(LOG_WARNING, "w %d", 1);
+	log_at(LOG_DEBUG, "not shown");
+	log_at(LOG_INFO, "i");
+	assert_string_equal(written(), "<4>warning: w 1\n<6>info: i\n");
+}
+
 int
 main(void)
 {
@@ -229,6 +277,9 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_structured,
 		    setup, teardown),
+		cmocka_unit_test(test_limit_once),
+		cmocka_unit_test(test_limit_period),
+		cmocka_unit_test_setup_teardown(test_log_at, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("log", tests, NULL, NULL);

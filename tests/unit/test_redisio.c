@@ -1,7 +1,8 @@
 /*
  * test_redisio.c - unit tests of the hiredis adapter (redisio.c) against
- * the hiredis it is built with: a real asynchronous context, attached to
- * a libevent loop, on a real socket whose other end the test plays.
+ * the hiredis it is built with: a real asynchronous context, opened and
+ * attached to a libevent loop by redisio_connect(), on a real socket
+ * whose other end the test plays; and the AUTH it queues.
  *
  * The reused integer reply relies on hiredis handing each top-level reply
  * to its callback and freeing it through the reader's freeObject() before
@@ -194,16 +195,16 @@ static int
 setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
+	char why[128];
 	int port;
 
 	assert_non_null(f);
 	f->f_base = event_base_new();
 	assert_non_null(f->f_base);
 	f->f_lfd = listen_any(&port);
-	f->f_ac = redisAsyncConnect("127.0.0.1", port);
+	f->f_ac = redisio_connect(f->f_base, "127.0.0.1", port, NULL, why,
+	    sizeof(why));
 	assert_non_null(f->f_ac);
-	assert_int_equal(f->f_ac->err, 0);
-	assert_int_equal(redisio_attach(f->f_ac, f->f_base), 0);
 	f->f_ac->data = f;
 	redisAsyncSetConnectCallback(f->f_ac, on_connect);
 	redisAsyncSetDisconnectCallback(f->f_ac, on_disconnect);
@@ -378,13 +379,13 @@ test_connect_refused(void **state)
 {
 	struct fixture *f = *state;
 	redisAsyncContext *ac;
+	char why[128];
 	int port, fd = listen_any(&port);
 
 	close(fd);                      /* nobody listens there now */
-	ac = redisAsyncConnect("127.0.0.1", port);
+	ac = redisio_connect(f->f_base, "127.0.0.1", port, NULL, why,
+	    sizeof(why));
 	assert_non_null(ac);
-	assert_int_equal(ac->err, 0);
-	assert_int_equal(redisio_attach(ac, f->f_base), 0);
 	/* Swap the fixture's context for this one. */
 	redisAsyncFree(f->f_ac);
 	f->f_ac = ac;
@@ -395,6 +396,41 @@ test_connect_refused(void **state)
 	spin_until(f, &f->f_connected);
 	assert_int_equal(f->f_connected, -1);
 	assert_null(f->f_ac);
+}
+
+/* A Unix socket that is not there fails at once, and says why. */
+static void
+test_connect_unix_missing(void **state)
+{
+	struct fixture *f = *state;
+	char why[128] = "";
+
+	assert_null(redisio_connect(f->f_base, NULL, 0,
+	    "/nonexistent/hitcountd-test.sock", why, sizeof(why)));
+	assert_non_null(strstr(why, "No such file"));
+}
+
+/* AUTH with a password, with a user too, or nothing without a password. */
+static void
+test_auth(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(redisio_auth(f->f_ac, "", "", on_reply, f), 0);
+	assert_int_equal(redisio_auth(f->f_ac, "u", "", on_reply, f), 0);
+	assert_int_equal(redisio_auth(f->f_ac, "", "pw", on_reply, f), 1);
+	assert_int_equal(redisio_auth(f->f_ac, "u", "pw", NULL, NULL), 1);
+	assert_int_equal(redisAsyncCommand(f->f_ac, on_reply, f, "INCR k"),
+	    REDIS_OK);
+	server_expect(f, "*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n"
+	    "*3\r\n$4\r\nAUTH\r\n$1\r\nu\r\n$2\r\npw\r\n" INCR_K,
+	    strlen("*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n"
+	    "*3\r\n$4\r\nAUTH\r\n$1\r\nu\r\n$2\r\npw\r\n" INCR_K));
+	/* The first AUTH's reply goes to fn, the second's to nobody. */
+	server_send(f, "+OK\r\n+OK\r\n:7\r\n");
+	spin_until_seen(f, 2);
+	assert_string_equal(f->f_seen[0].s_str, "OK");
+	assert_int_equal(f->f_seen[1].s_integer, 7);
 }
 
 int
@@ -413,6 +449,9 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_connect_refused, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_connect_unix_missing,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
 	};
 
 	printf("# hiredis %d.%d.%d\n", HIREDIS_MAJOR, HIREDIS_MINOR,
