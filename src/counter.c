@@ -36,7 +36,8 @@
  * it may have been executed.
  *
  * Calls redisconn.c (the connection), cluster.c (reading MOVED and ASK),
- * waitlist.c and vec.c; called by worker.c (which makes it) and route.c.
+ * waitlist.c, vec.c and the common ground (log, clock, timer, metrics);
+ * called by worker.c (which makes it) and route.c.
  */
 #include "config.h"
 
@@ -56,6 +57,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "redisconn.h"
+#include "timer.h"
 #include "vec.h"
 #include "waitlist.h"
 
@@ -101,8 +103,8 @@ struct counter {
 	struct waitlist ct_held;        /* visits waiting for WAIT */
 	int ct_wait_pending;            /* INCRs sent since the last WAIT */
 	int ct_wait_inflight;           /* a WAIT is out: the next one waits */
-	uint64_t ct_last_errlog_ms;
-	uint64_t ct_last_redirlog_ms;
+	struct log_limit ct_errlog;     /* Redis trouble: once a second */
+	struct log_limit ct_redirlog;   /* MOVED and ASK: once a second */
 	char *ct_asking_cmd;
 	int ct_asking_len;
 	struct vec ct_redo;             /* counter_op, MOVED or ASK: again */
@@ -155,18 +157,14 @@ counter_next_deadline(const struct counter *c)
 static void
 counter_arm_deadline(struct counter *c)
 {
-	uint64_t due = counter_next_deadline(c), now, us;
-	struct timeval tv;
+	uint64_t due = counter_next_deadline(c), now;
 
 	if (due == 0) {
 		event_del(c->ct_timeout_ev);
 		return;
 	}
 	now = clock_us();
-	us = due > now ? due - now : 0;
-	tv.tv_sec = (time_t)(us / 1000000);
-	tv.tv_usec = (suseconds_t)(us % 1000000);
-	event_add(c->ct_timeout_ev, &tv);
+	timer_arm_us(c->ct_timeout_ev, due > now ? due - now : 0);
 }
 
 static int
@@ -189,16 +187,11 @@ counter_ring_pop(struct counter *c)
 	return op;
 }
 
-/* Log Redis trouble at most once a second: under load it repeats per request. */
+/* Log Redis trouble once a second at most: under load it repeats. */
 static int
 counter_may_log(struct counter *c)
 {
-	uint64_t now = clock_ms();
-
-	if (now - c->ct_last_errlog_ms < 1000)
-		return 0;
-	c->ct_last_errlog_ms = now;
-	return 1;
+	return log_limit_pass(&c->ct_errlog, clock_ms());
 }
 
 static void
@@ -514,13 +507,11 @@ counter_redirected(struct counter *c, const struct counter_op *op,
 	else
 		METRICS_ADD(mw_redis_moved, 1);
 	/* A pipeline's worth of them come at once: log one a second. */
-	if (clock_ms() - c->ct_last_redirlog_ms >= 1000) {
-		c->ct_last_redirlog_ms = clock_ms();
+	if (log_limit_pass(&c->ct_redirlog, clock_ms()))
 		log_info("redis: slot %u %s %s:%d (%s); sending there", slot,
 		    ask ? "is migrating to" : "moved to",
 		    host[0] ? host : "the same host, port", port,
 		    ask ? "ASK" : "MOVED");
-	}
 	redisconn_redirect(c->ct_conn, host, port, ask);
 	return 1;
 }
@@ -788,6 +779,8 @@ counter_new(struct event_base *base, const struct conf *cf,
 	if (c == NULL)
 		return NULL;
 	c->ct_cf = cf;
+	log_limit_init(&c->ct_errlog, 1000);
+	log_limit_init(&c->ct_redirlog, 1000);
 	vec_init(&c->ct_ring, sizeof(struct counter_op), 64);
 	waitlist_init(&c->ct_held);
 	vec_init(&c->ct_redo, sizeof(struct counter_op), 64);

@@ -12,8 +12,8 @@
  * Resolving and connecting each have timeout_ms, on this file's own timer;
  * a failed or lost connection is tried again after a pause that backs off
  * from 50 ms to 500 ms, so service resumes within a second of Redis coming
- * back.  A failure is logged as a warning once, then at debug level until
- * a connection succeeds.
+ * back (backoff.c).  A failure is logged as a warning once, then at debug
+ * level until a connection succeeds (a log.c limiter).
  *
  * The connection's life, one state at a time (rc_state):
  *
@@ -79,7 +79,8 @@
  * usual pause: that is how a replica promoted after its primary died is
  * found.
  *
- * Calls: redispeer.c, redisio.c, redistls.c, conf.h, log, metrics, clock.
+ * Calls: redispeer.c, redisio.c, redistls.c, conf.h, and the common
+ * ground (log, metrics, clock, timer, backoff).
  * Called by counter.c only.
  */
 #include "config.h"
@@ -98,6 +99,8 @@
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
 
+#include "backoff.h"
+#include "clock.h"
 #include "conf.h"
 #include "log.h"
 #include "metrics.h"
@@ -105,6 +108,7 @@
 #include "redisio.h"
 #include "redispeer.h"
 #include "redistls.h"
+#include "timer.h"
 
 #define REDISCONN_BACKOFF_MIN_MS        50
 #define REDISCONN_BACKOFF_MAX_MS        500
@@ -134,8 +138,8 @@ struct redisconn {
 	enum redisconn_state rc_state;
 	struct event *rc_retry_ev;      /* the next attempt, after a pause */
 	struct event *rc_deadline_ev;   /* resolving or connecting */
-	int rc_backoff_ms;
-	int rc_failing;                 /* the last attempt failed (log once) */
+	struct backoff rc_backoff;      /* the pause before the next attempt */
+	struct log_limit rc_failing;    /* warn once, until connected again */
 	int rc_connected_before;        /* a later connect is a reconnect */
 	int rc_setup;                   /* setup and check replies due */
 	struct ssl_st *rc_ssl;          /* rc_ac's TLS (hiredis owns it) */
@@ -154,14 +158,6 @@ struct redisconn {
 
 static void redisconn_connect(struct redisconn *rc);
 static void redisconn_resolve(struct redisconn *rc);
-
-static void
-redisconn_arm(struct event *ev, int ms)
-{
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-
-	event_add(ev, &tv);
-}
 
 /* A connection is open (rc_ac set), in one of these states. */
 static int
@@ -232,11 +228,15 @@ redisconn_failed(struct redisconn *rc, const char *fmt, ...)
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
 	redisconn_settle(rc);
-	if (!rc->rc_failing)
-		log_warnx("redis: %s", why);
-	else
-		log_debug("redis: %s", why);
-	rc->rc_failing = 1;
+	log_at(log_limit_level(&rc->rc_failing, LOG_WARNING, clock_ms()),
+	    "redis: %s", why);
+}
+
+/* A failure not worth a warning of its own: what follows is debug. */
+static void
+redisconn_failing(struct redisconn *rc)
+{
+	(void)log_limit_pass(&rc->rc_failing, clock_ms());
 }
 
 /* To IDLE, and the next attempt: at once, or after the pause. */
@@ -246,17 +246,8 @@ redisconn_schedule_retry(struct redisconn *rc)
 	if (rc->rc_state == RC_CLOSED)
 		return;
 	rc->rc_state = RC_IDLE;
-	if (redispeer_at_once(rc->rc_peer)) {
-		redisconn_arm(rc->rc_retry_ev, 0);
-		return;
-	}
-	if (rc->rc_backoff_ms == 0)
-		rc->rc_backoff_ms = REDISCONN_BACKOFF_MIN_MS;
-	else if (rc->rc_backoff_ms < REDISCONN_BACKOFF_MAX_MS)
-		rc->rc_backoff_ms *= 2;
-	if (rc->rc_backoff_ms > REDISCONN_BACKOFF_MAX_MS)
-		rc->rc_backoff_ms = REDISCONN_BACKOFF_MAX_MS;
-	redisconn_arm(rc->rc_retry_ev, rc->rc_backoff_ms);
+	timer_arm_ms(rc->rc_retry_ev, redispeer_at_once(rc->rc_peer) ? 0 :
+	    backoff_next(&rc->rc_backoff));
 }
 
 /* The connection is gone (rc_ac is NULL): tell the queue, try again. */
@@ -359,14 +350,14 @@ redisconn_up(struct redisconn *rc)
 
 	event_del(rc->rc_deadline_ev);
 	rc->rc_state = RC_READY;
-	rc->rc_backoff_ms = 0;
+	backoff_reset(&rc->rc_backoff);
 	redisconn_settle(rc);
 	if (rc->rc_connected_before)
 		METRICS_ADD(mw_redis_reconnects, 1);
 	rc->rc_connected_before = 1;
 	log_info("redis: connected to %s%s%s", redisconn_where(rc),
 	    rc->rc_ssl != NULL ? " over TLS" : "", redispeer_why(rc->rc_peer));
-	rc->rc_failing = 0;
+	log_limit_reset(&rc->rc_failing);
 	rc->rc_refused = 0;
 	redispeer_up(rc->rc_peer, rc->rc_host, rc->rc_port);
 	/* The checks passed: what waits may go. */
@@ -411,7 +402,7 @@ redisconn_setup_reply(redisAsyncContext *ac, const redisReply *reply,
 	rc->rc_setup = 0;       /* never ready: what else comes is moot */
 	/* After a lost connection this is news: a warning too, once. */
 	if (!rc->rc_refused)
-		rc->rc_failing = 0;
+		log_limit_reset(&rc->rc_failing);
 	rc->rc_refused = 1;
 	if (cmd == RS_AUTH)
 		snprintf(what, sizeof(what), "AUTH as user '%.200s'",
@@ -471,10 +462,8 @@ redisconn_on_check_reply(redisAsyncContext *ac, void *r, void *priv)
 		return;
 	case REDISPEER_ELSEWHERE:
 		/* While the node named cannot be reached: once, then debug. */
-		if (rc->rc_failing)
-			log_debug("redis: %s %s", redisconn_where(rc), why);
-		else
-			log_info("redis: %s %s", redisconn_where(rc), why);
+		log_at(rc->rc_failing.ll_said ? LOG_DEBUG : LOG_INFO,
+		    "redis: %s %s", redisconn_where(rc), why);
 		break;
 	case REDISPEER_REJECT:
 		log_warnx("redis: %s", why);
@@ -511,7 +500,7 @@ redisconn_on_connected(const redisAsyncContext *ac, int status)
 	if (rc->rc_setup == 0)
 		redisconn_up(rc);
 	else    /* AUTH and SELECT get timeout_ms too */
-		redisconn_arm(rc->rc_deadline_ev, rc->rc_cf->cf_redis.timeout_ms);
+		timer_arm_ms(rc->rc_deadline_ev, rc->rc_cf->cf_redis.timeout_ms);
 }
 
 static void
@@ -529,7 +518,7 @@ redisconn_on_disconnected(const redisAsyncContext *ac, int status)
 		    redisconn_where(rc), redisconn_why(rc, ac, why,
 		    sizeof(why)));
 	else
-		rc->rc_failing = 1;
+		redisconn_failing(rc);
 	redisconn_lost(rc);
 }
 
@@ -540,14 +529,8 @@ redisconn_queue_setup(struct redisconn *rc, redisAsyncContext *ac)
 	const struct conf *cf = rc->rc_cf;
 	int checking;
 
-	rc->rc_setup = 0;
-	if (cf->cf_redis.password[0] && cf->cf_redis.username[0])
-		rc->rc_setup += redisAsyncCommand(ac, redisconn_on_auth_reply,
-		    rc, "AUTH %s %s", cf->cf_redis.username,
-		    cf->cf_redis.password) == REDIS_OK;
-	else if (cf->cf_redis.password[0])
-		rc->rc_setup += redisAsyncCommand(ac, redisconn_on_auth_reply,
-		    rc, "AUTH %s", cf->cf_redis.password) == REDIS_OK;
+	rc->rc_setup = redisio_auth(ac, cf->cf_redis.username,
+	    cf->cf_redis.password, redisconn_on_auth_reply, rc);
 	if (cf->cf_redis.db != 0)
 		rc->rc_setup += redisAsyncCommand(ac, redisconn_on_select_reply,
 		    rc, "SELECT %d", cf->cf_redis.db) == REDIS_OK;
@@ -570,18 +553,15 @@ redisconn_open(struct redisconn *rc, const char *ip)
 	redisAsyncContext *ac;
 	char why[300] = "";
 
-	ac = ip != NULL ? redisAsyncConnect(ip, rc->rc_port) :
-	    redisAsyncConnectUnix(cf->cf_redis.socket);
+	ac = redisio_connect(rc->rc_base, ip, rc->rc_port, cf->cf_redis.socket,
+	    why, sizeof(why));
 	rc->rc_ssl = NULL;
-	if (ac != NULL && !ac->err && cf->cf_redis.tls_ctx != NULL)
+	if (ac != NULL && cf->cf_redis.tls_ctx != NULL)
 		rc->rc_ssl = redistls_start(cf->cf_redis.tls_ctx, ac,
 		    rc->rc_host, why, sizeof(why));
-	if (ac == NULL || ac->err || why[0] ||
-	    redisio_attach(ac, rc->rc_base) == -1) {
+	if (ac == NULL || why[0]) {
 		redisconn_failed(rc, "cannot connect to %s: %s",
-		    redisconn_where(rc), ac == NULL ? "out of memory" :
-		    ac->err ? ac->errstr : why[0] ? why :
-		    "event attach failed");
+		    redisconn_where(rc), why);
 		if (ac)
 			redisAsyncFree(ac);
 		redisconn_schedule_retry(rc);
@@ -593,7 +573,7 @@ redisconn_open(struct redisconn *rc, const char *ip)
 	redisAsyncSetDisconnectCallback(ac, redisconn_on_disconnected);
 	rc->rc_ac = ac;
 	redisconn_queue_setup(rc, ac);
-	redisconn_arm(rc->rc_deadline_ev, cf->cf_redis.timeout_ms);
+	timer_arm_ms(rc->rc_deadline_ev, cf->cf_redis.timeout_ms);
 	redispeer_opened(rc->rc_peer);
 	if (rc->rc_state == RC_CONNECTING && rc->rc_open != NULL)
 		rc->rc_open(rc->rc_arg);
@@ -630,7 +610,7 @@ redisconn_resolve(struct redisconn *rc)
 	if (rc->rc_state == RC_CLOSED)
 		return;
 	rc->rc_state = RC_RESOLVING;
-	redisconn_arm(rc->rc_deadline_ev, rc->rc_cf->cf_redis.timeout_ms);
+	timer_arm_ms(rc->rc_deadline_ev, rc->rc_cf->cf_redis.timeout_ms);
 	/* May call redisconn_on_resolved() before it returns (numeric hosts). */
 	req = redisio_lookup(rc->rc_dns, rc->rc_host, redisconn_on_resolved,
 	    rc);
@@ -689,9 +669,9 @@ redisconn_on_moved(void *arg, const char *host, int port)
 		log_warnx("redis: the sentinels moved the primary of '%s' to "
 		    "%s:%d", name, host, port);
 	redisconn_abandon(rc);
-	rc->rc_failing = 1;
+	redisconn_failing(rc);
 	if (host == NULL)
-		redisconn_arm(rc->rc_retry_ev, REDISCONN_FAILOVER_MS);
+		timer_arm_ms(rc->rc_retry_ev, REDISCONN_FAILOVER_MS);
 	else
 		redisconn_goto(rc, host, port);
 }
@@ -725,6 +705,9 @@ redisconn_new(struct event_base *base, const struct conf *cf,
 	rc->rc_base = base;
 	rc->rc_cf = cf;
 	rc->rc_state = RC_IDLE;
+	backoff_init(&rc->rc_backoff, REDISCONN_BACKOFF_MIN_MS,
+	    REDISCONN_BACKOFF_MAX_MS);
+	log_limit_init(&rc->rc_failing, 0);
 	rc->rc_down = down;
 	rc->rc_arg = arg;
 	snprintf(rc->rc_host, sizeof(rc->rc_host), "%s", cf->cf_redis.host);
@@ -784,7 +767,7 @@ redisconn_drop(struct redisconn *rc)
 	if (rc->rc_ac->c.fd != -1 && setsockopt(rc->rc_ac->c.fd, SOL_SOCKET,
 	    SO_LINGER, &lg, sizeof(lg)) == -1)
 		log_warn("redis: setsockopt SO_LINGER");
-	rc->rc_failing = 1;
+	redisconn_failing(rc);
 	redisconn_close(rc);
 }
 
