@@ -36,7 +36,7 @@
  * it may have been executed.
  *
  * Calls redisconn.c (the connection), cluster.c (reading MOVED and ASK),
- * waitlist.c, vec.c and the common ground (log, clock, timer, metrics);
+ * countercmd.c (the commands), waitlist.c, vec.c and the common ground (log, clock, timer, metrics);
  * called by worker.c (which makes it) and route.c.
  */
 #include "config.h"
@@ -54,6 +54,7 @@
 #include "cluster.h"
 #include "conf.h"
 #include "counter.h"
+#include "countercmd.h"
 #include "log.h"
 #include "metrics.h"
 #include "redisconn.h"
@@ -93,28 +94,18 @@ struct counter {
 	struct event *ct_batch_ev;      /* send the turn's INCRBY at its end */
 	struct counter_batch *ct_batch; /* visits of this turn, not yet sent */
 	struct counter_batch *ct_spare; /* an answered batch, for reuse */
-	char *ct_incrby_cmd;            /* "INCRBY key " formatted, + room */
-	size_t ct_incrby_len;           /* of the part before the count */
-	char *ct_get_cmd;
-	int ct_get_len;
-	char *ct_wait_cmd;
-	int ct_wait_len;
+	struct countercmd ct_cmd;       /* INCRBY, GET, WAIT, ASKING */
 	struct vec ct_ring;             /* counter_op FIFO: in flight */
 	struct waitlist ct_held;        /* visits waiting for WAIT */
 	int ct_wait_pending;            /* INCRs sent since the last WAIT */
 	int ct_wait_inflight;           /* a WAIT is out: the next one waits */
 	struct log_limit ct_errlog;     /* Redis trouble: once a second */
 	struct log_limit ct_redirlog;   /* MOVED and ASK: once a second */
-	char *ct_asking_cmd;
-	int ct_asking_len;
 	struct vec ct_redo;             /* counter_op, MOVED or ASK: again */
 	uint64_t ct_seq;                /* the last op_seq given */
 	struct event *ct_fail_ev;       /* fail ct_failed's visits */
 	struct counter_batch *ct_failed; /* unsendable, failing from the loop */
 };
-
-/* Room for "$<count>\r\n<count>\r\n" after the INCRBY prefix. */
-#define COUNTER_COUNT_ROOM      32
 
 static void counter_send_wait(struct counter *c);
 static int counter_redo_push(struct counter *c, const struct counter_op *op);
@@ -568,7 +559,7 @@ counter_send_wait(struct counter *c)
 	c->ct_wait_pending = 0;
 	if (c->ct_conn == NULL || counter_ring_push(c, &wait) == -1)
 		return;         /* the held visits fail with the connection */
-	if (redisconn_send(c->ct_conn, c->ct_wait_cmd, (size_t)c->ct_wait_len,
+	if (redisconn_send(c->ct_conn, c->ct_cmd.cc_wait, c->ct_cmd.cc_wait_len,
 	    counter_on_reply, c) == -1) {
 		vec_pop(&c->ct_ring);
 		return;
@@ -619,25 +610,12 @@ counter_send_asking(struct counter *c, uint64_t sent_us)
 
 	if (counter_ring_push(c, &asking) == -1)
 		return -1;
-	if (redisconn_send(c->ct_conn, c->ct_asking_cmd,
-	    (size_t)c->ct_asking_len, counter_on_reply, c) == -1) {
+	if (redisconn_send(c->ct_conn, c->ct_cmd.cc_asking,
+	    c->ct_cmd.cc_asking_len, counter_on_reply, c) == -1) {
 		vec_pop(&c->ct_ring);
 		return -1;
 	}
 	return 0;
-}
-
-/* INCRBY n, in the buffer formatted by counter_format_incrby(). */
-static size_t
-counter_incrby_cmd(struct counter *c, unsigned n)
-{
-	char num[16];
-	int len;
-
-	len = snprintf(num, sizeof(num), "%u", n);
-	len = snprintf(c->ct_incrby_cmd + c->ct_incrby_len, COUNTER_COUNT_ROOM,
-	    "$%d\r\n%s\r\n", len, num);
-	return c->ct_incrby_len + (size_t)len;
 }
 
 /*
@@ -648,14 +626,15 @@ counter_incrby_cmd(struct counter *c, unsigned n)
 static int
 counter_send_op(struct counter *c, struct counter_op *op)
 {
-	const char *cmd = c->ct_get_cmd;
-	size_t len = (size_t)c->ct_get_len;
+	const char *cmd = c->ct_cmd.cc_get;
+	size_t len = c->ct_cmd.cc_get_len;
 
 	if (op->op_seq == 0)
 		op->op_seq = ++c->ct_seq;
 	if (op->op_batch != NULL) {
-		cmd = c->ct_incrby_cmd;
-		len = counter_incrby_cmd(c, (unsigned)op->op_batch->b_w.v_n);
+		cmd = c->ct_cmd.cc_incrby;
+		len = countercmd_incrby(&c->ct_cmd,
+		    (unsigned)op->op_batch->b_w.v_n);
 	}
 
 	if (c->ct_conn == NULL)
@@ -727,24 +706,6 @@ counter_on_batch_ev(evutil_socket_t fd, short what, void *arg)
 	counter_flush_batch(arg, 0);
 }
 
-/* Format "INCRBY key " once: a batch appends its count. */
-static int
-counter_format_incrby(struct counter *c, const char *key)
-{
-	size_t keylen = strlen(key);
-	int n;
-
-	c->ct_incrby_cmd = malloc(keylen + 64 + COUNTER_COUNT_ROOM);
-	if (c->ct_incrby_cmd == NULL)
-		return -1;
-	n = snprintf(c->ct_incrby_cmd, keylen + 64,
-	    "*3\r\n$6\r\nINCRBY\r\n$%zu\r\n", keylen);
-	memcpy(c->ct_incrby_cmd + n, key, keylen);
-	memcpy(c->ct_incrby_cmd + n + keylen, "\r\n", 2);
-	c->ct_incrby_len = (size_t)n + keylen + 2;
-	return 0;
-}
-
 /* A new connection takes commands: send those held back. */
 static void
 counter_on_open(void *arg)
@@ -772,7 +733,6 @@ counter_new(struct event_base *base, const struct conf *cf,
     counter_settled_cb *settled, void *arg)
 {
 	struct counter *c;
-	size_t keylen = strlen(cf->cf_redis.key);
 	int ms = cf->cf_redis.timeout_ms;
 
 	c = calloc(1, sizeof(*c));
@@ -789,21 +749,16 @@ counter_new(struct event_base *base, const struct conf *cf,
 	c->ct_wait_ev = event_new(base, -1, 0, counter_on_wait_ev, c);
 	c->ct_batch_ev = event_new(base, -1, 0, counter_on_batch_ev, c);
 	c->ct_fail_ev = event_new(base, -1, 0, counter_on_fail_ev, c);
-	c->ct_get_len = redisFormatCommand(&c->ct_get_cmd, "GET %b",
-	    cf->cf_redis.key, keylen);
 	/*
-	 * A third of timeout_ms: visits sent while a WAIT is out wait for it,
-	 * then for their own WAIT, and must still be answered in timeout_ms.
+	 * WAIT for a third of timeout_ms: visits sent while a WAIT is out
+	 * wait for it, then for their own WAIT, and must still be answered
+	 * in timeout_ms.
 	 */
-	c->ct_wait_len = redisFormatCommand(&c->ct_wait_cmd, "WAIT %d %d",
-	    cf->cf_redis.min_replicas_acked, ms / 3 > 0 ? ms / 3 : 1);
-	c->ct_asking_len = redisFormatCommand(&c->ct_asking_cmd, "ASKING");
 	if (c->ct_conn == NULL || c->ct_timeout_ev == NULL ||
 	    c->ct_wait_ev == NULL || c->ct_batch_ev == NULL ||
-	    c->ct_fail_ev == NULL ||
-	    counter_format_incrby(c, cf->cf_redis.key) == -1 ||
-	    c->ct_get_len <= 0 || c->ct_wait_len <= 0 ||
-	    c->ct_asking_len <= 0) {
+	    c->ct_fail_ev == NULL || countercmd_init(&c->ct_cmd,
+	    cf->cf_redis.key, cf->cf_redis.min_replicas_acked,
+	    ms / 3 > 0 ? ms / 3 : 1) == -1) {
 		counter_free(c);
 		return NULL;
 	}
@@ -899,14 +854,8 @@ counter_free(struct counter *c)
 		event_free(c->ct_batch_ev);
 	if (c->ct_fail_ev)
 		event_free(c->ct_fail_ev);
-	free(c->ct_incrby_cmd);
 	counter_batch_free(c->ct_spare);
-	if (c->ct_get_cmd)
-		redisFreeCommand(c->ct_get_cmd);
-	if (c->ct_wait_cmd)
-		redisFreeCommand(c->ct_wait_cmd);
-	if (c->ct_asking_cmd)
-		redisFreeCommand(c->ct_asking_cmd);
+	countercmd_free(&c->ct_cmd);
 	vec_free(&c->ct_redo);
 	vec_free(&c->ct_ring);
 	waitlist_free(&c->ct_held);
