@@ -8,7 +8,8 @@
  * ends timeout_ms after that whether or not a WAIT came back.  This file
  * only keeps them and answers them when told: counter.c decides when.
  *
- * Calls vec.c and metrics.h; called by counter.c.
+ * Calls vec.c and metrics.h; called by counter.c (which it does not
+ * include: its callbacks are waitlist_cb, the type of counter_cb).
  */
 #include "config.h"
 
@@ -21,7 +22,7 @@
 
 /* A visit counted, waiting for WAIT to say replicas have it. */
 struct waitlist_visit {
-	counter_cb *wv_cb;
+	waitlist_cb *wv_cb;
 	void *wv_arg;
 	long long wv_value;
 	uint64_t wv_sent_us;            /* its INCRBY's first sending */
@@ -34,7 +35,7 @@ waitlist_init(struct waitlist *wl)
 }
 
 int
-waitlist_add(struct waitlist *wl, counter_cb *cb, void *arg,
+waitlist_add(struct waitlist *wl, waitlist_cb *cb, void *arg,
     long long value, uint64_t sent_us)
 {
 	struct waitlist_visit *v = vec_push(&wl->wl_held);

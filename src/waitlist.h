@@ -8,8 +8,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "counter.h"
 #include "vec.h"
+
+/*
+ * A held visit's answer: ok 1 with its number, or 0 (the same type as
+ * counter.h's counter_cb, which it is, without including counter.h).
+ */
+typedef void waitlist_cb(void *arg, int ok, long long value);
 
 /* The held visits, in the order of their INCRBY's first sending. */
 struct waitlist {
@@ -24,7 +29,7 @@ void waitlist_init(struct waitlist *wl);
  * for cb(arg, ...).  Returns 0, or -1 when out of memory (nothing held:
  * the caller answers it itself).
  */
-int waitlist_add(struct waitlist *wl, counter_cb *cb, void *arg,
+int waitlist_add(struct waitlist *wl, waitlist_cb *cb, void *arg,
     long long value, uint64_t sent_us);
 
 /* How many visits are held. */
