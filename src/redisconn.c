@@ -159,7 +159,7 @@ struct redisconn {
 static void redisconn_connect(struct redisconn *rc);
 static void redisconn_resolve(struct redisconn *rc);
 
-/* A connection is open (rc_ac set), in one of these states. */
+/* The states with a connection open (rc_ac, until its down callback). */
 static int
 redisconn_open_state(const struct redisconn *rc)
 {
