@@ -1,37 +1,26 @@
 /*
- * conf.c - the configuration: the table of keys, and loading, filling,
- * freeing and reloading struct conf by it.
+ * conf.c - loading the configuration: conf_load()'s steps in order, and
+ * filling, freeing and reloading struct conf by the table of keys.
  *
- * Every key the daemon knows is one entry of conf_keys[] below, in the
- * manner of pgbouncer's configuration table: its libconfuse declaration
- * (name, type, default), its section, where its value goes in struct
- * conf, its range, and whether a reload can apply it.  The libconfuse
- * schema, the checks of each value, filling struct conf, freeing it,
- * what -T prints and what a reload keeps are all loops over that table,
- * so a new key is one new entry (and a member of struct conf).
- * etc/hitcountd.conf and hitcountd.conf(5) list the same keys with the
- * same defaults (tests/check-conf-keys.sh keeps the three in step).
+ * The keys are one table (confkey.c); this file reads the file with the
+ * parser the table makes, applies the environment (confenv.c), fills
+ * struct conf by the table, checks the rules between keys (confcheck.c),
+ * reads the password files (confsecret.c), and on a reload keeps what
+ * only a restart can change, naming it as -T prints it (confdump.c).
  * Errors name the file, the line and the key, so that `hitcountd -t` can
  * be run before a reload and a broken file never replaces a good one.
- *
- * This file owns the table and conf_load()'s order of steps; the steps
- * live in files of their own: confvalid.c (each value, as libconfuse
- * reads it), confenv.c (the environment over the file), confcheck.c
- * (rules between keys), confsecret.c (the password files) and
- * confdump.c (what -T prints).  It calls those, log.c, cpus.c and addr.c;
- * main.c and master.c call it.  It knows nothing of TLS: the TLS context
- * is made after conf_load() by redistls_attach() (the Redis side), and
- * freed here through the pointer that came with it.
+ * It knows nothing of TLS: the TLS context is made after conf_load() by
+ * redistls_attach() (the Redis side), and freed here through the pointer
+ * that came with it.  It calls the conf*.c files above, addr.c,
+ * cpus.c and log.c; main.c and master.c call it.
  */
 #include "config.h"
 
 #include <errno.h>
-#include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <confuse.h>
@@ -46,135 +35,6 @@
 #include "confvalid.h"
 #include "cpus.h"
 #include "log.h"
-#include "util.h"
-
-/* The sections as libconfuse options; conf_schema() adds their keys. */
-const cfg_opt_t conf_sections[CONF_NSECTIONS] = {
-	CFG_END(),              /* CONF_TOP is no section */
-	CFG_SEC("redis", NULL, CFGF_NONE),
-};
-
-/* offsetof(struct conf, m), a compile-time error unless m has type t. */
-#define CONF_OFF(m, t)  (offsetof(struct conf, m) + \
-	0 * sizeof((t *)0 == &((struct conf *)0)->m))
-
-/* The kind and place of a key: the rest of a conf_keys[] entry. */
-#define AS_INT(m, min, max)     CONF_INT, CONF_OFF(m, int), 0, min, max
-#define AS_BOOL(m)              CONF_BOOL, CONF_OFF(m, int), 0, 0, 0
-#define AS_STR(m)               CONF_STR, CONF_OFF(m, char *), 0, 0, 0
-#define AS_LEVEL(m)             CONF_LEVEL, CONF_OFF(m, int), 0, 0, 0
-#define AS_FORMAT(m)            CONF_FORMAT, CONF_OFF(m, int), 0, 0, 0
-#define AS_LISTEN               CONF_LISTEN, 0, 0, 0, 0
-#define AS_HOSTPORTS(m, n)      CONF_HOSTPORTS, CONF_OFF(m, char **), \
-	CONF_OFF(n, size_t), 0, 0
-
-/*
- * Every key, in the order -T prints them.  Names are unique across
- * sections (the man page lists them so); the keys of a section are
- * together.  listen comes before metrics_listen: the public addresses
- * are first in cf_listen, and -H asks the first one.  A reload applies
- * every key but two (CONF_RESTART): the master opens the pidfile once, at
- * start (main.c), and the backlog goes to listen(2) when an address is
- * bound, and its socket is kept across reloads and binary upgrades.
- */
-const struct conf_key conf_keys[] = {
-	{ CONF_TOP, CFG_STR_LIST("listen", "{\"0.0.0.0:5000\"}", CFGF_NONE),
-	    AS_LISTEN, CONF_NONEMPTY, NULL },
-	{ CONF_TOP, CFG_STR_LIST("metrics_listen", "{}", CFGF_NONE),
-	    AS_LISTEN, CONF_ADMIN, NULL },
-	{ CONF_TOP, CFG_INT("workers", 0, CFGF_NONE),
-	    AS_INT(cf_workers, 0, 256), 0, NULL },
-	{ CONF_TOP, CFG_STR("pidfile", "/run/hitcountd/hitcountd.pid", CFGF_NONE),
-	    AS_STR(cf_pidfile), CONF_RESTART, confvalid_file },
-	{ CONF_TOP, CFG_INT("shutdown_timeout", 8, CFGF_NONE),
-	    AS_INT(cf_shutdown_timeout, 1, 3600), 0, NULL },
-	{ CONF_TOP, CFG_INT("shutdown_delay", 0, CFGF_NONE),
-	    AS_INT(cf_shutdown_delay, 0, 3600), 0, NULL },
-	{ CONF_TOP, CFG_INT("keepalive_timeout", 5, CFGF_NONE),
-	    AS_INT(cf_keepalive_timeout, 0, 3600), 0, NULL },
-	{ CONF_TOP, CFG_INT("header_timeout", 10, CFGF_NONE),
-	    AS_INT(cf_header_timeout, 1, 3600), 0, NULL },
-	{ CONF_TOP, CFG_INT("max_connections", 4096, CFGF_NONE),
-	    AS_INT(cf_max_connections, 1, 1000000), 0, NULL },
-	{ CONF_TOP, CFG_INT("backlog", 511, CFGF_NONE),
-	    AS_INT(cf_backlog, 1, 65535), CONF_RESTART, NULL },
-	{ CONF_TOP, CFG_INT("max_header_size", 8192, CFGF_NONE),
-	    AS_INT(cf_max_header_size, 1024, 1048576), 0, NULL },
-	{ CONF_TOP, CFG_INT("max_headers", 100, CFGF_NONE),
-	    AS_INT(cf_max_headers, 1, 10000), 0, NULL },
-	{ CONF_TOP, CFG_STR("log_level", "info", CFGF_NONE),
-	    AS_LEVEL(cf_log_level), 0, NULL },
-	{ CONF_TOP, CFG_STR("user", "nobody", CFGF_NONE),
-	    AS_STR(cf_user), 0, confvalid_user },
-	{ CONF_TOP, CFG_STR("group", "", CFGF_NONE),
-	    AS_STR(cf_group), 0, confvalid_group },
-	{ CONF_TOP, CFG_BOOL("allow_root", cfg_false, CFGF_NONE),
-	    AS_BOOL(cf_allow_root), 0, NULL },
-	{ CONF_TOP, CFG_STR("log_format", "text", CFGF_NONE),
-	    AS_FORMAT(cf_log_format), 0, NULL },
-	{ CONF_TOP, CFG_STR("access_log", "", CFGF_NONE),
-	    AS_STR(cf_access_log), 0, NULL },
-	{ CONF_TOP, CFG_STR("metrics_path", "/metrics", CFGF_NONE),
-	    AS_STR(cf_metrics_path), 0, confvalid_path },
-	{ CONF_TOP, CFG_STR("readyz_path", "/readyz", CFGF_NONE),
-	    AS_STR(cf_readyz_path), 0, confvalid_path },
-	{ CONF_TOP, CFG_BOOL("readyz_redis", cfg_true, CFGF_NONE),
-	    AS_BOOL(cf_readyz_redis), 0, NULL },
-	{ CONF_REDIS, CFG_STR("host", "redis", CFGF_NONE),
-	    AS_STR(cf_redis.host), CONF_NONEMPTY, NULL },
-	{ CONF_REDIS, CFG_INT("port", 6379, CFGF_NONE),
-	    AS_INT(cf_redis.port, 1, 65535), 0, NULL },
-	{ CONF_REDIS, CFG_STR("socket", "", CFGF_NONE),
-	    AS_STR(cf_redis.socket), 0, confvalid_socket },
-	{ CONF_REDIS, CFG_STR("key", "visits", CFGF_NONE),
-	    AS_STR(cf_redis.key), CONF_NONEMPTY, NULL },
-	{ CONF_REDIS, CFG_INT("timeout_ms", 1000, CFGF_NONE),
-	    AS_INT(cf_redis.timeout_ms, 1, 600000), 0, NULL },
-	{ CONF_REDIS, CFG_STR("username", "", CFGF_NONE),
-	    AS_STR(cf_redis.username), 0, NULL },
-	{ CONF_REDIS, CFG_STR("password", "", CFGF_NONE),
-	    AS_STR(cf_redis.password), CONF_SECRET, NULL },
-	{ CONF_REDIS, CFG_STR("password_file", "", CFGF_NONE),
-	    AS_STR(cf_redis.password_file), 0, confvalid_file },
-	{ CONF_REDIS, CFG_INT("db", 0, CFGF_NONE),
-	    AS_INT(cf_redis.db, 0, 1000000), 0, NULL },
-	{ CONF_REDIS, CFG_STR_LIST("sentinels", "{}", CFGF_NONE),
-	    AS_HOSTPORTS(cf_redis.sentinels, cf_redis.nsentinels), 0, NULL },
-	{ CONF_REDIS, CFG_STR("master_name", "mymaster", CFGF_NONE),
-	    AS_STR(cf_redis.master_name), CONF_NONEMPTY, NULL },
-	{ CONF_REDIS, CFG_STR("sentinel_username", "", CFGF_NONE),
-	    AS_STR(cf_redis.sentinel_username), 0, NULL },
-	{ CONF_REDIS, CFG_STR("sentinel_password", "", CFGF_NONE),
-	    AS_STR(cf_redis.sentinel_password), CONF_SECRET, NULL },
-	{ CONF_REDIS, CFG_STR("sentinel_password_file", "", CFGF_NONE),
-	    AS_STR(cf_redis.sentinel_password_file), 0, confvalid_file },
-	{ CONF_REDIS, CFG_INT("min_replicas_acked", 0, CFGF_NONE),
-	    AS_INT(cf_redis.min_replicas_acked, 0, 100), 0, NULL },
-	{ CONF_REDIS, CFG_STR_LIST("cluster", "{}", CFGF_NONE),
-	    AS_HOSTPORTS(cf_redis.cluster, cf_redis.ncluster), 0, NULL },
-	{ CONF_REDIS, CFG_BOOL("tls", cfg_false, CFGF_NONE),
-	    AS_BOOL(cf_redis.tls), 0, NULL },
-	{ CONF_REDIS, CFG_STR("tls_ca_file", "", CFGF_NONE),
-	    AS_STR(cf_redis.tls_ca_file), 0, confvalid_file },
-	{ CONF_REDIS, CFG_STR("tls_ca_dir", "", CFGF_NONE),
-	    AS_STR(cf_redis.tls_ca_dir), 0, confvalid_file },
-	{ CONF_REDIS, CFG_STR("tls_cert_file", "", CFGF_NONE),
-	    AS_STR(cf_redis.tls_cert_file), 0, confvalid_file },
-	{ CONF_REDIS, CFG_STR("tls_key_file", "", CFGF_NONE),
-	    AS_STR(cf_redis.tls_key_file), 0, confvalid_file },
-	{ CONF_REDIS, CFG_STR("tls_server_name", "", CFGF_NONE),
-	    AS_STR(cf_redis.tls_server_name), 0, NULL },
-};
-
-#undef AS_INT
-#undef AS_BOOL
-#undef AS_STR
-#undef AS_LEVEL
-#undef AS_FORMAT
-#undef AS_LISTEN
-#undef AS_HOSTPORTS
-
-const size_t conf_nkeys = nitems(conf_keys);
 
 /* libconfuse's error function has no user pointer: parsing is single-threaded. */
 static char *conf_errbuf;
@@ -214,46 +74,6 @@ conf_errfunc(cfg_t *cfg, const char *fmt, va_list ap)
 	conf_errset = 1;
 }
 
-const struct conf_key *
-conf_key_find(const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < nitems(conf_keys); i++)
-		if (strcmp(conf_keys[i].k_opt.name, name) == 0)
-			return &conf_keys[i];
-	return NULL;
-}
-
-/*
- * A parser with the schema of conf_keys[]: each section's keys, and at
- * the top level the top keys and one CFG_SEC per section.  cfg_init()
- * copies the options, so they may live on the stack.
- */
-static cfg_t *
-conf_schema(void)
-{
-	cfg_opt_t opts[CONF_NSECTIONS][nitems(conf_keys) + CONF_NSECTIONS];
-	cfg_opt_t end = CFG_END();
-	size_t n[CONF_NSECTIONS] = { 0 }, i;
-	int s;
-
-	for (i = 0; i < nitems(conf_keys); i++) {
-		const struct conf_key *k = &conf_keys[i];
-		cfg_opt_t *o = &opts[k->k_section][n[k->k_section]++];
-
-		*o = k->k_opt;
-		o->validcb = confvalid_option;
-	}
-	for (s = CONF_TOP + 1; s < CONF_NSECTIONS; s++) {
-		opts[s][n[s]] = end;
-		opts[CONF_TOP][n[CONF_TOP]] = conf_sections[s];
-		opts[CONF_TOP][n[CONF_TOP]++].subopts = opts[s];
-	}
-	opts[CONF_TOP][n[CONF_TOP]] = end;
-	return cfg_init(opts[CONF_TOP], CFGF_NONE);
-}
-
 int
 conf_split_hostport(const char *text, char *host, size_t hostlen, int *port)
 {
@@ -261,36 +81,6 @@ conf_split_hostport(const char *text, char *host, size_t hostlen, int *port)
 
 	return addr_split(text, strlen(text), 0, host, hostlen, port, why,
 	    sizeof(why));
-}
-
-int
-conf_parse_listen(const char *text, struct sockaddr_storage *ss,
-    socklen_t *len, char *err, size_t errlen)
-{
-	struct addrinfo hints, *res = NULL;
-	char host[ADDR_HOST_MAX], why[128], service[8];
-	int port, rc;
-
-	if (addr_split(text, strlen(text), 0, host, sizeof(host), &port, why,
-	    sizeof(why)) == -1) {
-		snprintf(err, errlen, "'%s': %s", text, why);
-		return -1;
-	}
-	snprintf(service, sizeof(service), "%d", port);
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	rc = getaddrinfo(strcmp(host, "*") == 0 ? "0.0.0.0" : host, service,
-	    &hints, &res);
-	if (rc != 0) {
-		snprintf(err, errlen, "'%s': %s", text, gai_strerror(rc));
-		return -1;
-	}
-	memcpy(ss, res->ai_addr, res->ai_addrlen);
-	*len = res->ai_addrlen;
-	freeaddrinfo(res);
-	return 0;
 }
 
 /* Append the addresses of key k, read from sec, to cf_listen. */
@@ -301,7 +91,7 @@ conf_fill_listen(struct conf *cf, const struct conf_key *k, cfg_t *sec,
 	size_t i, n = cfg_size(sec, k->k_opt.name);
 	struct conf_listen *l;
 
-	/* Here, not in confvalid_option(): libconfuse checks no empty list. */
+	/* Here, not in confkey_validate(): libconfuse checks no empty list. */
 	if (n == 0 && (k->k_flags & CONF_NONEMPTY)) {
 		snprintf(err, errlen, "%s: option '%s' needs at least one "
 		    "address", cf->cf_path, k->k_opt.name);
@@ -319,7 +109,7 @@ conf_fill_listen(struct conf *cf, const struct conf_key *k, cfg_t *sec,
 		if (l->cfl_text == NULL)
 			goto nomem;
 		cf->cf_nlisten++;
-		if (conf_parse_listen(l->cfl_text, &l->cfl_addr,
+		if (confvalid_listen_addr(l->cfl_text, &l->cfl_addr,
 		    &l->cfl_addrlen, err, errlen) == -1)
 			return -1;
 	}
@@ -406,12 +196,12 @@ conf_fill(cfg_t *cfg, const char *path, char *err, size_t errlen)
 		free(cf);
 		return NULL;
 	}
-	for (i = 0; i < nitems(conf_keys); i++) {
-		const struct conf_key *k = &conf_keys[i];
+	for (i = 0; i < confkey_count; i++) {
+		const struct conf_key *k = &confkey_table[i];
 		cfg_t *sec = cfg;
 
 		if (k->k_section != CONF_TOP)
-			sec = cfg_getsec(cfg, conf_sections[k->k_section].name);
+			sec = cfg_getsec(cfg, confkey_sections[k->k_section].name);
 		if (conf_fill_key(cf, k, sec, err, errlen) == -1) {
 			conf_free(cf);
 			return NULL;
@@ -420,7 +210,7 @@ conf_fill(cfg_t *cfg, const char *path, char *err, size_t errlen)
 	return cf;
 }
 
-/* Read path with the schema of conf_keys[]: the parsed file, or NULL. */
+/* Read path with the schema of confkey_table[]: the parsed file, or NULL. */
 static cfg_t *
 conf_parse(const char *path, char *err, size_t errlen)
 {
@@ -436,7 +226,7 @@ conf_parse(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", path, strerror(EISDIR));
 		return NULL;
 	}
-	cfg = conf_schema();
+	cfg = confkey_schema();
 	if (cfg == NULL) {
 		snprintf(err, errlen, "%s: cannot initialise the parser", path);
 		return NULL;
@@ -489,8 +279,8 @@ conf_free(struct conf *cf)
 
 	if (cf == NULL)
 		return;
-	for (i = 0; i < nitems(conf_keys); i++) {
-		const struct conf_key *k = &conf_keys[i];
+	for (i = 0; i < confkey_count; i++) {
+		const struct conf_key *k = &confkey_table[i];
 
 		if (k->k_kind == CONF_STR) {
 			char *s = *CONF_AT(cf, k->k_off, char *);
@@ -563,8 +353,8 @@ conf_reload_keep(struct conf *next, const struct conf *cur)
 	char was[256], now[256];
 	size_t i;
 
-	for (i = 0; i < nitems(conf_keys); i++) {
-		const struct conf_key *k = &conf_keys[i];
+	for (i = 0; i < confkey_count; i++) {
+		const struct conf_key *k = &confkey_table[i];
 
 		/* No list is CONF_RESTART: the two above know scalars only. */
 		if (!(k->k_flags & CONF_RESTART) || k->k_kind == CONF_LISTEN ||

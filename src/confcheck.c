@@ -20,7 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "conf.h"
+#include "confdata.h"
 #include "confcheck.h"
 
 /*

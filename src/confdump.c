@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "conf.h"
+#include "confdata.h"
 #include "confdump.h"
 #include "confkey.h"
 #include "log.h"
@@ -116,15 +116,16 @@ confdump_print(const struct conf *cf, FILE *fp)
 	size_t i;
 
 	fprintf(fp, "# effective configuration of %s\n", cf->cf_path);
-	for (i = 0; i < conf_nkeys; i++) {
-		const struct conf_key *k = &conf_keys[i];
+	for (i = 0; i < confkey_count; i++) {
+		const struct conf_key *k = &confkey_table[i];
 
 		if (k->k_section != in) {
 			if (in != CONF_TOP)
 				fputs("}\n", fp);
 			in = k->k_section;
 			if (in != CONF_TOP)
-				fprintf(fp, "%s {\n", conf_sections[in].name);
+				fprintf(fp, "%s {\n",
+				    confkey_sections[in].name);
 		}
 		fprintf(fp, "%s%s = ", in != CONF_TOP ? "    " : "",
 		    k->k_opt.name);

@@ -81,7 +81,7 @@ confenv_tls(cfg_t *redis)
 static int
 confenv_db(cfg_t *redis, long db, char *err, size_t errlen)
 {
-	const struct conf_key *k = conf_key_find("db");
+	const struct conf_key *k = confkey_find("db");
 
 	if (db < k->k_min || db > k->k_max) {
 		snprintf(err, errlen, "REDIS_URL: database %ld is out of range "

@@ -1,13 +1,8 @@
 /*
- * confkey.h - the shape of the configuration's key table, for the conf
- * files that loop over it.
- *
- * conf.c owns the table, conf_keys[]: one entry per key, saying its
- * section, its libconfuse declaration (name, type, default), its kind,
- * where its value goes in struct conf, its range and flags, and one more
- * check.  confvalid.c checks values against an entry, confenv.c reads a
- * key's range, and confdump.c prints values by kind.  Only conf*.c
- * include this header; the rest of the daemon sees struct conf alone.
+ * confkey.h - the table of configuration keys, for the conf files that
+ * loop over it: conf.c (filling, freeing, reloading), confenv.c (a key's
+ * range) and confdump.c (printing by kind).  Only conf*.c include it;
+ * the rest of the daemon sees struct conf alone.
  */
 #ifndef HITCOUNTD_CONFKEY_H
 #define HITCOUNTD_CONFKEY_H
@@ -52,16 +47,23 @@ struct conf_key {
 /* The member of cf at offset off, as a t *. */
 #define CONF_AT(cf, off, t)     ((t *)(void *)((char *)(cf) + (off)))
 
-/* Every key, in the order -T prints them (conf.c), and their number. */
-extern const struct conf_key conf_keys[];
-extern const size_t conf_nkeys;
+/* Every key, in the order -T prints them, and their number. */
+extern const struct conf_key confkey_table[];
+extern const size_t confkey_count;
 
 /* The sections as libconfuse options, by enum conf_section (CONF_TOP's
- * entry is CFG_END()); conf.c adds their keys when it builds the parser. */
-extern const cfg_opt_t conf_sections[CONF_NSECTIONS];
+ * entry is CFG_END()), for their names. */
+extern const cfg_opt_t confkey_sections[CONF_NSECTIONS];
 
-/* The entry of the key called name.  name must be a key: the validator
- * is called only for options of the table.  Never NULL for a key. */
-const struct conf_key *conf_key_find(const char *name);
+/* The entry of the key called name, or NULL if there is none. */
+const struct conf_key *confkey_find(const char *name);
+
+/*
+ * A new libconfuse parser with the schema of the table: each section's
+ * keys with their defaults, and a validator on every key that makes the
+ * checks of its kind, flags and own check (confvalid.c) as a value is
+ * read.  Returns it (free with cfg_free()), or NULL.
+ */
+cfg_t *confkey_schema(void);
 
 #endif

@@ -20,7 +20,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
-#include "conf.h"
+#include "confdata.h"
 #include "confsecret.h"
 #include "log.h"
 

@@ -1,20 +1,23 @@
 /*
- * confvalid.c - each configuration value, checked as libconfuse reads it.
+ * confvalid.c - the checks of single configuration values, as libconfuse
+ * reads them.
  *
- * libconfuse calls confvalid_option() after each value it reads from the
- * file (never for a default), so that an error names the file, the line
- * and the key.  The checks that every key of a kind gets (an integer's
- * range, a log level's name, a listen address, a list of HOST:PORT, a
- * string that must not be empty) come from the key's entry in conf.c's
- * table; the key's own check, if any, is one of the confvalid_*()
- * functions below, which the table names.  Rules between keys wait until
- * all are read (confcheck.c).  It calls conf.c (the table, the listen
- * address parser), addr.c and log.c; conf.c calls it.
+ * The table of keys (confkey.c) names, for some keys, one check of their
+ * own: user and group exist, a path to serve looks like one, a file is
+ * an absolute path, a socket path fits sockaddr_un.  And for the kinds
+ * of key that hold addresses, a list of listen addresses (resolved, as
+ * bind(2) will take them) and a list of HOST:PORT.  Each takes the
+ * option as libconfuse hands it to a validator and reports through
+ * cfg_error(), so that the error names the file, the line and the key.
+ * It knows nothing of the table or of struct conf: it calls addr.c and
+ * libc; confkey.c and conf.c call it.
  */
 #include "config.h"
 
 #include <grp.h>
+#include <netdb.h>
 #include <pwd.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -22,13 +25,10 @@
 #include <confuse.h>
 
 #include "addr.h"
-#include "conf.h"
-#include "confkey.h"
 #include "confvalid.h"
-#include "log.h"
 
 /* What a string option is set to: its last value. */
-static const char *
+const char *
 confvalid_str(cfg_opt_t *opt)
 {
 	const char *s = cfg_opt_getnstr(opt, cfg_opt_size(opt) - 1);
@@ -36,7 +36,7 @@ confvalid_str(cfg_opt_t *opt)
 	return s ? s : "";
 }
 
-static int
+int
 confvalid_listen(cfg_t *cfg, cfg_opt_t *opt)
 {
 	struct sockaddr_storage ss;
@@ -47,7 +47,8 @@ confvalid_listen(cfg_t *cfg, cfg_opt_t *opt)
 	for (i = 0; i < cfg_opt_size(opt); i++) {
 		const char *s = cfg_opt_getnstr(opt, i);
 
-		if (conf_parse_listen(s, &ss, &len, why, sizeof(why)) == -1) {
+		if (confvalid_listen_addr(s, &ss, &len, why,
+		    sizeof(why)) == -1) {
 			cfg_error(cfg, "option '%s': %s", opt->name, why);
 			return -1;
 		}
@@ -55,7 +56,7 @@ confvalid_listen(cfg_t *cfg, cfg_opt_t *opt)
 	return 0;
 }
 
-static int
+int
 confvalid_hostports(cfg_t *cfg, cfg_opt_t *opt)
 {
 	char host[ADDR_HOST_MAX], why[128];
@@ -154,60 +155,32 @@ confvalid_socket(cfg_t *cfg, cfg_opt_t *opt)
 	return 0;
 }
 
-/*
- * The validator of every option: libconfuse calls it after each value it
- * reads from the file (never for a default).  The checks of the key's
- * kind and flags, then the key's own.
- */
 int
-confvalid_option(cfg_t *cfg, cfg_opt_t *opt)
+confvalid_listen_addr(const char *text, struct sockaddr_storage *ss,
+    socklen_t *len, char *err, size_t errlen)
 {
-	const struct conf_key *k = conf_key_find(opt->name);
-	const char *s;
-	long v;
+	struct addrinfo hints, *res = NULL;
+	char host[ADDR_HOST_MAX], why[128], service[8];
+	int port, rc;
 
-	switch (k->k_kind) {
-	case CONF_INT:
-		v = cfg_opt_getnint(opt, cfg_opt_size(opt) - 1);
-		if (v < k->k_min || v > k->k_max) {
-			cfg_error(cfg, "option '%s': %ld is out of range "
-			    "(%ld..%ld)", opt->name, v, k->k_min, k->k_max);
-			return -1;
-		}
-		break;
-	case CONF_LEVEL:
-		s = confvalid_str(opt);
-		if (log_level_from_name(s) == -1) {
-			cfg_error(cfg, "option '%s': '%s' is not one of "
-			    "error, warning, info, debug", opt->name, s);
-			return -1;
-		}
-		break;
-	case CONF_FORMAT:
-		s = confvalid_str(opt);
-		if (log_format_from_name(s) == -1) {
-			cfg_error(cfg, "option '%s': '%s' is not one of "
-			    "text, kv, json", opt->name, s);
-			return -1;
-		}
-		break;
-	case CONF_LISTEN:
-		if (confvalid_listen(cfg, opt) == -1)
-			return -1;
-		break;
-	case CONF_HOSTPORTS:
-		if (confvalid_hostports(cfg, opt) == -1)
-			return -1;
-		break;
-	case CONF_STR:
-		if ((k->k_flags & CONF_NONEMPTY) && *confvalid_str(opt) == '\0') {
-			cfg_error(cfg, "option '%s' must not be empty",
-			    opt->name);
-			return -1;
-		}
-		break;
-	case CONF_BOOL:
-		break;
+	if (addr_split(text, strlen(text), 0, host, sizeof(host), &port, why,
+	    sizeof(why)) == -1) {
+		snprintf(err, errlen, "'%s': %s", text, why);
+		return -1;
 	}
-	return k->k_check ? k->k_check(cfg, opt) : 0;
+	snprintf(service, sizeof(service), "%d", port);
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	rc = getaddrinfo(strcmp(host, "*") == 0 ? "0.0.0.0" : host, service,
+	    &hints, &res);
+	if (rc != 0) {
+		snprintf(err, errlen, "'%s': %s", text, gai_strerror(rc));
+		return -1;
+	}
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
 }

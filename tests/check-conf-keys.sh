@@ -1,5 +1,5 @@
 #!/bin/sh
-# check-conf-keys.sh: every option declared in src/conf.c must appear in the
+# check-conf-keys.sh: every option declared in src/confkey.c must appear in the
 # example configuration etc/hitcountd.conf and be documented in
 # man/hitcountd.conf.5.in, and all three must agree on the defaults: what
 # `hitcountd -T` prints for an empty file (the table's defaults) must be
@@ -10,7 +10,7 @@
 # build tree's daemon).
 
 srcdir=${srcdir:-.}
-conf_c=$srcdir/src/conf.c
+conf_c=$srcdir/src/confkey.c
 example=$srcdir/etc/hitcountd.conf
 manpage=$srcdir/man/hitcountd.conf.5.in
 hitcountd=${HITCOUNTD:-./src/hitcountd}

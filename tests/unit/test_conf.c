@@ -18,6 +18,7 @@
 
 #include "conf.h"
 #include "confdump.h"
+#include "confvalid.h"
 
 static char path[64];
 static char err[512];
@@ -255,24 +256,24 @@ test_listen_parse(void **state)
 	char why[128];
 
 	(void)state;
-	assert_int_equal(conf_parse_listen("*:5000", &ss, &len, why,
+	assert_int_equal(confvalid_listen_addr("*:5000", &ss, &len, why,
 	    sizeof(why)), 0);
 	assert_int_equal(ss.ss_family, AF_INET);
-	assert_int_equal(conf_parse_listen("[::]:5000", &ss, &len, why,
+	assert_int_equal(confvalid_listen_addr("[::]:5000", &ss, &len, why,
 	    sizeof(why)), 0);
 	assert_int_equal(ss.ss_family, AF_INET6);
-	assert_int_equal(conf_parse_listen("::1:5000", &ss, &len, why,
+	assert_int_equal(confvalid_listen_addr("::1:5000", &ss, &len, why,
 	    sizeof(why)), -1);
-	assert_int_equal(conf_parse_listen("127.0.0.1:", &ss, &len, why,
+	assert_int_equal(confvalid_listen_addr("127.0.0.1:", &ss, &len, why,
 	    sizeof(why)), -1);
-	assert_int_equal(conf_parse_listen(":80", &ss, &len, why,
+	assert_int_equal(confvalid_listen_addr(":80", &ss, &len, why,
 	    sizeof(why)), -1);
 	/* addr.c's ports: digits only, where strtol() took a sign */
-	assert_int_equal(conf_parse_listen("127.0.0.1:+80", &ss, &len, why,
+	assert_int_equal(confvalid_listen_addr("127.0.0.1:+80", &ss, &len, why,
 	    sizeof(why)), -1);
 	assert_string_equal(why, "'127.0.0.1:+80': the port is not a number "
 	    "from 1 to 65535");
-	assert_int_equal(conf_parse_listen("[::1]:5000", &ss, &len, why,
+	assert_int_equal(confvalid_listen_addr("[::1]:5000", &ss, &len, why,
 	    sizeof(why)), 0);
 	assert_int_equal(ss.ss_family, AF_INET6);
 }
@@ -358,6 +359,42 @@ test_reload_keep(void **state)
 	conf_free(cur);
 }
 
+/* What fake_tls_free() was given, and how many times. */
+static struct redistls *freed_tls;
+static int nfreed_tls;
+
+static void
+fake_tls_free(struct redistls *t)
+{
+	freed_tls = t;
+	nfreed_tls++;
+}
+
+/*
+ * conf_load() reads no TLS file even with tls on (redistls_attach() does,
+ * after it), and conf_free() frees a TLS context through the function
+ * that came with it: conf.c knows nothing of TLS.
+ */
+static void
+test_tls_is_not_loaded_here(void **state)
+{
+	struct conf *cf;
+	static int ctx;
+
+	(void)state;
+	cf = load("redis {\n tls = true\n"
+	    " tls_ca_file = \"/nonexistent/ca.crt\"\n}\n");
+	assert_non_null(cf);
+	assert_int_equal(cf->cf_redis.tls, 1);
+	assert_null(cf->cf_redis.tls_ctx);
+	cf->cf_redis.tls_ctx = (struct redistls *)(void *)&ctx;
+	cf->cf_redis.tls_free = fake_tls_free;
+	nfreed_tls = 0;
+	conf_free(cf);
+	assert_int_equal(nfreed_tls, 1);
+	assert_ptr_equal(freed_tls, &ctx);
+}
+
 int
 main(void)
 {
@@ -375,6 +412,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_print_keeps_dollar, setup,
 		    NULL),
 		cmocka_unit_test_setup_teardown(test_reload_keep, setup, NULL),
+		cmocka_unit_test_setup_teardown(test_tls_is_not_loaded_here, setup,
+		    NULL),
 	};
 
 	return cmocka_run_group_tests_name("conf", tests, NULL, NULL);
