@@ -78,7 +78,9 @@ struct redispeer {
 	unsigned int rp_slot;           /* the key's slot */
 	enum redispeer_node rp_next;    /* where the next attempt goes */
 	enum redispeer_node rp_this;    /* where this one went */
-	int rp_redirecting;             /* named, at once, not yet opened */
+	int rp_redirecting;             /* named, at once, not yet opened:
+					 * set by a name, cleared by the
+					 * opening or a pause */
 	int rp_hops;                    /* redirections in this second */
 	uint64_t rp_hop_ms;
 };
@@ -193,8 +195,8 @@ redispeer_cluster_get(struct redispeer *p, const char **host, int *port)
 
 	p->rp_this = p->rp_next;
 	p->rp_next = RP_SEED;
+	/* No redirection is under way: a pause came since the last name. */
 	if (p->rp_this == RP_SEED) {
-		p->rp_redirecting = 0;
 		next = cluster_next(p->rp_cluster, &p->rp_port);
 		snprintf(p->rp_host, sizeof(p->rp_host), "%s", next);
 	}
