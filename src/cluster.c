@@ -12,7 +12,8 @@
  * so that when the seeds are down, or the primary died, the replicas and
  * the other primaries can be asked where the slot went.
  *
- * No I/O here: redisconn.c asks, this file reads the answers.
+ * No I/O here: redispeer.c asks, counter.c hands over the MOVED and ASK
+ * replies, this file reads the answers (ports with addr.c).
  */
 #include "config.h"
 
@@ -21,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr.h"
 #include "cluster.h"
 
 struct cluster_node {
@@ -72,10 +74,9 @@ cluster_keyslot(const char *key, size_t len)
 static int
 cluster_port(const redisReply *r)
 {
-	if (r->type != REDIS_REPLY_INTEGER || r->integer < 1 ||
-	    r->integer > 65535)
+	if (r->type != REDIS_REPLY_INTEGER)
 		return -1;
-	return (int)r->integer;
+	return addr_port_number(r->integer);
 }
 
 /*
@@ -186,15 +187,18 @@ cluster_slots_owner(const redisReply *reply, unsigned int slot,
 }
 
 int
-cluster_parse_redirect(const char *text, int *ask, unsigned int *slot,
+cluster_redirect(const redisReply *reply, int *ask, unsigned int *slot,
     char *host, size_t hostlen, int *port)
 {
-	const char *p, *colon;
+	const char *p, *colon, *text;
 	char *end;
 	unsigned long s;
-	long pt;
 	size_t n;
+	int pt;
 
+	if (reply == NULL || reply->type != REDIS_REPLY_ERROR)
+		return -1;
+	text = reply->str;
 	if (strncmp(text, "MOVED ", 6) == 0) {
 		*ask = 0;
 		p = text + 6;
@@ -215,16 +219,13 @@ cluster_parse_redirect(const char *text, int *ask, unsigned int *slot,
 	if (colon == NULL || strchr(p, ' ') != NULL)
 		return -1;
 	n = (size_t)(colon - p);
-	if (n >= hostlen || colon[1] < '0' || colon[1] > '9')
-		return -1;
-	errno = 0;
-	pt = strtol(colon + 1, &end, 10);
-	if (errno || *end != '\0' || pt < 1 || pt > 65535)
+	pt = addr_port(colon + 1, strlen(colon + 1));
+	if (n >= hostlen || pt == -1)
 		return -1;
 	memcpy(host, p, n);
 	host[n] = '\0';
 	*slot = (unsigned int)s;
-	*port = (int)pt;
+	*port = pt;
 	return 0;
 }
 

@@ -38,11 +38,13 @@ int cluster_slots_owner(const redisReply *reply, unsigned int slot,
     char *err, size_t errlen);
 
 /*
- * Parse an error reply "MOVED SLOT HOST:PORT" or "ASK SLOT HOST:PORT":
- * 0 with *ask (1 for ASK), *slot, host ("" for the node that answered)
- * and *port; -1 for any other text, or a malformed one.
+ * Whether reply, to a command sent to a cluster node, redirects it: an
+ * error reply "MOVED SLOT HOST:PORT" or "ASK SLOT HOST:PORT" (the command
+ * was not executed).  0 with *ask (1 for ASK), *slot, host ("" for the
+ * node that answered) and *port; -1 for any other reply, or a malformed
+ * redirection.
  */
-int cluster_parse_redirect(const char *text, int *ask, unsigned int *slot,
+int cluster_redirect(const redisReply *reply, int *ask, unsigned int *slot,
     char *host, size_t hostlen, int *port);
 
 /*

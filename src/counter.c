@@ -23,7 +23,8 @@
  *
  * With min_replicas_acked, a visit is answered only once a WAIT behind its
  * INCRBY says that many replicas have it: one WAIT at the end of a loop
- * turn for the INCRBY of the turn, and one WAIT out at a time.
+ * turn for the INCRBY of the turn, and one WAIT out at a time; the
+ * visits wait in waitlist.c meanwhile.
  *
  * With a Redis Cluster, a MOVED or ASK reply means the command was not
  * executed: it goes to the redo list instead of being answered, and the
@@ -33,6 +34,10 @@
  * of its first sending, or fail (503) -- safely, since none was executed.
  * Any other error, or a lost connection, still fails a command for good:
  * it may have been executed.
+ *
+ * Calls redisconn.c (the connection), cluster.c (reading MOVED and ASK),
+ * countercmd.c (the commands), waitlist.c, vec.c and the common ground (log, clock, timer, metrics);
+ * called by worker.c (which makes it) and route.c.
  */
 #include "config.h"
 
@@ -49,9 +54,13 @@
 #include "cluster.h"
 #include "conf.h"
 #include "counter.h"
+#include "countercmd.h"
 #include "log.h"
 #include "metrics.h"
 #include "redisconn.h"
+#include "timer.h"
+#include "vec.h"
+#include "waitlist.h"
 
 /* A client waiting for its visit's number. */
 struct counter_waiter {
@@ -59,11 +68,10 @@ struct counter_waiter {
 	void *w_arg;
 };
 
-/* The visits of one loop turn: one INCRBY b_n. */
+/* The visits of one loop turn: one INCRBY of their number. */
 struct counter_batch {
 	struct counter_batch *b_next;   /* on the list to fail from the loop */
-	unsigned b_n, b_cap;
-	struct counter_waiter b_w[];
+	struct vec b_w;                 /* of struct counter_waiter */
 };
 
 /* A command in flight. */
@@ -78,14 +86,6 @@ struct counter_op {
 	uint64_t op_seq;                /* order of first sending, from 1 */
 };
 
-/* A visit counted, waiting for WAIT to say replicas have it. */
-struct counter_held {
-	counter_cb *h_cb;
-	void *h_arg;
-	long long h_value;
-	uint64_t h_sent_us;             /* its INCRBY's first sending */
-};
-
 struct counter {
 	const struct conf *ct_cf;
 	struct redisconn *ct_conn;
@@ -94,34 +94,28 @@ struct counter {
 	struct event *ct_batch_ev;      /* send the turn's INCRBY at its end */
 	struct counter_batch *ct_batch; /* visits of this turn, not yet sent */
 	struct counter_batch *ct_spare; /* an answered batch, for reuse */
-	char *ct_incrby_cmd;            /* "INCRBY key " formatted, + room */
-	size_t ct_incrby_len;           /* of the part before the count */
-	char *ct_get_cmd;
-	int ct_get_len;
-	char *ct_wait_cmd;
-	int ct_wait_len;
-	struct counter_op *ct_ring;     /* FIFO of commands in flight */
-	size_t ct_ring_cap, ct_ring_head, ct_ring_count;
-	struct counter_held *ct_held;
-	size_t ct_nheld, ct_heldcap;
+	struct countercmd ct_cmd;       /* INCRBY, GET, WAIT, ASKING */
+	struct vec ct_ring;             /* counter_op FIFO: in flight */
+	struct waitlist ct_held;        /* visits waiting for WAIT */
 	int ct_wait_pending;            /* INCRs sent since the last WAIT */
 	int ct_wait_inflight;           /* a WAIT is out: the next one waits */
-	uint64_t ct_last_errlog_ms;
-	uint64_t ct_last_redirlog_ms;
-	char *ct_asking_cmd;
-	int ct_asking_len;
-	struct counter_op *ct_redo;     /* MOVED or ASK: to send again */
-	size_t ct_nredo, ct_redocap;
+	struct log_limit ct_errlog;     /* Redis trouble: once a second */
+	struct log_limit ct_redirlog;   /* MOVED and ASK: once a second */
+	struct vec ct_redo;             /* counter_op, MOVED or ASK: again */
 	uint64_t ct_seq;                /* the last op_seq given */
 	struct event *ct_fail_ev;       /* fail ct_failed's visits */
 	struct counter_batch *ct_failed; /* unsendable, failing from the loop */
 };
 
-/* Room for "$<count>\r\n<count>\r\n" after the INCRBY prefix. */
-#define COUNTER_COUNT_ROOM      32
-
 static void counter_send_wait(struct counter *c);
 static int counter_redo_push(struct counter *c, const struct counter_op *op);
+
+/* The oldest command in flight; the ring is not empty. */
+static struct counter_op *
+counter_ring_first(const struct counter *c)
+{
+	return vec_at(&c->ct_ring, 0);
+}
 
 /*
  * When the oldest wait of a client is due: timeout_ms after the first
@@ -133,15 +127,18 @@ static uint64_t
 counter_next_deadline(const struct counter *c)
 {
 	uint64_t first = UINT64_MAX;
+	const struct counter_op *op;
 	size_t i;
 
-	if (c->ct_ring_count > 0)
-		first = c->ct_ring[c->ct_ring_head].op_sent_us;
-	for (i = 0; i < c->ct_nredo; i++)
-		if (c->ct_redo[i].op_sent_us < first)
-			first = c->ct_redo[i].op_sent_us;
-	if (c->ct_nheld > 0 && c->ct_held[0].h_sent_us < first)
-		first = c->ct_held[0].h_sent_us;
+	if (c->ct_ring.v_n > 0)
+		first = counter_ring_first(c)->op_sent_us;
+	for (i = 0; i < c->ct_redo.v_n; i++) {
+		op = vec_at(&c->ct_redo, i);
+		if (op->op_sent_us < first)
+			first = op->op_sent_us;
+	}
+	if (waitlist_oldest(&c->ct_held) < first)
+		first = waitlist_oldest(&c->ct_held);
 	if (first == UINT64_MAX)
 		return 0;
 	return first + (uint64_t)c->ct_cf->cf_redis.timeout_ms * 1000;
@@ -151,106 +148,49 @@ counter_next_deadline(const struct counter *c)
 static void
 counter_arm_deadline(struct counter *c)
 {
-	uint64_t due = counter_next_deadline(c), now, us;
-	struct timeval tv;
+	uint64_t due = counter_next_deadline(c), now;
 
 	if (due == 0) {
 		event_del(c->ct_timeout_ev);
 		return;
 	}
 	now = clock_us();
-	us = due > now ? due - now : 0;
-	tv.tv_sec = (time_t)(us / 1000000);
-	tv.tv_usec = (suseconds_t)(us % 1000000);
-	event_add(c->ct_timeout_ev, &tv);
+	timer_arm_us(c->ct_timeout_ev, due > now ? due - now : 0);
 }
 
 static int
 counter_ring_push(struct counter *c, const struct counter_op *o)
 {
-	struct counter_op *op;
+	struct counter_op *op = vec_push(&c->ct_ring);
 
-	if (c->ct_ring_count == c->ct_ring_cap) {
-		size_t ncap = c->ct_ring_cap ? c->ct_ring_cap * 2 : 64, i;
-		struct counter_op *n = malloc(ncap * sizeof(*n));
-
-		if (n == NULL)
-			return -1;
-		for (i = 0; i < c->ct_ring_count; i++)
-			n[i] = c->ct_ring[(c->ct_ring_head + i) %
-			    c->ct_ring_cap];
-		free(c->ct_ring);
-		c->ct_ring = n;
-		c->ct_ring_cap = ncap;
-		c->ct_ring_head = 0;
-	}
-	op = &c->ct_ring[(c->ct_ring_head + c->ct_ring_count) %
-	    c->ct_ring_cap];
+	if (op == NULL)
+		return -1;
 	*op = *o;
-	c->ct_ring_count++;
 	return 0;
 }
 
 static struct counter_op
 counter_ring_pop(struct counter *c)
 {
-	struct counter_op op = c->ct_ring[c->ct_ring_head];
+	struct counter_op op = *counter_ring_first(c);
 
-	c->ct_ring_head = (c->ct_ring_head + 1) % c->ct_ring_cap;
-	c->ct_ring_count--;
+	vec_shift(&c->ct_ring, 1);
 	return op;
 }
 
-/* Log Redis trouble at most once a second: under load it repeats per request. */
+/* Log Redis trouble once a second at most: under load it repeats. */
 static int
 counter_may_log(struct counter *c)
 {
-	uint64_t now = clock_ms();
-
-	if (now - c->ct_last_errlog_ms < 1000)
-		return 0;
-	c->ct_last_errlog_ms = now;
-	return 1;
+	return log_limit_pass(&c->ct_errlog, clock_ms());
 }
 
-/* Keep a visit's number until the WAIT behind it returns. */
-static int
-counter_hold(struct counter *c, counter_cb *cb, void *arg, long long v,
-    uint64_t sent_us)
-{
-	struct counter_held *h;
-
-	if (c->ct_nheld == c->ct_heldcap) {
-		size_t ncap = c->ct_heldcap ? c->ct_heldcap * 2 : 64;
-
-		h = realloc(c->ct_held, ncap * sizeof(*h));
-		if (h == NULL)
-			return -1;
-		c->ct_held = h;
-		c->ct_heldcap = ncap;
-	}
-	h = &c->ct_held[c->ct_nheld++];
-	h->h_cb = cb;
-	h->h_arg = arg;
-	h->h_value = v;
-	h->h_sent_us = sent_us;
-	return 0;
-}
-
-/* Answer the held visits: confirmed (ok) or not. */
 static void
-counter_release_held(struct counter *c, int ok)
+counter_batch_free(struct counter_batch *b)
 {
-	size_t i, n = c->ct_nheld;
-
-	c->ct_nheld = 0;        /* callbacks may count new visits */
-	for (i = 0; i < n; i++) {
-		struct counter_held h = c->ct_held[i];
-
-		if (!ok)
-			METRICS_ADD(mw_redis_errors, 1);
-		h.h_cb(h.h_arg, ok, h.h_value);
-	}
+	if (b != NULL)
+		vec_free(&b->b_w);
+	free(b);
 }
 
 /* A batch answered: kept for the next turn, or freed. */
@@ -258,10 +198,10 @@ static void
 counter_batch_done(struct counter *c, struct counter_batch *b)
 {
 	if (c->ct_spare == NULL) {
-		b->b_n = 0;
+		vec_shift(&b->b_w, b->b_w.v_n);
 		c->ct_spare = b;
 	} else
-		free(b);
+		counter_batch_free(b);
 }
 
 /* Fail the clients of op (none for a WAIT or ASKING). */
@@ -269,12 +209,14 @@ static void
 counter_op_fail(struct counter *c, const struct counter_op *op)
 {
 	struct counter_batch *b = op->op_batch;
-	unsigned i;
+	struct counter_waiter *w;
+	size_t i;
 
 	if (b != NULL) {
-		for (i = 0; i < b->b_n; i++) {
+		for (i = 0; i < b->b_w.v_n; i++) {
 			METRICS_ADD(mw_redis_errors, 1);
-			b->b_w[i].w_cb(b->b_w[i].w_arg, 0, 0);
+			w = vec_at(&b->b_w, i);
+			w->w_cb(w->w_arg, 0, 0);
 		}
 		counter_batch_done(c, b);
 	} else if (op->op_cb != NULL) {
@@ -293,21 +235,23 @@ counter_op_answer(struct counter *c, const struct counter_op *op,
     long long v)
 {
 	struct counter_batch *b = op->op_batch;
-	unsigned i;
+	struct counter_waiter *w;
+	size_t i, n;
 
 	if (b == NULL) {
-		if (!op->op_hold || counter_hold(c, op->op_cb, op->op_arg, v,
-		    op->op_sent_us) != 0)
+		if (!op->op_hold || waitlist_add(&c->ct_held, op->op_cb,
+		    op->op_arg, v, op->op_sent_us) != 0)
 			op->op_cb(op->op_arg, 1, v);
 		return;
 	}
-	for (i = 0; i < b->b_n; i++) {
-		long long mine = v - (long long)(b->b_n - 1 - i);
+	n = b->b_w.v_n;
+	for (i = 0; i < n; i++) {
+		long long mine = v - (long long)(n - 1 - i);
 
-		if (!op->op_hold ||
-		    counter_hold(c, b->b_w[i].w_cb, b->b_w[i].w_arg, mine,
-		    op->op_sent_us) != 0)
-			b->b_w[i].w_cb(b->b_w[i].w_arg, 1, mine);
+		w = vec_at(&b->b_w, i);
+		if (!op->op_hold || waitlist_add(&c->ct_held, w->w_cb,
+		    w->w_arg, mine, op->op_sent_us) != 0)
+			w->w_cb(w->w_arg, 1, mine);
 	}
 	counter_batch_done(c, b);
 }
@@ -366,15 +310,16 @@ counter_batch_fail(struct counter *c)
 static void
 counter_fail_all(struct counter *c)
 {
-	while (c->ct_ring_count > 0) {
+	while (c->ct_ring.v_n > 0) {
 		struct counter_op op = counter_ring_pop(c);
 
 		counter_op_fail(c, &op);
 	}
 	/* Not sent yet: on the way to another node, it goes there. */
-	if (c->ct_conn == NULL || !redisconn_redirecting(c->ct_conn))
+	if (c->ct_conn == NULL ||
+	    redisconn_sendable(c->ct_conn) != REDISCONN_HOLD)
 		counter_batch_fail(c);
-	counter_release_held(c, 0);
+	waitlist_release(&c->ct_held, 0);
 	c->ct_wait_pending = 0;
 	c->ct_wait_inflight = 0;
 }
@@ -387,14 +332,14 @@ static void
 counter_redo_expire(struct counter *c, uint64_t now, int all)
 {
 	uint64_t ms = (uint64_t)c->ct_cf->cf_redis.timeout_ms * 1000;
-	struct counter_op *ops = c->ct_redo;
-	size_t i, failed = 0, n = c->ct_nredo;
+	struct vec ops;
+	size_t i, failed = 0;
 
 	/* Callbacks may send new commands, held back too: a fresh list. */
-	c->ct_redo = NULL;
-	c->ct_nredo = c->ct_redocap = 0;
-	for (i = 0; i < n; i++) {
-		struct counter_op op = ops[i];
+	vec_init(&ops, sizeof(struct counter_op), 1);
+	vec_move(&c->ct_redo, &ops);
+	for (i = 0; i < ops.v_n; i++) {
+		struct counter_op op = *(struct counter_op *)vec_at(&ops, i);
 
 		if (!all && now < op.op_sent_us + ms &&
 		    counter_redo_push(c, &op) == 0)
@@ -402,7 +347,7 @@ counter_redo_expire(struct counter *c, uint64_t now, int all)
 		failed++;
 		counter_op_fail(c, &op);
 	}
-	free(ops);
+	vec_free(&ops);
 	if (failed > 0 && !all && counter_may_log(c))
 		log_warnx("redis: %zu commands held back for a redirection or "
 		    "a new connection's check went out nowhere within %d ms",
@@ -417,29 +362,16 @@ counter_redo_expire(struct counter *c, uint64_t now, int all)
 static void
 counter_held_expire(struct counter *c, uint64_t now)
 {
-	uint64_t us = (uint64_t)c->ct_cf->cf_redis.timeout_ms * 1000;
-	struct counter_held *late;
-	size_t i, n = 0;
+	int ms = c->ct_cf->cf_redis.timeout_ms;
+	size_t n = waitlist_late(&c->ct_held, now, (uint64_t)ms * 1000);
 
-	while (n < c->ct_nheld && now >= c->ct_held[n].h_sent_us + us)
-		n++;
-	if (n == 0 || (late = malloc(n * sizeof(*late))) == NULL)
+	if (n == 0)
 		return;
-	/* Callbacks may hold new visits: take these off the list first. */
-	memcpy(late, c->ct_held, n * sizeof(*late));
-	memmove(c->ct_held, c->ct_held + n,
-	    (c->ct_nheld - n) * sizeof(*late));
-	c->ct_nheld -= n;
 	if (counter_may_log(c))
 		log_warnx("redis: WAIT: %zu visits not acknowledged by %d "
 		    "replicas within %d ms", n,
-		    c->ct_cf->cf_redis.min_replicas_acked,
-		    c->ct_cf->cf_redis.timeout_ms);
-	for (i = 0; i < n; i++) {
-		METRICS_ADD(mw_redis_errors, 1);
-		late[i].h_cb(late[i].h_arg, 0, 0);
-	}
-	free(late);
+		    c->ct_cf->cf_redis.min_replicas_acked, ms);
+	waitlist_fail_oldest(&c->ct_held, n);
 }
 
 static void
@@ -466,13 +398,13 @@ counter_on_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	counter_redo_expire(c, now, 0);
 	counter_held_expire(c, now);
-	if (c->ct_ring_count == 0 ||
-	    now < c->ct_ring[c->ct_ring_head].op_sent_us + (uint64_t)ms * 1000) {
+	if (c->ct_ring.v_n == 0 ||
+	    now < counter_ring_first(c)->op_sent_us + (uint64_t)ms * 1000) {
 		counter_arm_deadline(c);
 		return;
 	}
 	log_warnx("redis: no reply within %d ms, dropping the connection "
-	    "(%zu commands in flight fail)", ms, c->ct_ring_count);
+	    "(%zu commands in flight fail)", ms, c->ct_ring.v_n);
 	redisconn_drop(c->ct_conn);
 }
 
@@ -489,7 +421,7 @@ counter_on_wait_reply(struct counter *c, redisReply *reply)
 	c->ct_wait_inflight = 0;
 	if (reply && reply->type == REDIS_REPLY_INTEGER &&
 	    reply->integer >= need) {
-		counter_release_held(c, 1);
+		waitlist_release(&c->ct_held, 1);
 		counter_send_wait(c);
 		return;
 	}
@@ -500,7 +432,7 @@ counter_on_wait_reply(struct counter *c, redisReply *reply)
 		else if (reply && reply->type == REDIS_REPLY_ERROR)
 			log_warnx("redis: WAIT: %s", reply->str);
 	}
-	counter_release_held(c, 0);
+	waitlist_release(&c->ct_held, 0);
 	if (reply != NULL)
 		counter_send_wait(c);
 }
@@ -558,22 +490,19 @@ counter_redirected(struct counter *c, const struct counter_op *op,
 	int ask, port;
 
 	if (c->ct_cf->cf_redis.ncluster == 0 ||
-	    reply->type != REDIS_REPLY_ERROR ||
-	    cluster_parse_redirect(reply->str, &ask, &slot, host,
-	    sizeof(host), &port) == -1 || counter_redo_push(c, op) == -1)
+	    cluster_redirect(reply, &ask, &slot, host, sizeof(host),
+	    &port) == -1 || counter_redo_push(c, op) == -1)
 		return 0;
 	if (ask)
 		METRICS_ADD(mw_redis_ask, 1);
 	else
 		METRICS_ADD(mw_redis_moved, 1);
 	/* A pipeline's worth of them come at once: log one a second. */
-	if (clock_ms() - c->ct_last_redirlog_ms >= 1000) {
-		c->ct_last_redirlog_ms = clock_ms();
+	if (log_limit_pass(&c->ct_redirlog, clock_ms()))
 		log_info("redis: slot %u %s %s:%d (%s); sending there", slot,
 		    ask ? "is migrating to" : "moved to",
 		    host[0] ? host : "the same host, port", port,
 		    ask ? "ASK" : "MOVED");
-	}
 	redisconn_redirect(c->ct_conn, host, port, ask);
 	return 1;
 }
@@ -588,7 +517,7 @@ counter_on_reply(redisAsyncContext *ac, void *r, void *priv)
 	int ok = 0;
 
 	(void)ac;
-	if (c->ct_ring_count == 0)
+	if (c->ct_ring.v_n == 0)
 		return;         /* cannot happen: one op per command sent */
 	op = counter_ring_pop(c);
 	if (op.op_asking)
@@ -630,9 +559,9 @@ counter_send_wait(struct counter *c)
 	c->ct_wait_pending = 0;
 	if (c->ct_conn == NULL || counter_ring_push(c, &wait) == -1)
 		return;         /* the held visits fail with the connection */
-	if (redisconn_send(c->ct_conn, c->ct_wait_cmd, (size_t)c->ct_wait_len,
+	if (redisconn_send(c->ct_conn, c->ct_cmd.cc_wait, c->ct_cmd.cc_wait_len,
 	    counter_on_reply, c) == -1) {
-		c->ct_ring_count--;
+		vec_pop(&c->ct_ring);
 		return;
 	}
 	c->ct_wait_inflight = 1;
@@ -650,28 +579,20 @@ counter_on_wait_ev(evutil_socket_t fd, short what, void *arg)
 static int
 counter_redo_push(struct counter *c, const struct counter_op *op)
 {
-	size_t i;
+	struct counter_op *at;
+	size_t i = c->ct_redo.v_n;
 
-	if (c->ct_nredo == c->ct_redocap) {
-		size_t ncap = c->ct_redocap ? c->ct_redocap * 2 : 64;
-		struct counter_op *n = realloc(c->ct_redo, ncap * sizeof(*n));
-
-		if (n == NULL)
-			return -1;
-		c->ct_redo = n;
-		c->ct_redocap = ncap;
-	}
 	/*
 	 * In the order of first sending: a batch held back while the MOVED
 	 * replies of older commands are still coming goes behind them, so
 	 * visits keep the numbers of the order they came in.
 	 */
-	i = c->ct_nredo++;
-	while (i > 0 && c->ct_redo[i - 1].op_seq > op->op_seq) {
-		c->ct_redo[i] = c->ct_redo[i - 1];
+	while (i > 0 && ((struct counter_op *)vec_at(&c->ct_redo, i - 1))->
+	    op_seq > op->op_seq)
 		i--;
-	}
-	c->ct_redo[i] = *op;
+	if ((at = vec_insert(&c->ct_redo, i)) == NULL)
+		return -1;
+	*at = *op;
 	if (!evtimer_pending(c->ct_timeout_ev, NULL))
 		counter_arm_deadline(c);
 	return 0;
@@ -689,25 +610,12 @@ counter_send_asking(struct counter *c, uint64_t sent_us)
 
 	if (counter_ring_push(c, &asking) == -1)
 		return -1;
-	if (redisconn_send(c->ct_conn, c->ct_asking_cmd,
-	    (size_t)c->ct_asking_len, counter_on_reply, c) == -1) {
-		c->ct_ring_count--;
+	if (redisconn_send(c->ct_conn, c->ct_cmd.cc_asking,
+	    c->ct_cmd.cc_asking_len, counter_on_reply, c) == -1) {
+		vec_pop(&c->ct_ring);
 		return -1;
 	}
 	return 0;
-}
-
-/* INCRBY n, in the buffer formatted by counter_format_incrby(). */
-static size_t
-counter_incrby_cmd(struct counter *c, unsigned n)
-{
-	char num[16];
-	int len;
-
-	len = snprintf(num, sizeof(num), "%u", n);
-	len = snprintf(c->ct_incrby_cmd + c->ct_incrby_len, COUNTER_COUNT_ROOM,
-	    "$%d\r\n%s\r\n", len, num);
-	return c->ct_incrby_len + (size_t)len;
 }
 
 /*
@@ -718,20 +626,27 @@ counter_incrby_cmd(struct counter *c, unsigned n)
 static int
 counter_send_op(struct counter *c, struct counter_op *op)
 {
-	const char *cmd = c->ct_get_cmd;
-	size_t len = (size_t)c->ct_get_len;
+	const char *cmd = c->ct_cmd.cc_get;
+	size_t len = c->ct_cmd.cc_get_len;
 
 	if (op->op_seq == 0)
 		op->op_seq = ++c->ct_seq;
 	if (op->op_batch != NULL) {
-		cmd = c->ct_incrby_cmd;
-		len = counter_incrby_cmd(c, op->op_batch->b_n);
+		cmd = c->ct_cmd.cc_incrby;
+		len = countercmd_incrby(&c->ct_cmd,
+		    (unsigned)op->op_batch->b_w.v_n);
 	}
 
 	if (c->ct_conn == NULL)
 		return -1;
-	if (redisconn_redirecting(c->ct_conn))
+	switch (redisconn_sendable(c->ct_conn)) {
+	case REDISCONN_HOLD:
 		return counter_redo_push(c, op);
+	case REDISCONN_FAIL:
+		return -1;
+	case REDISCONN_SEND:
+		break;
+	}
 	if (redisconn_asking(c->ct_conn) &&
 	    counter_send_asking(c, op->op_sent_us) == -1)
 		return -1;
@@ -748,8 +663,8 @@ counter_send_op(struct counter *c, struct counter_op *op)
 	}
 	if (redisconn_send(c->ct_conn, cmd, (size_t)len, counter_on_reply,
 	    c) == -1) {
-		/* Not connected, or disconnecting: never sent; take it back. */
-		c->ct_ring_count--;
+		/* Disconnecting after all: never sent; take it back. */
+		vec_pop(&c->ct_ring);
 		return -1;
 	}
 	/* Not only at 1: behind ASKING the first command makes it 2. */
@@ -791,41 +706,26 @@ counter_on_batch_ev(evutil_socket_t fd, short what, void *arg)
 	counter_flush_batch(arg, 0);
 }
 
-/* Format "INCRBY key " once: a batch appends its count. */
-static int
-counter_format_incrby(struct counter *c, const char *key)
-{
-	size_t keylen = strlen(key);
-	int n;
-
-	c->ct_incrby_cmd = malloc(keylen + 64 + COUNTER_COUNT_ROOM);
-	if (c->ct_incrby_cmd == NULL)
-		return -1;
-	n = snprintf(c->ct_incrby_cmd, keylen + 64,
-	    "*3\r\n$6\r\nINCRBY\r\n$%zu\r\n", keylen);
-	memcpy(c->ct_incrby_cmd + n, key, keylen);
-	memcpy(c->ct_incrby_cmd + n + keylen, "\r\n", 2);
-	c->ct_incrby_len = (size_t)n + keylen + 2;
-	return 0;
-}
-
 /* A new connection takes commands: send those held back. */
 static void
 counter_on_open(void *arg)
 {
 	struct counter *c = arg;
-	struct counter_op *ops = c->ct_redo;
-	size_t i, n = c->ct_nredo;
+	struct counter_op *op;
+	struct vec ops;
+	size_t i;
 
-	if (n == 0)
+	if (c->ct_redo.v_n == 0)
 		return;
 	/* Sending may hold some back again: into a fresh list. */
-	c->ct_redo = NULL;
-	c->ct_nredo = c->ct_redocap = 0;
-	for (i = 0; i < n; i++)
-		if (counter_send_op(c, &ops[i]) == -1)
-			counter_op_fail(c, &ops[i]);
-	free(ops);
+	vec_init(&ops, sizeof(struct counter_op), 1);
+	vec_move(&c->ct_redo, &ops);
+	for (i = 0; i < ops.v_n; i++) {
+		op = vec_at(&ops, i);
+		if (counter_send_op(c, op) == -1)
+			counter_op_fail(c, op);
+	}
+	vec_free(&ops);
 }
 
 struct counter *
@@ -833,33 +733,32 @@ counter_new(struct event_base *base, const struct conf *cf,
     counter_settled_cb *settled, void *arg)
 {
 	struct counter *c;
-	size_t keylen = strlen(cf->cf_redis.key);
 	int ms = cf->cf_redis.timeout_ms;
 
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return NULL;
 	c->ct_cf = cf;
+	log_limit_init(&c->ct_errlog, 1000);
+	log_limit_init(&c->ct_redirlog, 1000);
+	vec_init(&c->ct_ring, sizeof(struct counter_op), 64);
+	waitlist_init(&c->ct_held);
+	vec_init(&c->ct_redo, sizeof(struct counter_op), 64);
 	c->ct_conn = redisconn_new(base, cf, counter_on_down, c);
 	c->ct_timeout_ev = evtimer_new(base, counter_on_timeout, c);
 	c->ct_wait_ev = event_new(base, -1, 0, counter_on_wait_ev, c);
 	c->ct_batch_ev = event_new(base, -1, 0, counter_on_batch_ev, c);
 	c->ct_fail_ev = event_new(base, -1, 0, counter_on_fail_ev, c);
-	c->ct_get_len = redisFormatCommand(&c->ct_get_cmd, "GET %b",
-	    cf->cf_redis.key, keylen);
 	/*
-	 * A third of timeout_ms: visits sent while a WAIT is out wait for it,
-	 * then for their own WAIT, and must still be answered in timeout_ms.
+	 * WAIT for a third of timeout_ms: visits sent while a WAIT is out
+	 * wait for it, then for their own WAIT, and must still be answered
+	 * in timeout_ms.
 	 */
-	c->ct_wait_len = redisFormatCommand(&c->ct_wait_cmd, "WAIT %d %d",
-	    cf->cf_redis.min_replicas_acked, ms / 3 > 0 ? ms / 3 : 1);
-	c->ct_asking_len = redisFormatCommand(&c->ct_asking_cmd, "ASKING");
 	if (c->ct_conn == NULL || c->ct_timeout_ev == NULL ||
 	    c->ct_wait_ev == NULL || c->ct_batch_ev == NULL ||
-	    c->ct_fail_ev == NULL ||
-	    counter_format_incrby(c, cf->cf_redis.key) == -1 ||
-	    c->ct_get_len <= 0 || c->ct_wait_len <= 0 ||
-	    c->ct_asking_len <= 0) {
+	    c->ct_fail_ev == NULL || countercmd_init(&c->ct_cmd,
+	    cf->cf_redis.key, cf->cf_redis.min_replicas_acked,
+	    ms / 3 > 0 ? ms / 3 : 1) == -1) {
 		counter_free(c);
 		return NULL;
 	}
@@ -877,21 +776,13 @@ counter_batch_slot(struct counter *c)
 	if (b == NULL) {
 		b = c->ct_spare;
 		c->ct_spare = NULL;
-		if (b == NULL && (b = malloc(sizeof(*b) +
-		    16 * sizeof(b->b_w[0]))) != NULL)
-			b->b_cap = 16;
+		if (b == NULL && (b = malloc(sizeof(*b))) != NULL)
+			vec_init(&b->b_w, sizeof(struct counter_waiter), 16);
 		if (b == NULL)
 			return NULL;
-		b->b_n = 0;
-		c->ct_batch = b;
-	} else if (b->b_n == b->b_cap) {
-		b = realloc(b, sizeof(*b) + 2 * b->b_cap * sizeof(b->b_w[0]));
-		if (b == NULL)
-			return NULL;
-		b->b_cap *= 2;
 		c->ct_batch = b;
 	}
-	return &b->b_w[b->b_n++];
+	return vec_push(&b->b_w);
 }
 
 int
@@ -899,14 +790,14 @@ counter_incr(struct counter *c, counter_cb *cb, void *arg)
 {
 	struct counter_waiter *w;
 
-	if (c->ct_conn == NULL || !(redisconn_can_send(c->ct_conn) ||
-	    redisconn_redirecting(c->ct_conn)) ||
+	if (c->ct_conn == NULL ||
+	    redisconn_sendable(c->ct_conn) == REDISCONN_FAIL ||
 	    (w = counter_batch_slot(c)) == NULL)
 		return -1;
 	w->w_cb = cb;
 	w->w_arg = arg;
 	/* The first visit of the turn: send them all when the turn ends. */
-	if (c->ct_batch->b_n == 1)
+	if (c->ct_batch->b_w.v_n == 1)
 		event_active(c->ct_batch_ev, 0, 1);
 	return 0;
 }
@@ -935,7 +826,7 @@ size_t
 counter_inflight(const struct counter *c)
 {
 	struct counter_batch *b;
-	size_t n = c->ct_ring_count + c->ct_nredo + (c->ct_batch != NULL);
+	size_t n = c->ct_ring.v_n + c->ct_redo.v_n + (c->ct_batch != NULL);
 
 	for (b = c->ct_failed; b != NULL; b = b->b_next)
 		n++;
@@ -963,16 +854,10 @@ counter_free(struct counter *c)
 		event_free(c->ct_batch_ev);
 	if (c->ct_fail_ev)
 		event_free(c->ct_fail_ev);
-	free(c->ct_incrby_cmd);
-	free(c->ct_spare);
-	if (c->ct_get_cmd)
-		redisFreeCommand(c->ct_get_cmd);
-	if (c->ct_wait_cmd)
-		redisFreeCommand(c->ct_wait_cmd);
-	if (c->ct_asking_cmd)
-		redisFreeCommand(c->ct_asking_cmd);
-	free(c->ct_redo);
-	free(c->ct_ring);
-	free(c->ct_held);
+	counter_batch_free(c->ct_spare);
+	countercmd_free(&c->ct_cmd);
+	vec_free(&c->ct_redo);
+	vec_free(&c->ct_ring);
+	waitlist_free(&c->ct_held);
 	free(c);
 }

@@ -1,32 +1,59 @@
 /*
- * redisconn.c - a worker's connection to the Redis primary: finding it,
- * connecting, and connecting again.
+ * redisconn.c - a worker's connection to the Redis primary: its life from
+ * the look-up to the close, and again.
  *
  * Each worker owns one asynchronous hiredis connection to the primary,
  * attached to its libevent loop (redisio.c); the command queue (counter.c)
- * sends on it.  The primary is cf_redis.host, or cf_redis.socket, or
- * whatever the sentinels name (sentinel.c).  The host name is resolved
- * with evdns, because a blocking getaddrinfo() would stall every client of
- * the worker.
+ * sends on it.  Where the primary is (cf_redis.host or the socket, the
+ * sentinels' word, or the cluster node serving the key's slot) is
+ * redispeer.c's business: this file asks it at each attempt, and tells it
+ * how each attempt went.  The host name is resolved with evdns, because a
+ * blocking getaddrinfo() would stall every client of the worker.
  * Resolving and connecting each have timeout_ms, on this file's own timer;
  * a failed or lost connection is tried again after a pause that backs off
  * from 50 ms to 500 ms, so service resumes within a second of Redis coming
- * back.  A failure is logged as a warning once, then at debug level until
- * a connection succeeds.
+ * back (backoff.c).  A failure is logged as a warning once, then at debug
+ * level until a connection succeeds (a log.c limiter).
+ *
+ * The connection's life, one state at a time (rc_state):
+ *
+ *   state       under way                       send  next
+ *   IDLE        nothing, or the retry timer     fail  LOCATING, RESOLVING,
+ *                                                     CONNECTING, CHECKING
+ *   LOCATING    the peer finds the primary      fail  RESOLVING; IDLE
+ *   RESOLVING   evdns look-up                   fail  CONNECTING, CHECKING;
+ *                                                     IDLE
+ *   CONNECTING  TCP, TLS, AUTH/SELECT/PING due  send  READY; IDLE
+ *   CHECKING    as CONNECTING, with ROLE or     hold  READY; IDLE
+ *               CLUSTER SLOTS due too
+ *   READY       serving                         send  IDLE
+ *   CLOSED      redisconn_free() under way      fail  -
+ *
+ * IDLE goes to CONNECTING for a Unix socket, to LOCATING when the peer
+ * answers later (the sentinels), else to RESOLVING.  A failure in any
+ * state goes to IDLE with the pause, or none when the peer says so (a
+ * redirection); the sentinels naming another primary send any state to
+ * IDLE at once (redisconn_abandon()).  In CONNECTING, CHECKING and READY the connection may be
+ * closing (hiredis disconnecting, after a refused setup command, a check
+ * that says no, READONLY or a redirection): the replies due still come,
+ * then down, then IDLE, and sends fail meanwhile.  Whatever the state,
+ * while the peer says a redirection is under way sends are held (the
+ * commands wait for the open callback): redisconn_sendable() is these
+ * three answers.
  *
  * A new connection first sends AUTH (with the user name, for an ACL user)
- * and SELECT as configured, and with sentinels ROLE: a sentinel's word may
- * be stale, so the server must say itself that it is the primary.
- * Commands queued while connecting go out behind these, but for those
- * checks: a command behind ROLE or CLUSTER SLOTS would be executed
- * before the answer says whether this is the server to count on (a
- * replica that takes writes, a Redis without cluster support listed as a
- * seed), so until the checks pass the connection is holding
- * (redisconn_redirecting() is 1, and the open callback comes then).  The connection
- * is ready, and the pause before the next attempt starts again from 50 ms,
- * only once AUTH and SELECT have succeeded: a server that refuses them
- * (a wrong password, a user without the right) is tried again no more
- * often than a server that is down.
+ * and SELECT as configured, and the peer's check (ROLE with sentinels: a
+ * sentinel's word may be stale, so the server must say itself that it is
+ * the primary; CLUSTER SLOTS to a cluster seed).  Commands queued while
+ * connecting go out behind these, but for those checks: a command behind
+ * ROLE or CLUSTER SLOTS would be executed before the answer says whether
+ * this is the server to count on (a replica that takes writes, a Redis
+ * without cluster support listed as a seed), so until the checks pass the
+ * connection is CHECKING, and the open callback comes then.  The
+ * connection is ready, and the pause before the next attempt starts again
+ * from 50 ms, only once AUTH and SELECT have succeeded: a server that
+ * refuses them (a wrong password, a user without the right) is tried again
+ * no more often than a server that is down.
  *
  * With redis.tls the connection speaks TLS (redistls.c).  hiredis calls
  * it connected once TCP is, before the handshake, which runs with the
@@ -43,22 +70,18 @@
  * used until they name the new one: for REDISCONN_FAILOVER_MS at most,
  * after which they are asked again.
  *
- * With a Redis Cluster (cf_redis.cluster), the node to use is the primary
- * serving the key's slot (cluster.c).  An attempt goes to the next of the
- * seeds and the nodes learned since, in turn, and asks it CLUSTER SLOTS
- * behind AUTH: the connection is ready if that node serves the slot, and
- * otherwise it is closed once its replies are in and the node it names is
- * connected to at once, trusted without asking again (a wrong one answers
- * MOVED).  The queue (counter.c) reports MOVED and ASK replies with
- * redisconn_redirect(): the connection is closed the same way, once the
- * replies due on it have come, and the node named is connected to without
- * a pause; after ASK the new connection is flagged (redisconn_asking()) so
- * that every command on it goes behind ASKING.  It stays there: the key
- * is on that node for good once the source says ASK (MIGRATE moves a key
- * at once), and ASKING changes nothing once the migration is over.  A
- * lost connection, or a node that cannot be reached, sends the next
- * attempt back to the seeds after the usual pause: that is how a replica
- * promoted after its primary died is found.
+ * With a Redis Cluster the queue (counter.c) reports MOVED and ASK replies
+ * with redisconn_redirect(): the connection is closed once the replies
+ * due on it have come, and the node named is connected to without a pause
+ * (redispeer.c); after ASK every command on the new connection goes
+ * behind ASKING (redisconn_asking()).  A lost connection, or a node that
+ * cannot be reached, sends the next attempt back to the seeds after the
+ * usual pause: that is how a replica promoted after its primary died is
+ * found.
+ *
+ * Calls: redispeer.c, redisio.c, redistls.c, conf.h, and the common
+ * ground (log, metrics, clock, timer, backoff).
+ * Called by counter.c only.
  */
 #include "config.h"
 
@@ -76,15 +99,16 @@
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
 
+#include "backoff.h"
 #include "clock.h"
-#include "cluster.h"
 #include "conf.h"
 #include "log.h"
 #include "metrics.h"
 #include "redisconn.h"
 #include "redisio.h"
+#include "redispeer.h"
 #include "redistls.h"
-#include "sentinel.h"
+#include "timer.h"
 
 #define REDISCONN_BACKOFF_MIN_MS        50
 #define REDISCONN_BACKOFF_MAX_MS        500
@@ -93,20 +117,16 @@
  * the new primary when the replica says it is one: three of those.
  */
 #define REDISCONN_FAILOVER_MS           3000
-/*
- * Redirections followed without a pause, in a second: nodes that disagree
- * about the slot would otherwise send us back and forth as fast as they
- * answer.  Past this the usual pause applies.
- */
-#define REDISCONN_HOPS_MAX              8
 
+/* See the table at the top. */
 enum redisconn_state {
-	RC_IDLE,        /* waiting to retry, or for a failover to end */
-	RC_ASKING,      /* asking the sentinels where the primary is */
-	RC_RESOLVING,   /* evdns lookup of the host */
-	RC_CONNECTING,  /* TCP connect and setup in progress */
-	RC_READY,       /* connected */
-	RC_CLOSED       /* redisconn_free() under way */
+	RC_IDLE,
+	RC_LOCATING,
+	RC_RESOLVING,
+	RC_CONNECTING,
+	RC_CHECKING,
+	RC_READY,
+	RC_CLOSED
 };
 
 struct redisconn {
@@ -118,43 +138,33 @@ struct redisconn {
 	enum redisconn_state rc_state;
 	struct event *rc_retry_ev;      /* the next attempt, after a pause */
 	struct event *rc_deadline_ev;   /* resolving or connecting */
-	int rc_backoff_ms;
-	int rc_failing;                 /* the last attempt failed (log once) */
+	struct backoff rc_backoff;      /* the pause before the next attempt */
+	struct log_limit rc_failing;    /* warn once, until connected again */
 	int rc_connected_before;        /* a later connect is a reconnect */
-	int rc_setup;                   /* AUTH, SELECT, PING replies due */
+	int rc_setup;                   /* setup and check replies due */
 	struct ssl_st *rc_ssl;          /* rc_ac's TLS (hiredis owns it) */
 	int rc_refused;                 /* AUTH or SELECT failed (log once) */
 	char rc_host[256];              /* where the primary is now */
 	int rc_port;
 	char rc_where[300];             /* host:port or the socket, to log */
-	struct sentinel *rc_sentinel;   /* NULL without sentinels */
+	struct redispeer *rc_peer;      /* where the primary is */
 	redisconn_down_cb *rc_down;
 	void *rc_arg;
 	redisconn_settled_cb *rc_settled;       /* until the first attempt ends */
 	void *rc_settled_arg;
 	redisconn_open_cb *rc_open;     /* a new connection takes commands */
 	char rc_ip[INET6_ADDRSTRLEN];   /* rc_host resolved, "" for a socket */
-	struct cluster *rc_cluster;     /* nodes to ask; NULL without cluster */
-	unsigned int rc_slot;           /* the key's slot */
-	int rc_check;                   /* CLUSTER SLOTS must name this node */
-	int rc_target;                  /* rc_host is the slot's node: go */
-	int rc_target_ask;              /* ... named by ASK */
-	int rc_asking;                  /* this connection is an ASK target */
-	int rc_redirecting;             /* closing, to go to rc_host */
-	int rc_holding;                 /* ROLE or CLUSTER SLOTS due: wait */
-	int rc_hops;                    /* redirections in this second */
-	uint64_t rc_hop_ms;
 };
 
 static void redisconn_connect(struct redisconn *rc);
 static void redisconn_resolve(struct redisconn *rc);
 
-static void
-redisconn_arm(struct event *ev, int ms)
+/* The states with a connection open (rc_ac, until its down callback). */
+static int
+redisconn_open_state(const struct redisconn *rc)
 {
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-
-	event_add(ev, &tv);
+	return rc->rc_state == RC_CONNECTING || rc->rc_state == RC_CHECKING ||
+	    rc->rc_state == RC_READY;
 }
 
 /* Where the connection goes, for the log: HOST:PORT or the socket. */
@@ -164,7 +174,7 @@ redisconn_where(struct redisconn *rc)
 	if (rc->rc_cf->cf_redis.socket[0])
 		return rc->rc_cf->cf_redis.socket;
 	snprintf(rc->rc_where, sizeof(rc->rc_where), "%s%s:%d",
-	    rc->rc_cluster ? "cluster node " : "", rc->rc_host, rc->rc_port);
+	    redispeer_noun(rc->rc_peer), rc->rc_host, rc->rc_port);
 	return rc->rc_where;
 }
 
@@ -218,55 +228,33 @@ redisconn_failed(struct redisconn *rc, const char *fmt, ...)
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
 	redisconn_settle(rc);
-	if (!rc->rc_failing)
-		log_warnx("redis: %s", why);
-	else
-		log_debug("redis: %s", why);
-	rc->rc_failing = 1;
+	log_at(log_limit_level(&rc->rc_failing, LOG_WARNING, clock_ms()),
+	    "redis: %s", why);
 }
 
-/* Whether one more redirection may be followed at once (see HOPS_MAX). */
-static int
-redisconn_hop(struct redisconn *rc)
+/* A failure not worth a warning of its own: what follows is debug. */
+static void
+redisconn_failing(struct redisconn *rc)
 {
-	uint64_t now = clock_ms();
-
-	if (now - rc->rc_hop_ms >= 1000) {
-		rc->rc_hop_ms = now;
-		rc->rc_hops = 0;
-	}
-	return ++rc->rc_hops <= REDISCONN_HOPS_MAX;
+	(void)log_limit_pass(&rc->rc_failing, clock_ms());
 }
 
+/* To IDLE, and the next attempt: at once, or after the pause. */
 static void
 redisconn_schedule_retry(struct redisconn *rc)
 {
 	if (rc->rc_state == RC_CLOSED)
 		return;
 	rc->rc_state = RC_IDLE;
-	rc->rc_holding = 0;
-	if (rc->rc_target && redisconn_hop(rc)) {
-		redisconn_arm(rc->rc_retry_ev, 0);
-		return;
-	}
-	/* A pause: commands sent meanwhile fail at once, as without cluster. */
-	rc->rc_redirecting = 0;
-	if (rc->rc_backoff_ms == 0)
-		rc->rc_backoff_ms = REDISCONN_BACKOFF_MIN_MS;
-	else if (rc->rc_backoff_ms < REDISCONN_BACKOFF_MAX_MS)
-		rc->rc_backoff_ms *= 2;
-	if (rc->rc_backoff_ms > REDISCONN_BACKOFF_MAX_MS)
-		rc->rc_backoff_ms = REDISCONN_BACKOFF_MAX_MS;
-	redisconn_arm(rc->rc_retry_ev, rc->rc_backoff_ms);
+	timer_arm_ms(rc->rc_retry_ev, redispeer_at_once(rc->rc_peer) ? 0 :
+	    backoff_next(&rc->rc_backoff));
 }
 
-/* The connection is gone: tell the queue, and try again. */
+/* The connection is gone (rc_ac is NULL): tell the queue, try again. */
 static void
 redisconn_lost(struct redisconn *rc)
 {
-	rc->rc_holding = 0;     /* what waits is not for this server */
-	if (rc->rc_sentinel)
-		sentinel_unwatch(rc->rc_sentinel);
+	redispeer_down(rc->rc_peer);
 	rc->rc_down(rc->rc_arg);
 	redisconn_schedule_retry(rc);
 }
@@ -285,7 +273,7 @@ redisconn_close(struct redisconn *rc)
 }
 
 /*
- * Stop whatever is under way, and stay idle: a lookup is cancelled, a
+ * Stop whatever is under way, and stay IDLE: a lookup is cancelled, a
  * connection closed (its commands get NULL, then down is called), a retry
  * or a sentinel's question forgotten.  Not inside a hiredis callback of
  * the connection.
@@ -299,13 +287,11 @@ redisconn_abandon(struct redisconn *rc)
 	rc->rc_dnsreq = NULL;
 	rc->rc_ac = NULL;
 	rc->rc_state = RC_IDLE;
-	rc->rc_holding = 0;
 	event_del(rc->rc_deadline_ev);
 	event_del(rc->rc_retry_ev);
 	if (req != NULL)
 		evdns_getaddrinfo_cancel(req);
-	if (rc->rc_sentinel)
-		sentinel_unwatch(rc->rc_sentinel);
+	redispeer_down(rc->rc_peer);
 	if (ac != NULL) {
 		redisAsyncFree(ac);
 		rc->rc_down(rc->rc_arg);
@@ -316,7 +302,8 @@ redisconn_abandon(struct redisconn *rc)
 static void
 redisconn_goto(struct redisconn *rc, const char *host, int port)
 {
-	snprintf(rc->rc_host, sizeof(rc->rc_host), "%s", host);
+	if (host != rc->rc_host)
+		snprintf(rc->rc_host, sizeof(rc->rc_host), "%s", host);
 	rc->rc_port = port;
 	redisconn_resolve(rc);
 }
@@ -344,7 +331,8 @@ redisconn_on_deadline(evutil_socket_t fd, short what, void *arg)
 		redisconn_failed(rc, "cannot resolve %s:%d: timed out",
 		    rc->rc_host, rc->rc_port);
 		redisconn_schedule_retry(rc);
-	} else if (rc->rc_state == RC_CONNECTING) {
+	} else if (rc->rc_state == RC_CONNECTING ||
+	    rc->rc_state == RC_CHECKING) {
 		redisconn_failed(rc, "cannot connect to %s: timed out%s",
 		    redisconn_where(rc), rc->rc_setup == 0 ? "" :
 		    rc->rc_ssl != NULL ? " (in the TLS handshake, or no "
@@ -354,40 +342,42 @@ redisconn_on_deadline(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-
-/* Connected, and AUTH and SELECT done: the connection is ready. */
+/* Connected, and every setup reply in: the connection is READY. */
 static void
 redisconn_up(struct redisconn *rc)
 {
+	int checked = rc->rc_state == RC_CHECKING;
+
 	event_del(rc->rc_deadline_ev);
 	rc->rc_state = RC_READY;
-	rc->rc_backoff_ms = 0;
+	backoff_reset(&rc->rc_backoff);
 	redisconn_settle(rc);
 	if (rc->rc_connected_before)
 		METRICS_ADD(mw_redis_reconnects, 1);
 	rc->rc_connected_before = 1;
 	log_info("redis: connected to %s%s%s", redisconn_where(rc),
-	    rc->rc_ssl != NULL ? " over TLS" : "",
-	    rc->rc_sentinel ? " (the primary, says the sentinel)" :
-	    rc->rc_asking ? " (for the slot it imports, says ASK)" :
-	    rc->rc_cluster ? " (serving the key's slot)" : "");
-	rc->rc_failing = 0;
+	    rc->rc_ssl != NULL ? " over TLS" : "", redispeer_why(rc->rc_peer));
+	log_limit_reset(&rc->rc_failing);
 	rc->rc_refused = 0;
-	if (rc->rc_sentinel)
-		sentinel_watch(rc->rc_sentinel, rc->rc_host, rc->rc_port);
-	if (rc->rc_holding) {   /* the checks passed: what waits may go */
-		rc->rc_holding = 0;
-		if (rc->rc_open != NULL)
-			rc->rc_open(rc->rc_arg);
-	}
+	redispeer_up(rc->rc_peer, rc->rc_host, rc->rc_port);
+	/* The checks passed: what waits may go. */
+	if (checked && rc->rc_open != NULL)
+		rc->rc_open(rc->rc_arg);
+}
+
+/* One more setup reply in: the last one makes the connection READY. */
+static void
+redisconn_setup_done(struct redisconn *rc, const redisAsyncContext *ac)
+{
+	if (--rc->rc_setup == 0 && (ac->c.flags & REDIS_CONNECTED))
+		redisconn_up(rc);
 }
 
 /* The commands that set a new connection up, for redisconn_setup_reply(). */
 enum redisconn_setup {
 	RS_AUTH,
 	RS_SELECT,
-	RS_PING,        /* over TLS, when neither is due (see the top) */
-	RS_ROLE         /* with sentinels: the server must be the primary */
+	RS_PING         /* over TLS, when neither is due (see the top) */
 };
 
 /*
@@ -406,14 +396,13 @@ redisconn_setup_reply(redisAsyncContext *ac, const redisReply *reply,
 		return;
 	cf = rc->rc_cf;
 	if (reply->type != REDIS_REPLY_ERROR) {
-		if (--rc->rc_setup == 0 && (ac->c.flags & REDIS_CONNECTED))
-			redisconn_up(rc);
+		redisconn_setup_done(rc, ac);
 		return;
 	}
 	rc->rc_setup = 0;       /* never ready: what else comes is moot */
 	/* After a lost connection this is news: a warning too, once. */
 	if (!rc->rc_refused)
-		rc->rc_failing = 0;
+		log_limit_reset(&rc->rc_failing);
 	rc->rc_refused = 1;
 	if (cmd == RS_AUTH)
 		snprintf(what, sizeof(what), "AUTH as user '%.200s'",
@@ -422,8 +411,7 @@ redisconn_setup_reply(redisAsyncContext *ac, const redisReply *reply,
 	else if (cmd == RS_SELECT)
 		snprintf(what, sizeof(what), "SELECT %d", cf->cf_redis.db);
 	else
-		snprintf(what, sizeof(what), "%s", cmd == RS_PING ? "PING" :
-		    "ROLE");
+		snprintf(what, sizeof(what), "PING");
 	redisconn_failed(rc, "connection setup failed: %s at %s: %s", what,
 	    redisconn_where(rc), reply->str);
 	/* Inside a callback hiredis allows only this way out. */
@@ -451,97 +439,40 @@ redisconn_on_ping_reply(redisAsyncContext *ac, void *r, void *priv)
 	redisconn_setup_reply(ac, r, RS_PING);
 }
 
-/* What a sentinel named must really be the primary (it may be stale). */
+/*
+ * The reply to the peer's check (ROLE, CLUSTER SLOTS): READY if it
+ * passes; else closed once the replies due on it are in (commands queued
+ * behind get MOVED), to go where it names at once, or to try again after
+ * a pause.
+ */
 static void
-redisconn_on_role_reply(redisAsyncContext *ac, void *r, void *priv)
+redisconn_on_check_reply(redisAsyncContext *ac, void *r, void *priv)
 {
 	struct redisconn *rc = ac->data;
 	redisReply *reply = r;
+	char why[400];
 
 	(void)priv;
 	if (reply == NULL || rc == NULL || rc->rc_ac != ac || rc->rc_setup == 0)
 		return;
-	if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
-	    reply->element[0]->type == REDIS_REPLY_STRING &&
-	    strcmp(reply->element[0]->str, "master") == 0) {
-		redisconn_setup_reply(ac, reply, RS_ROLE);
+	switch (redispeer_checked(rc->rc_peer, reply, rc->rc_host, rc->rc_ip,
+	    rc->rc_port, why, sizeof(why))) {
+	case REDISPEER_PASS:
+		redisconn_setup_done(rc, ac);
 		return;
-	}
-	rc->rc_setup = 0;
-	log_warnx("redis: %s:%d is not the primary; asking the sentinels "
-	    "again", rc->rc_host, rc->rc_port);
-	redisAsyncDisconnect(ac);
-}
-
-/*
- * The slot's node is named (by CLUSTER SLOTS, MOVED or ASK): the next
- * attempt goes there, at once.  "" for host is the node that answered.
- */
-static void
-redisconn_target(struct redisconn *rc, const char *host, int port, int ask)
-{
-	if (host[0] != '\0')
-		snprintf(rc->rc_host, sizeof(rc->rc_host), "%s", host);
-	rc->rc_port = port;
-	rc->rc_target = 1;
-	rc->rc_target_ask = ask;
-	rc->rc_redirecting = 1;
-}
-
-/*
- * Whether host:port, from CLUSTER SLOTS, is the node we are talking to
- * ("" is the host we are talking to).
- */
-static int
-redisconn_is_self(const struct redisconn *rc, const char *host, int port)
-{
-	return port == rc->rc_port && (host[0] == '\0' ||
-	    strcmp(host, rc->rc_host) == 0 || strcmp(host, rc->rc_ip) == 0);
-}
-
-/*
- * The reply to CLUSTER SLOTS on a connection to a seed or a node learned:
- * ready if this node serves the key's slot; else closed once the replies
- * due on it are in (commands queued behind get MOVED), to go to the node
- * named, or to try again after a pause when none is.
- */
-static void
-redisconn_on_slots_reply(redisAsyncContext *ac, void *r, void *priv)
-{
-	struct redisconn *rc = ac->data;
-	redisReply *reply = r;
-	char host[256], err[200];
-	int n, port = 0;
-
-	(void)priv;
-	if (reply == NULL || rc == NULL || rc->rc_ac != ac || rc->rc_setup == 0)
-		return;
-	n = cluster_slots_owner(reply, rc->rc_slot, host, sizeof(host), &port,
-	    rc->rc_cluster, err, sizeof(err));
-	if (n == 0 && redisconn_is_self(rc, host, port)) {
-		if (--rc->rc_setup == 0 && (ac->c.flags & REDIS_CONNECTED))
-			redisconn_up(rc);
-		return;
-	}
-	rc->rc_setup = 0;
-	if (n == 0) {
+	case REDISPEER_ELSEWHERE:
 		/* While the node named cannot be reached: once, then debug. */
-		if (rc->rc_failing)
-			log_debug("redis: %s says slot %u of key '%s' is served "
-			    "by %s:%d", redisconn_where(rc), rc->rc_slot,
-			    rc->rc_cf->cf_redis.key, host, port);
-		else
-			log_info("redis: %s says slot %u of key '%s' is served "
-			    "by %s:%d", redisconn_where(rc), rc->rc_slot,
-			    rc->rc_cf->cf_redis.key, host, port);
-		redisconn_target(rc, host, port, 0);
-	} else if (n == 1)
-		redisconn_failed(rc, "%s: no node serves slot %u of key '%s' "
-		    "(is the cluster complete?)", redisconn_where(rc),
-		    rc->rc_slot, rc->rc_cf->cf_redis.key);
-	else
-		redisconn_failed(rc, "%s: bad reply to CLUSTER SLOTS: %s",
-		    redisconn_where(rc), err);
+		log_at(rc->rc_failing.ll_said ? LOG_DEBUG : LOG_INFO,
+		    "redis: %s %s", redisconn_where(rc), why);
+		break;
+	case REDISPEER_REJECT:
+		log_warnx("redis: %s", why);
+		break;
+	case REDISPEER_FAIL:
+		redisconn_failed(rc, "%s: %s", redisconn_where(rc), why);
+		break;
+	}
+	rc->rc_setup = 0;
 	redisAsyncDisconnect(ac);
 }
 
@@ -569,7 +500,7 @@ redisconn_on_connected(const redisAsyncContext *ac, int status)
 	if (rc->rc_setup == 0)
 		redisconn_up(rc);
 	else    /* AUTH and SELECT get timeout_ms too */
-		redisconn_arm(rc->rc_deadline_ev, rc->rc_cf->cf_redis.timeout_ms);
+		timer_arm_ms(rc->rc_deadline_ev, rc->rc_cf->cf_redis.timeout_ms);
 }
 
 static void
@@ -587,8 +518,28 @@ redisconn_on_disconnected(const redisAsyncContext *ac, int status)
 		    redisconn_where(rc), redisconn_why(rc, ac, why,
 		    sizeof(why)));
 	else
-		rc->rc_failing = 1;
+		redisconn_failing(rc);
 	redisconn_lost(rc);
+}
+
+/* Queue AUTH, SELECT, the TLS PING and the peer's check on a new ac. */
+static void
+redisconn_queue_setup(struct redisconn *rc, redisAsyncContext *ac)
+{
+	const struct conf *cf = rc->rc_cf;
+	int checking;
+
+	rc->rc_setup = redisio_auth(ac, cf->cf_redis.username,
+	    cf->cf_redis.password, redisconn_on_auth_reply, rc);
+	if (cf->cf_redis.db != 0)
+		rc->rc_setup += redisAsyncCommand(ac, redisconn_on_select_reply,
+		    rc, "SELECT %d", cf->cf_redis.db) == REDIS_OK;
+	if (rc->rc_ssl != NULL && rc->rc_setup == 0)
+		rc->rc_setup += redisAsyncCommand(ac, redisconn_on_ping_reply,
+		    rc, "PING") == REDIS_OK;
+	rc->rc_setup += redispeer_check(rc->rc_peer, ac,
+	    redisconn_on_check_reply, rc, &checking);
+	rc->rc_state = checking ? RC_CHECKING : RC_CONNECTING;
 }
 
 /*
@@ -602,18 +553,15 @@ redisconn_open(struct redisconn *rc, const char *ip)
 	redisAsyncContext *ac;
 	char why[300] = "";
 
-	ac = ip != NULL ? redisAsyncConnect(ip, rc->rc_port) :
-	    redisAsyncConnectUnix(cf->cf_redis.socket);
+	ac = redisio_connect(rc->rc_base, ip, rc->rc_port, cf->cf_redis.socket,
+	    why, sizeof(why));
 	rc->rc_ssl = NULL;
-	if (ac != NULL && !ac->err && cf->cf_redis.tls_ctx != NULL)
+	if (ac != NULL && cf->cf_redis.tls_ctx != NULL)
 		rc->rc_ssl = redistls_start(cf->cf_redis.tls_ctx, ac,
 		    rc->rc_host, why, sizeof(why));
-	if (ac == NULL || ac->err || why[0] ||
-	    redisio_attach(ac, rc->rc_base) == -1) {
+	if (ac == NULL || why[0]) {
 		redisconn_failed(rc, "cannot connect to %s: %s",
-		    redisconn_where(rc), ac == NULL ? "out of memory" :
-		    ac->err ? ac->errstr : why[0] ? why :
-		    "event attach failed");
+		    redisconn_where(rc), why);
 		if (ac)
 			redisAsyncFree(ac);
 		redisconn_schedule_retry(rc);
@@ -624,31 +572,10 @@ redisconn_open(struct redisconn *rc, const char *ip)
 	redisAsyncSetConnectCallback(ac, redisconn_on_connected);
 	redisAsyncSetDisconnectCallback(ac, redisconn_on_disconnected);
 	rc->rc_ac = ac;
-	rc->rc_state = RC_CONNECTING;
-	rc->rc_setup = 0;
-	if (cf->cf_redis.password[0] && cf->cf_redis.username[0])
-		rc->rc_setup += redisAsyncCommand(ac, redisconn_on_auth_reply,
-		    rc, "AUTH %s %s", cf->cf_redis.username,
-		    cf->cf_redis.password) == REDIS_OK;
-	else if (cf->cf_redis.password[0])
-		rc->rc_setup += redisAsyncCommand(ac, redisconn_on_auth_reply,
-		    rc, "AUTH %s", cf->cf_redis.password) == REDIS_OK;
-	if (cf->cf_redis.db != 0)
-		rc->rc_setup += redisAsyncCommand(ac, redisconn_on_select_reply,
-		    rc, "SELECT %d", cf->cf_redis.db) == REDIS_OK;
-	if (rc->rc_ssl != NULL && rc->rc_setup == 0)
-		rc->rc_setup += redisAsyncCommand(ac, redisconn_on_ping_reply,
-		    rc, "PING") == REDIS_OK;
-	rc->rc_holding = rc->rc_sentinel != NULL || rc->rc_check;
-	if (rc->rc_sentinel)
-		rc->rc_setup += redisAsyncCommand(ac, redisconn_on_role_reply,
-		    rc, "ROLE") == REDIS_OK;
-	if (rc->rc_check)
-		rc->rc_setup += redisAsyncCommand(ac, redisconn_on_slots_reply,
-		    rc, "CLUSTER SLOTS") == REDIS_OK;
-	redisconn_arm(rc->rc_deadline_ev, cf->cf_redis.timeout_ms);
-	rc->rc_redirecting = 0;
-	if (!rc->rc_holding && rc->rc_open != NULL)
+	redisconn_queue_setup(rc, ac);
+	timer_arm_ms(rc->rc_deadline_ev, cf->cf_redis.timeout_ms);
+	redispeer_opened(rc->rc_peer);
+	if (rc->rc_state == RC_CONNECTING && rc->rc_open != NULL)
 		rc->rc_open(rc->rc_arg);
 }
 
@@ -683,7 +610,7 @@ redisconn_resolve(struct redisconn *rc)
 	if (rc->rc_state == RC_CLOSED)
 		return;
 	rc->rc_state = RC_RESOLVING;
-	redisconn_arm(rc->rc_deadline_ev, rc->rc_cf->cf_redis.timeout_ms);
+	timer_arm_ms(rc->rc_deadline_ev, rc->rc_cf->cf_redis.timeout_ms);
 	/* May call redisconn_on_resolved() before it returns (numeric hosts). */
 	req = redisio_lookup(rc->rc_dns, rc->rc_host, redisconn_on_resolved,
 	    rc);
@@ -691,13 +618,13 @@ redisconn_resolve(struct redisconn *rc)
 		rc->rc_dnsreq = req;
 }
 
-/* The sentinels' answer (sentinel_ask()). */
+/* The peer's later answer (the sentinels'). */
 static void
-redisconn_on_answer(void *arg, const char *host, int port, const char *why)
+redisconn_on_found(void *arg, const char *host, int port, const char *why)
 {
 	struct redisconn *rc = arg;
 
-	if (rc->rc_state != RC_ASKING)
+	if (rc->rc_state != RC_LOCATING)
 		return;
 	if (host == NULL) {
 		redisconn_failed(rc, "%s", why);
@@ -720,8 +647,7 @@ redisconn_on_moved(void *arg, const char *host, int port)
 {
 	struct redisconn *rc = arg;
 	const char *name = rc->rc_cf->cf_redis.master_name;
-	int going = rc->rc_state == RC_RESOLVING ||
-	    rc->rc_state == RC_CONNECTING || rc->rc_state == RC_READY;
+	int going = rc->rc_state == RC_RESOLVING || redisconn_open_state(rc);
 
 	if (rc->rc_state == RC_CLOSED)
 		return;
@@ -743,73 +669,29 @@ redisconn_on_moved(void *arg, const char *host, int port)
 		log_warnx("redis: the sentinels moved the primary of '%s' to "
 		    "%s:%d", name, host, port);
 	redisconn_abandon(rc);
-	rc->rc_failing = 1;
+	redisconn_failing(rc);
 	if (host == NULL)
-		redisconn_arm(rc->rc_retry_ev, REDISCONN_FAILOVER_MS);
+		timer_arm_ms(rc->rc_retry_ev, REDISCONN_FAILOVER_MS);
 	else
 		redisconn_goto(rc, host, port);
 }
 
-/*
- * A cluster's next attempt: to the node named for the slot, trusted; or
- * to the next address in turn, to ask it CLUSTER SLOTS.
- */
+/* IDLE: the next attempt, where the peer says. */
 static void
-redisconn_cluster_connect(struct redisconn *rc)
+redisconn_connect(struct redisconn *rc)
 {
 	const char *host;
 	int port;
 
-	rc->rc_asking = rc->rc_target && rc->rc_target_ask;
-	rc->rc_check = !rc->rc_target;
-	if (rc->rc_target) {
-		rc->rc_target = 0;
-		redisconn_resolve(rc);
-		return;
-	}
-	rc->rc_redirecting = 0;
-	host = cluster_next(rc->rc_cluster, &port);
-	redisconn_goto(rc, host, port);
-}
-
-static void
-redisconn_connect(struct redisconn *rc)
-{
 	if (rc->rc_state == RC_CLOSED)
 		return;
-	if (rc->rc_cluster)
-		redisconn_cluster_connect(rc);
-	else if (rc->rc_sentinel) {
-		rc->rc_state = RC_ASKING;
-		sentinel_ask(rc->rc_sentinel);
-	} else if (rc->rc_cf->cf_redis.socket[0])
+	rc->rc_state = RC_LOCATING;
+	if (redispeer_get(rc->rc_peer, &host, &port) == REDISPEER_LATER)
+		return;
+	if (rc->rc_cf->cf_redis.socket[0])
 		redisconn_open(rc, NULL);
 	else
-		redisconn_resolve(rc);
-}
-
-/* The seeds, and the key's slot, with cf_redis.cluster.  Returns 0 or -1. */
-static int
-redisconn_cluster_init(struct redisconn *rc)
-{
-	const struct conf *cf = rc->rc_cf;
-	char host[256];
-	size_t i;
-	int port;
-
-	if (cf->cf_redis.ncluster == 0)
-		return 0;
-	rc->rc_cluster = cluster_new();
-	if (rc->rc_cluster == NULL)
-		return -1;
-	for (i = 0; i < cf->cf_redis.ncluster; i++)
-		if (conf_split_hostport(cf->cf_redis.cluster[i], host,
-		    sizeof(host), &port) == 0)
-			cluster_add(rc->rc_cluster, host, port);
-	rc->rc_slot = cluster_keyslot(cf->cf_redis.key,
-	    strlen(cf->cf_redis.key));
-	/* conf.c checked every seed: none left is a bug, not bad input. */
-	return cluster_count(rc->rc_cluster) > 0 ? 0 : -1;
+		redisconn_goto(rc, host, port);
 }
 
 struct redisconn *
@@ -823,24 +705,25 @@ redisconn_new(struct event_base *base, const struct conf *cf,
 	rc->rc_base = base;
 	rc->rc_cf = cf;
 	rc->rc_state = RC_IDLE;
+	backoff_init(&rc->rc_backoff, REDISCONN_BACKOFF_MIN_MS,
+	    REDISCONN_BACKOFF_MAX_MS);
+	log_limit_init(&rc->rc_failing, 0);
 	rc->rc_down = down;
 	rc->rc_arg = arg;
 	snprintf(rc->rc_host, sizeof(rc->rc_host), "%s", cf->cf_redis.host);
+	if (cf->cf_redis.nsentinels > 0)
+		snprintf(rc->rc_host, sizeof(rc->rc_host), "(%s)",
+		    cf->cf_redis.master_name);
 	rc->rc_port = cf->cf_redis.port;
 	rc->rc_dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
 	    EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-	if (cf->cf_redis.nsentinels > 0 && rc->rc_dns != NULL) {
-		snprintf(rc->rc_host, sizeof(rc->rc_host), "(%s)",
-		    cf->cf_redis.master_name);
-		rc->rc_sentinel = sentinel_new(base, rc->rc_dns, cf,
-		    redisconn_on_answer, redisconn_on_moved, rc);
-	}
+	if (rc->rc_dns != NULL)
+		rc->rc_peer = redispeer_new(base, rc->rc_dns, cf,
+		    redisconn_on_found, redisconn_on_moved, rc);
 	rc->rc_retry_ev = evtimer_new(base, redisconn_on_retry, rc);
 	rc->rc_deadline_ev = evtimer_new(base, redisconn_on_deadline, rc);
-	if (rc->rc_dns == NULL || rc->rc_retry_ev == NULL ||
-	    rc->rc_deadline_ev == NULL ||
-	    (cf->cf_redis.nsentinels > 0 && rc->rc_sentinel == NULL) ||
-	    redisconn_cluster_init(rc) == -1) {
+	if (rc->rc_dns == NULL || rc->rc_peer == NULL ||
+	    rc->rc_retry_ev == NULL || rc->rc_deadline_ev == NULL) {
 		redisconn_free(rc);
 		return NULL;
 	}
@@ -860,8 +743,7 @@ int
 redisconn_send(struct redisconn *rc, const char *cmd, size_t len,
     redisCallbackFn *fn, void *priv)
 {
-	if (rc->rc_ac == NULL ||
-	    (rc->rc_state != RC_READY && rc->rc_state != RC_CONNECTING))
+	if (rc->rc_ac == NULL || !redisconn_open_state(rc))
 		return -1;
 	if (redisAsyncFormattedCommand(rc->rc_ac, fn, priv, cmd, len) !=
 	    REDIS_OK)
@@ -885,7 +767,7 @@ redisconn_drop(struct redisconn *rc)
 	if (rc->rc_ac->c.fd != -1 && setsockopt(rc->rc_ac->c.fd, SOL_SOCKET,
 	    SO_LINGER, &lg, sizeof(lg)) == -1)
 		log_warn("redis: setsockopt SO_LINGER");
-	rc->rc_failing = 1;
+	redisconn_failing(rc);
 	redisconn_close(rc);
 }
 
@@ -896,11 +778,18 @@ redisconn_disconnect(struct redisconn *rc)
 		redisAsyncDisconnect(rc->rc_ac);
 }
 
-int
-redisconn_can_send(const struct redisconn *rc)
+enum redisconn_sendable
+redisconn_sendable(const struct redisconn *rc)
 {
-	return rc->rc_ac != NULL && !(rc->rc_ac->c.flags & REDIS_DISCONNECTING) &&
-	    (rc->rc_state == RC_READY || rc->rc_state == RC_CONNECTING);
+	/* CHECKING without rc_ac: down is under way, nothing is held. */
+	if (redispeer_redirecting(rc->rc_peer) ||
+	    (rc->rc_state == RC_CHECKING && rc->rc_ac != NULL))
+		return REDISCONN_HOLD;
+	if (rc->rc_ac != NULL &&
+	    !(rc->rc_ac->c.flags & REDIS_DISCONNECTING) &&
+	    redisconn_open_state(rc))
+		return REDISCONN_SEND;
+	return REDISCONN_FAIL;
 }
 
 int
@@ -923,8 +812,8 @@ redisconn_free(struct redisconn *rc)
 		rc->rc_dnsreq = NULL;
 		evdns_getaddrinfo_cancel(req);
 	}
-	sentinel_free(rc->rc_sentinel);
-	cluster_free(rc->rc_cluster);
+	redispeer_free(rc->rc_peer);
+	rc->rc_peer = NULL;
 	ac = rc->rc_ac;
 	rc->rc_ac = NULL;
 	if (ac)
@@ -948,10 +837,9 @@ void
 redisconn_redirect(struct redisconn *rc, const char *host, int port,
     int ask)
 {
-	if (rc->rc_cluster == NULL || rc->rc_state == RC_CLOSED ||
-	    rc->rc_redirecting)
-		return;         /* the first of a pipeline's redirections wins */
-	redisconn_target(rc, host, port, ask);
+	if (rc->rc_state == RC_CLOSED ||
+	    redispeer_redirect(rc->rc_peer, host, port, ask) == -1)
+		return;
 	if (rc->rc_ac != NULL) {
 		/* Replies due come first (MOVED or ASK too), then down. */
 		redisAsyncDisconnect(rc->rc_ac);
@@ -964,13 +852,7 @@ redisconn_redirect(struct redisconn *rc, const char *host, int port,
 }
 
 int
-redisconn_redirecting(const struct redisconn *rc)
-{
-	return rc->rc_redirecting || rc->rc_holding;
-}
-
-int
 redisconn_asking(const struct redisconn *rc)
 {
-	return rc->rc_asking;
+	return redispeer_asking(rc->rc_peer);
 }

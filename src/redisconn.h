@@ -71,10 +71,20 @@ void redisconn_disconnect(struct redisconn *rc);
 int redisconn_ready(const struct redisconn *rc);
 
 /*
- * 1 when redisconn_send() would take a command now (connected, or still
- * connecting: hiredis keeps it until then), else 0.
+ * The three answers to a command the queue wants to send: send it now
+ * (connected, or connecting: hiredis keeps it until then); hold it until
+ * the open callback (a redirection is under way, or a new connection
+ * waits for ROLE or CLUSTER SLOTS to say it goes to the right server); or
+ * fail it (no connection to send on now).
  */
-int redisconn_can_send(const struct redisconn *rc);
+enum redisconn_sendable {
+	REDISCONN_SEND,
+	REDISCONN_HOLD,
+	REDISCONN_FAIL
+};
+
+/* Which of the three answers holds now.  The queue asks before sending. */
+enum redisconn_sendable redisconn_sendable(const struct redisconn *rc);
 
 /*
  * Close and free rc.  Commands in flight get NULL; down is not called.
@@ -94,21 +104,12 @@ void redisconn_set_open_cb(struct redisconn *rc, redisconn_open_cb *open);
  * ("" for the node that answered).  The connection is closed once the
  * replies due on it have come (down follows), and the next one goes to
  * host:port at once, behind ASKING for ASK.  Until it is open,
- * redisconn_redirecting() is 1.  Later calls before then are ignored: the
- * commands behind the first redirected one say the same.  Allowed inside
+ * redisconn_sendable() says REDISCONN_HOLD.  Later calls before then are
+ * ignored: the commands behind the first redirected one say the same.  Allowed inside
  * a reply callback; nothing without a cluster.
  */
 void redisconn_redirect(struct redisconn *rc, const char *host, int port,
     int ask);
-
-/*
- * 1 while a redirection is under way (the old connection is closing, the
- * new one not yet open), or while a new connection waits for ROLE or
- * CLUSTER SLOTS to say it goes to the right server: commands sent now
- * would fail or go to the wrong server, and are held back until the open
- * callback.  Else 0.
- */
-int redisconn_redirecting(const struct redisconn *rc);
 
 /*
  * 1 when the connection goes to the node importing the key's slot, named

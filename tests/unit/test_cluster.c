@@ -273,6 +273,28 @@ test_slots_long_host(void **state)
 	freeReplyObject(r);
 }
 
+/* cluster_redirect() of an error reply with text, or of another type. */
+static int
+redirect(int type, const char *text, int *ask, unsigned int *slot,
+    char *host, size_t hostlen, int *port)
+{
+	redisReply *r = r_str(text);
+	int ret;
+
+	r->type = type;
+	ret = cluster_redirect(r, ask, slot, host, hostlen, port);
+	freeReplyObject(r);
+	return ret;
+}
+
+static int
+redirect_err(const char *text, int *ask, unsigned int *slot, char *host,
+    size_t hostlen, int *port)
+{
+	return redirect(REDIS_REPLY_ERROR, text, ask, slot, host, hostlen,
+	    port);
+}
+
 static void
 test_redirect(void **state)
 {
@@ -281,20 +303,20 @@ test_redirect(void **state)
 	int ask = -1, port;
 
 	(void)state;
-	assert_int_equal(cluster_parse_redirect("MOVED 1546 127.0.0.1:7001",
+	assert_int_equal(redirect_err("MOVED 1546 127.0.0.1:7001",
 	    &ask, &slot, host, sizeof(host), &port), 0);
 	assert_int_equal(ask, 0);
 	assert_int_equal(slot, 1546);
 	assert_string_equal(host, "127.0.0.1");
 	assert_int_equal(port, 7001);
-	assert_int_equal(cluster_parse_redirect("ASK 0 ::1:7002", &ask, &slot,
+	assert_int_equal(redirect_err("ASK 0 ::1:7002", &ask, &slot,
 	    host, sizeof(host), &port), 0);
 	assert_int_equal(ask, 1);
 	assert_int_equal(slot, 0);
 	assert_string_equal(host, "::1");
 	assert_int_equal(port, 7002);
 	/* No host: the node that answered, on another port. */
-	assert_int_equal(cluster_parse_redirect("MOVED 16383 :7003", &ask,
+	assert_int_equal(redirect_err("MOVED 16383 :7003", &ask,
 	    &slot, host, sizeof(host), &port), 0);
 	assert_string_equal(host, "");
 	assert_int_equal(slot, 16383);
@@ -322,8 +344,15 @@ test_redirect_malformed(void **state)
 
 	(void)state;
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		assert_int_equal(cluster_parse_redirect(bad[i], &ask, &slot,
+		assert_int_equal(redirect_err(bad[i], &ask, &slot,
 		    host, sizeof(host), &port), -1);
+	/* A value that reads like one is no redirection: only an error is. */
+	assert_int_equal(redirect(REDIS_REPLY_STRING, "MOVED 1 h:1", &ask,
+	    &slot, host, sizeof(host), &port), -1);
+	assert_int_equal(redirect(REDIS_REPLY_STATUS, "ASK 1 h:1", &ask,
+	    &slot, host, sizeof(host), &port), -1);
+	assert_int_equal(cluster_redirect(NULL, &ask, &slot, host,
+	    sizeof(host), &port), -1);
 }
 
 static void

@@ -145,11 +145,13 @@ redisconn_disconnect(struct redisconn *rc)
 	rc->rc_disconnects++;
 }
 
-int
-redisconn_can_send(const struct redisconn *rc)
+enum redisconn_sendable
+redisconn_sendable(const struct redisconn *rc)
 {
 	assert_int_equal(rc->rc_frees, 0);
-	return rc->rc_up;
+	if (rc->rc_redirecting)
+		return REDISCONN_HOLD;
+	return rc->rc_up ? REDISCONN_SEND : REDISCONN_FAIL;
 }
 
 int
@@ -182,12 +184,6 @@ redisconn_redirect(struct redisconn *rc, const char *host, int port,
 	rc->rc_redirecting = 1;
 	snprintf(rc->rc_to, sizeof(rc->rc_to), "%s:%d%s", host, port,
 	    ask ? " ask" : "");
-}
-
-int
-redisconn_redirecting(const struct redisconn *rc)
-{
-	return rc->rc_redirecting;
 }
 
 int
