@@ -227,6 +227,20 @@ redisio_auth(redisAsyncContext *ac, const char *username,
 	return r == REDIS_OK;
 }
 
+void
+redisio_drop(struct evdns_getaddrinfo_request **reqp, redisAsyncContext **acp)
+{
+	struct evdns_getaddrinfo_request *req = *reqp;
+	redisAsyncContext *ac = *acp;
+
+	*reqp = NULL;
+	*acp = NULL;
+	if (req != NULL)
+		evdns_getaddrinfo_cancel(req);
+	if (ac != NULL)
+		redisAsyncFree(ac);
+}
+
 struct evdns_getaddrinfo_request *
 redisio_lookup(struct evdns_base *dns, const char *host,
     evdns_getaddrinfo_cb cb, void *arg)

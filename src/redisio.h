@@ -57,6 +57,15 @@ struct evdns_getaddrinfo_request *redisio_lookup(struct evdns_base *dns,
     const char *host, evdns_getaddrinfo_cb cb, void *arg);
 
 /*
+ * Give up the look-up *reqp and the connection *acp of a caller, either
+ * NULL: both pointers are cleared first, because the cancel and the free
+ * run their callbacks at once, and those must find that the request or
+ * the connection is no longer the caller's.
+ */
+void redisio_drop(struct evdns_getaddrinfo_request **reqp,
+    struct redisAsyncContext **acp);
+
+/*
  * What a lookup's cb got (not EVUTIL_EAI_CANCEL): 0 with the address to
  * connect to in ip as text (INET6_ADDRSTRLEN bytes are enough), or -1 if
  * the lookup failed.  The first IPv4 address is chosen, else the first:

@@ -95,17 +95,9 @@ struct sentinel {
 static void
 sentinel_close(struct sentinel *s)
 {
-	struct evdns_getaddrinfo_request *req = s->sn_dnsreq;
-	redisAsyncContext *ac = s->sn_ac;
-
-	s->sn_dnsreq = NULL;
-	s->sn_ac = NULL;
 	s->sn_doing = SN_IDLE;
 	event_del(s->sn_deadline_ev);
-	if (req != NULL)
-		evdns_getaddrinfo_cancel(req);
-	if (ac != NULL)
-		redisAsyncFree(ac);
+	redisio_drop(&s->sn_dnsreq, &s->sn_ac);
 }
 
 /*

@@ -89,17 +89,9 @@ static void sentinelsub_open(struct sentinelsub_link *l);
 static void
 sentinelsub_close(struct sentinelsub_link *l)
 {
-	struct evdns_getaddrinfo_request *req = l->sl_dnsreq;
-	redisAsyncContext *ac = l->sl_ac;
-
-	l->sl_dnsreq = NULL;
-	l->sl_ac = NULL;
 	l->sl_state = SL_IDLE;
 	event_del(l->sl_ev);
-	if (req != NULL)
-		evdns_getaddrinfo_cancel(req);
-	if (ac != NULL)
-		redisAsyncFree(ac);     /* the callbacks see it is not ours */
+	redisio_drop(&l->sl_dnsreq, &l->sl_ac); /* callbacks: not ours */
 }
 
 /*
