@@ -11,6 +11,9 @@
  * set); signals remain only the fallback for a worker whose channel is
  * gone.  A worker also learns from end of file on its channel that the
  * master has died.
+ *
+ * Common ground: calls only log.c; used by master.c, workertab.c and
+ * spawn.c on the master's side, worker.c on the other.
  */
 #include "config.h"
 

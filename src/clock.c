@@ -6,6 +6,9 @@
  * header and access-log lines a local time stamp; both change once a
  * second, so they are formatted once a second and shared by every
  * request of that second.
+ *
+ * Common ground: calls only libc; used by every file that times or
+ * stamps something.
  */
 #include "config.h"
 

@@ -13,7 +13,8 @@
  * the other primaries can be asked where the slot went.
  *
  * No I/O here: redispeer.c asks, counter.c hands over the MOVED and ASK
- * replies, this file reads the answers (ports with addr.c).
+ * replies, this file reads the answers (ports with addr.c).  Called by
+ * redispeer.c, counter.c and confcheck.c; calls only addr.c.
  */
 #include "config.h"
 

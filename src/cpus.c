@@ -10,6 +10,7 @@
  * v1, on the process's cgroup or any ancestor, the smallest winning.  A
  * quota of 1.5 CPUs gives 2 workers: rounding down would leave time
  * unused.  Anything unreadable means "no limit" from that source.
+ * Common ground: calls only libc; called by conf.c (workers = auto).
  */
 #include "config.h"
 

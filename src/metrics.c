@@ -9,6 +9,11 @@
  * slot into running totals before freeing it, so counters never go back
  * across reloads and restarts; a sequence number around the fold lets a
  * reader that raced with it simply read again.
+ *
+ * Calls clock.c, log.c and http.c's status table; the workers' files
+ * (conn.c, route.c, counter.c, redisconn.c, waitlist.c, worker.c) count
+ * into their slot, the master's (master.c, spawn.c, workertab.c) hand
+ * slots out and fold them.
  */
 #include "config.h"
 

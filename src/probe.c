@@ -4,6 +4,7 @@
  * `hitcountd -H` asks the daemon's own /healthz, so that a container image
  * needs no curl or wget for its HEALTHCHECK.  It is deliberately small: one
  * connection, one request, the status line of the answer, a hard deadline.
+ * Called by main.c only; calls conf.c's listen addresses and clock.c.
  */
 #include "config.h"
 

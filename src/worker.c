@@ -23,6 +23,10 @@
  * touches the worker: stopping it is a join, after which the loop
  * answers what it had accepted.  Without EPOLLEXCLUSIVE or a thread,
  * libevent watches the sockets and every worker wakes.
+ *
+ * Called by spawn.c (worker_run() in the new child); calls down into
+ * acceptq.c, conn.c, route.c (which installs its handler in conn.c),
+ * counter.c, channel.c, accesslog.c, metrics.c and the common ground.
  */
 #include "config.h"
 
