@@ -120,14 +120,26 @@ def require_tool(name, package, env=None):
 # ports and sockets
 # --------------------------------------------------------------------------
 
+_ports_given = set()
+
+
 def free_port():
-    """A TCP port that was free on 127.0.0.1 a moment ago."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
+    """A TCP port that was free on 127.0.0.1 a moment ago, and that this
+    process has not handed out before: ports are often taken before any
+    is bound (a topology picks every node's port, then starts them), and
+    the kernel may offer a closed probe's port again at once -- a
+    sentinel once got its primary's port and could not start."""
+    for _ in range(1000):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        finally:
+            s.close()
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
+    raise AssertionError("no port left that was not handed out already")
 
 
 def port_refuses(port, host="127.0.0.1", timeout=1.0):
