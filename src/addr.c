@@ -2,7 +2,8 @@
  * addr.c - port numbers and "HOST:PORT" text, parsed in one place.
  *
  * Owns the syntax of an address as hitcountd reads it: a port is 1 to
- * 65535 in plain decimal digits, and a host with a ':' (an IPv6 address)
+ * 65535 in plain decimal digits (read by addr_number(), which a URL's
+ * database number shares), and a host with a ':' (an IPv6 address)
  * is written in brackets, so that the last ':' always starts the port.
  * Before this file, conf.c, redisurl.c, sentinel.c and cluster.c each had
  * a parser of their own, which disagreed on "+80", " 80" and "::1:80".
@@ -19,18 +20,31 @@
 #define ADDR_PORT_MAX   65535
 
 int
-addr_port(const char *text, size_t n)
+addr_number(const char *s, size_t n, int maxdigits, long max, long *out)
 {
 	long v = 0;
 	size_t i;
 
-	if (n == 0 || n > 5)
+	if (n == 0 || n > (size_t)maxdigits)
 		return -1;
 	for (i = 0; i < n; i++) {
-		if (text[i] < '0' || text[i] > '9')
+		if (s[i] < '0' || s[i] > '9')
 			return -1;
-		v = v * 10 + (text[i] - '0');
+		v = v * 10 + (s[i] - '0');
 	}
+	if (v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int
+addr_port(const char *text, size_t n)
+{
+	long v;
+
+	if (addr_number(text, n, 5, ADDR_PORT_MAX, &v) == -1)
+		return -1;
 	return addr_port_number(v);
 }
 

@@ -23,6 +23,15 @@
 #define ADDR_TEXT_MAX   (ADDR_HOST_MAX + 8)
 
 /*
+ * The n bytes at s as a number from 0 to max: 1 to maxdigits decimal
+ * digits and nothing else (no sign, no space, no trailing text, all of
+ * which strtol() would pass; leading zeros count as digits).  s need not
+ * be NUL-terminated.  maxdigits must keep 10^maxdigits within a long (at
+ * most 18).  Returns 0 with the number in *out, or -1 with *out untouched.
+ */
+int addr_number(const char *s, size_t n, int maxdigits, long max, long *out);
+
+/*
  * The n bytes at text as a port: decimal digits only (no sign, no
  * space, no trailing text, which strtol() would pass), 1 to 65535.
  * Returns the port, or -1.

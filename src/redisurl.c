@@ -6,8 +6,9 @@
  * [/DB], rediss://... for the same over TLS, or unix://[USER[:PASSWORD]@]
  * /PATH[?db=DB] for a Unix socket.  This file only takes such a URL apart;
  * confenv.c puts the parts where the keys of the redis section would go.
- * It calls addr.c (the host and port) and libc; confenv.c alone calls it,
- * so it sits with the configuration, below the Redis side.
+ * It calls addr.c (the host, the port and the database number) and libc;
+ * confenv.c alone calls it, so it sits with the configuration, below the
+ * Redis side.
  * The user name, the password and the socket path are percent-decoded, as
  * a '@', ':', '/' or '?' in them must be written %40, %3A, %2F, %3F.  The
  * URL may hold a password, so an error says what is wrong with which part
@@ -69,21 +70,13 @@ redisurl_decode(const char *s, size_t n, const char *what, char **out,
 	return 0;
 }
 
-/* n decimal digits at s, at most max: the number, or -1. */
+/* 1 to 9 decimal digits at s, at most max: the number, or -1. */
 static long
 redisurl_number(const char *s, size_t n, long max)
 {
-	long v = 0;
-	size_t i;
+	long v;
 
-	if (n == 0 || n > 9)
-		return -1;
-	for (i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		v = v * 10 + (s[i] - '0');
-	}
-	return v <= max ? v : -1;
+	return addr_number(s, n, 9, max, &v) == 0 ? v : -1;
 }
 
 /* "USER[:PASSWORD]", n bytes at s: an empty USER is none. */

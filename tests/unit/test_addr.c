@@ -1,7 +1,7 @@
 /*
- * test_addr.c - unit tests of addr.c: ports, "HOST:PORT" and "[IPV6]:PORT"
- * split with and without a default port, the bounds of the host buffer,
- * the error text, and addr_format() as the inverse of addr_split().
+ * test_addr.c - unit tests of addr.c: plain decimal numbers at their
+ * edges, ports, "HOST:PORT" and "[IPV6]:PORT" split with and without a
+ * default port, the bounds of the host buffer, the error text, and addr_format() as the inverse of addr_split().
  */
 #include "config.h"
 
@@ -27,6 +27,45 @@ split(const char *s, int defport)
 	port = 0;
 	return addr_split(s, strlen(s), defport, host, sizeof(host), &port,
 	    err, sizeof(err));
+}
+
+/* addr_number() of the NUL-terminated s: the number, or -1 (and *out
+ * untouched, which the -2 it starts with shows). */
+static long
+number(const char *s, int maxdigits, long max)
+{
+	long v = -2;
+
+	if (addr_number(s, strlen(s), maxdigits, max, &v) == -1) {
+		assert_int_equal(v, -2);
+		return -1;
+	}
+	return v;
+}
+
+static void
+test_number(void **state)
+{
+	long v;
+
+	(void)state;
+	assert_int_equal(number("0", 1, 0), 0);
+	assert_int_equal(number("123", 3, 123), 123);
+	assert_int_equal(number("007", 3, 9), 7);
+	assert_int_equal(number("999999999999999999", 18,
+	    999999999999999999L), 999999999999999999L);
+	assert_int_equal(number("", 3, 999), -1);
+	assert_int_equal(number("+1", 3, 999), -1);
+	assert_int_equal(number("-1", 3, 999), -1);
+	assert_int_equal(number(" 1", 3, 999), -1);
+	assert_int_equal(number("1 ", 3, 999), -1);
+	assert_int_equal(number("1x", 3, 999), -1);
+	assert_int_equal(number("1234", 3, 999), -1);
+	assert_int_equal(number("0001", 3, 999), -1);
+	assert_int_equal(number("124", 3, 123), -1);
+	/* n bytes only */
+	assert_int_equal(addr_number("12x", 2, 3, 99, &v), 0);
+	assert_int_equal(v, 12);
 }
 
 static void
@@ -159,6 +198,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_number),
 		cmocka_unit_test(test_port),
 		cmocka_unit_test(test_split_good),
 		cmocka_unit_test(test_split_bounded),
