@@ -8,7 +8,8 @@
  * slots and adds them up.  When a worker exits, the master folds its
  * slot into running totals before freeing it, so counters never go back
  * across reloads and restarts; a sequence number around the fold lets a
- * reader that raced with it simply read again.
+ * reader that raced with it simply read again.  What /metrics shows, and
+ * in which order, is one table (metrics_families) walked by one loop.
  *
  * Calls clock.c, log.c and http.c's status table; the workers' files
  * (conn.c, route.c, counter.c, redisconn.c, waitlist.c, worker.c) count
@@ -18,6 +19,7 @@
 #include "config.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -319,109 +321,165 @@ metrics_printf(struct metrics_out *o, const char *fmt, ...)
 		o->o_len += n;
 }
 
+/* Everything /metrics shows, gathered before the first line is written. */
+struct metrics_view {
+	struct metrics_worker mv_sum;   /* all workers, live and retired */
+	uint64_t mv_workers;            /* of the current generation */
+	uint64_t mv_reloads_ok;
+	uint64_t mv_reloads_failed;
+	uint64_t mv_worker_restarts;
+	uint64_t mv_one;                /* build_info's constant */
+};
+
+/* One sample of a family: its labels ("" for none) and where in struct
+ * metrics_view its value is. */
+struct metrics_point {
+	const char *mp_labels;
+	size_t mp_off;
+};
+
+/*
+ * One metric family: its HELP and TYPE lines, then either up to two
+ * samples read from the view (a NULL mp_labels ends them), or, for the
+ * families whose labels come from a table of their own (status codes,
+ * histogram bounds), a function that writes the samples.
+ */
+struct metrics_family {
+	const char *mf_name;
+	const char *mf_type;
+	const char *mf_help;
+	void (*mf_samples)(struct metrics_out *, const char *,
+	    const struct metrics_view *);
+	struct metrics_point mf_points[2];
+};
+
+#define METRICS_AT(field)       offsetof(struct metrics_view, field)
+#define METRICS_SUM(field)      METRICS_AT(mv_sum.field)
+
+/* hitcountd_http_requests_total: one sample per status http.c counts. */
 static void
-metrics_header(struct metrics_out *o, const char *name, const char *type,
-    const char *help)
+metrics_samples_codes(struct metrics_out *o, const char *name,
+    const struct metrics_view *v)
 {
-	metrics_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
-	    type);
+	size_t j;
+
+	for (j = 0; j < HTTP_STATUS_N; j++)
+		if (http_statuses[j].hst_series)
+			metrics_printf(o, "%s{code=\"%d\"} %llu\n", name,
+			    http_statuses[j].hst_code,
+			    (unsigned long long)v->mv_sum.mw_requests[j]);
+	metrics_printf(o, "%s{code=\"other\"} %llu\n", name,
+	    (unsigned long long)v->mv_sum.mw_requests[METRICS_CODE_OTHER]);
 }
+
+/* The round-trip histogram: the buckets made cumulative, sum and count. */
+static void
+metrics_samples_rtt(struct metrics_out *o, const char *name,
+    const struct metrics_view *v)
+{
+	uint64_t cum = 0;
+	int i;
+
+	for (i = 0; i < METRICS_RTT_N; i++) {
+		cum += v->mv_sum.mw_rtt_bucket[i];
+		if (i < METRICS_RTT_N - 1)
+			metrics_printf(o, "%s_bucket{le=\"%g\"} %llu\n", name,
+			    metrics_rtt_bounds[i] / 1e6,
+			    (unsigned long long)cum);
+		else
+			metrics_printf(o, "%s_bucket{le=\"+Inf\"} %llu\n",
+			    name, (unsigned long long)cum);
+	}
+	metrics_printf(o, "%s_sum %.6f\n", name,
+	    v->mv_sum.mw_rtt_sum_us / 1e6);
+	metrics_printf(o, "%s_count %llu\n", name,
+	    (unsigned long long)v->mv_sum.mw_rtt_count);
+}
+
+/* What /metrics shows, in this order: a new metric is a new row. */
+static const struct metrics_family metrics_families[] = {
+	{ "hitcountd_http_requests_total", "counter",
+	    "HTTP requests answered, by status code.",
+	    metrics_samples_codes, { { NULL, 0 } } },
+	{ "hitcountd_visits_total", "counter",
+	    "Visits counted: GET / answered with the result of INCR.",
+	    NULL, { { "", METRICS_SUM(mw_visits) } } },
+	{ "hitcountd_redis_errors_total", "counter",
+	    "Redis commands that failed: error reply, timeout or lost "
+	    "connection.",
+	    NULL, { { "", METRICS_SUM(mw_redis_errors) } } },
+	{ "hitcountd_redis_reconnects_total", "counter",
+	    "Redis connections established again after one was lost.",
+	    NULL, { { "", METRICS_SUM(mw_redis_reconnects) } } },
+	{ "hitcountd_redis_redirects_total", "counter",
+	    "Redis Cluster redirections followed: MOVED (the key's slot has "
+	    "a new owner) and ASK (the slot is migrating).",
+	    NULL, { { "{kind=\"moved\"}", METRICS_SUM(mw_redis_moved) },
+	    { "{kind=\"ask\"}", METRICS_SUM(mw_redis_ask) } } },
+	{ "hitcountd_redis_roundtrip_seconds", "histogram",
+	    "Time from sending a Redis command to reading its reply.",
+	    metrics_samples_rtt, { { NULL, 0 } } },
+	{ "hitcountd_connections_open", "gauge",
+	    "Client connections open in all workers.",
+	    NULL, { { "", METRICS_SUM(mw_conns_open) } } },
+	{ "hitcountd_accept_wakeups_total", "counter",
+	    "Times a worker was woken for new connections.",
+	    NULL, { { "", METRICS_SUM(mw_accept_wakeups) } } },
+	{ "hitcountd_accept_empty_wakeups_total", "counter",
+	    "Times a worker was woken for new connections and found none.",
+	    NULL, { { "", METRICS_SUM(mw_accept_empty) } } },
+	{ "hitcountd_workers", "gauge",
+	    "Workers of the current generation alive.",
+	    NULL, { { "", METRICS_AT(mv_workers) } } },
+	{ "hitcountd_reloads_total", "counter",
+	    "Configuration reloads (HUP), by result.",
+	    NULL, { { "{result=\"success\"}", METRICS_AT(mv_reloads_ok) },
+	    { "{result=\"failure\"}", METRICS_AT(mv_reloads_failed) } } },
+	{ "hitcountd_worker_restarts_total", "counter",
+	    "Workers replaced after an unexpected exit.",
+	    NULL, { { "", METRICS_AT(mv_worker_restarts) } } },
+	{ "hitcountd_build_info", "gauge",
+	    "Always 1; the labels say which build is running.",
+	    NULL, { { "{version=\"" PACKAGE_VERSION "\"}",
+	    METRICS_AT(mv_one) } } },
+};
 
 size_t
 metrics_render(char *buf, size_t cap)
 {
 	struct metrics_out o = { buf, cap, 0, 0 };
-	struct metrics_worker s;
-	uint64_t cum = 0;
-	int workers, i;
-	size_t j;
+	const struct metrics_family *f;
+	const struct metrics_point *p;
+	struct metrics_view v;
+	uint64_t value;
+	int workers;
 
 	if (metrics_shm == NULL || cap == 0)
 		return 0;
-	if (metrics_snapshot(&s, &workers) == -1) {
+	if (metrics_snapshot(&v.mv_sum, &workers) == -1) {
 		log_warnx("metrics: no consistent snapshot within %d ms",
 		    METRICS_FOLD_WAIT_MS);
 		return 0;
 	}
+	v.mv_workers = workers;
+	v.mv_reloads_ok = LOAD(metrics_shm->m_reloads_ok);
+	v.mv_reloads_failed = LOAD(metrics_shm->m_reloads_failed);
+	v.mv_worker_restarts = LOAD(metrics_shm->m_worker_restarts);
+	v.mv_one = 1;
 
-	metrics_header(&o, "hitcountd_http_requests_total", "counter",
-	    "HTTP requests answered, by status code.");
-	for (j = 0; j < HTTP_STATUS_N; j++)
-		if (http_statuses[j].hst_series)
-			metrics_printf(&o, "hitcountd_http_requests_total"
-			    "{code=\"%d\"} %llu\n", http_statuses[j].hst_code,
-			    (unsigned long long)s.mw_requests[j]);
-	metrics_printf(&o, "hitcountd_http_requests_total{code=\"other\"} "
-	    "%llu\n", (unsigned long long)s.mw_requests[METRICS_CODE_OTHER]);
-
-	metrics_header(&o, "hitcountd_visits_total", "counter",
-	    "Visits counted: GET / answered with the result of INCR.");
-	metrics_printf(&o, "hitcountd_visits_total %llu\n",
-	    (unsigned long long)s.mw_visits);
-	metrics_header(&o, "hitcountd_redis_errors_total", "counter",
-	    "Redis commands that failed: error reply, timeout or lost "
-	    "connection.");
-	metrics_printf(&o, "hitcountd_redis_errors_total %llu\n",
-	    (unsigned long long)s.mw_redis_errors);
-	metrics_header(&o, "hitcountd_redis_reconnects_total", "counter",
-	    "Redis connections established again after one was lost.");
-	metrics_printf(&o, "hitcountd_redis_reconnects_total %llu\n",
-	    (unsigned long long)s.mw_redis_reconnects);
-	metrics_header(&o, "hitcountd_redis_redirects_total", "counter",
-	    "Redis Cluster redirections followed: MOVED (the key's slot has "
-	    "a new owner) and ASK (the slot is migrating).");
-	metrics_printf(&o, "hitcountd_redis_redirects_total{kind=\"moved\"} "
-	    "%llu\n", (unsigned long long)s.mw_redis_moved);
-	metrics_printf(&o, "hitcountd_redis_redirects_total{kind=\"ask\"} "
-	    "%llu\n", (unsigned long long)s.mw_redis_ask);
-
-	metrics_header(&o, "hitcountd_redis_roundtrip_seconds", "histogram",
-	    "Time from sending a Redis command to reading its reply.");
-	for (i = 0; i < METRICS_RTT_N; i++) {
-		cum += s.mw_rtt_bucket[i];
-		if (i < METRICS_RTT_N - 1)
-			metrics_printf(&o, "hitcountd_redis_roundtrip_seconds_"
-			    "bucket{le=\"%g\"} %llu\n",
-			    metrics_rtt_bounds[i] / 1e6,
-			    (unsigned long long)cum);
-		else
-			metrics_printf(&o, "hitcountd_redis_roundtrip_seconds_"
-			    "bucket{le=\"+Inf\"} %llu\n",
-			    (unsigned long long)cum);
+	for (f = metrics_families; f < metrics_families +
+	    nitems(metrics_families); f++) {
+		metrics_printf(&o, "# HELP %s %s\n# TYPE %s %s\n", f->mf_name,
+		    f->mf_help, f->mf_name, f->mf_type);
+		if (f->mf_samples != NULL)
+			f->mf_samples(&o, f->mf_name, &v);
+		for (p = f->mf_points; p < f->mf_points + nitems(f->mf_points) &&
+		    p->mp_labels != NULL; p++) {
+			memcpy(&value, (const char *)&v + p->mp_off,
+			    sizeof(value));
+			metrics_printf(&o, "%s%s %llu\n", f->mf_name,
+			    p->mp_labels, (unsigned long long)value);
+		}
 	}
-	metrics_printf(&o, "hitcountd_redis_roundtrip_seconds_sum %.6f\n",
-	    s.mw_rtt_sum_us / 1e6);
-	metrics_printf(&o, "hitcountd_redis_roundtrip_seconds_count %llu\n",
-	    (unsigned long long)s.mw_rtt_count);
-
-	metrics_header(&o, "hitcountd_connections_open", "gauge",
-	    "Client connections open in all workers.");
-	metrics_printf(&o, "hitcountd_connections_open %llu\n",
-	    (unsigned long long)s.mw_conns_open);
-	metrics_header(&o, "hitcountd_accept_wakeups_total", "counter",
-	    "Times a worker was woken for new connections.");
-	metrics_printf(&o, "hitcountd_accept_wakeups_total %llu\n",
-	    (unsigned long long)s.mw_accept_wakeups);
-	metrics_header(&o, "hitcountd_accept_empty_wakeups_total", "counter",
-	    "Times a worker was woken for new connections and found none.");
-	metrics_printf(&o, "hitcountd_accept_empty_wakeups_total %llu\n",
-	    (unsigned long long)s.mw_accept_empty);
-	metrics_header(&o, "hitcountd_workers", "gauge",
-	    "Workers of the current generation alive.");
-	metrics_printf(&o, "hitcountd_workers %d\n", workers);
-	metrics_header(&o, "hitcountd_reloads_total", "counter",
-	    "Configuration reloads (HUP), by result.");
-	metrics_printf(&o, "hitcountd_reloads_total{result=\"success\"} %llu\n"
-	    "hitcountd_reloads_total{result=\"failure\"} %llu\n",
-	    (unsigned long long)LOAD(metrics_shm->m_reloads_ok),
-	    (unsigned long long)LOAD(metrics_shm->m_reloads_failed));
-	metrics_header(&o, "hitcountd_worker_restarts_total", "counter",
-	    "Workers replaced after an unexpected exit.");
-	metrics_printf(&o, "hitcountd_worker_restarts_total %llu\n",
-	    (unsigned long long)LOAD(metrics_shm->m_worker_restarts));
-	metrics_header(&o, "hitcountd_build_info", "gauge",
-	    "Always 1; the labels say which build is running.");
-	metrics_printf(&o, "hitcountd_build_info{version=\"%s\"} 1\n",
-	    PACKAGE_VERSION);
 	return o.o_full ? 0 : o.o_len;
 }
