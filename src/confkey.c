@@ -167,6 +167,20 @@ confkey_find(const char *name)
 }
 
 /*
+ * The kinds whose value is a word of a list, by kind: log.c's reader of
+ * the word (-1 for none of them) and the words, as an error lists them.
+ */
+struct confkey_words {
+	int (*cw_lookup)(const char *);
+	const char *cw_words;
+};
+
+static const struct confkey_words confkey_words[] = {
+	[CONF_LEVEL] = { log_level_from_name, "error, warning, info, debug" },
+	[CONF_FORMAT] = { log_format_from_name, "text, kv, json" },
+};
+
+/*
  * The validator of every option: libconfuse calls it after each value it
  * reads from the file (never for a default).  The checks of the key's
  * kind and flags, then the key's own.
@@ -175,6 +189,7 @@ static int
 confkey_validate(cfg_t *cfg, cfg_opt_t *opt)
 {
 	const struct conf_key *k = confkey_find(opt->name);
+	const struct confkey_words *w;
 	const char *s;
 	long v;
 
@@ -188,18 +203,12 @@ confkey_validate(cfg_t *cfg, cfg_opt_t *opt)
 		}
 		break;
 	case CONF_LEVEL:
-		s = confvalid_str(opt);
-		if (log_level_from_name(s) == -1) {
-			cfg_error(cfg, "option '%s': '%s' is not one of "
-			    "error, warning, info, debug", opt->name, s);
-			return -1;
-		}
-		break;
 	case CONF_FORMAT:
+		w = &confkey_words[k->k_kind];
 		s = confvalid_str(opt);
-		if (log_format_from_name(s) == -1) {
-			cfg_error(cfg, "option '%s': '%s' is not one of "
-			    "text, kv, json", opt->name, s);
+		if (w->cw_lookup(s) == -1) {
+			cfg_error(cfg, "option '%s': '%s' is not one of %s",
+			    opt->name, s, w->cw_words);
 			return -1;
 		}
 		break;

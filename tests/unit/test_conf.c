@@ -125,6 +125,47 @@ test_errors(void **state)
 	expect_error("redis {\n  key = \"\"\n}\n", 2, "key");
 }
 
+/* load(text) fails with err ending in the message want. */
+static void
+expect_message(const char *text, const char *want)
+{
+	size_t n = strlen(want);
+
+	assert_null(load(text));
+	if (strlen(err) < n || strcmp(err + strlen(err) - n, want) != 0)
+		fail_msg("error '%s' does not end with '%s'", err, want);
+}
+
+/* The keys whose value is a word of a list: each word taken, and the
+ * error for any other, which lists the words. */
+static void
+test_words(void **state)
+{
+	static const char *const good[] = {
+		"log_level = \"error\"\n", "log_level = \"warning\"\n",
+		"log_level = \"info\"\n", "log_level = \"debug\"\n",
+		"log_format = \"text\"\n", "log_format = \"kv\"\n",
+		"log_format = \"json\"\n",
+	};
+	struct conf *cf;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		cf = load(good[i]);
+		assert_non_null(cf);
+		conf_free(cf);
+	}
+	expect_message("log_level = \"loud\"\n", "option 'log_level': "
+	    "'loud' is not one of error, warning, info, debug");
+	expect_message("log_level = \"\"\n", "option 'log_level': "
+	    "'' is not one of error, warning, info, debug");
+	expect_message("log_format = \"xml\"\n", "option 'log_format': "
+	    "'xml' is not one of text, kv, json");
+	expect_message("log_format = \"info\"\n", "option 'log_format': "
+	    "'info' is not one of text, kv, json");
+}
+
 /*
  * No public address: libconfuse validates no empty list, so this is
  * checked after parsing (without a line).  Accepted, it started a daemon
@@ -402,6 +443,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_defaults, setup, NULL),
 		cmocka_unit_test_setup_teardown(test_values, setup, NULL),
 		cmocka_unit_test_setup_teardown(test_errors, setup, NULL),
+		cmocka_unit_test_setup_teardown(test_words, setup, NULL),
 		cmocka_unit_test_setup_teardown(test_no_listen, setup, NULL),
 		cmocka_unit_test_setup_teardown(test_missing_file, setup, NULL),
 		cmocka_unit_test_setup_teardown(test_directory, setup, NULL),
