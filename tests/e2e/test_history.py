@@ -324,32 +324,62 @@ class SentinelFaults:
                              for s in self.topo.sentinels), 30,
                  interval=0.1, what="the sentinels to promote %s" % node.name)
 
-    def _wait_replica(self, node, primary):
-        """node replicates primary, in sync, and a majority of the
-        sentinels (the quorum, 2) sees it: they can promote it."""
-        def ready():
-            rep = redis_info(node.port)
-            if rep.get("master_link_status") != "up" or \
-                    int(rep.get("master_port", 0)) != primary.port:
-                return False
-            # caught up: what a kill -9 loses then is the asynchronous
-            # tail alone, not the rest of a full sync
-            if int(rep.get("slave_repl_offset", -1)) < int(
-                    redis_info(primary.port)["master_repl_offset"]) - 10000:
-                return False
-            seen = 0
-            for s in self.topo.sentinels:
-                reps = [dict(zip(r[0::2], r[1::2])) for r in
-                        s.command("SENTINEL", "replicas", MASTER_NAME)]
-                seen += any(int(r["port"]) == node.port and
-                            "s_down" not in r["flags"] and
-                            "disconnected" not in r["flags"] and
-                            r.get("master-link-status") == "ok"
-                            for r in reps)
-            return seen >= 2
-        wait_for(ready, 90, interval=0.2,
-                 what="%s a replica of %s seen by the sentinels"
-                 % (node.name, primary.name))
+    def _settled(self, why):
+        """One primary named by every sentinel, the other node its replica,
+        in sync, and a majority of the sentinels (the quorum, 2) sees it
+        so: they can promote it.  Which node is the primary is the
+        sentinels' word, not the fault's: with down-after-milliseconds at
+        1000, a sentinel may fail the new primary over once more, at once,
+        on a stale view of its first PING (seen with Redis 7.0)."""
+        ports = {s.master_addr()[1] for s in self.topo.sentinels}
+        if len(ports) != 1:
+            why[0] = "the sentinels name %s" % sorted(ports)
+            return False
+        primary = next((n for n in (self.topo.primary, self.topo.replica)
+                        if n.port in ports), None)
+        if primary is None:
+            why[0] = "the sentinels name port %s, neither node" % ports
+            return False
+        node = self.other(primary)
+        rep = redis_info(node.port)
+        if rep.get("master_link_status") != "up" or \
+                int(rep.get("master_port", 0)) != primary.port:
+            why[0] = "%s: role %s, master_port %s, link %s; %s primary" % (
+                node.name, rep.get("role"), rep.get("master_port"),
+                rep.get("master_link_status"), primary.name)
+            return False
+        # caught up: what a kill -9 loses then is the asynchronous tail
+        # alone, not the rest of a full sync
+        behind = int(redis_info(primary.port)["master_repl_offset"]) - \
+            int(rep.get("slave_repl_offset", -1))
+        if behind > 10000:
+            why[0] = "%s: %d bytes behind" % (node.name, behind)
+            return False
+        seen, views = 0, []
+        for s in self.topo.sentinels:
+            mine = [dict(zip(r[0::2], r[1::2])) for r in
+                    s.command("SENTINEL", "replicas", MASTER_NAME)]
+            mine = [r for r in mine if int(r["port"]) == node.port]
+            views.append("%s: %s" % (s.name, [
+                (r["flags"], r.get("master-link-status")) for r in mine]
+                or "not listed"))
+            seen += any("s_down" not in r["flags"] and
+                        "disconnected" not in r["flags"] and
+                        r.get("master-link-status") == "ok" for r in mine)
+        why[0] = "%s seen by %d sentinels; %s" % (node.name, seen,
+                                                  "; ".join(views))
+        return seen >= 2
+
+    def _wait_settled(self):
+        why = ["not looked yet"]
+        try:
+            wait_for(lambda: self._settled(why), 90, interval=0.2,
+                     what="a primary and its replica seen by the sentinels")
+        except AssertionError as e:
+            logs = "".join("\n--- %s\n%s" % (n.name, n.log()[-2500:])
+                           for n in [self.topo.primary, self.topo.replica] +
+                           self.topo.sentinels)
+            raise AssertionError("%s (last: %s)%s" % (e, why[0], logs))
 
     def kill9_primary(self, x):
         old = self.primary()
@@ -364,7 +394,7 @@ class SentinelFaults:
             extra = extra[:i] + extra[i + 3:]
         old.extra = extra + ["--replicaof", "127.0.0.1", str(new.port)]
         old.start()
-        self._wait_replica(old, new)
+        self._wait_settled()
 
     def failover(self, x):
         old = self.primary()
@@ -372,7 +402,7 @@ class SentinelFaults:
         s = self.topo.sentinels[int(x * len(self.topo.sentinels))]
         assert s.command("SENTINEL", "FAILOVER", MASTER_NAME) == "OK"
         self._wait_promoted(new)
-        self._wait_replica(old, new)
+        self._wait_settled()
 
     def faults(self, planned=True):
         f = {"kill9_primary": self.kill9_primary}
