@@ -462,12 +462,14 @@ enum {
 	DIFF_X_TRAILER,         /* framing fields in a trailer are ignored */
 	DIFF_X_SPACES,          /* one SP between the request line's parts */
 	DIFF_X_CL_TAB,          /* llhttp: no HTAB after a Content-Length */
+	DIFF_X_CONN_TAB,        /* llhttp: no HTAB around a Connection token */
 	DIFF_X_NONE             /* no reason: a defect */
 };
 
 static const char *const diff_names[] = {
 	"same", "host", "version", "coding", "te-in-1.0", "expect", "body",
-	"target", "method", "bare-lf", "same-cl", "chunk-ext", "close-1.0", "blank-lines", "trailer", "spaces", "cl-tab", "UNEXPLAINED"
+	"target", "method", "bare-lf", "same-cl", "chunk-ext", "close-1.0", "blank-lines", "trailer", "spaces", "cl-tab", "conn-tab",
+	"UNEXPLAINED"
 };
 
 /* Does the head of the request starting at from have a bare LF before to? */
@@ -615,9 +617,54 @@ diff_close10(const struct diff_msg *a, const struct diff_msg *b)
 	return diff_same_msg(a, &c);
 }
 
+/*
+ * Whether a Connection field of the head whose request line starts at
+ * from has a HTAB in its value: optional whitespace around its tokens to
+ * RFC 9110 (5.5, 5.6.1), which llhttp reads as part of the token.
+ */
+static int
+diff_conn_has_tab(const char *in, size_t len, size_t from)
+{
+	static const char name[] = "connection:";
+	size_t i = from, n = sizeof(name) - 1;
+	int tab;
+
+	while (i < len) {
+		/* i is at the start of a line; an empty one ends the head */
+		if (i != from && (in[i] == '\r' || in[i] == '\n'))
+			return 0;
+		tab = 0;
+		if (len - i > n && strncasecmp(in + i, name, n) == 0)
+			tab = 1;
+		for (; i < len && in[i] != '\n'; i++)
+			if (tab && in[i] == '\t')
+				return 1;
+		i++;
+	}
+	return 0;
+}
+
+/*
+ * Both took request i alike but for keep-alive, and a tab stands next to
+ * a Connection token: hitcountd takes "keep-alive<TAB>" as keep-alive and
+ * "close<TAB>" as close, llhttp as neither.
+ */
+static int
+diff_conn_tab(const char *in, size_t len, const struct diff_msg *a,
+    const struct diff_msg *b)
+{
+	struct diff_msg c = *b;
+
+	if (!a->m_head || !b->m_head || a->m_keepalive == b->m_keepalive)
+		return 0;
+	c.m_keepalive = a->m_keepalive;
+	return diff_same_msg(a, &c) && diff_conn_has_tab(in, len,
+	    a->m_method[0]);
+}
+
 /* Why h and l part at request i: one of DIFF_X_*. */
 static int
-diff_explained(const char *in, const struct diff_run *h,
+diff_explained(const char *in, size_t len, const struct diff_run *h,
     const struct diff_run *l, int i)
 {
 	size_t start = i > 0 ? h->r_msg[i - 1].m_end : 0;
@@ -625,6 +672,9 @@ diff_explained(const char *in, const struct diff_run *h,
 	if (i < h->r_n && i < l->r_n && diff_close10(&h->r_msg[i],
 	    &l->r_msg[i]))
 		return DIFF_X_CLOSE10;
+	if (i < h->r_n && i < l->r_n && diff_conn_tab(in, len, &h->r_msg[i],
+	    &l->r_msg[i]))
+		return DIFF_X_CONN_TAB;
 
 	if (h->r_state == DIFF_REFUSED && i < l->r_n &&
 	    (i >= h->r_n || !h->r_msg[i].m_end))
@@ -688,7 +738,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		diff_ll_run(buf, size, step, &l);
 		if (diff_agree(&h, &l, &i))
 			continue;
-		w = diff_explained(buf, &h, &l, i);
+		w = diff_explained(buf, size, &h, &l, i);
 		if (w == DIFF_X_NONE)
 			diff_fail(buf, size, how[k], &h, &l, i);
 		why = w;

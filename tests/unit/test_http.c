@@ -149,6 +149,16 @@ test_http10_keepalive(void **state)
 	assert_true(parse("GET / HTTP/1.1\r\nHost: a\r\nConnection: foo, close\r\n\r\n",
 	    &req) > 0);
 	assert_false(req.r_keepalive);
+	/* A tab around a token is optional whitespace (RFC 9110 5.6.1). */
+	assert_true(parse("GET / HTTP/1.0\r\nConnection: keep-alive\t\r\n\r\n",
+	    &req) > 0);
+	assert_true(req.r_keepalive);
+	assert_true(parse("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\t\r\n\r\n",
+	    &req) > 0);
+	assert_false(req.r_keepalive);
+	assert_true(parse("GET / HTTP/1.0\r\nConnection: foo,\tkeep-alive\r\n\r\n",
+	    &req) > 0);
+	assert_true(req.r_keepalive);
 }
 
 static void
