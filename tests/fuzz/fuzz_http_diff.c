@@ -601,20 +601,33 @@ diff_ll_refuses(const char *in, const struct diff_run *l,
 }
 
 /*
+ * Whether a and b framed a request alike but for keep-alive; with ends
+ * 0, also but for where it ended.
+ */
+static int
+diff_same_but_keepalive(const struct diff_msg *a, const struct diff_msg *b,
+    int ends)
+{
+	struct diff_msg c = *b;
+
+	c.m_keepalive = a->m_keepalive;
+	if (!ends)
+		c.m_end = 0;
+	return diff_same_msg(a, &c);
+}
+
+/*
  * Both took request i, but llhttp keeps an HTTP/1.0 connection alive
  * that says both keep-alive and close; RFC 9112 9.3 has close win.
  */
 static int
 diff_close10(const struct diff_msg *a, const struct diff_msg *b)
 {
-	struct diff_msg c = *b;
-
 	if (!a->m_head || !b->m_head || a->m_minor != 0 || a->m_keepalive ||
 	    !b->m_keepalive)
 		return 0;
-	c.m_keepalive = 0;
-	c.m_end = 0;            /* hitcountd does not read on: a body ends it */
-	return diff_same_msg(a, &c);
+	/* hitcountd does not read on: a body ends it */
+	return diff_same_but_keepalive(a, b, 0);
 }
 
 /*
@@ -653,13 +666,10 @@ static int
 diff_conn_tab(const char *in, size_t len, const struct diff_msg *a,
     const struct diff_msg *b)
 {
-	struct diff_msg c = *b;
-
 	if (!a->m_head || !b->m_head || a->m_keepalive == b->m_keepalive)
 		return 0;
-	c.m_keepalive = a->m_keepalive;
-	return diff_same_msg(a, &c) && diff_conn_has_tab(in, len,
-	    a->m_method[0]);
+	return diff_same_but_keepalive(a, b, 1) &&
+	    diff_conn_has_tab(in, len, a->m_method[0]);
 }
 
 /* Why h and l part at request i: one of DIFF_X_*. */
