@@ -1,7 +1,8 @@
 /*
  * test_addr.c - unit tests of addr.c: plain decimal numbers at their
  * edges, ports, "HOST:PORT" and "[IPV6]:PORT" split with and without a
- * default port, the bounds of the host buffer, the error text, and addr_format() as the inverse of addr_split().
+ * default port, the bounds of the host buffer, the error text, and
+ * addr_format() as the inverse of addr_split().
  */
 #include "config.h"
 
